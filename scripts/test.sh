@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README shows it: format and lint gates, unit and integration
+# tests (as root: they create cgroups beneath this shell's own cgroup and remove them), then the
+# cgroup v2 / systemd VM tests when tests/vm exists. Prints each runner's own summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (sudo): the tests create real cgroups" >&2; exit 2; }
+step() { echo "=== $*"; }
+step "cargo fmt --check"; cargo fmt --all -- --check
+step "cargo clippy";      cargo clippy --all-targets --locked -- -D warnings
+step "unit and integration tests"
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi
+if [ -x tests/vm/run-all.sh ] && [ "${MKL_SKIP_VM:-0}" != 1 ]; then
+  step "VM tests (cgroup v2, systemd)"; tests/vm/run-all.sh
+fi

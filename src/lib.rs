@@ -1,0 +1,4 @@
+//! minikubelet: a static-pod kubelet for one Linux node.
+//!
+//! Each module mirrors one part of the real kubelet; `docs/architecture.md` maps them.
+pub mod cli;
