@@ -1,7 +1,121 @@
-//! Command-line entry: subcommands and flag parsing (mirrors `cmd/kubelet/app`).
+//! Command-line entry: the agent (the default), `check` (the preflight as a report) and the
+//! hidden `shim` subcommand that each container's supervisor runs as.
+//! Mirrors `cmd/kubelet/app` (flags, config loading, logging set-up).
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::config::Flags;
+
+/// minikubelet: a static-pod kubelet for one Linux node.
+#[derive(Parser, Debug)]
+#[command(name = "minikubelet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the preflight checks as a report (swap, cgroups, kernel features, manifest path),
+    /// with the fix for each failure; exit 1 if any check fails.
+    Check {
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// Supervise one container (started by the agent; not for people).
+    #[command(hide = true)]
+    Shim {
+        /// The container's state directory.
+        state_dir: PathBuf,
+    },
+}
+
+/// Parse the command line and run.
 pub fn main() -> ExitCode {
-    println!("minikubelet {}", env!("CARGO_PKG_VERSION"));
-    ExitCode::SUCCESS
+    // The shim must stay tiny: dispatch it before any runtime or logger exists.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "shim") {
+        if let Some(dir) = args.get(2) {
+            return crate::shim::main(PathBuf::from(dir));
+        }
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Shim { state_dir }) => crate::shim::main(state_dir),
+        Some(Command::Check { flags }) => {
+            let loaded = match crate::config::load(&flags) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("minikubelet: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if crate::preflight::report(&loaded.config) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        None => run_agent(&cli.flags),
+    }
+}
+
+fn run_agent(flags: &Flags) -> ExitCode {
+    let loaded = match crate::config::load(flags) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("minikubelet: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(loaded.config.verbosity, loaded.config.logging_format_json);
+    for w in &loaded.warnings {
+        tracing::warn!(warning = %w, "configuration");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        // Two workers are plenty for one node's pods and keep the agent's footprint small.
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("minikubelet: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(crate::kubelet::run(loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "minikubelet stopped");
+            eprintln!("minikubelet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `-v` as the kubelet uses it: 0–1 info, 2–4 debug (every cgroup write), 5+ trace.
+/// `RUST_LOG` overrides it.
+fn init_logging(verbosity: u8, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbosity {
+        0 | 1 => "info",
+        2..=4 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("minikubelet={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
 }

@@ -1,0 +1,251 @@
+//! The agent: wires the parts together and runs them.
+//!
+//! Mirrors `cmd/kubelet/app/server.go` `run` and `pkg/kubelet/kubelet.go` `Run`: preflight
+//! (swap, cgroups), the node's cgroup tree, the runtime (re-adopting what a previous agent left
+//! running), the manifest source, the pod manager with its workers, log housekeeping and the
+//! HTTP server. On SIGTERM the agent exits and leaves the pods running, as the kubelet does:
+//! the next agent re-adopts them. Unlike the kubelet's `Kubelet` struct, there is no god object:
+//! each part owns its state and gets only what it needs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::admission::NodeInfo;
+use crate::cgroup::CgroupFs;
+use crate::cm::manager::{CmConfig, ContainerManager};
+use crate::config::Config;
+use crate::events::{EventRecorder, EventType, ObjectRef, reasons};
+use crate::node::{self, NodeFacts, Reservations};
+use crate::pod_workers::PodManager;
+use crate::runtime::Runtime;
+use crate::runtime::env::NodeEnv;
+use crate::source::{self, FileSourceConfig};
+use crate::status_manager::StatusManager;
+use crate::worker::PodContext;
+
+/// The name of the leaf the agent moves itself into on cgroup v2 before it enables controllers
+/// for its children (the no-internal-processes rule).
+pub const AGENT_LEAF: &str = "agent";
+
+/// The kubelet's `containerLogMonitorInterval`: how often rotated logs are compressed and
+/// pruned. The shims rotate at once when a file is full; this only bounds how long an extra
+/// uncompressed file may exist.
+const LOG_HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+/// Preflight checks that stop the agent, with the fix in the message.
+pub fn preflight_swap(config: &Config) -> anyhow::Result<()> {
+    let proc_root = Path::new("/proc");
+    let on = crate::config::swap::swap_on(proc_root).context("read /proc/swaps")?;
+    if on {
+        if config.fail_swap_on {
+            anyhow::bail!("failed to run Kubelet: {}", crate::config::swap::SWAP_ON_MESSAGE);
+        }
+        tracing::warn!("swap is on and failSwapOn is false: running anyway, as the kubelet does with --fail-swap-on=false");
+    }
+    Ok(())
+}
+
+/// Run the agent until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    preflight_swap(&config)?;
+    let node_name = config.node_name();
+    if let Some(path) = &config.static_pod_path {
+        source::preflight(path, config.allow_insecure_manifest_path)?;
+    }
+    for dir in [&config.root_dir, &config.pod_logs_dir, &config.container_logs_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+
+    let cgroups = CgroupFs::detect()
+        .context("detect the cgroup hierarchy (is /sys/fs/cgroup mounted?)")?
+        .with_root(&config.cgroup_root, AGENT_LEAF)
+        .with_context(|| format!("set up --cgroup-root={:?}", config.cgroup_root))?;
+    let cgroups = Arc::new(cgroups);
+    tracing::info!(layout = ?cgroups.layout(), cgroup_root = %config.cgroup_root, "cgroup hierarchy ready");
+
+    let proc_root = Path::new("/proc");
+    let capacity = node::capacity(proc_root, &config.root_dir, config.max_pods);
+    let reserved = node::Resources {
+        milli_cpu: config.system_reserved.milli_cpu + config.kube_reserved.milli_cpu,
+        memory: config.system_reserved.memory + config.kube_reserved.memory,
+        ephemeral_storage: config.system_reserved.ephemeral_storage
+            + config.kube_reserved.ephemeral_storage,
+        pods: 0,
+        pids: config.system_reserved.pids + config.kube_reserved.pids,
+    };
+    let reservations = Reservations {
+        reserved,
+        eviction_memory: config.hard_threshold_bytes("memory.available", capacity.memory),
+        eviction_nodefs: config
+            .hard_threshold_bytes("nodefs.available", capacity.ephemeral_storage),
+    };
+    let facts = Arc::new(NodeFacts {
+        name: node_name.clone(),
+        labels: node::labels(&node_name, &config.node_labels),
+        host_ip: node::host_ip(proc_root),
+        capacity,
+        allocatable: node::allocatable(&capacity, &reservations),
+    });
+    tracing::info!(node = %facts.name, capacity = ?facts.capacity, allocatable = ?facts.allocatable, "node resources");
+
+    let enforce_pods = config.enforce_node_allocatable.iter().any(|e| e == "pods");
+    let cm = ContainerManager::new(
+        cgroups.clone(),
+        CmConfig {
+            cgroups_per_qos: config.cgroups_per_qos,
+            pod_pids_limit: config.pod_pids_limit,
+            enforce_pods,
+            capacity_milli_cpu: capacity.milli_cpu,
+            capacity_memory: capacity.memory,
+            reserved_memory: reserved.memory,
+            reserved_milli_cpu: reserved.milli_cpu,
+            allocatable_pids: (reserved.pids > 0).then_some(capacity.pids - reserved.pids),
+        },
+    );
+    cm.setup_node().context("create the kubepods cgroups")?;
+
+    let recorder = EventRecorder::new(&node_name);
+    recorder.event(
+        ObjectRef::node(&node_name),
+        EventType::Normal,
+        reasons::STARTING,
+        "Starting kubelet.".into(),
+    );
+    if enforce_pods {
+        recorder.event(
+            ObjectRef::node(&node_name),
+            EventType::Normal,
+            reasons::NODE_ALLOCATABLE_ENFORCED,
+            "Updated Node Allocatable limit across pods".into(),
+        );
+    }
+
+    let exe = std::env::current_exe().context("find the minikubelet binary (for the shims)")?;
+    let runtime = Runtime::new(&config.root_dir, exe)?;
+    let mut adopted: HashMap<String, Vec<crate::runtime::ContainerRecord>> = HashMap::new();
+    for rec in runtime.list() {
+        adopted.entry(rec.meta.pod_uid.clone()).or_default().push(rec);
+    }
+    if !adopted.is_empty() {
+        tracing::info!(pods = adopted.len(), "found containers of a previous agent; re-adopting");
+    }
+
+    let statuses = Arc::new(StatusManager::default());
+    let ctx = Arc::new(PodContext {
+        runtime,
+        cm,
+        recorder: recorder.clone(),
+        statuses: statuses.clone(),
+        node: NodeEnv {
+            host_ip: facts.host_ip.clone(),
+            allocatable_milli_cpu: facts.allocatable.milli_cpu,
+            allocatable_memory: facts.allocatable.memory,
+            allocatable_ephemeral_storage: facts.allocatable.ephemeral_storage,
+        },
+        memory_capacity: capacity.memory,
+        pod_logs_dir: config.pod_logs_dir.clone(),
+        container_logs_dir: config.container_logs_dir.clone(),
+        log_max_size: config.container_log_max_size,
+        log_max_files: config.container_log_max_files,
+    });
+
+    let pods_rx = match &config.static_pod_path {
+        Some(path) => source::spawn(
+            FileSourceConfig {
+                path: path.clone(),
+                check_frequency: config.file_check_frequency,
+                node_name: node_name.clone(),
+                allow_insecure: config.allow_insecure_manifest_path,
+            },
+            recorder.clone(),
+        ),
+        None => {
+            tracing::warn!("no --pod-manifest-path (staticPodPath): the agent runs no pods");
+            let (tx, rx) = tokio::sync::watch::channel(Arc::new(source::PodSet {
+                pods: Vec::new(),
+                seen: true,
+            }));
+            std::mem::forget(tx);
+            rx
+        }
+    };
+    let admission_node = NodeInfo {
+        name: node_name.clone(),
+        labels: facts.labels.clone(),
+        allocatable: crate::admission::Resources {
+            milli_cpu: facts.allocatable.milli_cpu,
+            memory: facts.allocatable.memory,
+            ephemeral_storage: facts.allocatable.ephemeral_storage,
+            pods: facts.allocatable.pods,
+        },
+    };
+    let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
+    let (_requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
+
+    tokio::spawn(log_housekeeping(config.pod_logs_dir.clone(), config.container_log_max_files));
+
+    let addr = std::net::SocketAddr::new(config.address, config.port);
+    let listener = crate::server::bind(addr).await?;
+    tracing::info!(address = %addr, startup = ?started.elapsed(), "serving the kubelet API");
+    sd_notify_ready();
+    let state = crate::server::ServerState {
+        statuses,
+        node: facts,
+        recorder,
+    };
+    crate::server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shutting down; pods keep running and the next agent re-adopts them");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+        _ = int.recv() => tracing::info!("received SIGINT"),
+    }
+}
+
+async fn log_housekeeping(pod_logs_dir: PathBuf, max_files: u32) {
+    let mut tick = tokio::time::interval(LOG_HOUSEKEEPING);
+    loop {
+        tick.tick().await;
+        let dir = pod_logs_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::logs::housekeeping_all(&dir, max_files)).await;
+    }
+}
+
+/// Tell systemd we are ready (`Type=notify`), if it is listening.
+fn sd_notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "sd_notify: socket");
+            return;
+        }
+    };
+    let msg = b"READY=1\nSTATUS=serving the kubelet API";
+    let res = if let Some(abs) = path.to_str().and_then(|p| p.strip_prefix('@')) {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())
+            .and_then(|a| sock.send_to_addr(msg, &a))
+    } else {
+        sock.send_to(msg, &path)
+    };
+    if let Err(e) = res {
+        tracing::warn!(error = %e, socket = %path.display(), "sd_notify READY=1 failed");
+    }
+}

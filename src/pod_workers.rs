@@ -1,0 +1,232 @@
+//! The pod manager and its pod workers: turns the source's desired set into running workers.
+//!
+//! Mirrors `pkg/kubelet/config/config.go` (diff a SET by UID into ADD / REMOVE),
+//! `pkg/kubelet/pod/pod_manager.go`, the `HandlePodAdditions` / `HandlePodRemoves` half of the
+//! kubelet's sync loop, and the bookkeeping of `pod_workers.go`: a static pod whose full name is
+//! still held by a terminating instance waits until that instance is gone
+//! (`allowStaticPodStart`), so an edited manifest never runs old and new pod side by side.
+//! Pods are admitted here (`canAdmitPod`) before a worker exists; a rejected pod gets a
+//! terminal status and no worker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::{mpsc, watch};
+
+use crate::admission::{self, NodeInfo};
+use crate::events::{EventType, ObjectRef};
+use crate::runtime::ContainerRecord;
+use crate::source::{PodSet, SourcePod, full_name};
+use crate::worker::{self, PodContext, PodWorkerHandle, TerminateRequest};
+
+/// A request from elsewhere in the agent (eviction, the API) to act on a pod through its worker.
+#[derive(Debug)]
+pub enum PodRequest {
+    /// Terminate the pod with the given final status (eviction).
+    Terminate {
+        /// The pod's UID.
+        uid: String,
+        /// How.
+        req: TerminateRequest,
+    },
+}
+
+/// The pod manager: desired pods, admitted pods, and one worker per admitted pod.
+pub struct PodManager {
+    ctx: Arc<PodContext>,
+    node: NodeInfo,
+    workers: HashMap<String, PodWorkerHandle>,
+    admitted: HashMap<String, Arc<Pod>>,
+    terminating: HashMap<String, String>,
+    /// full name -> UID currently holding it (running or terminating)
+    holders: HashMap<String, String>,
+    /// full name -> pod waiting for the previous instance to terminate
+    pending: BTreeMap<String, Arc<SourcePod>>,
+    rejected: HashMap<String, Arc<Pod>>,
+    adopted: HashMap<String, Vec<ContainerRecord>>,
+    orphans_cleaned: bool,
+    done_tx: mpsc::UnboundedSender<String>,
+}
+
+impl PodManager {
+    /// A pod manager; `adopted` is what the runtime found on disk at start-up, by pod UID.
+    pub fn new(
+        ctx: Arc<PodContext>,
+        node: NodeInfo,
+        adopted: HashMap<String, Vec<ContainerRecord>>,
+    ) -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        (
+            PodManager {
+                ctx,
+                node,
+                workers: HashMap::new(),
+                admitted: HashMap::new(),
+                terminating: HashMap::new(),
+                holders: HashMap::new(),
+                pending: BTreeMap::new(),
+                rejected: HashMap::new(),
+                adopted,
+                orphans_cleaned: false,
+                done_tx,
+            },
+            done_rx,
+        )
+    }
+
+    /// The sync loop: apply each new desired set, retire finished workers, serve requests.
+    /// Ends when the source goes away.
+    pub async fn run(
+        mut self,
+        mut source: watch::Receiver<Arc<PodSet>>,
+        mut done_rx: mpsc::UnboundedReceiver<String>,
+        mut requests: mpsc::UnboundedReceiver<PodRequest>,
+    ) {
+        loop {
+            tokio::select! {
+                changed = source.changed() => {
+                    if changed.is_err() { return; }
+                    let set = source.borrow_and_update().clone();
+                    self.apply(&set);
+                }
+                Some(uid) = done_rx.recv() => self.finished(&uid, &source.borrow().clone()),
+                Some(req) = requests.recv() => self.request(req),
+            }
+        }
+    }
+
+    fn request(&mut self, req: PodRequest) {
+        match req {
+            PodRequest::Terminate { uid, req } => {
+                if let Some(w) = self.workers.get(&uid) {
+                    self.terminating.insert(uid.clone(), w.full_name.clone());
+                    w.terminate(req);
+                }
+            }
+        }
+    }
+
+    /// Diff a desired set against what runs (`podStorage.merge`).
+    fn apply(&mut self, set: &PodSet) {
+        let desired: HashMap<&str, &Arc<SourcePod>> =
+            set.pods.iter().map(|p| (p.uid(), p)).collect();
+        // REMOVE: workers whose pod left the set
+        let gone: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|uid| !desired.contains_key(uid.as_str()) && !self.terminating.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            if let Some(w) = self.workers.get(&uid) {
+                tracing::info!(pod = %w.full_name, uid = %uid, "SyncLoop REMOVE");
+                self.terminating.insert(uid.clone(), w.full_name.clone());
+                w.terminate(TerminateRequest::default());
+            }
+            self.admitted.remove(&uid);
+        }
+        self.rejected.retain(|uid, _| {
+            let keep = desired.contains_key(uid.as_str());
+            if !keep {
+                self.ctx.statuses.remove(uid);
+            }
+            keep
+        });
+        self.pending.retain(|_, p| desired.contains_key(p.uid()));
+        // ADD: pods not seen before
+        for p in &set.pods {
+            let uid = p.uid();
+            if self.workers.contains_key(uid) || self.rejected.contains_key(uid) {
+                continue;
+            }
+            let name = full_name(&p.pod);
+            match self.holders.get(&name) {
+                Some(holder) if holder != uid => {
+                    tracing::info!(pod = %name, uid = %uid, waiting_for = %holder, "static pod waits for its previous instance to terminate");
+                    self.pending.insert(name, p.clone());
+                }
+                _ => self.add(p),
+            }
+        }
+        if set.seen && !self.orphans_cleaned {
+            self.orphans_cleaned = true;
+            self.clean_orphans(&desired.keys().map(|s| s.to_string()).collect());
+        }
+        self.ctx.cm.update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
+    }
+
+    fn add(&mut self, p: &Arc<SourcePod>) {
+        let uid = p.uid().to_string();
+        let name = full_name(&p.pod);
+        let admitted: Vec<&Pod> = self.admitted.values().map(|p| p.as_ref()).collect();
+        if let Err(rej) = admission::admit(&self.node, &admitted, &p.pod) {
+            tracing::warn!(pod = %name, reason = %rej.reason, message = %rej.message, "pod rejected by admission");
+            self.ctx.recorder.event(
+                ObjectRef::pod(&p.pod),
+                EventType::Warning,
+                &rej.reason,
+                rej.message.clone(),
+            );
+            let mut pod = p.pod.clone();
+            pod.status = Some(admission::rejected_status(&rej));
+            let pod = Arc::new(pod);
+            self.ctx.statuses.set(pod.clone());
+            self.rejected.insert(uid, pod);
+            return;
+        }
+        tracing::info!(pod = %name, uid = %uid, file = %p.file.display(), "SyncLoop ADD");
+        let pod = Arc::new(p.pod.clone());
+        let adopted = self.adopted.remove(&uid).unwrap_or_default();
+        let handle = worker::spawn(pod.clone(), adopted, self.ctx.clone(), self.done_tx.clone());
+        self.admitted.insert(uid.clone(), pod);
+        self.holders.insert(name, uid.clone());
+        self.workers.insert(uid, handle);
+    }
+
+    fn finished(&mut self, uid: &str, set: &Arc<PodSet>) {
+        let Some(w) = self.workers.remove(uid) else {
+            return;
+        };
+        self.terminating.remove(uid);
+        self.admitted.remove(uid);
+        if self.holders.get(&w.full_name).map(String::as_str) == Some(uid) {
+            self.holders.remove(&w.full_name);
+        }
+        if let Some(next) = self.pending.remove(&w.full_name) {
+            if set.pods.iter().any(|p| p.uid() == next.uid()) {
+                self.add(&next);
+            }
+        }
+        // An evicted or otherwise terminated pod that is still desired comes back as a new
+        // instance on the next relist only if its UID changes; keep it terminal otherwise.
+        self.ctx.cm.update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
+    }
+
+    /// Kill and remove what a previous agent left for pods that are no longer desired
+    /// (`HandlePodCleanups`): their containers, then their pod cgroups.
+    fn clean_orphans(&mut self, desired: &std::collections::HashSet<String>) {
+        let orphans: Vec<String> = self
+            .adopted
+            .keys()
+            .filter(|uid| !desired.contains(*uid))
+            .cloned()
+            .collect();
+        for uid in orphans {
+            for rec in self.adopted.remove(&uid).unwrap_or_default() {
+                tracing::info!(uid = %uid, container = %rec.meta.container_name, "removing container of a pod that is no longer desired");
+                let cg = crate::cgroup::CgroupName::new(rec.meta.cgroup.iter().map(String::as_str));
+                let _ = self.ctx.cm.destroy(&cg);
+                self.ctx.runtime.remove(&rec.meta);
+            }
+        }
+        for (uid, cg) in self.ctx.cm.existing_pod_cgroups() {
+            if !desired.contains(&uid) && !self.workers.contains_key(&uid) {
+                tracing::info!(uid = %uid, cgroup = %cg, "removing orphaned pod cgroup");
+                if let Err(e) = self.ctx.cm.destroy(&cg) {
+                    tracing::warn!(cgroup = %cg, error = %e, "remove orphaned pod cgroup");
+                }
+            }
+        }
+    }
+}

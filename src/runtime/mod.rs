@@ -1,0 +1,229 @@
+//! The container runtime: creates, starts, stops, lists and removes containers, each supervised
+//! by its own shim process, and re-adopts them after the agent restarts.
+//!
+//! Mirrors the kubelet's `kuberuntime` (what it asks of a CRI runtime) and, below that line, what
+//! containerd plus its shims do. There are no images yet: a container is a process on the node's
+//! filesystem, started inside its own cgroup. Everything about a container lives in its state
+//! directory `<root-dir>/containers/<id>/`:
+//!
+//! | file | written by | holds |
+//! |---|---|---|
+//! | `meta.json` | runtime | which pod and container this is, attempt, cgroup (the CRI labels) |
+//! | `config.json` | runtime | what the shim runs: argv, env, user, cgroup, log file |
+//! | `state.json` | shim | shim pid, container pid, start time |
+//! | `exit.json` | shim | exit code, signal, finish time |
+//!
+//! Because the shim, not the agent, is the container's parent and log writer, the agent can die
+//! (`kill -9`) and come back: `list()` finds every container again, running or exited.
+
+pub mod env;
+pub mod exec;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::shim::{self, ExitStatus, ShimConfig, ShimState};
+
+/// Errors of the runtime, each naming the container or file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("container {id}: {action} {path}: {source}")]
+    Io {
+        id: String,
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container {id}: encode {what}: {source}")]
+    Encode {
+        id: String,
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("container {id}: start shim: {source}")]
+    Shim {
+        id: String,
+        source: shim::ShimError,
+    },
+}
+
+/// What the runtime records about a container besides what the shim runs: the kubelet keeps this
+/// as CRI labels and annotations on the container.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ContainerMeta {
+    /// Runtime container ID (32 hex characters).
+    pub id: String,
+    /// UID of the pod the container belongs to.
+    pub pod_uid: String,
+    /// Pod name (already `<name>-<node>`).
+    pub pod_name: String,
+    /// Pod namespace.
+    pub pod_namespace: String,
+    /// Container name from the spec.
+    pub container_name: String,
+    /// Attempt number: the kubelet's restartCount for this instance.
+    pub attempt: u32,
+    /// Hash of the container spec this instance was started from.
+    pub spec_hash: String,
+    /// The container's cgroup, as components below the cgroup root.
+    pub cgroup: Vec<String>,
+    /// The CRI log file.
+    pub log_path: PathBuf,
+    /// When the runtime created it (RFC 3339).
+    pub created_at: String,
+}
+
+/// One container as found on disk.
+#[derive(Clone, Debug)]
+pub struct ContainerRecord {
+    /// Its state directory.
+    pub dir: PathBuf,
+    /// What it is.
+    pub meta: ContainerMeta,
+    /// Set once the shim started the process.
+    pub state: Option<ShimState>,
+    /// Set once the process is gone and its output drained.
+    pub exit: Option<ExitStatus>,
+}
+
+impl ContainerRecord {
+    /// Running: started, not exited, and its shim is still alive.
+    pub fn is_running(&self) -> bool {
+        self.exit.is_none()
+            && self
+                .state
+                .as_ref()
+                .is_some_and(|s| shim::shim_alive(s, &self.dir))
+    }
+}
+
+/// The runtime: a directory of container state plus the binary that serves as shim.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    containers_dir: PathBuf,
+    shim_exe: PathBuf,
+}
+
+impl Runtime {
+    /// A runtime keeping its state under `<root_dir>/containers`, starting shims from `shim_exe`.
+    pub fn new(root_dir: &Path, shim_exe: PathBuf) -> Result<Self, RuntimeError> {
+        let containers_dir = root_dir.join("containers");
+        std::fs::create_dir_all(&containers_dir).map_err(|source| RuntimeError::Io {
+            id: String::new(),
+            action: "create",
+            path: containers_dir.clone(),
+            source,
+        })?;
+        Ok(Runtime {
+            containers_dir,
+            shim_exe,
+        })
+    }
+
+    /// A fresh container ID.
+    pub fn new_id() -> String {
+        format!("{:032x}", rand::random::<u128>())
+    }
+
+    /// The state directory of a container.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.containers_dir.join(id)
+    }
+
+    /// CRI CreateContainer + StartContainer: write the records, start the shim, return once the
+    /// process runs (or the shim reported that it could not start it).
+    pub fn create_and_start(
+        &self,
+        meta: &ContainerMeta,
+        cfg: &ShimConfig,
+    ) -> Result<ShimState, RuntimeError> {
+        let dir = self.dir(&meta.id);
+        let io = |action, path: &Path, source| RuntimeError::Io {
+            id: meta.id.clone(),
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+        for (name, value, what) in [
+            ("meta.json", serde_json::to_vec_pretty(meta), "meta"),
+            ("config.json", serde_json::to_vec_pretty(cfg), "config"),
+        ] {
+            let bytes = value.map_err(|source| RuntimeError::Encode {
+                id: meta.id.clone(),
+                what,
+                source,
+            })?;
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| io("write", &path, e))?;
+        }
+        tracing::debug!(container_id = %meta.id, container = %meta.container_name, pod = %meta.pod_name, "starting shim");
+        shim::start(&self.shim_exe, &dir).map_err(|source| RuntimeError::Shim {
+            id: meta.id.clone(),
+            source,
+        })
+    }
+
+    /// CRI ListContainers: every container with a readable `meta.json`.
+    pub fn list(&self) -> Vec<ContainerRecord> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.containers_dir) else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            match self.load(&dir) {
+                Some(rec) => out.push(rec),
+                None => {
+                    tracing::warn!(dir = %dir.display(), "container state without a readable meta.json; removing it");
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.meta.created_at.cmp(&b.meta.created_at));
+        out
+    }
+
+    fn load(&self, dir: &Path) -> Option<ContainerRecord> {
+        let meta: ContainerMeta =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
+        Some(ContainerRecord {
+            dir: dir.to_path_buf(),
+            meta,
+            state: shim::read_state(dir).ok().flatten(),
+            exit: shim::read_exit(dir).ok().flatten(),
+        })
+    }
+
+    /// Re-read one container's exit record.
+    pub fn read_exit(&self, id: &str) -> Option<ExitStatus> {
+        shim::read_exit(&self.dir(id)).ok().flatten()
+    }
+
+    /// CRI RemoveContainer: delete the state directory and the log file.
+    pub fn remove(&self, meta: &ContainerMeta) {
+        let dir = self.dir(&meta.id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(container_id = %meta.id, path = %dir.display(), error = %e, "remove container state");
+            }
+        }
+        crate::logs::remove_container_logs(&meta.log_path);
+    }
+}
+
+/// Wait until a container's shim has exited (it writes `exit.json` first), then return the exit
+/// record. This is the PLEG's event source: a pidfd becomes readable when the shim exits, so
+/// nothing polls while containers run. Without pidfd (kernel < 5.3) it polls `/proc`.
+pub async fn wait_exit(dir: PathBuf, shim_pid: i32) -> Option<ExitStatus> {
+    crate::pleg::wait_pid_exit(shim_pid).await;
+    // The shim renames exit.json into place before it exits; a missing file means it died
+    // without recording anything (killed): the caller reports ContainerStatusUnknown.
+    shim::read_exit(&dir).ok().flatten()
+}
+
+/// How long `stop` waits after the SIGKILL of a container's cgroup for the shim to record the
+/// exit. The kill itself is immediate; this only bounds a stuck shim.
+pub const KILL_SETTLE: Duration = Duration::from_secs(10);

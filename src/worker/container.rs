@@ -1,0 +1,746 @@
+//! One container slot of a pod worker: starting an instance, recording its exit, building its
+//! `ContainerStatus`, and stopping it. Mirrors `kuberuntime_container.go` (startContainer,
+//! killContainer) and the container-status half of `kubelet_pods.go`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, LifecycleHandler, Pod, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tokio::sync::watch;
+
+use super::{PodContext, PodWorker, WorkerMsg, backoff, format_pod};
+use crate::api::qos::qos_class;
+use crate::cgroup::CgroupName;
+use crate::events::{EventType, reasons};
+use crate::prober::{self, ProbeType, ProbeWorkerHandle};
+use crate::runtime::exec::ExecContext;
+use crate::runtime::{ContainerMeta, ContainerRecord, Runtime, env};
+use crate::shim::{ExitStatus, ShimConfig, ShimState};
+use crate::status;
+
+/// The kubelet's name prefix for container IDs in status (`<runtime>://<id>`).
+pub const CONTAINER_ID_SCHEME: &str = "minikubelet";
+
+/// How long a postStart hook may run. The kubelet sets no bound of its own (the pod's sync
+/// waits); a bound keeps a hung hook from wedging the pod forever, at the risk of failing a
+/// legitimately slow hook.
+const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The kubelet's floor for the time between SIGTERM and SIGKILL (`minimumGracePeriodInSeconds`).
+const MIN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Kind {
+    Init,
+    Sidecar,
+    Regular,
+}
+
+pub(super) struct Instance {
+    pub meta: ContainerMeta,
+    pub state: ShimState,
+    pub cgroup: CgroupName,
+    pub exec: ExecContext,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Finished {
+    pub id: String,
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    pub reason: String,
+    pub message: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: String,
+}
+
+pub(super) struct Slot {
+    pub spec: Container,
+    pub kind: Kind,
+    /// Instances started so far; the current or last one has attempt `instances - 1`.
+    pub instances: u32,
+    pub current: Option<Instance>,
+    pub last: Option<Finished>,
+    pub previous: Option<Finished>,
+    pub waiting: Option<(String, String)>,
+    /// A permanent start error (the spec cannot run): no retry.
+    pub config_error: bool,
+    pub backoff_until: Option<tokio::time::Instant>,
+    pub ready: bool,
+    pub started: bool,
+    pub probes: Vec<ProbeWorkerHandle>,
+    pub started_tx: Option<watch::Sender<bool>>,
+    /// Backoff event already recorded for this finished instance.
+    pub backoff_reported: Option<String>,
+}
+
+impl Slot {
+    pub fn new(spec: Container, kind: Kind) -> Self {
+        Slot {
+            spec,
+            kind,
+            instances: 0,
+            current: None,
+            last: None,
+            previous: None,
+            waiting: None,
+            config_error: false,
+            backoff_until: None,
+            ready: false,
+            started: false,
+            probes: Vec::new(),
+            started_tx: None,
+            backoff_reported: None,
+        }
+    }
+
+    pub fn field_path(&self) -> String {
+        match self.kind {
+            Kind::Regular => format!("spec.containers{{{}}}", self.spec.name),
+            _ => format!("spec.initContainers{{{}}}", self.spec.name),
+        }
+    }
+
+    pub fn stop_probes(&mut self) {
+        self.probes.clear();
+        self.started_tx = None;
+    }
+
+    pub fn probe_grace(&self, p: ProbeType) -> Option<i64> {
+        let probe = match p {
+            ProbeType::Liveness => self.spec.liveness_probe.as_ref(),
+            ProbeType::Startup => self.spec.startup_probe.as_ref(),
+            ProbeType::Readiness => None,
+        };
+        probe.and_then(|p| p.termination_grace_period_seconds)
+    }
+
+    fn succeeded(&self) -> bool {
+        self.current.is_none() && self.last.as_ref().is_some_and(|l| l.exit_code == 0)
+    }
+
+    fn status(&self, default_waiting: &ContainerStateWaiting) -> ContainerStatus {
+        let terminated = |f: &Finished| ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                container_id: Some(format!("{CONTAINER_ID_SCHEME}://{}", f.id)),
+                exit_code: f.exit_code,
+                signal: f.signal,
+                reason: Some(f.reason.clone()),
+                message: f.message.clone(),
+                started_at: f.started_at.as_deref().and_then(parse_time),
+                finished_at: parse_time(&f.finished_at),
+            }),
+            ..Default::default()
+        };
+        let (state, last_state) = if let Some(c) = &self.current {
+            (
+                ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: parse_time(&c.state.started_at),
+                    }),
+                    ..Default::default()
+                },
+                self.last.as_ref().map(terminated),
+            )
+        } else if let Some((reason, message)) = &self.waiting {
+            (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some(reason.clone()),
+                        message: Some(message.clone()),
+                    }),
+                    ..Default::default()
+                },
+                self.last.as_ref().map(terminated),
+            )
+        } else if let Some(l) = &self.last {
+            (terminated(l), self.previous.as_ref().map(terminated))
+        } else {
+            (
+                ContainerState {
+                    waiting: Some(default_waiting.clone()),
+                    ..Default::default()
+                },
+                None,
+            )
+        };
+        let id = self
+            .current
+            .as_ref()
+            .map(|c| c.meta.id.clone())
+            .or_else(|| self.last.as_ref().map(|l| l.id.clone()));
+        ContainerStatus {
+            name: self.spec.name.clone(),
+            image: self.spec.image.clone().unwrap_or_default(),
+            image_id: String::new(),
+            container_id: id.map(|i| format!("{CONTAINER_ID_SCHEME}://{i}")),
+            restart_count: self.instances.saturating_sub(1) as i32,
+            ready: self.current.is_some() && self.started && self.ready,
+            started: Some(self.current.is_some() && self.started),
+            state: Some(state),
+            last_state: Some(last_state.unwrap_or_default()),
+            ..Default::default()
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Option<Time> {
+    s.parse::<jiff::Timestamp>().ok().map(Time)
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn ts_ms(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .unwrap_or_else(|_| now_ms())
+}
+
+impl PodWorker {
+    /// Start whatever should run now (`computePodActions`).
+    pub(super) async fn sync(&mut self) {
+        if self.failed {
+            return;
+        }
+        let policy = self.restart_policy().to_string();
+        let n = self.slots.len();
+        // init containers, in order
+        for i in 0..n {
+            match self.slots[i].kind {
+                Kind::Regular => continue,
+                Kind::Sidecar => {
+                    if self.slots[i].current.is_some() {
+                        if !self.slots[i].started {
+                            return;
+                        }
+                        continue;
+                    }
+                    if !self.try_start(i).await || !self.slots[i].started {
+                        return;
+                    }
+                }
+                Kind::Init => {
+                    let s = &self.slots[i];
+                    if s.current.is_some() {
+                        return;
+                    }
+                    if s.succeeded() {
+                        continue;
+                    }
+                    if s.last.is_some() && policy == "Never" {
+                        // a failed init container under restartPolicy Never fails the pod
+                        self.failed = true;
+                        return;
+                    }
+                    self.try_start(i).await;
+                    return;
+                }
+            }
+        }
+        for i in 0..n {
+            if self.slots[i].kind != Kind::Regular || self.slots[i].current.is_some() {
+                continue;
+            }
+            let restart = match &self.slots[i].last {
+                None => self.slots[i].instances == 0 || self.slots[i].waiting.is_some(),
+                Some(l) => match policy.as_str() {
+                    "Never" => false,
+                    "OnFailure" => l.exit_code != 0,
+                    _ => true,
+                },
+            };
+            if restart {
+                self.try_start(i).await;
+            }
+        }
+    }
+
+    /// Start slot `i` unless it is in crash-loop backoff. True if an instance is now running.
+    async fn try_start(&mut self, i: usize) -> bool {
+        if self.slots[i].config_error {
+            return false;
+        }
+        let key = self.backoff_key(i);
+        if let Some(last) = self.slots[i].last.clone() {
+            let finished = ts_ms(&last.finished_at);
+            let now = now_ms();
+            if self.backoff.is_in_backoff_since(&key, finished, now) {
+                let delay = self.backoff.get(&key);
+                let name = self.slots[i].spec.name.clone();
+                let msg = format!(
+                    "back-off {} restarting failed container={} pod={}",
+                    backoff::go_duration(delay),
+                    name,
+                    format_pod(&self.pod)
+                );
+                let remaining = Duration::from_millis((finished + delay.as_millis() as i64 - now).max(0) as u64);
+                self.slots[i].backoff_until = Some(tokio::time::Instant::now() + remaining);
+                self.slots[i].waiting = Some((status::reasons::CRASH_LOOP_BACK_OFF.into(), msg.clone()));
+                if self.slots[i].backoff_reported.as_deref() != Some(last.id.as_str()) {
+                    self.slots[i].backoff_reported = Some(last.id.clone());
+                    tracing::info!(pod = %self.pod_name(), container = %name, delay = %backoff::go_duration(delay), "Back-off restarting failed container");
+                    self.event(
+                        EventType::Warning,
+                        reasons::BACK_OFF,
+                        Some(&self.slots[i]),
+                        format!("Back-off restarting failed container {name} in pod {}", format_pod(&self.pod)),
+                    );
+                }
+                return false;
+            }
+            self.backoff.next(&key, finished, now);
+        }
+        self.slots[i].backoff_until = None;
+        self.start(i).await
+    }
+
+    fn backoff_key(&self, i: usize) -> String {
+        let spec = serde_json::to_vec(&self.slots[i].spec).unwrap_or_default();
+        format!(
+            "{}_{}_{}_{}_{:x}",
+            self.pod_name(),
+            self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+            self.pod.metadata.uid.as_deref().unwrap_or_default(),
+            self.slots[i].spec.name,
+            fnv64(&spec)
+        )
+    }
+
+    fn config_error(&mut self, i: usize, reason: &str, message: String) {
+        tracing::warn!(pod = %self.pod_name(), container = %self.slots[i].spec.name, reason, %message, "cannot start container");
+        self.event(EventType::Warning, reasons::FAILED, Some(&self.slots[i]), format!("Error: {message}"));
+        let s = &mut self.slots[i];
+        s.waiting = Some((reason.to_string(), message));
+    }
+
+    /// `startContainer`: env, cgroup, log file, shim; then Created/Started events, the exit
+    /// watch, probes, and the postStart hook.
+    async fn start(&mut self, i: usize) -> bool {
+        let ctx = self.ctx.clone();
+        let pod = self.pod.clone();
+        let spec = self.slots[i].spec.clone();
+        let name = spec.name.clone();
+        if spec.command.as_ref().is_none_or(|c| c.is_empty()) {
+            self.slots[i].config_error = true;
+            self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, format!(
+                "container {name:?} has no command: minikubelet runs containers as processes on the node's filesystem and cannot use an image's entrypoint yet; set spec.containers[].command"
+            ));
+            return false;
+        }
+        let envs = match env::make_environment(&pod, &spec, &ctx.node) {
+            Ok(e) => e,
+            Err(e) => {
+                self.slots[i].config_error = true;
+                self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, e.to_string());
+                return false;
+            }
+        };
+        let argv = env::command_line(&spec, &envs);
+        let cgroup = match ctx.cm.create_container_cgroup(&pod, &spec) {
+            Ok(c) => c,
+            Err(e) => {
+                self.config_error(i, status::reasons::CREATE_CONTAINER_ERROR, e.to_string());
+                return false;
+            }
+        };
+        let attempt = self.slots[i].instances;
+        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let id = Runtime::new_id();
+        let log_path = crate::logs::container_log_path(&ctx.pod_logs_dir, &ns, self.pod_name(), &uid, &name, attempt);
+        if let Some(dir) = log_path.parent() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                self.config_error(i, status::reasons::CREATE_CONTAINER_ERROR, format!("create log directory {}: {e}", dir.display()));
+                return false;
+            }
+        }
+        crate::logs::link_container_log(&ctx.container_logs_dir, self.pod_name(), &ns, &name, &id, &log_path);
+        let (uid_, gid, groups) = security(&pod, &spec);
+        let exec = ExecContext {
+            env: envs.clone(),
+            working_dir: Some(spec.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()).into()),
+            uid: uid_,
+            gid,
+            supplemental_groups: groups.clone(),
+            cgroup_procs: ctx.cm.cgroups().procs_files(&cgroup),
+        };
+        let meta = ContainerMeta {
+            id: id.clone(),
+            pod_uid: uid.clone(),
+            pod_name: self.pod_name().to_string(),
+            pod_namespace: ns.clone(),
+            container_name: name.clone(),
+            attempt,
+            spec_hash: self.backoff_key(i),
+            cgroup: cgroup.components().to_vec(),
+            log_path: log_path.clone(),
+            created_at: jiff::Timestamp::now().to_string(),
+        };
+        let shim_cfg = ShimConfig {
+            container_id: id.clone(),
+            argv,
+            env: envs,
+            working_dir: exec.working_dir.clone(),
+            uid: uid_,
+            gid,
+            supplemental_groups: groups,
+            cgroup_procs: exec.cgroup_procs.clone(),
+            oom_score_adj: Some(crate::cm::qos_policy::container_oom_score_adj(&pod, &spec, ctx.memory_capacity)),
+            log_path,
+            log_max_size: ctx.log_max_size,
+            log_max_files: ctx.log_max_files,
+            stdin: spec.stdin.unwrap_or(false),
+        };
+        self.slots[i].instances += 1;
+        // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
+        // older ones, as the kubelet's container GC does with MaxPerPodContainer = 1.
+        if let Some(prev) = self.slots[i].previous.take() {
+            self.remove_instance(&prev.id);
+        }
+        let rt = ctx.runtime.clone();
+        let started = tokio::task::spawn_blocking(move || rt.create_and_start(&meta, &shim_cfg).map(|s| (s, meta))).await;
+        let (state, meta) = match started {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                self.record_failed_start(i, &id, e.to_string());
+                return false;
+            }
+            Err(e) => {
+                self.record_failed_start(i, &id, e.to_string());
+                return false;
+            }
+        };
+        if let Some(exit) = ctx.runtime.read_exit(&id) {
+            if let Some(err) = exit.start_error.clone() {
+                self.record_failed_start(i, &id, err);
+                return false;
+            }
+        }
+        tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = state.pid, attempt, "container started");
+        self.event(EventType::Normal, reasons::CREATED, Some(&self.slots[i]), format!("Created container: {name}"));
+        self.event(EventType::Normal, reasons::STARTED, Some(&self.slots[i]), format!("Started container {name}"));
+        let slot = &mut self.slots[i];
+        slot.waiting = None;
+        slot.ready = false;
+        slot.started = spec.startup_probe.is_none();
+        slot.current = Some(Instance { meta, state: state.clone(), cgroup, exec });
+        self.watch_exit(i);
+        self.start_probes(i);
+        if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone()) {
+            self.run_post_start(i, &hook).await;
+        }
+        self.slots[i].current.is_some()
+    }
+
+    fn record_failed_start(&mut self, i: usize, id: &str, message: String) {
+        let now = jiff::Timestamp::now().to_string();
+        let s = &mut self.slots[i];
+        s.previous = s.last.take();
+        s.last = Some(Finished {
+            id: id.to_string(),
+            exit_code: 128,
+            signal: None,
+            reason: status::reasons::START_ERROR.into(),
+            message: Some(message.clone()),
+            started_at: None,
+            finished_at: now,
+        });
+        self.config_error(i, status::reasons::RUN_CONTAINER_ERROR, message);
+    }
+
+    async fn run_post_start(&mut self, i: usize, hook: &LifecycleHandler) {
+        let Some(inst) = self.slots[i].current.as_ref() else { return };
+        let exec = inst.exec.clone();
+        let spec = self.slots[i].spec.clone();
+        if let Err(e) = crate::lifecycle::handlers::run_handler(hook, &spec, &exec, POST_START_TIMEOUT).await {
+            let msg = e.to_string();
+            self.event(EventType::Warning, reasons::FAILED_POST_START_HOOK, Some(&self.slots[i]), msg.clone());
+            let grace = self.grace_seconds();
+            self.begin_stop(&spec.name, grace, format!("FailedPostStartHook: {msg}"), false);
+            self.slots[i].waiting = Some((status::reasons::POST_START_HOOK_ERROR.into(), msg));
+        }
+    }
+
+    fn watch_exit(&self, i: usize) {
+        let Some(inst) = &self.slots[i].current else { return };
+        let tx = self.tx.clone();
+        let dir = self.ctx.runtime.dir(&inst.meta.id);
+        let (name, id, shim_pid) = (self.slots[i].spec.name.clone(), inst.meta.id.clone(), inst.state.shim_pid);
+        tokio::spawn(async move {
+            crate::pleg::wait_pid_exit(shim_pid).await;
+            let _ = dir;
+            let _ = tx.send(WorkerMsg::ContainerExited { name, id });
+        });
+    }
+
+    fn start_probes(&mut self, i: usize) {
+        let Some(inst) = &self.slots[i].current else { return };
+        let spec = self.slots[i].spec.clone();
+        let started_at = std::time::Instant::now();
+        let exec = inst.exec.clone();
+        let attempt = inst.meta.attempt;
+        let mut handles = Vec::new();
+        let started_rx = if spec.startup_probe.is_some() {
+            let (tx, rx) = watch::channel(false);
+            self.slots[i].started_tx = Some(tx);
+            Some(rx)
+        } else {
+            None
+        };
+        let (ptx, mut prx) = tokio::sync::mpsc::channel::<prober::ProbeUpdate>(16);
+        for (kind, probe) in [
+            (ProbeType::Startup, spec.startup_probe.clone()),
+            (ProbeType::Liveness, spec.liveness_probe.clone()),
+            (ProbeType::Readiness, spec.readiness_probe.clone()),
+        ] {
+            let Some(probe) = probe else { continue };
+            let gate = if kind == ProbeType::Startup { None } else { started_rx.clone() };
+            handles.push(prober::spawn_probe_worker(kind, probe, &spec, exec.clone(), started_at, attempt, ptx.clone(), gate));
+        }
+        if handles.is_empty() {
+            self.slots[i].ready = spec.readiness_probe.is_none();
+            return;
+        }
+        if spec.readiness_probe.is_none() {
+            self.slots[i].ready = true;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(u) = prx.recv().await {
+                if tx.send(WorkerMsg::Probe(u)).is_err() {
+                    break;
+                }
+            }
+        });
+        self.slots[i].probes = handles;
+    }
+
+    /// The PLEG reported that an instance's shim exited: record how it ended.
+    pub(super) fn on_exit(&mut self, name: &str, id: &str) {
+        let Some(i) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        if self.slots[i].current.as_ref().map(|c| c.meta.id.as_str()) != Some(id) {
+            return;
+        }
+        let Some(inst) = self.slots[i].current.take() else { return };
+        let exit = self.ctx.runtime.read_exit(id);
+        let finished = self.finish(&inst.meta, &inst.cgroup, exit.as_ref(), Some(&inst.state));
+        tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, exit_code = finished.exit_code, reason = %finished.reason, "container exited");
+        let s = &mut self.slots[i];
+        s.stop_probes();
+        s.ready = false;
+        s.started = false;
+        s.previous = s.last.take();
+        s.last = Some(finished);
+        if let Err(e) = self.ctx.cm.destroy(&inst.cgroup) {
+            tracing::warn!(pod = %self.pod_name(), cgroup = %inst.cgroup, error = %e, "remove container cgroup");
+        }
+    }
+
+    fn finish(&self, meta: &ContainerMeta, cgroup: &CgroupName, exit: Option<&ExitStatus>, state: Option<&ShimState>) -> Finished {
+        let oom = self.ctx.cm.cgroups().oom_kill_count(cgroup).unwrap_or(0) > 0;
+        match exit {
+            Some(e) => Finished {
+                id: meta.id.clone(),
+                exit_code: e.exit_code,
+                signal: e.signal,
+                reason: if e.start_error.is_some() {
+                    status::reasons::START_ERROR.into()
+                } else if oom {
+                    status::reasons::OOM_KILLED.into()
+                } else if e.exit_code == 0 {
+                    status::reasons::COMPLETED.into()
+                } else {
+                    status::reasons::ERROR.into()
+                },
+                message: e.start_error.clone(),
+                started_at: e.started_at.clone().or_else(|| state.map(|s| s.started_at.clone())),
+                finished_at: e.finished_at.clone(),
+            },
+            None => Finished {
+                id: meta.id.clone(),
+                exit_code: 137,
+                signal: None,
+                reason: status::reasons::CONTAINER_STATUS_UNKNOWN.into(),
+                message: Some("The container could not be located when the pod was terminated".into()),
+                started_at: state.map(|s| s.started_at.clone()),
+                finished_at: jiff::Timestamp::now().to_string(),
+            },
+        }
+    }
+
+    fn remove_instance(&self, id: &str) {
+        if let Some(rec) = self.ctx.runtime.list().into_iter().find(|r| r.meta.id == id) {
+            self.ctx.runtime.remove(&rec.meta);
+        }
+    }
+
+    /// Take over the containers a previous agent left for this pod: running ones are watched
+    /// again (same processes, same pids), exits that happened meanwhile are recorded.
+    pub(super) fn adopt(&mut self, mut records: Vec<ContainerRecord>) {
+        records.sort_by_key(|r| r.meta.attempt);
+        for rec in records {
+            let Some(i) = self.slots.iter().position(|s| s.spec.name == rec.meta.container_name) else {
+                self.ctx.runtime.remove(&rec.meta);
+                continue;
+            };
+            let cgroup = CgroupName::new(rec.meta.cgroup.iter().map(String::as_str));
+            self.slots[i].instances = self.slots[i].instances.max(rec.meta.attempt + 1);
+            if rec.is_running() {
+                let Some(state) = rec.state.clone() else { continue };
+                tracing::info!(pod = %self.pod_name(), container = %rec.meta.container_name, pid = state.pid, "re-adopted running container");
+                let spec = self.slots[i].spec.clone();
+                let envs = env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
+                let (u, g, groups) = security(&self.pod, &spec);
+                let exec = ExecContext {
+                    env: envs,
+                    working_dir: Some(spec.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()).into()),
+                    uid: u,
+                    gid: g,
+                    supplemental_groups: groups,
+                    cgroup_procs: self.ctx.cm.cgroups().procs_files(&cgroup),
+                };
+                self.slots[i].current = Some(Instance { meta: rec.meta.clone(), state, cgroup, exec });
+                self.slots[i].started = spec.startup_probe.is_none();
+                self.watch_exit(i);
+                self.start_probes(i);
+            } else {
+                let f = self.finish(&rec.meta, &cgroup, rec.exit.as_ref(), rec.state.as_ref());
+                tracing::info!(pod = %self.pod_name(), container = %rec.meta.container_name, exit_code = f.exit_code, reason = %f.reason, "recorded exit that happened while the agent was down");
+                let _ = self.ctx.cm.destroy(&cgroup);
+                let s = &mut self.slots[i];
+                if let Some(old) = s.previous.take() {
+                    self.remove_instance(&old.id);
+                }
+                let s = &mut self.slots[i];
+                s.previous = s.last.take();
+                s.last = Some(f);
+            }
+        }
+    }
+
+    /// The pod's status as the kubelet generates it (`generateAPIPodStatus`).
+    pub(super) fn build_status(&self) -> PodStatus {
+        let default_waiting = status::default_waiting_state(&self.pod);
+        let mut init = Vec::new();
+        let mut regular = Vec::new();
+        for s in &self.slots {
+            let st = s.status(&default_waiting);
+            if s.kind == Kind::Regular { regular.push(st) } else { init.push(st) }
+        }
+        let terminal = self.terminating.is_some() && self.all_stopped();
+        let mut phase = status::get_phase(&self.pod, &init, &regular, terminal);
+        if self.failed {
+            phase = "Failed".into();
+        }
+        let (mut reason, mut message) = (None, None);
+        if let Some((p, r, m)) = self.terminating.as_ref().and_then(|t| t.final_status.clone()) {
+            phase = p;
+            reason = Some(r);
+            message = Some(m);
+        }
+        if let Some(old) = self.old_status.as_ref().and_then(|s| s.phase.clone()) {
+            phase = status::next_phase(&old, &phase);
+        }
+        let conditions = status::generate_conditions(&self.pod, &init, &regular, &phase, self.old_status.as_ref(), jiff::Timestamp::now());
+        let host_ip = self.ctx.node.host_ip.clone();
+        PodStatus {
+            phase: Some(phase),
+            reason,
+            message,
+            conditions: Some(conditions),
+            host_ip: Some(host_ip.clone()),
+            host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP { ip: host_ip.clone() }]),
+            pod_ip: Some(host_ip.clone()),
+            pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP { ip: host_ip }]),
+            start_time: Some(Time(self.start_time)),
+            qos_class: Some(qos_class(&self.pod).as_str().to_string()),
+            init_container_statuses: (!init.is_empty()).then_some(init),
+            container_statuses: Some(regular),
+            ..Default::default()
+        }
+    }
+}
+
+/// A stop of one container instance, run in its own task (`killContainer`).
+pub(super) struct StopJob {
+    pub pod: Arc<Pod>,
+    pub ctx: Arc<PodContext>,
+    pub spec: Container,
+    pub field_path: String,
+    pub pid: i32,
+    pub shim_pid: i32,
+    pub exec: ExecContext,
+    pub cgroup: CgroupName,
+    pub grace: Duration,
+    pub pre_stop: Option<LifecycleHandler>,
+}
+
+impl StopJob {
+    pub async fn run(self) {
+        let name = self.spec.name.clone();
+        let pod_name = self.pod.metadata.name.clone().unwrap_or_default();
+        let begin = tokio::time::Instant::now();
+        if let Some(hook) = &self.pre_stop {
+            // A preStop that overruns the grace period is abandoned, not killed (the kubelet's rule).
+            let run = crate::lifecycle::handlers::run_handler(hook, &self.spec, &self.exec, self.grace);
+            match tokio::time::timeout(self.grace, run).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let mut obj = crate::events::ObjectRef::pod(&self.pod);
+                    obj.field_path = Some(self.field_path.clone());
+                    self.ctx.recorder.event(obj, EventType::Warning, reasons::FAILED_PRE_STOP_HOOK, e.to_string());
+                }
+                Err(_) => tracing::info!(pod = %pod_name, container = %name, "preStop hook did not finish within the grace period"),
+            }
+        }
+        let remaining = self.grace.saturating_sub(begin.elapsed()).max(MIN_GRACE);
+        if crate::pleg::process_alive(self.pid) {
+            tracing::debug!(pod = %pod_name, container = %name, pid = self.pid, grace = ?remaining, "sending SIGTERM");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        let exited = tokio::time::timeout(remaining, crate::pleg::wait_pid_exit(self.shim_pid)).await.is_ok();
+        if !exited {
+            tracing::info!(pod = %pod_name, container = %name, "grace period over; killing the container's cgroup");
+            if let Err(e) = self.ctx.cm.cgroups().kill(&self.cgroup) {
+                tracing::warn!(pod = %pod_name, container = %name, error = %e, "kill container cgroup");
+            }
+            let _ = tokio::time::timeout(crate::runtime::KILL_SETTLE, crate::pleg::wait_pid_exit(self.shim_pid)).await;
+        }
+    }
+}
+
+/// The user, group and supplemental groups a container runs as: container securityContext
+/// over pod securityContext.
+fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let csc = c.security_context.as_ref();
+    let uid = csc.and_then(|s| s.run_as_user).or_else(|| psc.and_then(|s| s.run_as_user));
+    let gid = csc.and_then(|s| s.run_as_group).or_else(|| psc.and_then(|s| s.run_as_group));
+    let groups = psc
+        .and_then(|s| s.supplemental_groups.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| u32::try_from(g).ok())
+        .collect();
+    (uid.and_then(|u| u32::try_from(u).ok()), gid.and_then(|g| u32::try_from(g).ok()), groups)
+}
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: &Slot) {
+    let _ = qos_class;
+}

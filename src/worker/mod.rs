@@ -1,0 +1,400 @@
+//! The pod worker: one task per pod, the single owner of that pod's lifecycle.
+//!
+//! Mirrors `pkg/kubelet/pod_workers.go` (one goroutine per pod; only it decides whether the pod
+//! is running, terminating or terminated, the lesson of kubernetes PR 102344) and the part of
+//! `kuberuntime_manager.go` `SyncPod` / `computePodActions` that decides which containers to
+//! start: init containers in order (sidecars with `restartPolicy: Always` keep running), then
+//! the regular containers, restarted according to the restart policy with crash-loop backoff.
+//! Everything else talks to a worker through messages: the pod manager asks it to terminate,
+//! the PLEG tells it a container exited, the prober reports probe results.
+
+pub mod backoff;
+mod container;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use tokio::sync::mpsc;
+
+use crate::cm::manager::ContainerManager;
+use crate::events::{EventRecorder, EventType, ObjectRef, reasons};
+use crate::prober::{ProbeResult, ProbeType, ProbeUpdate};
+use crate::runtime::env::NodeEnv;
+use crate::runtime::{ContainerRecord, Runtime};
+use crate::status_manager::StatusManager;
+
+use container::{Kind, Slot};
+
+/// What a pod worker needs from the rest of the agent. Shared by all workers, read-only.
+pub struct PodContext {
+    /// The container runtime (shims and container records).
+    pub runtime: Runtime,
+    /// Pod and container cgroups.
+    pub cm: ContainerManager,
+    /// Events.
+    pub recorder: EventRecorder,
+    /// Where workers publish pod status.
+    pub statuses: Arc<StatusManager>,
+    /// Node facts for env vars and oom_score_adj.
+    pub node: NodeEnv,
+    /// Machine memory capacity (MemTotal), for the Burstable oom_score_adj formula.
+    pub memory_capacity: i64,
+    /// `--pod-logs-dir`.
+    pub pod_logs_dir: PathBuf,
+    /// Directory of the `/var/log/containers`-style symlinks.
+    pub container_logs_dir: PathBuf,
+    /// `containerLogMaxSize` in bytes.
+    pub log_max_size: u64,
+    /// `containerLogMaxFiles`.
+    pub log_max_files: u32,
+}
+
+/// Why and how a pod is being terminated.
+#[derive(Clone, Debug, Default)]
+pub struct TerminateRequest {
+    /// Overrides `terminationGracePeriodSeconds` (eviction uses 1 s for hard thresholds).
+    pub grace_override: Option<i64>,
+    /// Final phase, reason and message to report (eviction), if any.
+    pub final_status: Option<(String, String, String)>,
+}
+
+/// Messages a pod worker acts on.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// Stop every container and clean up; the worker ends afterwards.
+    Terminate(TerminateRequest),
+    /// The PLEG saw a container's shim exit.
+    ContainerExited {
+        /// Container name.
+        name: String,
+        /// Runtime ID of the instance that exited.
+        id: String,
+    },
+    /// A probe's result changed.
+    Probe(ProbeUpdate),
+    /// A stop of one container (preStop, SIGTERM, grace, SIGKILL) finished.
+    Stopped {
+        /// Container name.
+        name: String,
+    },
+}
+
+/// The pod manager's handle on a running worker.
+pub struct PodWorkerHandle {
+    /// The pod's UID.
+    pub uid: String,
+    /// `<namespace>/<name>`.
+    pub full_name: String,
+    tx: mpsc::UnboundedSender<WorkerMsg>,
+}
+
+impl PodWorkerHandle {
+    /// Ask the worker to terminate the pod.
+    pub fn terminate(&self, req: TerminateRequest) {
+        let _ = self.tx.send(WorkerMsg::Terminate(req));
+    }
+}
+
+/// Start the worker of one pod. `adopted` holds the containers a previous agent left running (or
+/// exited) for this pod's UID. `done` receives the UID once the pod is fully terminated.
+pub fn spawn(
+    pod: Arc<Pod>,
+    adopted: Vec<ContainerRecord>,
+    ctx: Arc<PodContext>,
+    done: mpsc::UnboundedSender<String>,
+) -> PodWorkerHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let full_name = crate::source::full_name(&pod);
+    let handle = PodWorkerHandle {
+        uid: uid.clone(),
+        full_name,
+        tx: tx.clone(),
+    };
+    let worker = PodWorker::new(pod, ctx, tx);
+    tokio::spawn(async move {
+        worker.run(rx, adopted).await;
+        let _ = done.send(uid);
+    });
+    handle
+}
+
+struct PodWorker {
+    pod: Arc<Pod>,
+    ctx: Arc<PodContext>,
+    tx: mpsc::UnboundedSender<WorkerMsg>,
+    slots: Vec<Slot>,
+    backoff: backoff::Backoff,
+    start_time: jiff::Timestamp,
+    /// Set when an init container failed under `restartPolicy: Never`.
+    failed: bool,
+    terminating: Option<TerminateRequest>,
+    old_status: Option<PodStatus>,
+    stopping: HashMap<String, ()>,
+}
+
+impl PodWorker {
+    fn new(pod: Arc<Pod>, ctx: Arc<PodContext>, tx: mpsc::UnboundedSender<WorkerMsg>) -> Self {
+        let mut slots = Vec::new();
+        if let Some(spec) = &pod.spec {
+            for c in spec.init_containers.iter().flatten() {
+                let kind = if c.restart_policy.as_deref() == Some("Always") {
+                    Kind::Sidecar
+                } else {
+                    Kind::Init
+                };
+                slots.push(Slot::new(c.clone(), kind));
+            }
+            for c in &spec.containers {
+                slots.push(Slot::new(c.clone(), Kind::Regular));
+            }
+        }
+        PodWorker {
+            pod,
+            ctx,
+            tx,
+            slots,
+            backoff: backoff::Backoff::default(),
+            start_time: jiff::Timestamp::now(),
+            failed: false,
+            terminating: None,
+            old_status: None,
+            stopping: HashMap::new(),
+        }
+    }
+
+    fn pod_name(&self) -> &str {
+        self.pod.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn restart_policy(&self) -> &str {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    fn grace_seconds(&self) -> i64 {
+        if let Some(g) = self.terminating.as_ref().and_then(|t| t.grace_override) {
+            return g;
+        }
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>, adopted: Vec<ContainerRecord>) {
+        let pod_name = self.pod_name().to_string();
+        tracing::info!(pod = %pod_name, uid = ?self.pod.metadata.uid, "pod worker started");
+        self.adopt(adopted);
+        if let Err(e) = self.ctx.cm.ensure_pod_cgroup(&self.pod) {
+            tracing::error!(pod = %pod_name, error = %e, "create pod cgroup");
+            self.event(EventType::Warning, reasons::FAILED_CREATE_POD_CONTAINER, None, format!("unable to ensure pod container exists: {e}"));
+        }
+        loop {
+            if self.terminating.is_none() {
+                self.sync().await;
+            }
+            self.publish();
+            if self.terminating.is_some() && self.all_stopped() {
+                break;
+            }
+            let wake = self.next_wake();
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                _ = sleep_until(wake) => continue,
+            };
+            let Some(msg) = msg else { break };
+            self.handle(msg).await;
+        }
+        self.cleanup();
+        tracing::info!(pod = %pod_name, "pod worker finished: pod terminated and cleaned up");
+    }
+
+    async fn handle(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Terminate(req) => {
+                if self.terminating.is_some() {
+                    return;
+                }
+                tracing::info!(pod = %self.pod_name(), "terminating pod");
+                self.terminating = Some(req);
+                let grace = self.grace_seconds();
+                // Regular containers and sidecars are stopped together; the kubelet orders
+                // them only when sidecars exist (sidecars last), a refinement not made here.
+                let names: Vec<String> = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.current.is_some())
+                    .map(|s| s.spec.name.clone())
+                    .collect();
+                for name in names {
+                    self.begin_stop(&name, grace, "Stopping container".to_string(), true);
+                }
+                for s in &mut self.slots {
+                    s.stop_probes();
+                    s.waiting = None;
+                }
+            }
+            WorkerMsg::ContainerExited { name, id } => self.on_exit(&name, &id),
+            WorkerMsg::Stopped { name } => {
+                self.stopping.remove(&name);
+            }
+            WorkerMsg::Probe(u) => self.on_probe(u),
+        }
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.slots.iter().all(|s| s.current.is_none())
+    }
+
+    fn next_wake(&self) -> Option<tokio::time::Instant> {
+        if self.terminating.is_some() {
+            return None;
+        }
+        self.slots.iter().filter_map(|s| s.backoff_until).min()
+    }
+
+    fn event(&self, t: EventType, reason: &str, container: Option<&Slot>, message: String) {
+        let mut obj = ObjectRef::pod(&self.pod);
+        if let Some(s) = container {
+            obj.field_path = Some(s.field_path());
+        }
+        self.ctx.recorder.event(obj, t, reason, message);
+    }
+
+    fn on_probe(&mut self, u: ProbeUpdate) {
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == u.container) else {
+            return;
+        };
+        let slot = &mut self.slots[idx];
+        if slot.current.as_ref().map(|c| c.meta.attempt) != Some(u.instance) {
+            return; // a result about an instance that is gone
+        }
+        match (u.probe, u.result) {
+            (ProbeType::Readiness, r) => slot.ready = r == ProbeResult::Success,
+            (ProbeType::Startup, ProbeResult::Success) => {
+                slot.started = true;
+                if let Some(tx) = &slot.started_tx {
+                    let _ = tx.send(true);
+                }
+            }
+            (ProbeType::Liveness | ProbeType::Startup, ProbeResult::Failure) => {
+                let what = if u.probe == ProbeType::Liveness {
+                    "liveness"
+                } else {
+                    "startup"
+                };
+                let msg = u.message.clone();
+                let name = slot.spec.name.clone();
+                self.event(EventType::Warning, reasons::UNHEALTHY, Some(&self.slots[idx]), msg);
+                let grace = self.slots[idx]
+                    .probe_grace(u.probe)
+                    .unwrap_or_else(|| self.grace_seconds());
+                self.begin_stop(
+                    &name,
+                    grace,
+                    format!("Container {name} failed {what} probe, will be restarted"),
+                    false,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Stop one running container without blocking the worker: preStop, SIGTERM, wait for the
+    /// rest of the grace period (at least 2 s), SIGKILL of its cgroup. The exit arrives through
+    /// the PLEG like any other.
+    fn begin_stop(&mut self, name: &str, grace_secs: i64, message: String, run_pre_stop: bool) {
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
+            return;
+        };
+        if self.stopping.contains_key(name) {
+            return;
+        }
+        let Some(inst) = self.slots[idx].current.as_ref() else {
+            return;
+        };
+        self.event(EventType::Normal, reasons::KILLING, Some(&self.slots[idx]), message);
+        self.stopping.insert(name.to_string(), ());
+        let slot = &self.slots[idx];
+        let pre_stop = if run_pre_stop {
+            slot.spec
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.clone())
+        } else {
+            None
+        };
+        let job = container::StopJob {
+            pod: self.pod.clone(),
+            ctx: self.ctx.clone(),
+            spec: slot.spec.clone(),
+            field_path: slot.field_path(),
+            pid: inst.state.pid,
+            shim_pid: inst.state.shim_pid,
+            exec: inst.exec.clone(),
+            cgroup: inst.cgroup.clone(),
+            grace: Duration::from_secs(grace_secs.max(0) as u64),
+            pre_stop,
+        };
+        let tx = self.tx.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            job.run().await;
+            let _ = tx.send(WorkerMsg::Stopped { name });
+        });
+    }
+
+    fn publish(&mut self) {
+        let status = self.build_status();
+        self.old_status = Some(status.clone());
+        let mut pod = (*self.pod).clone();
+        pod.status = Some(status);
+        self.ctx.statuses.set(Arc::new(pod));
+    }
+
+    fn cleanup(&mut self) {
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        for rec in self.ctx.runtime.list() {
+            if rec.meta.pod_uid == uid {
+                self.ctx.runtime.remove(&rec.meta);
+            }
+        }
+        let pod_cg = self.ctx.cm.pod_cgroup(&self.pod);
+        if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
+            tracing::warn!(pod = %self.pod_name(), cgroup = %pod_cg, error = %e, "remove pod cgroup");
+        }
+        crate::logs::remove_pod_logs(
+            &self.ctx.pod_logs_dir,
+            &self.ctx.container_logs_dir,
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.pod_name(),
+            &uid,
+        );
+        self.ctx.statuses.remove(&uid);
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `format.Pod`: how the kubelet names a pod in messages, `name_namespace(uid)`.
+pub fn format_pod(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
