@@ -559,10 +559,11 @@ impl CgroupFs {
             .ok_or(Error::ControllerMissing(Controller::Cpu))?;
         let mut own = h.own.clone();
         // Idempotent: if an earlier call already moved us into the leaf, its parent is `<own>`.
-        if own != h.mount_point && own.file_name().is_some_and(|n| n == agent_leaf) {
-            if let Some(parent) = own.parent() {
-                own = parent.to_path_buf();
-            }
+        if own != h.mount_point
+            && own.file_name().is_some_and(|n| n == agent_leaf)
+            && let Some(parent) = own.parent()
+        {
+            own = parent.to_path_buf();
         }
         let me = std::process::id() as i32;
         let procs = io::read_pids(&own.join("cgroup.procs"))?;

@@ -534,16 +534,14 @@ fn v2_create_enables_controllers_in_each_new_parent_only() {
 }
 
 type Op = fn(&CgroupFs, &CgroupName) -> Result<(), Error>;
+/// A file a set_* call must write: (controller, file name, expected value).
+type Expect = (Controller, &'static str, &'static str);
+/// (what, op, files on v1, files on v2).
+type SetCase = (&'static str, Op, Vec<Expect>, Vec<Expect>);
 
 #[test]
 fn set_writes_the_right_file_and_value() {
-    // (what, op, v1 files, v2 files); each file as (controller, name, expected value).
-    let cases: Vec<(
-        &str,
-        Op,
-        Vec<(Controller, &str, &str)>,
-        Vec<(Controller, &str, &str)>,
-    )> = vec![
+    let cases: Vec<SetCase> = vec![
         (
             "memory 50Mi",
             |fs, n| fs.set_memory_limit(n, Some(52_428_800)),
