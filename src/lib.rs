@@ -7,6 +7,7 @@
 //! `pleg` reports exits, `prober` probe results, `status_manager` holds the status that
 //! `server` serves.
 
+pub mod cgroup;
 pub mod cli;
 pub mod kubelet;
 pub mod node;
