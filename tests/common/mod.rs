@@ -1,0 +1,446 @@
+//! Test harness: runs the real `minikubelet` binary as root with a temporary manifest
+//! directory, root dir and logs dir, inside a cgroup of its own created beneath the cgroup this
+//! test process runs in (per hierarchy on cgroup v1). The agent gets a relative
+//! `--cgroup-root`, so every pod cgroup lands inside that test cgroup. Dropping the `Agent`
+//! kills everything in the test cgroup (agent, shims, containers) and removes it, also when
+//! the test failed.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Controllers whose hierarchies get a test cgroup on v1 (the ones the agent uses).
+const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "freezer"];
+
+/// A cgroup created for one test, in every hierarchy the agent uses.
+pub struct TestCgroup {
+    /// Absolute directories, one per hierarchy.
+    pub dirs: Vec<PathBuf>,
+    /// The name relative to this process's own cgroup.
+    pub name: String,
+}
+
+fn mount_point(controller: &str) -> Option<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in mi.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let mut r = right.split_whitespace();
+        let fstype = r.next()?;
+        let _src = r.next();
+        let opts = r.next().unwrap_or("");
+        let mount = left.split_whitespace().nth(4)?;
+        if controller.is_empty() && fstype == "cgroup2" && !mount.ends_with("/unified") {
+            return Some(PathBuf::from(mount));
+        }
+        if fstype == "cgroup" && opts.split(',').any(|o| o == controller) {
+            return Some(PathBuf::from(mount));
+        }
+    }
+    None
+}
+
+/// True on a pure cgroup v2 host.
+pub fn is_v2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+impl TestCgroup {
+    /// Create `mkl-test-<pid>-<n>` beneath this process's cgroup in each hierarchy.
+    pub fn new() -> TestCgroup {
+        let name = format!(
+            "mkl-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let own = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
+        let mut dirs = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_id, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+            let dir = if is_v2() {
+                if !ctrls.is_empty() {
+                    continue;
+                }
+                mount_point("").map(|m| m.join(path.trim_start_matches('/')))
+            } else {
+                let Some(c) = ctrls.split(',').find(|c| V1_CONTROLLERS.contains(c)) else {
+                    continue;
+                };
+                mount_point(c).map(|m| m.join(path.trim_start_matches('/')))
+            };
+            if let Some(d) = dir {
+                if seen.insert(d.clone()) {
+                    let t = d.join(&name);
+                    std::fs::create_dir_all(&t).unwrap_or_else(|e| panic!("mkdir {}: {e}", t.display()));
+                    dirs.push(t);
+                }
+            }
+        }
+        assert!(!dirs.is_empty(), "no cgroup hierarchy found for the test");
+        TestCgroup { dirs, name }
+    }
+
+    /// The `cgroup.procs` files a child writes itself into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Every process in the subtree.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            for entry in walk(d) {
+                if let Ok(t) = std::fs::read_to_string(entry.join("cgroup.procs")) {
+                    out.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Kill every process in the subtree and remove all its cgroups.
+    pub fn destroy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for d in &self.dirs {
+            let mut all = walk(d);
+            all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+            for dir in all {
+                for _ in 0..50 {
+                    if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
+    /// A path below the test cgroup in the hierarchy that holds `file` (e.g. "memory.limit_in_bytes").
+    pub fn find(&self, rel: &str, file: &str) -> Option<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.join(rel).join(file))
+            .find(|p| p.exists())
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![d.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// A running agent with its own directories and cgroup.
+pub struct Agent {
+    child: Option<Child>,
+    pub tmp: tempfile::TempDir,
+    pub manifests: PathBuf,
+    pub root_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub containers_log_dir: PathBuf,
+    pub port: u16,
+    pub cgroup: TestCgroup,
+    pub extra: Vec<String>,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Agent {
+    /// Start an agent with the given extra flags and wait until it serves.
+    pub fn start(extra: &[&str]) -> Agent {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let manifests = tmp.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        std::fs::set_permissions(&manifests, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut a = Agent {
+            child: None,
+            root_dir: tmp.path().join("root"),
+            logs_dir: tmp.path().join("pods-logs"),
+            containers_log_dir: tmp.path().join("containers-logs"),
+            log: tmp.path().join("agent.log"),
+            manifests,
+            tmp,
+            port: free_port(),
+            cgroup: TestCgroup::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        a.spawn();
+        a
+    }
+
+    /// Start (again) the agent process and wait for /healthz.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minikubelet"));
+        cmd.arg(format!("--pod-manifest-path={}", self.manifests.display()))
+            .arg(format!("--root-dir={}", self.root_dir.display()))
+            .arg(format!("--pod-logs-dir={}", self.logs_dir.display()))
+            .arg(format!("--container-logs-dir={}", self.containers_log_dir.display()))
+            .arg("--cgroup-root=pods")
+            .arg(format!("--port={}", self.port))
+            .arg("--file-check-frequency=2s")
+            .arg("-v=2")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let procs: Vec<std::ffi::CString> = self
+            .cgroup
+            .procs_files()
+            .iter()
+            .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap())
+            .collect();
+        // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let r = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                    if r < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().expect("spawn minikubelet"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
+            }
+            if self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("minikubelet did not serve within 30s:\n{}", self.agent_log());
+    }
+
+    /// The agent's log so far.
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL the agent (its shims and containers keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM the agent and wait for it.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        c.wait().ok()
+    }
+
+    /// Write a manifest atomically (tmp file + rename), mode 0644, owned by root.
+    pub fn write_manifest(&self, name: &str, text: &str) {
+        let tmp = self.manifests.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::rename(&tmp, self.manifests.join(name)).unwrap();
+    }
+
+    /// Remove a manifest.
+    pub fn remove_manifest(&self, name: &str) {
+        std::fs::remove_file(self.manifests.join(name)).unwrap();
+    }
+
+    /// A plain HTTP GET against the agent; the body.
+    pub fn get(&self, path: &str) -> Option<String> {
+        http_get(self.port, path).map(|(_, b)| b)
+    }
+
+    /// `/pods` items.
+    pub fn pods(&self) -> Vec<Value> {
+        let body = self.get("/pods").unwrap_or_default();
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The pod whose name starts with `name-` (static pods are `<name>-<node>`).
+    pub fn pod(&self, name: &str) -> Option<Value> {
+        self.pods().into_iter().find(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("{name}-")))
+        })
+    }
+
+    /// Wait until `f` returns Some, polling every 50 ms; panics with the agent log on timeout.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Agent) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n/pods: {}\nagent log:\n{}",
+                    self.get("/pods").unwrap_or_default(),
+                    tail(&self.agent_log(), 60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait for a container of a pod to be running; returns its container status.
+    pub fn wait_running(&self, pod: &str, container: &str, timeout: Duration) -> Value {
+        self.wait_for(&format!("{pod}/{container} running"), timeout, |a| {
+            let p = a.pod(pod)?;
+            container_status(&p, container).filter(|c| !c["state"]["running"].is_null())
+        })
+    }
+
+    /// Events from the agent's log lines (reason=...)? No: events are in /pods only later;
+    /// this reads the agent log for a substring.
+    pub fn log_contains(&self, s: &str) -> bool {
+        self.agent_log().contains(s)
+    }
+
+    /// Directory of a pod's cgroup below the test cgroup for the given file, searching QoS dirs.
+    pub fn pod_cgroup_file(&self, uid: &str, container: Option<&str>, file: &str) -> Option<PathBuf> {
+        for qos in ["pods/kubepods", "pods/kubepods/burstable", "pods/kubepods/besteffort"] {
+            let mut rel = format!("{qos}/pod{uid}");
+            if let Some(c) = container {
+                rel.push('/');
+                rel.push_str(c);
+            }
+            if let Some(p) = self.cgroup.find(&rel, file) {
+                return Some(p);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- agent log (tail) ----\n{}", tail(&self.agent_log(), 80));
+        }
+        self.cgroup.destroy();
+    }
+}
+
+/// The last `n` lines of a text.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A container's status in a pod object, from containerStatuses or initContainerStatuses.
+pub fn container_status(pod: &Value, name: &str) -> Option<Value> {
+    for key in ["containerStatuses", "initContainerStatuses"] {
+        if let Some(list) = pod["status"][key].as_array() {
+            if let Some(c) = list.iter().find(|c| c["name"] == name) {
+                return Some(c.clone());
+            }
+        }
+    }
+    None
+}
+
+/// Minimal HTTP/1.1 GET on 127.0.0.1 (no client crate needed): (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Is this process alive (not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()))
+        .flatten()
+        .is_some_and(|c| c != 'Z' && c != 'X')
+}

@@ -1,0 +1,322 @@
+//! The spine end to end, as root, with the real binary: manifests in, processes and cgroups
+//! out. Each test runs its own agent in its own test cgroup (see `common`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Agent, alive, container_status};
+
+const T: Duration = Duration::from_secs(20);
+
+fn uid_of(p: &serde_json::Value) -> String {
+    p["metadata"]["uid"].as_str().unwrap_or_default().to_string()
+}
+
+fn read(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+fn pid_of(c: &serde_json::Value, a: &Agent) -> i32 {
+    // The container's pid is in the shim's state.json, found by container ID.
+    let id = c["containerID"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let state = std::fs::read_to_string(a.root_dir.join("containers").join(&id).join("state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&state).unwrap();
+    v["pid"].as_i64().unwrap() as i32
+}
+
+const SLEEPER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers:
+  - name: main
+    image: debian
+    command: ["sleep", "3600"]
+    resources:
+      requests: {cpu: 250m, memory: 32Mi}
+      limits: {cpu: 500m, memory: 64Mi}
+"#;
+
+#[test]
+fn start_edit_delete_with_cgroup_values() {
+    let a = Agent::start(&[]);
+    a.write_manifest("sleeper.yaml", SLEEPER);
+    let c = a.wait_running("sleeper", "main", T);
+    let pod = a.pod("sleeper").unwrap();
+    let uid = uid_of(&pod);
+    assert_eq!(pod["status"]["qosClass"], "Burstable");
+    assert_eq!(pod["metadata"]["namespace"], "default");
+    assert_eq!(pod["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
+    let pid = pid_of(&c, &a);
+    assert!(alive(pid));
+    // The process runs inside its container cgroup.
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(cg.contains(&format!("/pod{uid}/main")), "{cg}");
+    if common::is_v2() {
+        let f = |n| a.pod_cgroup_file(&uid, Some("main"), n).unwrap();
+        assert_eq!(read(&f("memory.max")), (64 << 20).to_string());
+        assert_eq!(read(&f("cpu.max")), "50000 100000");
+    } else {
+        let f = |n| a.pod_cgroup_file(&uid, Some("main"), n).unwrap();
+        assert_eq!(read(&f("memory.limit_in_bytes")), (64 << 20).to_string());
+        assert_eq!(read(&f("cpu.shares")), "256");
+        assert_eq!(read(&f("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(&f("cpu.cfs_period_us")), "100000");
+        let p = |n| a.pod_cgroup_file(&uid, None, n).unwrap();
+        assert_eq!(read(&p("memory.limit_in_bytes")), (64 << 20).to_string());
+        assert_eq!(read(&p("cpu.shares")), "256");
+    }
+    // oom_score_adj of a Burstable container: 1000 - 1000*request/capacity, in [3, 999].
+    let adj: i32 = read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))).parse().unwrap();
+    assert!((3..=999).contains(&adj), "oom_score_adj {adj}");
+
+    // Edit: new UID; the old pod is terminated first, then the new one starts.
+    a.write_manifest("sleeper.yaml", &SLEEPER.replace("3600", "3601"));
+    let new_uid = a.wait_for("new pod uid", T, |a| {
+        let p = a.pod("sleeper")?;
+        let u = uid_of(&p);
+        (u != uid && container_status(&p, "main")?["state"]["running"].is_object()).then_some(u)
+    });
+    assert!(!alive(pid), "old container still alive after edit");
+    assert!(a.pod_cgroup_file(&uid, None, "cgroup.procs").is_none(), "old pod cgroup left behind");
+
+    // Delete: processes gone, cgroups removed, pod gone from /pods.
+    let c = a.wait_running("sleeper", "main", T);
+    let pid2 = pid_of(&c, &a);
+    a.remove_manifest("sleeper.yaml");
+    a.wait_for("pod removed", T, |a| a.pod("sleeper").is_none().then_some(()));
+    assert!(!alive(pid2));
+    assert!(a.pod_cgroup_file(&new_uid, None, "cgroup.procs").is_none());
+}
+
+#[test]
+fn guaranteed_and_besteffort_layout() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "g.yaml",
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"g"},"spec":{"containers":[{"name":"c","command":["sleep","3600"],"resources":{"limits":{"cpu":"100m","memory":"32Mi"}}}]}}"#,
+    );
+    a.write_manifest(
+        "be.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: be}\nspec:\n  containers:\n  - {name: c, command: [sleep, '3600']}\n",
+    );
+    a.wait_running("g", "c", T);
+    a.wait_running("be", "c", T);
+    let g = a.pod("g").unwrap();
+    let be = a.pod("be").unwrap();
+    assert_eq!(g["status"]["qosClass"], "Guaranteed");
+    assert_eq!(be["status"]["qosClass"], "BestEffort");
+    let gdir = a.cgroup.find(&format!("pods/kubepods/pod{}", uid_of(&g)), "cgroup.procs");
+    assert!(gdir.is_some(), "Guaranteed pod cgroup not directly under kubepods");
+    let bdir = a.cgroup.find(&format!("pods/kubepods/besteffort/pod{}", uid_of(&be)), "cgroup.procs");
+    assert!(bdir.is_some(), "BestEffort pod cgroup not under besteffort");
+    let pid = pid_of(&container_status(&g, "c").unwrap(), &a);
+    assert_eq!(read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))), "-997");
+    let pid = pid_of(&container_status(&be, "c").unwrap(), &a);
+    assert_eq!(read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))), "1000");
+}
+
+#[test]
+fn oom_killed_then_restarted_with_backoff() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "hog.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  containers:
+  - name: hog
+    command: ["python3", "-c", "b = bytearray(200 * 1024 * 1024); import time; time.sleep(60)"]
+    resources:
+      limits: {memory: 50Mi}
+"#,
+    );
+    let c = a.wait_for("OOMKilled", T, |a| {
+        let c = container_status(&a.pod("hog")?, "hog")?;
+        let term = if c["state"]["terminated"].is_object() { &c["state"]["terminated"] } else { &c["lastState"]["terminated"] };
+        (term["reason"] == "OOMKilled").then(|| c.clone())
+    });
+    let term = if c["state"]["terminated"].is_object() { &c["state"]["terminated"] } else { &c["lastState"]["terminated"] };
+    assert_eq!(term["exitCode"], 137);
+    // restartPolicy Always: restarted, then backoff.
+    a.wait_for("CrashLoopBackOff", Duration::from_secs(30), |a| {
+        let c = container_status(&a.pod("hog")?, "hog")?;
+        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff" && c["restartCount"].as_i64()? >= 1).then_some(())
+    });
+}
+
+#[test]
+fn fork_bomb_stops_at_pids_max() {
+    let a = Agent::start(&["--pod-max-pids=20"]);
+    a.write_manifest(
+        "forky.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: forky}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: bomb
+    command: ["sh", "-c", "n=0; for i in $(seq 100); do sleep 30 & n=$((n+1)); done 2>/dev/null; echo started; wait"]
+"#,
+    );
+    let c = a.wait_running("forky", "bomb", T);
+    let uid = uid_of(&a.pod("forky").unwrap());
+    let f = a.pod_cgroup_file(&uid, None, "pids.max").unwrap();
+    assert_eq!(read(&f), "20");
+    std::thread::sleep(Duration::from_millis(500));
+    let cur = a.pod_cgroup_file(&uid, None, "pids.current").unwrap();
+    let n: i64 = read(&cur).parse().unwrap();
+    assert!(n <= 20, "pids.current {n} exceeds pids.max");
+    let events = a.pod_cgroup_file(&uid, None, "pids.events").map(|p| read(&p)).unwrap_or_default();
+    assert!(events.contains("max") && !events.ends_with(" 0"), "pids.events: {events}");
+    let _ = c;
+}
+
+#[test]
+fn sigterm_then_sigkill_after_grace() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "stubborn.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: polite
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"]
+  - name: rude
+    command: ["sh", "-c", "trap 'echo ignoring TERM' TERM; while true; do sleep 0.1; done"]
+"#,
+    );
+    let p = a.wait_running("stubborn", "polite", T);
+    let _ = p;
+    a.wait_running("stubborn", "rude", T);
+    let pod = a.pod("stubborn").unwrap();
+    let polite = pid_of(&container_status(&pod, "polite").unwrap(), &a);
+    let rude = pid_of(&container_status(&pod, "rude").unwrap(), &a);
+    let t0 = std::time::Instant::now();
+    a.remove_manifest("stubborn.yaml");
+    a.wait_for("polite gone", Duration::from_secs(2), |_| (!alive(polite)).then_some(()));
+    assert!(alive(rude) || t0.elapsed() >= Duration::from_secs(3), "rude died before the grace period");
+    a.wait_for("rude killed", Duration::from_secs(10), |_| (!alive(rude)).then_some(()));
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(2900), "SIGKILL came after {took:?}, before the 3 s grace");
+    let logs = std::fs::read_dir(&a.logs_dir).map(|d| d.count()).unwrap_or(0);
+    let _ = logs;
+}
+
+#[test]
+fn crash_loop_delays_and_restart_count() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "crash.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'echo hi; exit 3']}\n",
+    );
+    // First restart is immediate, the second waits 10 s: at ~2 s we see restartCount 1 and
+    // CrashLoopBackOff with "back-off 10s".
+    let c = a.wait_for("back-off 10s", T, |a| {
+        let c = container_status(&a.pod("crash")?, "c")?;
+        let msg = c["state"]["waiting"]["message"].as_str()?.to_string();
+        msg.contains("back-off 10s").then_some(c)
+    });
+    assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(c["lastState"]["terminated"]["reason"], "Error");
+    assert_eq!(c["restartCount"], 1);
+    let msg = c["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("back-off 10s restarting failed container=c pod=crash-"), "{msg}");
+    // After 10 s it is restarted once more, then waits 20 s.
+    a.wait_for("back-off 20s", Duration::from_secs(25), |a| {
+        let c = container_status(&a.pod("crash")?, "c")?;
+        c["state"]["waiting"]["message"].as_str()?.contains("back-off 20s").then_some(())
+    });
+    let pod = a.pod("crash").unwrap();
+    assert_eq!(pod["status"]["phase"], "Running");
+}
+
+#[test]
+fn failing_liveness_probe_restarts_the_container() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "live.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    command: ["sleep", "3600"]
+    livenessProbe:
+      exec: {command: ["false"]}
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+    );
+    a.wait_for("liveness restart", Duration::from_secs(30), |a| {
+        let c = container_status(&a.pod("live")?, "c")?;
+        (c["restartCount"].as_i64()? >= 1).then_some(())
+    });
+}
+
+#[test]
+fn kill9_of_the_agent_keeps_containers_and_logs() {
+    let mut a = Agent::start(&[]);
+    a.write_manifest(
+        "ticker.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  containers:
+  - name: tick
+    command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"]
+  - name: short
+    command: ["sh", "-c", "sleep 2; exit 7"]
+"#,
+    );
+    let c = a.wait_running("ticker", "tick", T);
+    let pid = pid_of(&c, &a);
+    a.wait_running("ticker", "short", T);
+    a.kill9();
+    // While the agent is down, `short` exits and `tick` keeps logging.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(alive(pid));
+    a.spawn();
+    let c2 = a.wait_running("ticker", "tick", T);
+    assert_eq!(pid_of(&c2, &a), pid, "the container was restarted instead of re-adopted");
+    assert_eq!(c2["restartCount"], 0);
+    // The exit that happened while the agent was down is recorded.
+    a.wait_for("short's exit recorded", T, |a| {
+        let c = container_status(&a.pod("ticker")?, "short")?;
+        let t = if c["state"]["terminated"].is_object() { c["state"]["terminated"].clone() } else { c["lastState"]["terminated"].clone() };
+        (t["exitCode"] == 7).then_some(())
+    });
+    // No log line lost: the numbers in the log are consecutive.
+    std::thread::sleep(Duration::from_millis(300));
+    let uid = uid_of(&a.pod("ticker").unwrap());
+    let dir = a.logs_dir.join(format!("default_{}_{uid}", a.pod("ticker").unwrap()["metadata"]["name"].as_str().unwrap())).join("tick");
+    let text = std::fs::read_to_string(dir.join("0.log")).unwrap();
+    let nums: Vec<i64> = text
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(nums.len() > 40, "too few lines: {}", nums.len());
+    for w in nums.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "a log line was lost around {}", w[0]);
+    }
+    assert!(text.lines().next().unwrap().contains(" stdout F line 0"), "not CRI format: {}", text.lines().next().unwrap());
+}
