@@ -215,8 +215,9 @@ impl PodManager {
         for uid in orphans {
             for rec in self.adopted.remove(&uid).unwrap_or_default() {
                 tracing::info!(uid = %uid, container = %rec.meta.container_name, "removing container of a pod that is no longer desired");
-                let cg = crate::cgroup::CgroupName::new(rec.meta.cgroup.iter().map(String::as_str));
-                let _ = self.ctx.cm.destroy(&cg);
+                if let Ok(cg) = crate::cgroup::CgroupName::new(rec.meta.cgroup.iter().map(String::as_str)) {
+                    let _ = self.ctx.cm.destroy(&cg);
+                }
                 self.ctx.runtime.remove(&rec.meta);
             }
         }

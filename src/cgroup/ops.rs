@@ -108,6 +108,26 @@ impl CgroupFs {
         Ok(())
     }
 
+    /// Names of the child cgroups of `name` (from the first hierarchy in use; the agent creates
+    /// every cgroup in all of them). Absent `name`: no children.
+    pub fn children(&self, name: &CgroupName) -> Result<Vec<String>, Error> {
+        let Some(dir) = self.dirs(name).into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(Error::Read { path: dir, source }),
+        };
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Whether `name` exists in every hierarchy in use.
     pub fn exists(&self, name: &CgroupName) -> bool {
         self.dirs(name).iter().all(|d| d.is_dir())

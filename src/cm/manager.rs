@@ -64,6 +64,19 @@ pub struct ContainerManager {
     cfg: CmConfig,
 }
 
+/// A cgroup name from fixed components (always valid).
+fn name(components: &[&str]) -> CgroupName {
+    CgroupName::new(components.iter().copied()).unwrap_or_else(|_| CgroupName::root())
+}
+
+/// `parent/component`, refusing a component that is not a plain directory name.
+fn child(parent: &CgroupName, component: &str) -> Result<CgroupName, CmError> {
+    parent.child(component).map_err(|source| CmError::Cgroup {
+        name: format!("{parent}/{component}"),
+        source,
+    })
+}
+
 fn wrap(name: &CgroupName) -> impl FnOnce(crate::cgroup::Error) -> CmError + '_ {
     move |source| CmError::Cgroup {
         name: name.to_string(),
@@ -117,36 +130,36 @@ impl ContainerManager {
 
     /// The node-allocatable cgroup.
     pub fn kubepods(&self) -> CgroupName {
-        CgroupName::new([KUBEPODS])
+        name(&[KUBEPODS])
     }
 
     fn qos_cgroup(&self, qos: QosClass) -> CgroupName {
         match qos {
             QosClass::Guaranteed => self.kubepods(),
-            QosClass::Burstable => CgroupName::new([KUBEPODS, "burstable"]),
-            QosClass::BestEffort => CgroupName::new([KUBEPODS, "besteffort"]),
+            QosClass::Burstable => name(&[KUBEPODS, "burstable"]),
+            QosClass::BestEffort => name(&[KUBEPODS, "besteffort"]),
         }
     }
 
     /// The pod's cgroup: `pod<uid>` under its QoS cgroup (`GetPodContainerName`).
-    pub fn pod_cgroup(&self, pod: &Pod) -> CgroupName {
+    pub fn pod_cgroup(&self, pod: &Pod) -> Result<CgroupName, CmError> {
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let parent = if self.cfg.cgroups_per_qos {
             self.qos_cgroup(qos_class(pod))
         } else {
             self.kubepods()
         };
-        parent.child(&format!("pod{uid}"))
+        child(&parent, &format!("pod{uid}"))
     }
 
     /// The cgroup of one container of the pod.
-    pub fn container_cgroup(&self, pod: &Pod, container: &str) -> CgroupName {
-        self.pod_cgroup(pod).child(container)
+    pub fn container_cgroup(&self, pod: &Pod, container: &str) -> Result<CgroupName, CmError> {
+        child(&self.pod_cgroup(pod)?, container)
     }
 
     /// Create the pod cgroup with `ResourceConfigForPod` values (`EnsureExists`).
     pub fn ensure_pod_cgroup(&self, pod: &Pod) -> Result<CgroupName, CmError> {
-        let name = self.pod_cgroup(pod);
+        let name = self.pod_cgroup(pod)?;
         let cfg = helpers::pod_resource_config(pod, self.cfg.pod_pids_limit);
         self.cgroups.create(&name).map_err(wrap(&name))?;
         self.apply(&name, &cfg)?;
@@ -161,7 +174,7 @@ impl ContainerManager {
         pod: &Pod,
         container: &Container,
     ) -> Result<CgroupName, CmError> {
-        let name = self.container_cgroup(pod, &container.name);
+        let name = self.container_cgroup(pod, &container.name)?;
         if self.cgroups.exists(&name) {
             let _ = self.cgroups.kill(&name);
             self.cgroups.remove(&name).map_err(wrap(&name))?;
@@ -240,8 +253,8 @@ impl ContainerManager {
         };
         for parent in parents {
             for child in self.cgroups.children(&parent).unwrap_or_default() {
-                if let Some(uid) = child.strip_prefix("pod") {
-                    out.push((uid.to_string(), parent.child(&child)));
+                if let (Some(uid), Ok(name)) = (child.strip_prefix("pod"), self::child(&parent, &child)) {
+                    out.push((uid.to_string(), name));
                 }
             }
         }

@@ -589,7 +589,10 @@ impl PodWorker {
                 self.ctx.runtime.remove(&rec.meta);
                 continue;
             };
-            let cgroup = CgroupName::new(rec.meta.cgroup.iter().map(String::as_str));
+            let Ok(cgroup) = CgroupName::new(rec.meta.cgroup.iter().map(String::as_str)) else {
+                self.ctx.runtime.remove(&rec.meta);
+                continue;
+            };
             self.slots[i].instances = self.slots[i].instances.max(rec.meta.attempt + 1);
             if rec.is_running() {
                 let Some(state) = rec.state.clone() else { continue };
@@ -740,7 +743,3 @@ fn fnv64(bytes: &[u8]) -> u64 {
     h
 }
 
-#[allow(dead_code)]
-fn _assert_send(_: &Slot) {
-    let _ = qos_class;
-}

@@ -367,9 +367,13 @@ impl PodWorker {
                 self.ctx.runtime.remove(&rec.meta);
             }
         }
-        let pod_cg = self.ctx.cm.pod_cgroup(&self.pod);
-        if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
-            tracing::warn!(pod = %self.pod_name(), cgroup = %pod_cg, error = %e, "remove pod cgroup");
+        match self.ctx.cm.pod_cgroup(&self.pod) {
+            Ok(pod_cg) => {
+                if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
+                    tracing::warn!(pod = %self.pod_name(), cgroup = %pod_cg, error = %e, "remove pod cgroup");
+                }
+            }
+            Err(e) => tracing::warn!(pod = %self.pod_name(), error = %e, "pod cgroup name"),
         }
         crate::logs::remove_pod_logs(
             &self.ctx.pod_logs_dir,
