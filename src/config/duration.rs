@@ -231,4 +231,12 @@ mod tests {
             assert_eq!(format_go_duration(d), s);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn format_then_parse_is_identity(nanos in 0u64..=i64::MAX as u64) {
+            let d = Duration::from_nanos(nanos);
+            proptest::prop_assert_eq!(parse_duration(&format_go_duration(d)), Ok(d));
+        }
+    }
 }

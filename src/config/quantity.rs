@@ -254,4 +254,18 @@ mod tests {
         assert_eq!(format_milli(100), "100m");
         assert_eq!(format_milli(2000), "2");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn binary_format_parses_back(v in 0i64..=i64::MAX) {
+            let q = Quantity::parse(&format_binary(v)).unwrap();
+            proptest::prop_assert_eq!(q.value(), Ok(v));
+        }
+
+        #[test]
+        fn milli_format_parses_back(m in 0i64..=i64::MAX / 1000) {
+            let q = Quantity::parse(&format_milli(m)).unwrap();
+            proptest::prop_assert_eq!(q.milli_value(), Ok(m));
+        }
+    }
 }
