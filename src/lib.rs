@@ -9,6 +9,8 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod config;
+pub mod eviction;
 pub mod kubelet;
 pub mod node;
 pub mod pleg;

@@ -1,0 +1,1014 @@
+//! Configuration: command-line flags plus an optional `KubeletConfiguration` file, merged into
+//! one validated [`Config`] (flags override the file, the file overrides the defaults).
+//!
+//! Mirrors `cmd/kubelet/app/options` (flags and their validation), the v1beta1 defaults in
+//! `pkg/kubelet/apis/config/v1beta1/defaults.go`, the checks in
+//! `pkg/kubelet/apis/config/validation` and the config-file loader in
+//! `pkg/kubelet/kubeletconfig/configfiles`. Error texts are the kubelet's where it has one.
+pub mod duration;
+mod file;
+mod flags;
+mod labels;
+pub(crate) mod quantity;
+pub mod swap;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use file::{API_VERSION, KIND};
+pub use flags::{Flags, map_flag, parse_go_bool};
+pub use swap::SwapBehavior;
+
+use crate::eviction::thresholds::{
+    Threshold, ThresholdError, effective_eviction_hard, parse_thresholds,
+    update_container_fs_thresholds,
+};
+use duration::format_go_duration;
+use quantity::{Quantity, format_binary, format_milli};
+
+/// Default state directory (the kubelet uses /var/lib/kubelet; we keep out of its way).
+pub const DEFAULT_ROOT_DIR: &str = "/var/lib/minikubelet";
+/// Default directory for container logs (the kubelet's `podLogsDir` default).
+pub const DEFAULT_POD_LOGS_DIR: &str = "/var/log/pods";
+/// Default directory for the per-container log symlinks.
+pub const DEFAULT_CONTAINER_LOGS_DIR: &str = "/var/log/containers";
+/// Default API port (`ports.KubeletPort`).
+pub const DEFAULT_PORT: u16 = 10250;
+/// Default `maxPods`.
+pub const DEFAULT_MAX_PODS: i32 = 110;
+/// Default `containerLogMaxSize`, 10Mi.
+pub const DEFAULT_CONTAINER_LOG_MAX_SIZE: i64 = 10 << 20;
+/// Default `containerLogMaxFiles`.
+pub const DEFAULT_CONTAINER_LOG_MAX_FILES: i32 = 5;
+/// Manifest directory relist period (kubelet default): shorter notices missed inotify events
+/// sooner, at the cost of re-reading every manifest more often.
+pub const DEFAULT_FILE_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
+/// Eviction loop period (the kubelet's `evictionMonitoringPeriod` constant): shorter reacts to
+/// pressure sooner but reads cgroup and filesystem stats more often.
+pub const DEFAULT_EVICTION_MONITORING_PERIOD: Duration = Duration::from_secs(10);
+/// How long a pressure condition lingers after the last crossing (kubelet default): longer
+/// avoids flapping conditions, shorter reports recovery sooner.
+pub const DEFAULT_EVICTION_PRESSURE_TRANSITION_PERIOD: Duration = Duration::from_secs(5 * 60);
+/// Idle timeout of streaming connections (kubelet default): long enough for an interactive
+/// shell left alone, short enough that abandoned streams are eventually reclaimed.
+pub const DEFAULT_STREAMING_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("failed to load Kubelet config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The io error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML/JSON or not a map.
+    #[error("failed to decode Kubelet config file {path}: {message}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Wrong or missing `apiVersion` / `kind`.
+    #[error(
+        "failed to decode Kubelet config file {path}: {field} {found} is not supported, expected {expected:?}"
+    )]
+    TypeMeta {
+        /// The file.
+        path: PathBuf,
+        /// `apiVersion` or `kind`.
+        field: &'static str,
+        /// What the file has, or `missing`.
+        found: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// A file field of the wrong type.
+    #[error("{path}: invalid value {value} for {field}: expected {expected}")]
+    FileField {
+        /// The file.
+        path: PathBuf,
+        /// The field, dotted for nested ones.
+        field: String,
+        /// The value as JSON.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+    /// One or more values that fail validation; each message names field, value and what is accepted.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The eviction settings are invalid.
+    #[error(transparent)]
+    Eviction(#[from] ThresholdError),
+    /// The hostname could not be read.
+    #[error("get hostname: {0}")]
+    Hostname(String),
+    /// The node name came out empty.
+    #[error("empty hostname is invalid")]
+    EmptyHostname,
+}
+
+/// The result of [`load`]: the configuration and the warnings the caller should log.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Ignored or suspicious settings, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+/// Resources held back from pods (`systemReserved` / `kubeReserved`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reserved {
+    /// CPU in millicores.
+    pub milli_cpu: i64,
+    /// Memory in bytes.
+    pub memory: i64,
+    /// Local ephemeral storage in bytes.
+    pub ephemeral_storage: i64,
+    /// Process ids.
+    pub pids: i64,
+}
+
+/// A level of node allocatable enforcement (`enforceNodeAllocatable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NodeAllocatableEnforcement {
+    /// Limit the `kubepods` cgroup to node allocatable.
+    Pods,
+    /// Limit `systemReservedCgroup` to `systemReserved`.
+    SystemReserved,
+    /// Limit `kubeReservedCgroup` to `kubeReserved`.
+    KubeReserved,
+}
+
+impl NodeAllocatableEnforcement {
+    /// The config text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeAllocatableEnforcement::Pods => "pods",
+            NodeAllocatableEnforcement::SystemReserved => "system-reserved",
+            NodeAllocatableEnforcement::KubeReserved => "kube-reserved",
+        }
+    }
+}
+
+/// The only implemented cgroup driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupDriver {
+    /// Write cgroupfs directly.
+    #[default]
+    Cgroupfs,
+}
+
+/// Log output format (`logging.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The config text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Logging settings (`logging`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Logging {
+    /// Output format.
+    pub format: LogFormat,
+    /// klog-style verbosity, 0..=10.
+    pub verbosity: u8,
+}
+
+/// Eviction settings: the effective maps as configured, and the parsed thresholds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Eviction {
+    /// `evictionHard` with defaults applied (see `mergeDefaultEvictionSettings`).
+    pub hard: BTreeMap<String, String>,
+    /// `evictionSoft`.
+    pub soft: BTreeMap<String, String>,
+    /// `evictionSoftGracePeriod`.
+    pub soft_grace_period: BTreeMap<String, String>,
+    /// `evictionMinimumReclaim`.
+    pub minimum_reclaim: BTreeMap<String, String>,
+    /// `evictionMaxPodGracePeriod`, seconds.
+    pub max_pod_grace_period: i32,
+    /// `evictionPressureTransitionPeriod`.
+    pub pressure_transition_period: Duration,
+    /// How often the eviction manager runs (not configurable in the kubelet).
+    pub monitoring_period: Duration,
+    /// `mergeDefaultEvictionSettings`.
+    pub merge_default_eviction_settings: bool,
+    /// `kernelMemcgNotification`.
+    pub kernel_memcg_notification: bool,
+    /// Parsed thresholds: hard, soft, allocatable copies, containerfs copies (single filesystem).
+    pub thresholds: Vec<Threshold>,
+}
+
+/// The validated configuration of one minikubelet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The `--config` file this came from, if any.
+    pub config_file: Option<PathBuf>,
+    /// `staticPodPath`; `None` runs no static pods.
+    pub static_pod_path: Option<PathBuf>,
+    /// `fileCheckFrequency`.
+    pub file_check_frequency: Duration,
+    /// `--root-dir`.
+    pub root_dir: PathBuf,
+    /// `podLogsDir`.
+    pub pod_logs_dir: PathBuf,
+    /// `--container-logs-dir` (ours).
+    pub container_logs_dir: PathBuf,
+    /// `--hostname-override`.
+    pub hostname_override: Option<String>,
+    /// `--node-labels`.
+    pub node_labels: BTreeMap<String, String>,
+    /// `cgroupRoot` (`/` when empty and `cgroupsPerQOS`).
+    pub cgroup_root: String,
+    /// `cgroupsPerQOS`.
+    pub cgroups_per_qos: bool,
+    /// `cgroupDriver`.
+    pub cgroup_driver: CgroupDriver,
+    /// `failSwapOn`.
+    pub fail_swap_on: bool,
+    /// `memorySwap.swapBehavior`.
+    pub swap_behavior: SwapBehavior,
+    /// `maxPods`.
+    pub max_pods: i32,
+    /// `podPidsLimit`; -1 for none.
+    pub pod_pids_limit: i64,
+    /// `systemReserved`.
+    pub system_reserved: Reserved,
+    /// `kubeReserved`.
+    pub kube_reserved: Reserved,
+    /// `systemReservedCgroup`.
+    pub system_reserved_cgroup: String,
+    /// `kubeReservedCgroup`.
+    pub kube_reserved_cgroup: String,
+    /// `enforceNodeAllocatable`; empty for `none`.
+    pub enforce_node_allocatable: Vec<NodeAllocatableEnforcement>,
+    /// `containerLogMaxSize` in bytes.
+    pub container_log_max_size: i64,
+    /// `containerLogMaxFiles`.
+    pub container_log_max_files: i32,
+    /// `address`.
+    pub address: IpAddr,
+    /// `port`.
+    pub port: u16,
+    /// `logging`.
+    pub logging: Logging,
+    /// Eviction settings.
+    pub eviction: Eviction,
+    /// `streamingConnectionIdleTimeout`.
+    pub streaming_connection_idle_timeout: Duration,
+    /// `tlsCertFile`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `tlsPrivateKeyFile`.
+    pub tls_private_key_file: Option<PathBuf>,
+    /// `authentication.x509.clientCAFile`.
+    pub client_ca_file: Option<PathBuf>,
+    /// `--allow-insecure-manifest-path` (ours).
+    pub allow_insecure_manifest_path: bool,
+}
+
+/// Settings as read from one source (file or flags), before defaults and validation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    static_pod_path: Option<PathBuf>,
+    file_check_frequency: Option<Duration>,
+    pod_logs_dir: Option<PathBuf>,
+    cgroup_root: Option<String>,
+    cgroups_per_qos: Option<bool>,
+    cgroup_driver: Option<String>,
+    fail_swap_on: Option<bool>,
+    swap_behavior: Option<String>,
+    max_pods: Option<i64>,
+    pod_pids_limit: Option<i64>,
+    system_reserved: Option<BTreeMap<String, String>>,
+    kube_reserved: Option<BTreeMap<String, String>>,
+    system_reserved_cgroup: Option<String>,
+    kube_reserved_cgroup: Option<String>,
+    enforce_node_allocatable: Option<Vec<String>>,
+    container_log_max_size: Option<String>,
+    container_log_max_files: Option<i64>,
+    address: Option<String>,
+    port: Option<i64>,
+    eviction_hard: Option<BTreeMap<String, String>>,
+    eviction_soft: Option<BTreeMap<String, String>>,
+    eviction_soft_grace_period: Option<BTreeMap<String, String>>,
+    eviction_minimum_reclaim: Option<BTreeMap<String, String>>,
+    eviction_max_pod_grace_period: Option<i64>,
+    eviction_pressure_transition_period: Option<Duration>,
+    eviction_monitoring_period: Option<Duration>,
+    merge_default_eviction_settings: Option<bool>,
+    kernel_memcg_notification: Option<bool>,
+    streaming_connection_idle_timeout: Option<Duration>,
+    tls_cert_file: Option<PathBuf>,
+    tls_private_key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+    logging_format: Option<String>,
+    logging_verbosity: Option<i64>,
+}
+
+impl Settings {
+    fn from_flags(f: &Flags) -> Self {
+        Settings {
+            static_pod_path: f.pod_manifest_path.clone(),
+            file_check_frequency: f.file_check_frequency,
+            pod_logs_dir: f.pod_logs_dir.clone(),
+            cgroup_root: f.cgroup_root.clone(),
+            cgroups_per_qos: f.cgroups_per_qos,
+            cgroup_driver: f.cgroup_driver.clone(),
+            fail_swap_on: f.fail_swap_on,
+            swap_behavior: None,
+            max_pods: f.max_pods,
+            pod_pids_limit: f.pod_max_pids,
+            system_reserved: f.system_reserved.clone(),
+            kube_reserved: f.kube_reserved.clone(),
+            system_reserved_cgroup: f.system_reserved_cgroup.clone(),
+            kube_reserved_cgroup: f.kube_reserved_cgroup.clone(),
+            enforce_node_allocatable: f.enforce_node_allocatable.as_deref().map(split_list),
+            container_log_max_size: f.container_log_max_size.clone(),
+            container_log_max_files: f.container_log_max_files,
+            address: f.address.map(|a| a.to_string()),
+            port: f.port,
+            eviction_hard: f.eviction_hard.clone(),
+            eviction_soft: f.eviction_soft.clone(),
+            eviction_soft_grace_period: f.eviction_soft_grace_period.clone(),
+            eviction_minimum_reclaim: f.eviction_minimum_reclaim.clone(),
+            eviction_max_pod_grace_period: f.eviction_max_pod_grace_period,
+            eviction_pressure_transition_period: f.eviction_pressure_transition_period,
+            eviction_monitoring_period: f.eviction_monitoring_period,
+            merge_default_eviction_settings: None,
+            kernel_memcg_notification: f.kernel_memcg_notification,
+            streaming_connection_idle_timeout: f.streaming_connection_idle_timeout,
+            tls_cert_file: f.tls_cert_file.clone(),
+            tls_private_key_file: f.tls_private_key_file.clone(),
+            client_ca_file: f.client_ca_file.clone(),
+            logging_format: f.logging_format.clone(),
+            logging_verbosity: f.v.map(i64::from),
+        }
+    }
+
+    /// `self` (the flags) over `file`: every field set in `self` wins.
+    fn over(self, file: Settings) -> Settings {
+        Settings {
+            static_pod_path: self.static_pod_path.or(file.static_pod_path),
+            file_check_frequency: self.file_check_frequency.or(file.file_check_frequency),
+            pod_logs_dir: self.pod_logs_dir.or(file.pod_logs_dir),
+            cgroup_root: self.cgroup_root.or(file.cgroup_root),
+            cgroups_per_qos: self.cgroups_per_qos.or(file.cgroups_per_qos),
+            cgroup_driver: self.cgroup_driver.or(file.cgroup_driver),
+            fail_swap_on: self.fail_swap_on.or(file.fail_swap_on),
+            swap_behavior: self.swap_behavior.or(file.swap_behavior),
+            max_pods: self.max_pods.or(file.max_pods),
+            pod_pids_limit: self.pod_pids_limit.or(file.pod_pids_limit),
+            system_reserved: self.system_reserved.or(file.system_reserved),
+            kube_reserved: self.kube_reserved.or(file.kube_reserved),
+            system_reserved_cgroup: self.system_reserved_cgroup.or(file.system_reserved_cgroup),
+            kube_reserved_cgroup: self.kube_reserved_cgroup.or(file.kube_reserved_cgroup),
+            enforce_node_allocatable: self
+                .enforce_node_allocatable
+                .or(file.enforce_node_allocatable),
+            container_log_max_size: self.container_log_max_size.or(file.container_log_max_size),
+            container_log_max_files: self
+                .container_log_max_files
+                .or(file.container_log_max_files),
+            address: self.address.or(file.address),
+            port: self.port.or(file.port),
+            eviction_hard: self.eviction_hard.or(file.eviction_hard),
+            eviction_soft: self.eviction_soft.or(file.eviction_soft),
+            eviction_soft_grace_period: self
+                .eviction_soft_grace_period
+                .or(file.eviction_soft_grace_period),
+            eviction_minimum_reclaim: self
+                .eviction_minimum_reclaim
+                .or(file.eviction_minimum_reclaim),
+            eviction_max_pod_grace_period: self
+                .eviction_max_pod_grace_period
+                .or(file.eviction_max_pod_grace_period),
+            eviction_pressure_transition_period: self
+                .eviction_pressure_transition_period
+                .or(file.eviction_pressure_transition_period),
+            eviction_monitoring_period: self
+                .eviction_monitoring_period
+                .or(file.eviction_monitoring_period),
+            merge_default_eviction_settings: self
+                .merge_default_eviction_settings
+                .or(file.merge_default_eviction_settings),
+            kernel_memcg_notification: self
+                .kernel_memcg_notification
+                .or(file.kernel_memcg_notification),
+            streaming_connection_idle_timeout: self
+                .streaming_connection_idle_timeout
+                .or(file.streaming_connection_idle_timeout),
+            tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
+            tls_private_key_file: self.tls_private_key_file.or(file.tls_private_key_file),
+            client_ca_file: self.client_ca_file.or(file.client_ca_file),
+            logging_format: self.logging_format.or(file.logging_format),
+            logging_verbosity: self.logging_verbosity.or(file.logging_verbosity),
+        }
+    }
+}
+
+/// `a, b ,c` -> ["a","b","c"]; an empty string is an empty list (pflag `StringSlice`).
+fn split_list(s: &str) -> Vec<String> {
+    if s.trim().is_empty() {
+        return Vec::new();
+    }
+    s.split(',').map(|p| p.trim().to_string()).collect()
+}
+
+/// Loads the configuration: defaults, then the `--config` file if given, then the flags; then
+/// validates everything and parses the eviction thresholds. Reads no system state besides the
+/// config file, so it is safe in unit tests.
+pub fn load(flags: &Flags) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
+    let file_settings = match &flags.config {
+        Some(path) => {
+            let (s, w) = file::read(path)?;
+            warnings.extend(w);
+            s
+        }
+        None => Settings::default(),
+    };
+    let s = Settings::from_flags(flags).over(file_settings);
+    let mut v = Validator::default();
+    let config = build(flags, s, &mut v, &mut warnings)?;
+    if !v.errors.is_empty() {
+        return Err(ConfigError::Invalid(v.errors));
+    }
+    Ok(Loaded { config, warnings })
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<String>,
+}
+
+impl Validator {
+    fn err(&mut self, msg: String) {
+        self.errors.push(msg);
+    }
+}
+
+/// Applies defaults and validation to the merged settings.
+fn build(
+    flags: &Flags,
+    s: Settings,
+    v: &mut Validator,
+    warnings: &mut Vec<String>,
+) -> Result<Config, ConfigError> {
+    // Paths.
+    let root_dir = flags
+        .root_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT_DIR));
+    check_dir(v, "--root-dir", &root_dir);
+    let pod_logs_dir = s
+        .pod_logs_dir
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_POD_LOGS_DIR));
+    check_pod_logs_dir(v, &pod_logs_dir);
+    let container_logs_dir = flags
+        .container_logs_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTAINER_LOGS_DIR));
+    check_dir(v, "--container-logs-dir", &container_logs_dir);
+    let static_pod_path = s.static_pod_path.filter(|p| !p.as_os_str().is_empty());
+
+    // Node identity.
+    let hostname_override = flags.hostname_override.clone().filter(|h| !h.is_empty());
+    let node_labels = flags.node_labels.clone().unwrap_or_default();
+    if let Err(e) = labels::validate_node_labels(&node_labels) {
+        v.err(e);
+    }
+
+    // Periods.
+    let file_check_frequency = s
+        .file_check_frequency
+        .unwrap_or(DEFAULT_FILE_CHECK_FREQUENCY);
+    if file_check_frequency.is_zero() {
+        v.err(
+            "invalid configuration: fileCheckFrequency (--file-check-frequency) 0s must be greater than 0"
+                .to_string(),
+        );
+    }
+    let monitoring_period = s
+        .eviction_monitoring_period
+        .unwrap_or(DEFAULT_EVICTION_MONITORING_PERIOD);
+    if monitoring_period.is_zero() {
+        v.err(
+            "invalid configuration: evictionMonitoringPeriod (--eviction-monitoring-period) 0s must be greater than 0"
+                .to_string(),
+        );
+    }
+
+    // Cgroups.
+    let cgroups_per_qos = s.cgroups_per_qos.unwrap_or(true);
+    let cgroup_root = match s.cgroup_root.unwrap_or_default() {
+        r if r.is_empty() && cgroups_per_qos => "/".to_string(),
+        r => r,
+    };
+    let cgroup_driver = match s.cgroup_driver.as_deref().unwrap_or("cgroupfs") {
+        "cgroupfs" => CgroupDriver::Cgroupfs,
+        "systemd" => {
+            v.err(
+                "invalid configuration: cgroupDriver (--cgroup-driver) \"systemd\" is not implemented by minikubelet; use \"cgroupfs\""
+                    .to_string(),
+            );
+            CgroupDriver::Cgroupfs
+        }
+        other => {
+            v.err(format!(
+                "invalid configuration: cgroupDriver (--cgroup-driver) {other:?} must be one of: \"cgroupfs\" (\"systemd\" is not implemented)"
+            ));
+            CgroupDriver::Cgroupfs
+        }
+    };
+
+    // Swap.
+    let fail_swap_on = s.fail_swap_on.unwrap_or(true);
+    let swap_behavior = match SwapBehavior::parse(s.swap_behavior.as_deref().unwrap_or("")) {
+        Ok(b) => b,
+        Err(e) => {
+            v.err(e);
+            SwapBehavior::Unset
+        }
+    };
+
+    // Pods.
+    let max_pods = s.max_pods.unwrap_or(i64::from(DEFAULT_MAX_PODS));
+    let max_pods = match i32::try_from(max_pods) {
+        Ok(n) if n >= 0 => n,
+        _ => {
+            v.err(format!(
+                "invalid configuration: maxPods (--max-pods) {max_pods} must not be a negative number"
+            ));
+            0
+        }
+    };
+    // The kubelet defaults nil or negative to -1 (no pod-level limit).
+    let pod_pids_limit = s.pod_pids_limit.filter(|n| *n >= 0).unwrap_or(-1);
+
+    // Node allocatable.
+    let system_reserved =
+        parse_reserved(v, "systemReserved (--system-reserved)", s.system_reserved);
+    let kube_reserved = parse_reserved(v, "kubeReserved (--kube-reserved)", s.kube_reserved);
+    let system_reserved_cgroup = s.system_reserved_cgroup.unwrap_or_default();
+    let kube_reserved_cgroup = s.kube_reserved_cgroup.unwrap_or_default();
+    let enforce_raw = s
+        .enforce_node_allocatable
+        .unwrap_or_else(|| vec!["pods".to_string()]);
+    let enforce_node_allocatable = parse_enforcement(
+        v,
+        &enforce_raw,
+        cgroups_per_qos,
+        &system_reserved_cgroup,
+        &kube_reserved_cgroup,
+    );
+
+    // Logs.
+    let container_log_max_size = match s.container_log_max_size {
+        None => DEFAULT_CONTAINER_LOG_MAX_SIZE,
+        Some(q) => match Quantity::parse(&q).and_then(|x| x.value()) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                v.err(format!(
+                    "invalid configuration: containerLogMaxSize (--container-log-max-size) {q:?} must be a positive quantity such as \"10Mi\""
+                ));
+                DEFAULT_CONTAINER_LOG_MAX_SIZE
+            }
+        },
+    };
+    let files = s
+        .container_log_max_files
+        .unwrap_or(i64::from(DEFAULT_CONTAINER_LOG_MAX_FILES));
+    let container_log_max_files = match i32::try_from(files) {
+        Ok(n) if n > 1 => n,
+        _ => {
+            v.err(format!(
+                "invalid configuration: containerLogMaxFiles (--container-log-max-files) {files} must be greater than 1"
+            ));
+            DEFAULT_CONTAINER_LOG_MAX_FILES
+        }
+    };
+    let logging = parse_logging(v, s.logging_format, s.logging_verbosity);
+
+    // Serving.
+    let address = match s.address {
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(a) => a.parse().unwrap_or_else(|_| {
+            v.err(format!(
+                "invalid configuration: address (--address) {a:?} must be an IPv4 or IPv6 address"
+            ));
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }),
+    };
+    let port_raw = s.port.unwrap_or(i64::from(DEFAULT_PORT));
+    let port = match u16::try_from(port_raw) {
+        Ok(p) if p > 0 => p,
+        _ => {
+            v.err(format!(
+                "invalid configuration: port (--port) {port_raw} must be between 1 and 65535, inclusive"
+            ));
+            DEFAULT_PORT
+        }
+    };
+    let streaming_connection_idle_timeout = s
+        .streaming_connection_idle_timeout
+        .unwrap_or(DEFAULT_STREAMING_CONNECTION_IDLE_TIMEOUT);
+    let tls_cert_file = s.tls_cert_file.filter(|p| !p.as_os_str().is_empty());
+    let tls_private_key_file = s.tls_private_key_file.filter(|p| !p.as_os_str().is_empty());
+    if tls_cert_file.is_some() != tls_private_key_file.is_some() {
+        v.err(
+            "invalid configuration: tlsCertFile (--tls-cert-file) and tlsPrivateKeyFile (--tls-private-key-file) must be set together"
+                .to_string(),
+        );
+    }
+    let client_ca_file = s.client_ca_file.filter(|p| !p.as_os_str().is_empty());
+
+    // Eviction.
+    let max_pod_grace = s.eviction_max_pod_grace_period.unwrap_or(0);
+    let max_pod_grace_period = match i32::try_from(max_pod_grace) {
+        Ok(n) if n >= 0 => n,
+        _ => {
+            v.err(format!(
+                "invalid configuration: evictionMaxPodGracePeriod (--eviction-max-pod-grace-period) {max_pod_grace} must be between 0 and 2147483647 seconds"
+            ));
+            0
+        }
+    };
+    let merge = s.merge_default_eviction_settings.unwrap_or(false);
+    let soft = s.eviction_soft.unwrap_or_default();
+    let soft_grace_period = s.eviction_soft_grace_period.unwrap_or_default();
+    let minimum_reclaim = s.eviction_minimum_reclaim.unwrap_or_default();
+    let enforce_keys: Vec<&str> = enforce_node_allocatable
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    let thresholds = parse_thresholds(
+        s.eviction_hard.as_ref(),
+        &soft,
+        &soft_grace_period,
+        &minimum_reclaim,
+        &enforce_keys,
+        merge,
+    )?;
+    // minikubelet always runs on one filesystem: containerfs follows nodefs.
+    let (thresholds, fs_warnings) = update_container_fs_thresholds(thresholds, false, false);
+    warnings.extend(fs_warnings);
+    let eviction = Eviction {
+        hard: effective_eviction_hard(s.eviction_hard.as_ref(), merge),
+        soft,
+        soft_grace_period,
+        minimum_reclaim,
+        max_pod_grace_period,
+        pressure_transition_period: s
+            .eviction_pressure_transition_period
+            .unwrap_or(DEFAULT_EVICTION_PRESSURE_TRANSITION_PERIOD),
+        monitoring_period,
+        merge_default_eviction_settings: merge,
+        kernel_memcg_notification: s.kernel_memcg_notification.unwrap_or(false),
+        thresholds,
+    };
+
+    Ok(Config {
+        config_file: flags.config.clone(),
+        static_pod_path,
+        file_check_frequency,
+        root_dir,
+        pod_logs_dir,
+        container_logs_dir,
+        hostname_override,
+        node_labels,
+        cgroup_root,
+        cgroups_per_qos,
+        cgroup_driver,
+        fail_swap_on,
+        swap_behavior,
+        max_pods,
+        pod_pids_limit,
+        system_reserved,
+        kube_reserved,
+        system_reserved_cgroup,
+        kube_reserved_cgroup,
+        enforce_node_allocatable,
+        container_log_max_size,
+        container_log_max_files,
+        address,
+        port,
+        logging,
+        eviction,
+        streaming_connection_idle_timeout,
+        tls_cert_file,
+        tls_private_key_file,
+        client_ca_file,
+        allow_insecure_manifest_path: flags.allow_insecure_manifest_path.unwrap_or(false),
+    })
+}
+
+/// Go's `filepath.Clean(p) == p` for absolute paths.
+fn is_path_clean(p: &str) -> bool {
+    if p == "/" {
+        return true;
+    }
+    !p.ends_with('/')
+        && p.split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+fn check_dir(v: &mut Validator, flag: &str, p: &Path) {
+    if !p.is_absolute() {
+        v.err(format!(
+            "invalid configuration: {flag} {:?} must be an absolute path",
+            p.display().to_string()
+        ));
+    }
+}
+
+/// The kubelet's `podLogsDir` checks.
+fn check_pod_logs_dir(v: &mut Validator, p: &Path) {
+    let s = p.to_string_lossy();
+    if !p.is_absolute() {
+        v.err(format!(
+            "invalid configuration: pod logs path {s:?} must be absolute path"
+        ));
+    } else if !is_path_clean(&s) {
+        v.err(format!(
+            "invalid configuration: pod logs path {s:?} must be normalized"
+        ));
+    }
+    if !s.is_ascii() {
+        // (sic) the kubelet's text.
+        v.err(format!(
+            "invalid configuration: pod logs path {s:?} mut contains ASCII characters only"
+        ));
+    }
+}
+
+/// The kubelet's `parseResourceList` for reserved resources.
+fn parse_reserved(
+    v: &mut Validator,
+    field: &str,
+    map: Option<BTreeMap<String, String>>,
+) -> Reserved {
+    let mut r = Reserved::default();
+    for (k, val) in map.unwrap_or_default() {
+        let q = match Quantity::parse(&val) {
+            Ok(q) => q,
+            Err(e) => {
+                v.err(format!(
+                    "invalid configuration: {field}: failed to parse quantity {val:?} for {k:?} resource: {e}"
+                ));
+                continue;
+            }
+        };
+        if q.is_negative() {
+            v.err(format!(
+                "invalid configuration: {field}: resource quantity for {k:?} cannot be negative: {val}"
+            ));
+            continue;
+        }
+        let slot = match k.as_str() {
+            "cpu" => (&mut r.milli_cpu, q.milli_value()),
+            "memory" => (&mut r.memory, q.value()),
+            "ephemeral-storage" => (&mut r.ephemeral_storage, q.value()),
+            "pid" => (&mut r.pids, q.value()),
+            _ => {
+                v.err(format!(
+                    "invalid configuration: {field}: cannot reserve {k:?} resource; accepted resources: cpu, memory, ephemeral-storage, pid"
+                ));
+                continue;
+            }
+        };
+        match slot.1 {
+            Ok(n) => *slot.0 = n,
+            Err(e) => v.err(format!(
+                "invalid configuration: {field}: failed to parse quantity {val:?} for {k:?} resource: {e}"
+            )),
+        }
+    }
+    r
+}
+
+/// The kubelet's `enforceNodeAllocatable` validation (without the `-compressible` variants).
+fn parse_enforcement(
+    v: &mut Validator,
+    raw: &[String],
+    cgroups_per_qos: bool,
+    system_reserved_cgroup: &str,
+    kube_reserved_cgroup: &str,
+) -> Vec<NodeAllocatableEnforcement> {
+    let mut out: Vec<NodeAllocatableEnforcement> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for val in raw {
+        if seen.contains(&val.as_str()) {
+            v.err(format!(
+                "invalid configuration: duplicated enforcements {val:?} in enforceNodeAllocatable (--enforce-node-allocatable)"
+            ));
+            continue;
+        }
+        seen.push(val);
+        let e = match val.as_str() {
+            "pods" => NodeAllocatableEnforcement::Pods,
+            "system-reserved" => {
+                if system_reserved_cgroup.is_empty() {
+                    v.err("invalid configuration: systemReservedCgroup (--system-reserved-cgroup) must be specified when \"system-reserved\" included in enforceNodeAllocatable (--enforce-node-allocatable)".to_string());
+                }
+                NodeAllocatableEnforcement::SystemReserved
+            }
+            "kube-reserved" => {
+                if kube_reserved_cgroup.is_empty() {
+                    v.err("invalid configuration: kubeReservedCgroup (--kube-reserved-cgroup) must be specified when \"kube-reserved\" included in enforceNodeAllocatable (--enforce-node-allocatable)".to_string());
+                }
+                NodeAllocatableEnforcement::KubeReserved
+            }
+            "none" => {
+                if raw.len() > 1 {
+                    v.err("invalid configuration: enforceNodeAllocatable (--enforce-node-allocatable) may not contain additional enforcements when \"none\" is specified".to_string());
+                }
+                continue;
+            }
+            other => {
+                v.err(format!(
+                    "invalid configuration: option {other:?} specified for enforceNodeAllocatable (--enforce-node-allocatable). Valid options are \"pods\", \"system-reserved\", \"kube-reserved\" or \"none\""
+                ));
+                continue;
+            }
+        };
+        if !cgroups_per_qos {
+            v.err(format!(
+                "invalid configuration: cgroupsPerQOS (--cgroups-per-qos) must be set to true when {val:?} contained in enforceNodeAllocatable (--enforce-node-allocatable)"
+            ));
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn parse_logging(v: &mut Validator, format: Option<String>, verbosity: Option<i64>) -> Logging {
+    let format = match format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            // component-base's field.NotSupported text.
+            v.err(format!(
+                "logging.format: Unsupported value: {other:?}: supported values: \"json\", \"text\""
+            ));
+            LogFormat::Text
+        }
+    };
+    let raw = verbosity.unwrap_or(0);
+    let verbosity = match u8::try_from(raw) {
+        Ok(n) if n <= 10 => n,
+        _ => {
+            v.err(format!(
+                "invalid configuration: logging.verbosity (-v) {raw} must be between 0 and 10, inclusive"
+            ));
+            0
+        }
+    };
+    Logging { format, verbosity }
+}
+
+impl Config {
+    /// The node name: `--hostname-override` if given, else the hostname; trimmed and lowercased
+    /// like the kubelet's `nodeutil.GetHostname`.
+    pub fn node_name(&self) -> Result<String, ConfigError> {
+        let raw = match &self.hostname_override {
+            Some(h) => h.clone(),
+            None => nix::unistd::gethostname()
+                .map_err(|e| ConfigError::Hostname(e.to_string()))?
+                .into_string()
+                .map_err(|h| ConfigError::Hostname(format!("hostname {h:?} is not UTF-8")))?,
+        };
+        let name = raw.trim().to_lowercase();
+        if name.is_empty() {
+            return Err(ConfigError::EmptyHostname);
+        }
+        Ok(name)
+    }
+
+    /// The `tracing` level for the configured verbosity: 0-2 info, 3-4 debug, 5+ trace
+    /// (klog: V(2) is steady-state detail, V(4) debug, V(5)+ trace).
+    pub fn tracing_level(&self) -> tracing::Level {
+        match self.logging.verbosity {
+            0..=2 => tracing::Level::INFO,
+            3..=4 => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
+        }
+    }
+
+    /// The configuration as `KubeletConfiguration`-shaped JSON (for `/configz`), including our
+    /// own `evictionMonitoringPeriod`. Flag-only settings (root dir, node labels...) are absent,
+    /// as in the kubelet.
+    pub fn to_kubelet_configuration(&self) -> Value {
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        let mut obj = json!({
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "staticPodPath": path(&self.static_pod_path),
+            "fileCheckFrequency": format_go_duration(self.file_check_frequency),
+            "podLogsDir": self.pod_logs_dir.display().to_string(),
+            "address": self.address.to_string(),
+            "port": self.port,
+            "tlsCertFile": path(&self.tls_cert_file),
+            "tlsPrivateKeyFile": path(&self.tls_private_key_file),
+            "authentication": { "x509": { "clientCAFile": path(&self.client_ca_file) } },
+            "streamingConnectionIdleTimeout": format_go_duration(self.streaming_connection_idle_timeout),
+            "cgroupRoot": self.cgroup_root,
+            "cgroupsPerQOS": self.cgroups_per_qos,
+            "cgroupDriver": "cgroupfs",
+            "failSwapOn": self.fail_swap_on,
+            "memorySwap": { "swapBehavior": self.swap_behavior.as_str() },
+            "maxPods": self.max_pods,
+            "podPidsLimit": self.pod_pids_limit,
+            "systemReserved": reserved_map(&self.system_reserved),
+            "kubeReserved": reserved_map(&self.kube_reserved),
+            "systemReservedCgroup": self.system_reserved_cgroup,
+            "kubeReservedCgroup": self.kube_reserved_cgroup,
+            "enforceNodeAllocatable": self
+                .enforce_node_allocatable
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>(),
+            "containerLogMaxSize": format_binary(self.container_log_max_size),
+            "containerLogMaxFiles": self.container_log_max_files,
+            "evictionHard": self.eviction.hard,
+            "evictionSoft": self.eviction.soft,
+            "evictionSoftGracePeriod": self.eviction.soft_grace_period,
+            "evictionMinimumReclaim": self.eviction.minimum_reclaim,
+            "evictionMaxPodGracePeriod": self.eviction.max_pod_grace_period,
+            "evictionPressureTransitionPeriod": format_go_duration(self.eviction.pressure_transition_period),
+            "evictionMonitoringPeriod": format_go_duration(self.eviction.monitoring_period),
+            "mergeDefaultEvictionSettings": self.eviction.merge_default_eviction_settings,
+            "kernelMemcgNotification": self.eviction.kernel_memcg_notification,
+            "logging": {
+                "format": self.logging.format.as_str(),
+                "verbosity": self.logging.verbosity,
+            },
+        });
+        // Drop empty optional paths, as Go's omitempty does.
+        if let Some(map) = obj.as_object_mut() {
+            for key in ["staticPodPath", "tlsCertFile", "tlsPrivateKeyFile"] {
+                if map.get(key).and_then(Value::as_str) == Some("") {
+                    map.remove(key);
+                }
+            }
+            if self.client_ca_file.is_none() {
+                map.remove("authentication");
+            }
+        }
+        obj
+    }
+}
+
+fn reserved_map(r: &Reserved) -> BTreeMap<&'static str, String> {
+    let mut m = BTreeMap::new();
+    if r.milli_cpu != 0 {
+        m.insert("cpu", format_milli(r.milli_cpu));
+    }
+    if r.memory != 0 {
+        m.insert("memory", format_binary(r.memory));
+    }
+    if r.ephemeral_storage != 0 {
+        m.insert("ephemeral-storage", format_binary(r.ephemeral_storage));
+    }
+    if r.pids != 0 {
+        m.insert("pid", r.pids.to_string());
+    }
+    m
+}
+
+impl Serialize for Config {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_kubelet_configuration().serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests;
