@@ -73,7 +73,10 @@ fn run_agent(flags: &Flags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(loaded.config.verbosity, loaded.config.logging_format_json);
+    init_logging(
+        loaded.config.tracing_level(),
+        loaded.config.logging.format == crate::config::LogFormat::Json,
+    );
     for w in &loaded.warnings {
         tracing::warn!(warning = %w, "configuration");
     }
@@ -99,15 +102,11 @@ fn run_agent(flags: &Flags) -> ExitCode {
     }
 }
 
-/// `-v` as the kubelet uses it: 0–1 info, 2–4 debug (every cgroup write), 5+ trace.
-/// `RUST_LOG` overrides it.
-fn init_logging(verbosity: u8, json: bool) {
+/// `-v` as the kubelet uses it (`Config::tracing_level`: 0–2 info, 3–4 debug with every
+/// cgroup write, 5+ trace). `RUST_LOG` overrides it.
+fn init_logging(level: tracing::Level, json: bool) {
     use tracing_subscriber::EnvFilter;
-    let level = match verbosity {
-        0 | 1 => "info",
-        2..=4 => "debug",
-        _ => "trace",
-    };
+    let level = level.as_str().to_ascii_lowercase();
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("minikubelet={level},warn")));
     let builder = tracing_subscriber::fmt()

@@ -17,7 +17,8 @@ use anyhow::Context;
 use crate::admission::NodeInfo;
 use crate::cgroup::CgroupFs;
 use crate::cm::manager::{CmConfig, ContainerManager};
-use crate::config::Config;
+use crate::config::{Config, NodeAllocatableEnforcement};
+use crate::eviction::thresholds::Signal;
 use crate::events::{EventRecorder, EventType, ObjectRef, reasons};
 use crate::node::{self, NodeFacts, Reservations};
 use crate::pod_workers::PodManager;
@@ -42,18 +43,31 @@ pub fn preflight_swap(config: &Config) -> anyhow::Result<()> {
     let on = crate::config::swap::swap_on(proc_root).context("read /proc/swaps")?;
     if on {
         if config.fail_swap_on {
-            anyhow::bail!("failed to run Kubelet: {}", crate::config::swap::SWAP_ON_MESSAGE);
+            anyhow::bail!("failed to run Kubelet: {}", crate::config::swap::SWAP_ON_ERROR);
         }
         tracing::warn!("swap is on and failSwapOn is false: running anyway, as the kubelet does with --fail-swap-on=false");
     }
     Ok(())
 }
 
+/// The hard threshold of `signal` in bytes against `capacity` (0 if none): the part of capacity
+/// that node allocatable keeps back for eviction.
+fn hard_threshold(config: &Config, signal: Signal, capacity: i64) -> i64 {
+    config
+        .eviction
+        .thresholds
+        .iter()
+        .filter(|t| t.signal == signal && t.is_hard())
+        .map(|t| t.value.quantity_for(capacity))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     preflight_swap(&config)?;
-    let node_name = config.node_name();
+    let node_name = config.node_name()?;
     if let Some(path) = &config.static_pod_path {
         source::preflight(path, config.allow_insecure_manifest_path)?;
     }
@@ -69,7 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(layout = ?cgroups.layout(), cgroup_root = %config.cgroup_root, "cgroup hierarchy ready");
 
     let proc_root = Path::new("/proc");
-    let capacity = node::capacity(proc_root, &config.root_dir, config.max_pods);
+    let capacity = node::capacity(proc_root, &config.root_dir, i64::from(config.max_pods));
     let reserved = node::Resources {
         milli_cpu: config.system_reserved.milli_cpu + config.kube_reserved.milli_cpu,
         memory: config.system_reserved.memory + config.kube_reserved.memory,
@@ -80,9 +94,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let reservations = Reservations {
         reserved,
-        eviction_memory: config.hard_threshold_bytes("memory.available", capacity.memory),
-        eviction_nodefs: config
-            .hard_threshold_bytes("nodefs.available", capacity.ephemeral_storage),
+        eviction_memory: hard_threshold(&config, Signal::MemoryAvailable, capacity.memory),
+        eviction_nodefs: hard_threshold(&config, Signal::NodeFsAvailable, capacity.ephemeral_storage),
     };
     let facts = Arc::new(NodeFacts {
         name: node_name.clone(),
@@ -93,7 +106,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     tracing::info!(node = %facts.name, capacity = ?facts.capacity, allocatable = ?facts.allocatable, "node resources");
 
-    let enforce_pods = config.enforce_node_allocatable.iter().any(|e| e == "pods");
+    let enforce_pods = config
+        .enforce_node_allocatable
+        .contains(&NodeAllocatableEnforcement::Pods);
     let cm = ContainerManager::new(
         cgroups.clone(),
         CmConfig {
@@ -150,8 +165,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         memory_capacity: capacity.memory,
         pod_logs_dir: config.pod_logs_dir.clone(),
         container_logs_dir: config.container_logs_dir.clone(),
-        log_max_size: config.container_log_max_size,
-        log_max_files: config.container_log_max_files,
+        log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
+        log_max_files: u32::try_from(config.container_log_max_files).unwrap_or(2),
     });
 
     let pods_rx = match &config.static_pod_path {
@@ -188,7 +203,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (_requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
 
-    tokio::spawn(log_housekeeping(config.pod_logs_dir.clone(), config.container_log_max_files));
+    tokio::spawn(log_housekeeping(
+        config.pod_logs_dir.clone(),
+        u32::try_from(config.container_log_max_files).unwrap_or(2),
+    ));
 
     let addr = std::net::SocketAddr::new(config.address, config.port);
     let listener = crate::server::bind(addr).await?;

@@ -51,7 +51,7 @@ pub fn report(config: &Config) -> bool {
         Ok(true) => r.line(
             false,
             "swap",
-            crate::config::swap::SWAP_ON_MESSAGE,
+            crate::config::swap::SWAP_ON_ERROR,
             Some("swapoff -a (and remove swap from /etc/fstab), or start with --fail-swap-on=false"),
         ),
         Err(e) => r.line(false, "swap", &e.to_string(), None),

@@ -231,7 +231,7 @@ impl Agent {
             .arg("--cgroup-root=pods")
             .arg(format!("--port={}", self.port))
             .arg("--file-check-frequency=2s")
-            .arg("-v=2")
+            .arg("-v=4")
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
