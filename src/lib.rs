@@ -1,4 +1,7 @@
 //! minikubelet: a static-pod kubelet for one Linux node.
 //!
 //! Each module mirrors one part of the real kubelet; `docs/architecture.md` maps them.
+pub mod admission;
 pub mod cli;
+pub mod events;
+pub mod status;
