@@ -7,9 +7,11 @@
 //! `pleg` reports exits, `prober` probe results, `status_manager` holds the status that
 //! `server` serves.
 
+pub mod admission;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod eviction;
 pub mod kubelet;
 pub mod node;
@@ -18,5 +20,6 @@ pub mod pod_workers;
 pub mod preflight;
 pub mod server;
 pub mod source;
+pub mod status;
 pub mod status_manager;
 pub mod worker;
