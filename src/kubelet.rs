@@ -19,7 +19,7 @@ use crate::cgroup::CgroupFs;
 use crate::cm::manager::{CmConfig, ContainerManager};
 use crate::config::{Config, NodeAllocatableEnforcement};
 use crate::eviction::thresholds::Signal;
-use crate::events::{EventRecorder, EventType, ObjectRef, reasons};
+use crate::events::{self, EventRecorder, EventType, ObjectRef};
 use crate::node::{self, NodeFacts, Reservations};
 use crate::pod_workers::PodManager;
 use crate::runtime::Runtime;
@@ -128,14 +128,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     recorder.event(
         ObjectRef::node(&node_name),
         EventType::Normal,
-        reasons::STARTING,
+        events::STARTING,
         "Starting kubelet.".into(),
     );
     if enforce_pods {
         recorder.event(
             ObjectRef::node(&node_name),
             EventType::Normal,
-            reasons::NODE_ALLOCATABLE_ENFORCED,
+            events::NODE_ALLOCATABLE_ENFORCED,
             "Updated Node Allocatable limit across pods".into(),
         );
     }

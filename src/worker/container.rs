@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::{PodContext, PodWorker, WorkerMsg, backoff, format_pod};
 use crate::api::qos::qos_class;
 use crate::cgroup::CgroupName;
-use crate::events::{EventType, reasons};
+use crate::events::{self, EventType};
 use crate::prober::{self, ProbeType, ProbeWorkerHandle};
 use crate::runtime::exec::ExecContext;
 use crate::runtime::{ContainerMeta, ContainerRecord, Runtime, env};
@@ -287,7 +287,7 @@ impl PodWorker {
                     tracing::info!(pod = %self.pod_name(), container = %name, delay = %backoff::go_duration(delay), "Back-off restarting failed container");
                     self.event(
                         EventType::Warning,
-                        reasons::BACK_OFF,
+                        events::BACK_OFF,
                         Some(&self.slots[i]),
                         format!("Back-off restarting failed container {name} in pod {}", format_pod(&self.pod)),
                     );
@@ -314,7 +314,7 @@ impl PodWorker {
 
     fn config_error(&mut self, i: usize, reason: &str, message: String) {
         tracing::warn!(pod = %self.pod_name(), container = %self.slots[i].spec.name, reason, %message, "cannot start container");
-        self.event(EventType::Warning, reasons::FAILED, Some(&self.slots[i]), format!("Error: {message}"));
+        self.event(EventType::Warning, events::FAILED, Some(&self.slots[i]), format!("Error: {message}"));
         let s = &mut self.slots[i];
         s.waiting = Some((reason.to_string(), message));
     }
@@ -423,8 +423,8 @@ impl PodWorker {
             }
         }
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = state.pid, attempt, "container started");
-        self.event(EventType::Normal, reasons::CREATED, Some(&self.slots[i]), format!("Created container: {name}"));
-        self.event(EventType::Normal, reasons::STARTED, Some(&self.slots[i]), format!("Started container {name}"));
+        self.event(EventType::Normal, events::CREATED, Some(&self.slots[i]), format!("Created container: {name}"));
+        self.event(EventType::Normal, events::STARTED, Some(&self.slots[i]), format!("Started container {name}"));
         let slot = &mut self.slots[i];
         slot.waiting = None;
         slot.ready = false;
@@ -460,7 +460,7 @@ impl PodWorker {
         let spec = self.slots[i].spec.clone();
         if let Err(e) = crate::lifecycle::handlers::run_handler(hook, &spec, &exec, POST_START_TIMEOUT).await {
             let msg = e.to_string();
-            self.event(EventType::Warning, reasons::FAILED_POST_START_HOOK, Some(&self.slots[i]), msg.clone());
+            self.event(EventType::Warning, events::FAILED_POST_START_HOOK, Some(&self.slots[i]), msg.clone());
             let grace = self.grace_seconds();
             self.begin_stop(&spec.name, grace, format!("FailedPostStartHook: {msg}"), false);
             self.slots[i].waiting = Some((status::reasons::POST_START_HOOK_ERROR.into(), msg));
@@ -637,7 +637,7 @@ impl PodWorker {
             if s.kind == Kind::Regular { regular.push(st) } else { init.push(st) }
         }
         let terminal = self.terminating.is_some() && self.all_stopped();
-        let mut phase = status::get_phase(&self.pod, &init, &regular, terminal);
+        let mut phase = status::phase::get_phase(&self.pod, &init, &regular, terminal);
         if self.failed {
             phase = "Failed".into();
         }
@@ -648,9 +648,9 @@ impl PodWorker {
             message = Some(m);
         }
         if let Some(old) = self.old_status.as_ref().and_then(|s| s.phase.clone()) {
-            phase = status::next_phase(&old, &phase);
+            phase = status::phase::next_phase(&old, &phase);
         }
-        let conditions = status::generate_conditions(&self.pod, &init, &regular, &phase, self.old_status.as_ref(), jiff::Timestamp::now());
+        let conditions = status::conditions::generate_conditions(&self.pod, &init, &regular, &phase, true, self.old_status.as_ref(), jiff::Timestamp::now());
         let host_ip = self.ctx.node.host_ip.clone();
         PodStatus {
             phase: Some(phase),
@@ -697,7 +697,7 @@ impl StopJob {
                 Ok(Err(e)) => {
                     let mut obj = crate::events::ObjectRef::pod(&self.pod);
                     obj.field_path = Some(self.field_path.clone());
-                    self.ctx.recorder.event(obj, EventType::Warning, reasons::FAILED_PRE_STOP_HOOK, e.to_string());
+                    self.ctx.recorder.event(obj, EventType::Warning, events::FAILED_PRE_STOP_HOOK, e.to_string());
                 }
                 Err(_) => tracing::info!(pod = %pod_name, container = %name, "preStop hook did not finish within the grace period"),
             }

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::mpsc;
 
 use crate::cm::manager::ContainerManager;
-use crate::events::{EventRecorder, EventType, ObjectRef, reasons};
+use crate::events::{self, EventRecorder, EventType, ObjectRef};
 use crate::prober::{ProbeResult, ProbeType, ProbeUpdate};
 use crate::runtime::env::NodeEnv;
 use crate::runtime::{ContainerRecord, Runtime};
@@ -195,7 +195,7 @@ impl PodWorker {
         self.adopt(adopted);
         if let Err(e) = self.ctx.cm.ensure_pod_cgroup(&self.pod) {
             tracing::error!(pod = %pod_name, error = %e, "create pod cgroup");
-            self.event(EventType::Warning, reasons::FAILED_CREATE_POD_CONTAINER, None, format!("unable to ensure pod container exists: {e}"));
+            self.event(EventType::Warning, events::FAILED_CREATE_POD_CONTAINER, None, format!("unable to ensure pod container exists: {e}"));
         }
         loop {
             if self.terminating.is_none() {
@@ -293,7 +293,7 @@ impl PodWorker {
                 };
                 let msg = u.message.clone();
                 let name = slot.spec.name.clone();
-                self.event(EventType::Warning, reasons::UNHEALTHY, Some(&self.slots[idx]), msg);
+                self.event(EventType::Warning, events::UNHEALTHY, Some(&self.slots[idx]), msg);
                 let grace = self.slots[idx]
                     .probe_grace(u.probe)
                     .unwrap_or_else(|| self.grace_seconds());
@@ -321,7 +321,7 @@ impl PodWorker {
         let Some(inst) = self.slots[idx].current.as_ref() else {
             return;
         };
-        self.event(EventType::Normal, reasons::KILLING, Some(&self.slots[idx]), message);
+        self.event(EventType::Normal, events::KILLING, Some(&self.slots[idx]), message);
         self.stopping.insert(name.to_string(), ());
         let slot = &self.slots[idx];
         let pre_stop = if run_pre_stop {
