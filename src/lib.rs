@@ -2,3 +2,5 @@
 //!
 //! Each module mirrors one part of the real kubelet; `docs/architecture.md` maps them.
 pub mod cli;
+pub mod logs;
+pub mod shim;
