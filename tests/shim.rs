@@ -100,7 +100,7 @@ impl Fixture {
         let res = shim::start(exe(), &self.state_dir);
         let mut guard = Guard::default();
         if let Ok(st) = &res {
-            guard.groups.push(st.pid);
+            guard.containers.push((st.clone(), self.state_dir.clone()));
         }
         (res, guard)
     }
@@ -133,22 +133,32 @@ impl Fixture {
     }
 }
 
-/// Kills container process groups and single pids on drop.
+/// Kills what a test started on drop, after checking each pid is still what it was (so a pid
+/// reused by an unrelated process on this shared machine is never hit).
 #[derive(Default)]
 struct Guard {
-    groups: Vec<i32>,
-    pids: Vec<i32>,
+    /// Containers, killed with their process group while their shim has not reported an exit.
+    containers: Vec<(ShimState, PathBuf)>,
+    /// Stray processes, with the cmdline they must still have.
+    strays: Vec<(i32, Vec<u8>)>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for &g in &self.groups {
-            // SAFETY: plain kill(2).
-            unsafe { libc::kill(-g, libc::SIGKILL) };
-            unsafe { libc::kill(g, libc::SIGKILL) };
+        for (st, state_dir) in &self.containers {
+            let running = matches!(shim::read_exit(state_dir), Ok(None))
+                && proc_field(st.pid, "status", "PPid:")
+                    .is_some_and(|p| p == st.shim_pid.to_string());
+            if running {
+                // SAFETY: plain kill(2) of the container's group, which it leads.
+                unsafe { libc::kill(-st.pid, libc::SIGKILL) };
+            }
         }
-        for &p in &self.pids {
-            unsafe { libc::kill(p, libc::SIGKILL) };
+        for (pid, cmdline) in &self.strays {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| &c == cmdline) {
+                // SAFETY: plain kill(2).
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
         }
     }
 }
@@ -318,6 +328,46 @@ fn shim_is_detached_survives_signals_and_reports_a_sigkill() {
 }
 
 #[test]
+fn orphaned_descendants_are_reaped_by_the_shim() {
+    let fx = Fixture::new();
+    let script = "sh -c 'sleep 1000 & echo $!'; exec sleep 1000";
+    let (res, mut guard) = fx.start(&fx.config(&["sh", "-c", script]));
+    let state = res.unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let orphan: i32 = loop {
+        if let Some(r) = std::fs::read(&fx.log_path)
+            .ok()
+            .filter(|t| t.ends_with(b"\n"))
+            .map(|_| fx.records())
+        {
+            break r[0].2.parse().unwrap();
+        }
+        assert!(Instant::now() < until, "no pid logged");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    guard.strays.push((orphan, b"sleep\x001000\x00".to_vec()));
+    // Its parent shell exited: the subreaper shim, not init, adopts it.
+    while proc_field(orphan, "status", "PPid:") != Some(state.shim_pid.to_string()) {
+        assert!(
+            Instant::now() < until,
+            "orphan {orphan} not adopted by the shim"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe { libc::kill(state.pid, libc::SIGKILL) };
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 137);
+    // It was in the container's process group, so it went with it.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{orphan}")).exists() {
+        assert!(
+            Instant::now() < until,
+            "orphan {orphan} outlived its container"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
 fn exec_failures_are_start_errors() {
     use std::os::unix::fs::PermissionsExt;
     let files = tempfile::tempdir().unwrap();
@@ -362,6 +412,27 @@ fn exec_failures_are_start_errors() {
         err.contains(
             "chdir to cwd (\"/nonexistent-dir\") set in config: No such file or directory"
         ),
+        "{err}"
+    );
+}
+
+#[test]
+fn start_reports_a_shim_that_cannot_run_or_does_not_answer() {
+    let fx = Fixture::new();
+    shim::write_config(&fx.state_dir, &fx.config(&["true"])).unwrap();
+    let err = shim::start(Path::new("/nonexistent/minikubelet"), &fx.state_dir).unwrap_err();
+    assert!(matches!(err, ShimError::Spawn { .. }), "{err}");
+    let err = shim::start(Path::new("/bin/true"), &fx.state_dir).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("exited without reporting: no answer"),
+        "{err}"
+    );
+    // No config: the shim itself reports why.
+    let empty = tempfile::tempdir().unwrap();
+    let err = shim::start(exe(), empty.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("config.json: No such file or directory"),
         "{err}"
     );
 }
@@ -419,7 +490,7 @@ fn leftover_descendants_are_killed_or_bounded() {
     res.unwrap();
     let exit = fx.wait_exit(Duration::from_secs(10));
     let leftover: i32 = fx.records()[0].2.parse().unwrap();
-    guard.pids.push(leftover);
+    guard.strays.push((leftover, b"sleep\x001000\x00".to_vec()));
     assert_eq!(exit.exit_code, 0);
     assert!(Path::new(&format!("/proc/{leftover}")).exists());
 }

@@ -329,13 +329,6 @@ impl CriLogWriter {
             }
         }
     }
-
-    /// Flushes the file's data to disk (used before the shim reports an exit).
-    pub fn sync(&self) -> Result<(), LogsError> {
-        self.file
-            .sync_data()
-            .map_err(|source| LogsError::io("fsync", &self.path, source))
-    }
 }
 
 fn rotated_name(path: &Path, suffix: &str) -> PathBuf {

@@ -212,10 +212,11 @@ pub fn write_config(state_dir: &Path, config: &ShimConfig) -> Result<(), ShimErr
 /// Reads `<state-dir>/config.json`.
 pub fn read_config(state_dir: &Path) -> Result<ShimConfig, ShimError> {
     let path = state_dir.join(CONFIG_FILE);
-    read_json(&path)?.ok_or(ShimError::Read {
-        path,
-        source: std::io::ErrorKind::NotFound.into(),
-    })
+    let bytes = std::fs::read(&path).map_err(|source| ShimError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| ShimError::Parse { path, source })
 }
 
 /// Reads `<state-dir>/state.json`; `None` if the shim has not written it (yet, or ever).
