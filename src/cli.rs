@@ -41,12 +41,12 @@ pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "shim") {
         if let Some(dir) = args.get(2) {
-            return crate::shim::main(PathBuf::from(dir));
+            return crate::shim::main(std::path::Path::new(dir));
         }
     }
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Shim { state_dir }) => crate::shim::main(state_dir),
+        Some(Command::Shim { state_dir }) => crate::shim::main(&state_dir),
         Some(Command::Check { flags }) => {
             let loaded = match crate::config::load(&flags) {
                 Ok(l) => l,

@@ -1,0 +1,535 @@
+//! Forking the container process: everything the child needs is prepared before `fork`, and
+//! between `fork` and `execve` the child makes only async-signal-safe calls (raw libc: no
+//! allocation, no locks), like runc's `nsexec` or std's `pre_exec` rules demand.
+//!
+//! Child steps, in order: `setsid` (own session and process group, so the shim can signal the
+//! whole group), join each cgroup (`"0"` into `cgroup.procs`, so the process starts inside its
+//! cgroup and everything it forks is charged there), `oom_score_adj`, `setgroups`/`setresgid`/
+//! `setresuid`, `chdir`, stdio onto 0/1/2, mark every other fd close-on-exec, reset the signal
+//! mask and dispositions (the shim ignores several and Rust ignores SIGPIPE: ignored
+//! dispositions survive exec), `execve` through the `PATH` candidates. A failing step writes
+//! `(step, index, errno)` to a close-on-exec pipe and `_exit`s; a successful exec closes the
+//! pipe, which is how the shim tells the two apart.
+use std::ffi::{CString, c_char};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+
+use super::ShimConfig;
+
+/// The default `PATH` when the container's env has none (runc and Docker use the same).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A running container process and the shim's ends of its stdio pipes.
+#[derive(Debug)]
+pub(super) struct Container {
+    /// The container's main process.
+    pub pid: Pid,
+    /// Read end of the container's stdout (non-blocking).
+    pub stdout: OwnedFd,
+    /// Read end of the container's stderr (non-blocking).
+    pub stderr: OwnedFd,
+    /// Write end of the container's stdin, when [`ShimConfig::stdin`] asks to keep it.
+    pub stdin: Option<OwnedFd>,
+}
+
+/// The child step that failed, sent over the error pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+enum Step {
+    Setsid = 1,
+    Cgroup = 2,
+    OomScoreAdj = 3,
+    Setgroups = 4,
+    Setgid = 5,
+    Setuid = 6,
+    Chdir = 7,
+    Stdio = 8,
+    Exec = 9,
+    NotFound = 10,
+}
+
+impl Step {
+    fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        [
+            Setsid,
+            Cgroup,
+            OomScoreAdj,
+            Setgroups,
+            Setgid,
+            Setuid,
+            Chdir,
+            Stdio,
+            Exec,
+            NotFound,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+}
+
+/// Everything the child touches, built before `fork`.
+struct Prepared {
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    candidates: Vec<CString>,
+    cgroup_procs: Vec<CString>,
+    oom_score_adj: Option<Vec<u8>>,
+    set_groups: bool,
+    groups: Vec<libc::gid_t>,
+    gid: Option<libc::gid_t>,
+    uid: Option<libc::uid_t>,
+    cwd: Option<CString>,
+}
+
+fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+fn path_cstring(what: &str, p: &Path) -> Result<CString, String> {
+    cstring(what, p.as_os_str().as_encoded_bytes())
+}
+
+impl Prepared {
+    fn new(cfg: &ShimConfig) -> Result<Self, String> {
+        let Some(argv0) = cfg.argv.first() else {
+            return Err("no command specified".to_string());
+        };
+        if argv0.is_empty() {
+            return Err("no command specified".to_string());
+        }
+        let argv = cfg
+            .argv
+            .iter()
+            .map(|a| cstring("argument", a.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = cfg
+            .env
+            .iter()
+            .map(|(k, v)| cstring("environment variable", format!("{k}={v}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let candidates = if argv0.contains('/') {
+            vec![cstring("command", argv0.as_str())?]
+        } else {
+            // execvpe semantics, decided with the container's PATH, not the shim's.
+            let path = cfg
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| cstring("PATH entry", format!("{}/{argv0}", d.trim_end_matches('/'))))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let cgroup_procs = cfg
+            .cgroup_procs
+            .iter()
+            .map(|p| path_cstring("cgroup path", p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cwd = cfg
+            .working_dir
+            .as_deref()
+            .map(|d| path_cstring("working dir", d))
+            .transpose()?;
+        Ok(Prepared {
+            argv,
+            envp,
+            candidates,
+            cgroup_procs,
+            oom_score_adj: cfg.oom_score_adj.map(|v| v.to_string().into_bytes()),
+            // Like runc: a container with an identity gets exactly its own groups, not the
+            // agent's; one without keeps root's.
+            set_groups: cfg.uid.is_some()
+                || cfg.gid.is_some()
+                || !cfg.supplemental_groups.is_empty(),
+            groups: cfg.supplemental_groups.clone(),
+            gid: cfg.gid,
+            uid: cfg.uid,
+            cwd,
+        })
+    }
+
+    /// The message for a failed child step, as runtimes word them.
+    fn describe(&self, cfg: &ShimConfig, step: Step, index: usize, errno: i32) -> String {
+        let err = Errno::from_raw(errno).desc();
+        let argv0 = cfg.argv.first().map(String::as_str).unwrap_or_default();
+        match step {
+            Step::Setsid => format!("setsid: {err}"),
+            Step::Cgroup => {
+                let path = cfg
+                    .cgroup_procs
+                    .get(index)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                format!("join cgroup: write \"0\" to {path}: {err}")
+            }
+            Step::OomScoreAdj => {
+                format!(
+                    "write {} to /proc/self/oom_score_adj: {err}",
+                    cfg.oom_score_adj.unwrap_or_default()
+                )
+            }
+            Step::Setgroups => format!("setgroups {:?}: {err}", cfg.supplemental_groups),
+            Step::Setgid => format!("setgid {}: {err}", cfg.gid.unwrap_or_default()),
+            Step::Setuid => format!("setuid {}: {err}", cfg.uid.unwrap_or_default()),
+            Step::Chdir => {
+                let dir = cfg.working_dir.as_deref().unwrap_or(Path::new("/"));
+                format!("chdir to cwd ({:?}) set in config: {err}", dir)
+            }
+            Step::Stdio => format!("set up stdio: {err}"),
+            Step::Exec => format!("exec {argv0:?}: {err}"),
+            Step::NotFound => format!("exec {argv0:?}: executable file not found in $PATH"),
+        }
+    }
+}
+
+/// Forks and execs the container. Returns once it has exec'd, or the start error's message.
+/// The caller must have blocked SIGCHLD (the child unblocks everything before exec).
+pub(super) fn spawn(cfg: &ShimConfig) -> Result<Container, String> {
+    let prep = Prepared::new(cfg)?;
+    let argv_ptrs = null_terminated(&prep.argv);
+    let envp_ptrs = null_terminated(&prep.envp);
+
+    let pipe = |what: &str| {
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("create {what} pipe: {}", e.desc()))
+    };
+    let (out_r, out_w) = pipe("stdout")?;
+    let (err_r, err_w) = pipe("stderr")?;
+    let (in_r, in_w) = if cfg.stdin {
+        let (r, w) = pipe("stdin")?;
+        (r, Some(w))
+    } else {
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+        (OwnedFd::from(null), None)
+    };
+    let (report_r, report_w) = pipe("exec report")?;
+
+    // SAFETY: the shim is single-threaded, and the child only makes async-signal-safe calls
+    // on memory prepared above before exec or _exit.
+    match unsafe { fork() } {
+        Err(e) => Err(format!("fork: {}", e.desc())),
+        Ok(ForkResult::Child) => {
+            let fds = ChildFds {
+                stdin: in_r.as_raw_fd(),
+                stdout: out_w.as_raw_fd(),
+                stderr: err_w.as_raw_fd(),
+                report: report_w.as_raw_fd(),
+            };
+            // SAFETY: see above; never returns.
+            unsafe { exec_child(&prep, &argv_ptrs, &envp_ptrs, fds) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop((in_r, out_w, err_w, report_w));
+            match read_report(&report_r) {
+                None => {
+                    for fd in [&out_r, &err_r] {
+                        set_nonblocking(fd.as_raw_fd());
+                    }
+                    Ok(Container {
+                        pid: child,
+                        stdout: out_r,
+                        stderr: err_r,
+                        stdin: in_w,
+                    })
+                }
+                Some((step, index, errno)) => {
+                    let _ = waitpid(child, None);
+                    Err(prep.describe(cfg, step, index, errno))
+                }
+            }
+        }
+    }
+}
+
+fn null_terminated(v: &[CString]) -> Vec<*const c_char> {
+    v.iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// Blocks until the child exec'd (EOF: `None`) or reported a failed step.
+fn read_report(fd: &OwnedFd) -> Option<(Step, usize, i32)> {
+    let mut buf = [0u8; 12];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into our own buffer from an fd we own.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    if got < buf.len() {
+        return None;
+    }
+    let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    let step = Step::from_u32(word(0)).unwrap_or(Step::Exec);
+    Some((step, word(4) as usize, word(8) as i32))
+}
+
+#[derive(Clone, Copy)]
+struct ChildFds {
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+    report: RawFd,
+}
+
+/// Reports a failed step to the shim and exits. Async-signal-safe.
+unsafe fn fail(report: RawFd, step: Step, index: usize, errno: i32) -> ! {
+    let mut buf = [0u8; 12];
+    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
+    buf[8..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: write(2) and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(report, buf.as_ptr().cast(), buf.len());
+        libc::_exit(127)
+    }
+}
+
+fn errno() -> i32 {
+    Errno::last_raw()
+}
+
+/// Writes all of `data` to `path`. Async-signal-safe.
+unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
+    // SAFETY: open/write/close are async-signal-safe; `path` and `data` outlive the calls.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(errno());
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let e = errno();
+        libc::close(fd);
+        if n < 0 {
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// The child between fork and exec. Only async-signal-safe calls.
+unsafe fn exec_child(
+    p: &Prepared,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    fds: ChildFds,
+) -> ! {
+    // SAFETY: every call below is an async-signal-safe syscall wrapper on prepared memory.
+    unsafe {
+        if libc::setsid() < 0 {
+            fail(fds.report, Step::Setsid, 0, errno());
+        }
+        for (i, path) in p.cgroup_procs.iter().enumerate() {
+            if let Err(e) = write_file(path, b"0") {
+                fail(fds.report, Step::Cgroup, i, e);
+            }
+        }
+        if let Some(v) = &p.oom_score_adj
+            && let Err(e) = write_file(c"/proc/self/oom_score_adj", v)
+        {
+            fail(fds.report, Step::OomScoreAdj, 0, e);
+        }
+        if p.set_groups && libc::setgroups(p.groups.len(), p.groups.as_ptr()) < 0 {
+            fail(fds.report, Step::Setgroups, 0, errno());
+        }
+        if let Some(gid) = p.gid
+            && libc::setresgid(gid, gid, gid) < 0
+        {
+            fail(fds.report, Step::Setgid, 0, errno());
+        }
+        if let Some(uid) = p.uid
+            && libc::setresuid(uid, uid, uid) < 0
+        {
+            fail(fds.report, Step::Setuid, 0, errno());
+        }
+        // After setuid, so the container's user must be able to enter it (as with runc).
+        let cwd = p.cwd.as_deref().unwrap_or(c"/");
+        if libc::chdir(cwd.as_ptr()) < 0 {
+            fail(fds.report, Step::Chdir, 0, errno());
+        }
+        for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
+            if libc::dup2(from, to) < 0 {
+                fail(fds.report, Step::Stdio, 0, errno());
+            }
+        }
+        // Whatever the shim inherited or opened stays out of the container.
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) < 0
+        {
+            for fd in 3..1024 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+
+        let mut saw_eacces = false;
+        let mut last = libc::ENOENT;
+        for path in &p.candidates {
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            last = errno();
+            match last {
+                // execvp keeps searching on these.
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                libc::EACCES => saw_eacces = true,
+                _ => fail(fds.report, Step::Exec, 0, last),
+            }
+        }
+        if saw_eacces {
+            fail(fds.report, Step::Exec, 0, libc::EACCES);
+        }
+        if p.candidates.len() == 1 && p.argv.first().is_some_and(|a| a.as_bytes().contains(&b'/')) {
+            fail(fds.report, Step::Exec, 0, last);
+        }
+        fail(fds.report, Step::NotFound, 0, last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(argv: &[&str], env: &[(&str, &str)]) -> ShimConfig {
+        ShimConfig {
+            container_id: "c".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            working_dir: None,
+            uid: None,
+            gid: None,
+            supplemental_groups: vec![],
+            cgroup_procs: vec![],
+            oom_score_adj: None,
+            log_path: "/tmp/x.log".into(),
+            log_max_size: 0,
+            log_max_files: 5,
+            stdin: false,
+        }
+    }
+
+    #[test]
+    fn exec_candidates_follow_the_container_path() {
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (&["/bin/sh"], &[], &["/bin/sh"]),
+            (&["./run"], &[("PATH", "/x")], &["./run"]),
+            (
+                &["sh"],
+                &[("PATH", "/opt/bin:/usr/bin/")],
+                &["/opt/bin/sh", "/usr/bin/sh"],
+            ),
+            (&["sh"], &[("PATH", "::/a")], &["/a/sh"]),
+            (
+                &["sh"],
+                &[],
+                &[
+                    "/usr/local/sbin/sh",
+                    "/usr/local/bin/sh",
+                    "/usr/sbin/sh",
+                    "/usr/bin/sh",
+                    "/sbin/sh",
+                    "/bin/sh",
+                ],
+            ),
+        ];
+        for (argv, env, want) in cases {
+            let p = Prepared::new(&cfg(argv, env)).unwrap();
+            let got: Vec<&str> = p.candidates.iter().map(|c| c.to_str().unwrap()).collect();
+            assert_eq!(got, *want, "{argv:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_specs_are_start_errors() {
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (&[], &[], "no command specified"),
+            (&[""], &[], "no command specified"),
+            (&["a\0b"], &[], "argument contains a NUL byte"),
+            (
+                &["sh"],
+                &[("A", "x\0")],
+                "environment variable contains a NUL byte",
+            ),
+        ];
+        for (argv, env, want) in cases {
+            let err = Prepared::new(&cfg(argv, env)).err().unwrap();
+            assert_eq!(err, *want);
+        }
+    }
+
+    #[test]
+    fn step_messages() {
+        let mut c = cfg(&["foo"], &[]);
+        c.cgroup_procs = vec!["/sys/fs/cgroup/memory/x/cgroup.procs".into()];
+        let p = Prepared::new(&c).unwrap();
+        let cases = [
+            (
+                Step::Exec,
+                libc::ENOENT,
+                "exec \"foo\": No such file or directory",
+            ),
+            (
+                Step::NotFound,
+                libc::ENOENT,
+                "exec \"foo\": executable file not found in $PATH",
+            ),
+            (
+                Step::Cgroup,
+                libc::ENOENT,
+                "join cgroup: write \"0\" to /sys/fs/cgroup/memory/x/cgroup.procs: No such file or directory",
+            ),
+            (
+                Step::Setuid,
+                libc::EPERM,
+                "setuid 0: Operation not permitted",
+            ),
+        ];
+        for (step, errno, want) in cases {
+            assert_eq!(p.describe(&c, step, 0, errno), want);
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! The per-container supervisor ("shim") and the agent's side of its contract.
+//!
+//! Mirrors conmon / containerd-shim: one small process per container holds the container's
+//! output pipes, writes its CRI log (through [`crate::logs`]), reaps it and records its exit
+//! status under the agent's root dir, so containers survive the agent — even a `kill -9` of
+//! it — and the agent re-adopts them from files when it comes back.
+//!
+//! # The state directory (one per container instance)
+//! | file | written by | when |
+//! |---|---|---|
+//! | `config.json` ([`ShimConfig`]) | agent ([`write_config`]) | before [`start`] |
+//! | `state.json` ([`ShimState`]) | shim, atomically | once the container process has exec'd |
+//! | `exit.json` ([`ExitStatus`]) | shim, atomically | the container is gone and its output drained, or it could not start |
+//! | `shim.log` | shim (its stderr) | diagnostics of the shim itself |
+//! | `attach.sock` ([`ATTACH_SOCKET`]) | reserved | a later issue: attach/exec streams served by the shim |
+//!
+//! # Processes
+//! The agent runs `<exe> shim <state-dir>` with the write end of a pipe as its stdout
+//! (the *launcher*). The launcher forks the shim and exits at once, so once [`start`] has reaped
+//! it the shim is no child of the agent's (it is reparented to init or the nearest subreaper:
+//! the agent must not be a subreaper itself). The shim calls `setsid`, becomes a child subreaper,
+//! forks the container and, when the container has exec'd (or failed to), writes its
+//! answer as one JSON line on that pipe and closes it: [`start`] waits for that line rather than
+//! polling files, which keeps it on the pod start latency path at a few milliseconds.
+//!
+//! The shim is single-threaded and synchronous (poll(2) over the pipes and a signalfd for
+//! SIGCHLD; no tokio, no tracing subscriber): it must be dispatched from `main` before anything
+//! else starts a thread, because it forks.
+mod child;
+mod supervisor;
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use supervisor::main;
+
+/// The container's spec as the agent hands it to the shim.
+pub const CONFIG_FILE: &str = "config.json";
+/// The running container's identity, written by the shim.
+pub const STATE_FILE: &str = "state.json";
+/// The container's exit, written by the shim.
+pub const EXIT_FILE: &str = "exit.json";
+/// The shim's own diagnostics (its stderr).
+pub const SHIM_LOG_FILE: &str = "shim.log";
+/// Reserved for a later issue: a unix socket on which the shim serves attach (the container's
+/// stdin, kept open when [`ShimConfig::stdin`] is set, and a fan-out of its output) and exec.
+pub const ATTACH_SOCKET: &str = "attach.sock";
+
+/// How long [`start`] waits for the shim's answer. Normal starts take a few milliseconds; the
+/// bound is for a wedged start (e.g. a cgroup.procs write stuck behind
+/// `cgroup_threadgroup_rwsem`, a hung disk). Longer avoids failing a slow-but-healthy start on a
+/// loaded node; shorter frees the pod worker sooner. The shim may still finish after a timeout:
+/// the agent then finds its `state.json` on its next relist.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Written by the agent as `<state-dir>/config.json` before starting the shim.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ShimConfig {
+    /// e.g. `<pod-uid>-<container>-<restartCount>`; for logs and diagnostics.
+    pub container_id: String,
+    /// Command and args; `argv[0]` without a '/' is looked up in `PATH` from `env`.
+    pub argv: Vec<String>,
+    /// The container's whole environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory (the shim's `/` when unset).
+    pub working_dir: Option<PathBuf>,
+    /// User to run as (`runAsUser`).
+    pub uid: Option<u32>,
+    /// Primary group to run as (`runAsGroup`).
+    pub gid: Option<u32>,
+    /// Supplementary groups (`supplementalGroups`, `fsGroup`).
+    pub supplemental_groups: Vec<u32>,
+    /// `cgroup.procs` files the child writes "0" into before exec (one per v1 hierarchy, one on v2).
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Written to `/proc/self/oom_score_adj` in the child before exec.
+    pub oom_score_adj: Option<i32>,
+    /// The CRI log file, e.g. `/var/log/pods/<ns>_<pod>_<uid>/<container>/<restartCount>.log`.
+    pub log_path: PathBuf,
+    /// `containerLogMaxSize` in bytes: rotate before a record would push the file past it (0: never).
+    pub log_max_size: u64,
+    /// `containerLogMaxFiles`: the shim only renames; the agent's `LogManager` compresses and prunes.
+    pub log_max_files: u32,
+    /// Keep a pipe to the container's stdin for a later attach (else stdin is /dev/null).
+    pub stdin: bool,
+}
+
+/// Written by the shim as `<state-dir>/state.json` once the container process has exec'd.
+///
+/// To learn when `exit.json` is final without polling, the agent can `pidfd_open(shim_pid)`
+/// (after checking [`shim_alive`]): it becomes readable when the shim exits.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ShimState {
+    /// The shim's pid.
+    pub shim_pid: i32,
+    /// The container's main process (also its process group and session id).
+    pub pid: i32,
+    /// When the container's process exec'd, RFC 3339 with nanoseconds, UTC.
+    pub started_at: String,
+}
+
+/// Written by the shim as `<state-dir>/exit.json` when the container is gone and its output
+/// drained, or when it could not be started.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit status, or 128+signal when killed by a signal (as runtimes report), 128 when
+    /// the container could not be started.
+    pub exit_code: i32,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// As in [`ShimState::started_at`]; `None` if it never started.
+    pub started_at: Option<String>,
+    /// When the shim reaped it (or gave up starting it), RFC 3339 with nanoseconds, UTC.
+    pub finished_at: String,
+    /// Why it could not start, e.g. `exec "foo": No such file or directory`.
+    pub start_error: Option<String>,
+}
+
+/// The shim's one-line answer on the handshake pipe.
+#[derive(Serialize, Deserialize, Debug)]
+enum Handshake {
+    /// The container runs.
+    Started(ShimState),
+    /// The container could not be started (also in `exit.json`).
+    Failed(ExitStatus),
+}
+
+/// Errors of the shim module (agent side and shim side).
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// Reading a state-dir file failed.
+    #[error("read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Writing a state-dir file failed.
+    #[error("write {}: {source}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A state-dir file holds invalid JSON.
+    #[error("parse {}: {source}", .path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+    /// The shim binary could not be run.
+    #[error("spawn shim {} for {}: {source}", .exe.display(), .state_dir.display())]
+    Spawn {
+        /// The binary.
+        exe: PathBuf,
+        /// The container's state dir.
+        state_dir: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Waiting for the shim's answer failed.
+    #[error("wait for shim of {}: {source}", .state_dir.display())]
+    Handshake {
+        /// The container's state dir.
+        state_dir: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The shim did not answer within [`START_TIMEOUT`].
+    #[error("shim for {} did not report within {timeout:?}", .state_dir.display())]
+    Timeout {
+        /// The container's state dir.
+        state_dir: PathBuf,
+        /// The bound that passed.
+        timeout: Duration,
+    },
+    /// The shim went away without an answer.
+    #[error("shim for {} exited without reporting: {detail}", .state_dir.display())]
+    NoReport {
+        /// The container's state dir.
+        state_dir: PathBuf,
+        /// What was received instead.
+        detail: String,
+    },
+    /// The container could not be started; `status` is also in `exit.json`.
+    #[error("start container in {}: {}", .state_dir.display(), .status.start_error.as_deref().unwrap_or("unknown error"))]
+    StartFailed {
+        /// The container's state dir.
+        state_dir: PathBuf,
+        /// The recorded exit, with `start_error` set.
+        status: Box<ExitStatus>,
+    },
+}
+
+/// Writes `<state-dir>/config.json` (atomically), creating the state dir if needed.
+pub fn write_config(state_dir: &Path, config: &ShimConfig) -> Result<(), ShimError> {
+    std::fs::create_dir_all(state_dir).map_err(|source| ShimError::Write {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    write_json_atomic(&state_dir.join(CONFIG_FILE), config)
+}
+
+/// Reads `<state-dir>/config.json`.
+pub fn read_config(state_dir: &Path) -> Result<ShimConfig, ShimError> {
+    let path = state_dir.join(CONFIG_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| ShimError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| ShimError::Parse { path, source })
+}
+
+/// Reads `<state-dir>/state.json`; `None` if the shim has not written it (yet, or ever).
+pub fn read_state(state_dir: &Path) -> Result<Option<ShimState>, ShimError> {
+    read_json(&state_dir.join(STATE_FILE))
+}
+
+/// Reads `<state-dir>/exit.json`; `None` while the container runs (or its shim died).
+pub fn read_exit(state_dir: &Path) -> Result<Option<ExitStatus>, ShimError> {
+    read_json(&state_dir.join(EXIT_FILE))
+}
+
+/// Is this shim still alive and really ours? Guards against pid reuse: `/proc/<pid>/cmdline`
+/// must be `<exe> shim <state-dir>` (a zombie's cmdline is empty, so a dead shim is not alive).
+pub fn shim_alive(state: &ShimState, state_dir: &Path) -> bool {
+    shim_alive_in(Path::new("/proc"), state, state_dir)
+}
+
+/// [`shim_alive`] against a given procfs root.
+pub fn shim_alive_in(proc_root: &Path, state: &ShimState, state_dir: &Path) -> bool {
+    if state.shim_pid <= 0 {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(proc_root.join(state.shim_pid.to_string()).join("cmdline"))
+    else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let wanted = [state_dir.to_path_buf(), absolute(state_dir)];
+    args.len() >= 3
+        && args[1] == b"shim"
+        && wanted
+            .iter()
+            .any(|w| w.as_os_str().as_encoded_bytes() == args[2])
+}
+
+/// Agent side: starts a shim for a prepared state dir (`config.json` written) and waits for it
+/// to report. Returns the [`ShimState`] once the container runs, [`ShimError::StartFailed`]
+/// when it could not be started (exec failed, cgroup join failed, ...).
+///
+/// Blocking (a few milliseconds; at most [`START_TIMEOUT`]): call it from a blocking thread.
+pub fn start(exe: &Path, state_dir: &Path) -> Result<ShimState, ShimError> {
+    let state_dir = absolute(state_dir);
+    let started = Instant::now();
+    let (mut reader, writer) = std::io::pipe().map_err(|source| ShimError::Handshake {
+        state_dir: state_dir.clone(),
+        source,
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("shim")
+        .arg(&state_dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::null());
+    let spawned = cmd.spawn();
+    // Drop our copy of the pipe's write end, or we would never see EOF.
+    drop(cmd);
+    let mut launcher = spawned.map_err(|source| ShimError::Spawn {
+        exe: exe.to_path_buf(),
+        state_dir: state_dir.clone(),
+        source,
+    })?;
+    let answer = read_answer(&mut reader, started + START_TIMEOUT);
+    // The launcher exits right after forking the shim; reap it so the agent keeps no zombie.
+    if !matches!(launcher.try_wait(), Ok(Some(_))) {
+        if answer.is_err() {
+            let _ = launcher.kill();
+        }
+        let _ = launcher.wait();
+    }
+    let answer = match answer {
+        Ok(a) => a,
+        Err(AnswerError::Timeout) => {
+            return Err(ShimError::Timeout {
+                state_dir,
+                timeout: START_TIMEOUT,
+            });
+        }
+        Err(AnswerError::Io(source)) => return Err(ShimError::Handshake { state_dir, source }),
+    };
+    let line = answer.split(|&b| b == b'\n').next().unwrap_or_default();
+    match serde_json::from_slice::<Handshake>(line) {
+        Ok(Handshake::Started(state)) => {
+            tracing::debug!(state_dir = %state_dir.display(), pid = state.pid, shim_pid = state.shim_pid, elapsed = ?started.elapsed(), "container started by shim");
+            Ok(state)
+        }
+        Ok(Handshake::Failed(status)) => Err(ShimError::StartFailed {
+            state_dir,
+            status: Box::new(status),
+        }),
+        Err(_) => {
+            // Nothing usable on the pipe: the shim died early. exit.json may still say why.
+            if let Ok(Some(status)) = read_exit(&state_dir) {
+                return Err(ShimError::StartFailed {
+                    state_dir,
+                    status: Box::new(status),
+                });
+            }
+            let detail = if answer.is_empty() {
+                "no answer".to_string()
+            } else {
+                format!("unexpected answer {:?}", String::from_utf8_lossy(&answer))
+            };
+            Err(ShimError::NoReport { state_dir, detail })
+        }
+    }
+}
+
+enum AnswerError {
+    Timeout,
+    Io(std::io::Error),
+}
+
+/// Reads the handshake pipe up to its first newline or EOF, giving up at `deadline`.
+fn read_answer(
+    reader: &mut std::io::PipeReader,
+    deadline: Instant,
+) -> Result<Vec<u8>, AnswerError> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(AnswerError::Timeout);
+        }
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(AnswerError::Io(e.into())),
+        }
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(answer),
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.contains(&b'\n') {
+                    return Ok(answer);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(AnswerError::Io(e)),
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, ShimError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ShimError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| ShimError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Writes `value` as JSON to `path` through `path.tmp` and a rename, so readers never see a
+/// half-written file.
+fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), ShimError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let bytes = serde_json::to_vec(value).map_err(|e| ShimError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&tmp, bytes).map_err(|source| ShimError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| ShimError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The exit code a runtime reports for a wait status: the status, or 128+signal.
+fn exit_code_of(status: nix::sys::wait::WaitStatus) -> Option<(i32, Option<i32>)> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some((code, None)),
+        WaitStatus::Signaled(_, sig, _) => Some((128 + sig as i32, Some(sig as i32))),
+        _ => None,
+    }
+}
+
+/// Exit code of the `shim` subcommand when it could not even read its state dir.
+fn failure() -> ExitCode {
+    ExitCode::from(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_state(dir.path()).unwrap(), None);
+        assert_eq!(read_exit(dir.path()).unwrap(), None);
+        let state = ShimState {
+            shim_pid: 10,
+            pid: 11,
+            started_at: "2024-01-01T00:00:00.5Z".into(),
+        };
+        write_json_atomic(&dir.path().join(STATE_FILE), &state).unwrap();
+        assert_eq!(read_state(dir.path()).unwrap(), Some(state));
+        std::fs::write(dir.path().join(EXIT_FILE), "{").unwrap();
+        let err = read_exit(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("parse ") && err.contains("exit.json"),
+            "{err}"
+        );
+        let cfg = ShimConfig {
+            container_id: "uid-c-0".into(),
+            argv: vec!["sh".into()],
+            env: vec![("PATH".into(), "/bin".into())],
+            working_dir: None,
+            uid: Some(1),
+            gid: None,
+            supplemental_groups: vec![],
+            cgroup_procs: vec![],
+            oom_score_adj: Some(-997),
+            log_path: "/tmp/0.log".into(),
+            log_max_size: 10 << 20,
+            log_max_files: 5,
+            stdin: false,
+        };
+        write_config(&dir.path().join("sub"), &cfg).unwrap();
+        assert_eq!(read_config(&dir.path().join("sub")).unwrap(), cfg);
+        let json = std::fs::read_to_string(dir.path().join("sub").join(CONFIG_FILE)).unwrap();
+        assert!(json.contains(r#""env":[["PATH","/bin"]]"#), "{json}");
+    }
+
+    #[test]
+    fn shim_alive_checks_cmdline() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let state_dir = Path::new("/run/mkl/containers/abc");
+        let write = |pid: i32, cmdline: &[u8]| {
+            std::fs::create_dir_all(proc_root.path().join(pid.to_string())).unwrap();
+            std::fs::write(
+                proc_root.path().join(pid.to_string()).join("cmdline"),
+                cmdline,
+            )
+            .unwrap();
+        };
+        write(
+            100,
+            b"/usr/bin/minikubelet\0shim\0/run/mkl/containers/abc\0",
+        );
+        write(
+            101,
+            b"/usr/bin/minikubelet\0shim\0/run/mkl/containers/other\0",
+        );
+        write(102, b"sleep\x00100\x00");
+        write(103, b"");
+        let st = |shim_pid| ShimState {
+            shim_pid,
+            pid: 1,
+            started_at: String::new(),
+        };
+        let cases = [
+            (100, true),
+            (101, false),
+            (102, false),
+            (103, false),
+            (104, false),
+            (0, false),
+        ];
+        for (pid, want) in cases {
+            assert_eq!(
+                shim_alive_in(proc_root.path(), &st(pid), state_dir),
+                want,
+                "pid {pid}"
+            );
+        }
+    }
+
+    #[test]
+    fn exit_codes_like_runtimes() {
+        use nix::sys::signal::Signal;
+        use nix::sys::wait::WaitStatus;
+        use nix::unistd::Pid;
+        let p = Pid::from_raw(1);
+        let cases = [
+            (WaitStatus::Exited(p, 0), Some((0, None))),
+            (WaitStatus::Exited(p, 3), Some((3, None))),
+            (
+                WaitStatus::Signaled(p, Signal::SIGKILL, false),
+                Some((137, Some(9))),
+            ),
+            (
+                WaitStatus::Signaled(p, Signal::SIGTERM, true),
+                Some((143, Some(15))),
+            ),
+            (WaitStatus::StillAlive, None),
+        ];
+        for (ws, want) in cases {
+            assert_eq!(exit_code_of(ws), want, "{ws:?}");
+        }
+    }
+}

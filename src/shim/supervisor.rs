@@ -1,0 +1,396 @@
+//! The shim process itself (`minikubelet shim <state-dir>`): detach, start the container, copy
+//! its output into the CRI log, reap it, record its exit. Single-threaded and synchronous.
+//!
+//! The event loop polls the container's stdout and stderr pipes and a signalfd for SIGCHLD.
+//! A later issue adds the attach socket ([`super::ATTACH_SOCKET`]) and its clients to the same
+//! poll set: the container's stdin write end is already held in [`Container::stdin`], and the
+//! output handler is the place to fan records out to attached clients.
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigHandler, SigSet, Signal, killpg, signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid, setsid};
+
+use super::child::{self, Container};
+use super::{
+    EXIT_FILE, ExitStatus, Handshake, SHIM_LOG_FILE, STATE_FILE, ShimConfig, ShimState, absolute,
+    exit_code_of, failure, read_config, write_json_atomic,
+};
+use crate::logs::{CriLogWriter, LineSplitter, Stream, Tag, UnixTime};
+
+/// After the container's main process exits (and its process group is killed), how long the
+/// shim keeps reading output held open by a leftover descendant that escaped the group. Longer
+/// keeps more of such a process's last words; shorter reports the exit (and so the restart)
+/// sooner. Without leftovers the pipes hit EOF at once and this bound is never reached.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Bytes read from a pipe at a time: one CRI line's worth, so a full read is at most one `P`
+/// record; small, for the shim's memory target (the pipe itself buffers 64 KiB).
+const READ_BUF_SIZE: usize = 16 * 1024;
+
+/// Reads per stream per wakeup before the other stream gets its turn.
+const MAX_READS_PER_WAKEUP: usize = 8;
+
+/// Runs the `shim` subcommand. Must be called before any thread exists: it forks.
+///
+/// In the process the agent started (the launcher) this forks the shim and returns at once;
+/// the shim then runs until the container is gone and returns the shim's exit code.
+pub fn main(state_dir: &Path) -> ExitCode {
+    let state_dir = absolute(state_dir);
+    // Nothing the agent leaked to us (sockets, files) may be held by a long-lived shim.
+    // SAFETY: closes fds >= 3, none of which this process uses yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    ensure_stdio();
+    // The agent kills containers through their cgroup, never through the shim; a terminal's
+    // or the agent's process-group signals must not take the shim (and the logs) down.
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: installing SIG_IGN runs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+    // SAFETY: single-threaded here (dispatched before anything else starts).
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => ExitCode::SUCCESS,
+        Ok(ForkResult::Child) => {
+            let _ = setsid();
+            run(&state_dir)
+        }
+        Err(e) => {
+            start_failed(&state_dir, format!("fork shim: {}", e.desc()));
+            failure()
+        }
+    }
+}
+
+fn run(state_dir: &Path) -> ExitCode {
+    redirect_stderr(&state_dir.join(SHIM_LOG_FILE));
+    let _ = std::env::set_current_dir("/");
+    let cfg = match read_config(state_dir) {
+        Ok(c) => c,
+        Err(e) => return start_failed(state_dir, e.to_string()),
+    };
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        diag(&cfg, &format!("set child subreaper: {}", e.desc()));
+    }
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    if let Err(e) = mask.thread_block() {
+        return start_failed(state_dir, format!("block SIGCHLD: {}", e.desc()));
+    }
+    let sigfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => return start_failed(state_dir, format!("signalfd: {}", e.desc())),
+    };
+    let mut writer = match CriLogWriter::open(&cfg.log_path, cfg.log_max_size) {
+        Ok(w) => w,
+        Err(e) => return start_failed(state_dir, format!("open log file: {e}")),
+    };
+    let container = match child::spawn(&cfg) {
+        Ok(c) => c,
+        Err(msg) => return start_failed(state_dir, msg),
+    };
+    let started_at = UnixTime::now().rfc3339_nano().to_string();
+    let state = ShimState {
+        shim_pid: getpid().as_raw(),
+        pid: container.pid.as_raw(),
+        started_at: started_at.clone(),
+    };
+    if let Err(e) = write_json_atomic(&state_dir.join(STATE_FILE), &state) {
+        diag(&cfg, &e.to_string());
+    }
+    handshake(&Handshake::Started(state));
+
+    let (wait_status, finished) = supervise(&cfg, container, &mut writer, &sigfd);
+    let (exit_code, signal) = exit_code_of(wait_status).unwrap_or((255, None));
+    let status = ExitStatus {
+        exit_code,
+        signal,
+        started_at: Some(started_at),
+        finished_at: finished.rfc3339_nano().to_string(),
+        start_error: None,
+    };
+    match write_json_atomic(&state_dir.join(EXIT_FILE), &status) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            diag(&cfg, &e.to_string());
+            failure()
+        }
+    }
+}
+
+/// One of the container's output streams.
+struct Output {
+    file: File,
+    stream: Stream,
+    splitter: LineSplitter,
+}
+
+/// Copies output to the log until the main process is gone and the pipes are drained (or
+/// [`DRAIN_TIMEOUT`] passed); returns its wait status and when it was reaped.
+fn supervise(
+    cfg: &ShimConfig,
+    container: Container,
+    writer: &mut CriLogWriter,
+    sigfd: &SignalFd,
+) -> (WaitStatus, UnixTime) {
+    let Container {
+        pid,
+        stdout,
+        stderr,
+        stdin,
+    } = container;
+    let output = |fd: OwnedFd, stream| {
+        Some(Output {
+            file: File::from(fd),
+            stream,
+            splitter: LineSplitter::default(),
+        })
+    };
+    let mut outputs = [
+        output(stdout, Stream::Stdout),
+        output(stderr, Stream::Stderr),
+    ];
+    let mut buf = vec![0u8; READ_BUF_SIZE];
+    let mut log_errors = 0u64;
+    let mut exited: Option<(WaitStatus, UnixTime)> = None;
+    let mut deadline: Option<Instant> = None;
+
+    loop {
+        if exited.is_some() && outputs.iter().all(Option::is_none) {
+            break;
+        }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    diag(
+                        cfg,
+                        "output still open after the container exited; giving up on it",
+                    );
+                    break;
+                }
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = Vec::with_capacity(3);
+        fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+        let mut which = Vec::with_capacity(2);
+        for (i, o) in outputs.iter().enumerate() {
+            if let Some(o) = o {
+                fds.push(PollFd::new(o.file.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                diag(cfg, &format!("poll: {}", e.desc()));
+                break;
+            }
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        for (slot, &i) in which.iter().enumerate() {
+            if ready[slot + 1] {
+                let still_open = outputs[i]
+                    .as_mut()
+                    .is_some_and(|o| copy_output(cfg, o, &mut buf, writer, &mut log_errors));
+                if !still_open {
+                    outputs[i] = None;
+                }
+            }
+        }
+        if ready[0] {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            if let Some(status) = reap(pid) {
+                exited.get_or_insert((status, UnixTime::now()));
+            }
+        }
+        if exited.is_some() && deadline.is_none() {
+            // With a PID namespace the kernel kills the rest of the container when its init
+            // exits; without one, do it for the container's process group.
+            let _ = killpg(pid, Signal::SIGKILL);
+            deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+        }
+    }
+    for o in outputs.iter_mut().flatten() {
+        let stream = o.stream;
+        o.splitter.finish(&mut |tag, parts| {
+            write_record(cfg, writer, stream, tag, parts, &mut log_errors)
+        });
+    }
+    drop(stdin);
+    reap(pid);
+    // Only reached with `exited` set, unless poll itself failed: then wait for the child.
+    exited.unwrap_or_else(|| {
+        let status = waitpid(pid, None).unwrap_or(WaitStatus::StillAlive);
+        (status, UnixTime::now())
+    })
+}
+
+/// Reads what a stream has (bounded per wakeup) into the log; `false` once it hit EOF.
+fn copy_output(
+    cfg: &ShimConfig,
+    o: &mut Output,
+    buf: &mut [u8],
+    writer: &mut CriLogWriter,
+    log_errors: &mut u64,
+) -> bool {
+    let stream = o.stream;
+    let mut emit = |tag, parts: &[&[u8]]| write_record(cfg, writer, stream, tag, parts, log_errors);
+    for _ in 0..MAX_READS_PER_WAKEUP {
+        match o.file.read(buf) {
+            Ok(0) => {
+                o.splitter.finish(&mut emit);
+                return false;
+            }
+            Ok(n) => o.splitter.push(&buf[..n], &mut emit),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                diag(cfg, &format!("read container {}: {e}", stream.as_str()));
+                o.splitter.finish(&mut emit);
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Writes one record; a failing log (full disk) never blocks or kills the container: the
+/// output keeps being drained and the failure is noted in shim.log (first, then every 1000th).
+fn write_record(
+    cfg: &ShimConfig,
+    writer: &mut CriLogWriter,
+    stream: Stream,
+    tag: Tag,
+    parts: &[&[u8]],
+    log_errors: &mut u64,
+) {
+    if let Err(e) = writer.write_record(UnixTime::now(), stream, tag, parts) {
+        if (*log_errors).is_multiple_of(1000) {
+            diag(
+                cfg,
+                &format!("container log: {e} ({} errors so far)", *log_errors + 1),
+            );
+        }
+        *log_errors += 1;
+    }
+}
+
+/// Reaps every exited child (the container and, as subreaper, its orphaned descendants);
+/// returns the main process's status if it was among them.
+fn reap(main: Pid) -> Option<WaitStatus> {
+    let mut main_status = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+            Ok(status) => {
+                if status.pid() == Some(main) && exit_code_of(status).is_some() {
+                    main_status = Some(status);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    main_status
+}
+
+/// Records a start failure in exit.json and answers the agent.
+fn start_failed(state_dir: &Path, message: String) -> ExitCode {
+    eprintln!(
+        "{} shim[{}]: start failed: {message}",
+        UnixTime::now().rfc3339_nano(),
+        std::process::id()
+    );
+    let status = ExitStatus {
+        exit_code: 128,
+        signal: None,
+        started_at: None,
+        finished_at: UnixTime::now().rfc3339_nano().to_string(),
+        start_error: Some(message),
+    };
+    let written = write_json_atomic(&state_dir.join(EXIT_FILE), &status);
+    handshake(&Handshake::Failed(status));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shim[{}]: {e}", std::process::id());
+            failure()
+        }
+    }
+}
+
+/// Sends the answer on stdout (the agent's pipe) and closes it: stdout becomes /dev/null.
+fn handshake(answer: &Handshake) {
+    if let Ok(mut line) = serde_json::to_vec(answer) {
+        line.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        // EPIPE when the agent gave up waiting: nothing more to do.
+        let _ = out.write_all(&line).and_then(|()| out.flush());
+    }
+    redirect(libc::STDOUT_FILENO, Path::new("/dev/null"), false);
+}
+
+/// Makes sure fds 0-2 are open, so no pipe of ours lands on them.
+fn ensure_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            redirect(fd, Path::new("/dev/null"), fd == 0);
+        }
+    }
+}
+
+fn redirect_stderr(path: &Path) {
+    if !redirect(libc::STDERR_FILENO, path, false) {
+        redirect(libc::STDERR_FILENO, Path::new("/dev/null"), false);
+    }
+}
+
+/// Points `fd` at `path` (appending); `false` if it could not be opened.
+fn redirect(fd: i32, path: &Path, read: bool) -> bool {
+    let file = if read {
+        File::open(path)
+    } else {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    };
+    match file {
+        Ok(f) => {
+            // SAFETY: dup2 onto a standard fd number; `f` is closed afterwards.
+            unsafe { libc::dup2(f.as_raw_fd(), fd) };
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// A line in shim.log.
+fn diag(cfg: &ShimConfig, msg: &str) {
+    eprintln!(
+        "{} shim[{}] container={}: {msg}",
+        UnixTime::now().rfc3339_nano(),
+        std::process::id(),
+        cfg.container_id
+    );
+}

@@ -1,0 +1,638 @@
+//! The shim with real processes (as root): start, logs, rotation, exits, identity, cgroups,
+//! detachment and memory. Every test kills what it started, also when it fails (Drop guards).
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use minikubelet::logs::{CriRecords, LogManager, Stream, parse_cri_line};
+use minikubelet::shim::{self, ExitStatus, ShimConfig, ShimError, ShimState};
+
+/// The minikubelet binary, copied once into a private temp dir.
+///
+/// `target/debug/minikubelet` is shared by every worktree building into the same target dir,
+/// so another branch's build can replace it under a running test. The copy is taken from the
+/// first candidate that answers the shim protocol: cargo's `CARGO_BIN_EXE_minikubelet`, else the
+/// newest `deps/minikubelet-*` build next to this test binary.
+fn exe() -> &'static Path {
+    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = EXE.get_or_init(|| {
+        let mut candidates = vec![PathBuf::from(env!("CARGO_BIN_EXE_minikubelet"))];
+        let deps = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let mut builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&deps)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with("minikubelet-") && !n.contains('.')
+            })
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .collect();
+        builds.sort();
+        candidates.extend(builds.into_iter().rev().map(|(_, p)| p));
+        let dir = tempfile::tempdir().unwrap();
+        for c in candidates {
+            let copy = dir.path().join("minikubelet");
+            if std::fs::copy(&c, &copy).is_ok() && speaks_shim(&copy) {
+                return (dir, copy);
+            }
+        }
+        panic!("no minikubelet binary with the shim subcommand found");
+    });
+    path
+}
+
+/// Does this binary answer `shim <dir without config>` with a start failure?
+fn speaks_shim(exe: &Path) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(exe)
+        .arg("shim")
+        .arg(dir.path())
+        .output();
+    out.is_ok_and(|o| o.stdout.starts_with(b"{\"Failed\""))
+}
+
+/// A temp state dir and log dir for one container.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state_dir: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let log_dir = dir.path().join("logs").join("default_pod_uid").join("c");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        Fixture {
+            state_dir,
+            log_path: log_dir.join("0.log"),
+            _dir: dir,
+        }
+    }
+
+    fn config(&self, argv: &[&str]) -> ShimConfig {
+        ShimConfig {
+            container_id: "uid-c-0".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+            working_dir: None,
+            uid: None,
+            gid: None,
+            supplemental_groups: vec![],
+            cgroup_procs: vec![],
+            oom_score_adj: None,
+            log_path: self.log_path.clone(),
+            log_max_size: 10 << 20,
+            log_max_files: 5,
+            stdin: false,
+        }
+    }
+
+    /// Writes the config and starts the shim; the guard kills the container on drop.
+    fn start(&self, cfg: &ShimConfig) -> (Result<ShimState, ShimError>, Guard) {
+        shim::write_config(&self.state_dir, cfg).unwrap();
+        let res = shim::start(exe(), &self.state_dir);
+        let mut guard = Guard::default();
+        if let Ok(st) = &res {
+            guard.containers.push((st.clone(), self.state_dir.clone()));
+        }
+        (res, guard)
+    }
+
+    fn wait_exit(&self, timeout: Duration) -> ExitStatus {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(e) = shim::read_exit(&self.state_dir).unwrap() {
+                return e;
+            }
+            assert!(Instant::now() < until, "no exit.json within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// (stream, partial, content) of every record in the live log.
+    fn records(&self) -> Vec<(Stream, bool, String)> {
+        let text = std::fs::read(&self.log_path).unwrap();
+        text.split_inclusive(|&b| b == b'\n')
+            .map(|l| {
+                assert!(l.ends_with(b"\n"), "record without newline: {l:?}");
+                let r = parse_cri_line(l).unwrap();
+                (
+                    r.stream,
+                    r.partial,
+                    String::from_utf8(r.content.to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Kills what a test started on drop, after checking each pid is still what it was (so a pid
+/// reused by an unrelated process on this shared machine is never hit).
+#[derive(Default)]
+struct Guard {
+    /// Containers, killed with their process group while their shim has not reported an exit.
+    containers: Vec<(ShimState, PathBuf)>,
+    /// Stray processes, with the cmdline they must still have.
+    strays: Vec<(i32, Vec<u8>)>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for (st, state_dir) in &self.containers {
+            let running = matches!(shim::read_exit(state_dir), Ok(None))
+                && proc_field(st.pid, "status", "PPid:")
+                    .is_some_and(|p| p == st.shim_pid.to_string());
+            if running {
+                // SAFETY: plain kill(2) of the container's group, which it leads.
+                unsafe { libc::kill(-st.pid, libc::SIGKILL) };
+            }
+        }
+        for (pid, cmdline) in &self.strays {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| &c == cmdline) {
+                // SAFETY: plain kill(2).
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn proc_field(pid: i32, file: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+}
+
+fn ppid_of(pid: i32) -> i32 {
+    proc_field(pid, "status", "PPid:").unwrap().parse().unwrap()
+}
+
+#[test]
+fn runs_a_container_and_records_its_exit_and_logs() {
+    let fx = Fixture::new();
+    let t0 = Instant::now();
+    let (res, _guard) = fx.start(&fx.config(&["sh", "-c", "echo out; echo err >&2; exit 3"]));
+    let elapsed = t0.elapsed();
+    let state = res.unwrap();
+    println!("shim::start took {elapsed:?}");
+    assert!(state.pid > 0 && state.shim_pid > 0 && state.pid != state.shim_pid);
+    assert_eq!(
+        shim::read_state(&fx.state_dir).unwrap(),
+        Some(state.clone())
+    );
+    let exit = fx.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.exit_code, 3);
+    assert_eq!(exit.signal, None);
+    assert_eq!(exit.start_error, None);
+    assert_eq!(exit.started_at.as_deref(), Some(state.started_at.as_str()));
+    let started: jiff::Timestamp = state.started_at.parse().unwrap();
+    let finished: jiff::Timestamp = exit.finished_at.parse().unwrap();
+    assert!(finished >= started);
+    let mut recs = fx.records();
+    recs.sort_by_key(|r| r.0.as_str());
+    assert_eq!(
+        recs,
+        vec![
+            (Stream::Stderr, false, "err".to_string()),
+            (Stream::Stdout, false, "out".to_string())
+        ]
+    );
+}
+
+#[test]
+fn long_lines_become_partial_records_and_a_missing_newline_at_eof_is_partial() {
+    let fx = Fixture::new();
+    let script = "head -c 40000 /dev/zero | tr '\\0' a; echo; printf end";
+    let (res, _guard) = fx.start(&fx.config(&["sh", "-c", script]));
+    res.unwrap();
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 0);
+    let recs = fx.records();
+    let shape: Vec<(bool, usize)> = recs.iter().map(|(_, p, c)| (*p, c.len())).collect();
+    assert_eq!(
+        shape,
+        vec![
+            (true, 16384),
+            (true, 16384),
+            (false, 40000 - 2 * 16384),
+            (true, 3)
+        ]
+    );
+    assert_eq!(recs[3].2, "end");
+}
+
+#[test]
+fn rotation_keeps_every_line_in_order() {
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    cfg.log_max_size = 4096;
+    let (res, _guard) = fx.start(&cfg);
+    res.unwrap();
+    assert_eq!(fx.wait_exit(Duration::from_secs(20)).exit_code, 0);
+    let files = minikubelet::logs::log_files(&fx.log_path).unwrap();
+    assert!(files.len() > 10, "expected many rotations, got {files:?}");
+    for f in &files {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(len <= 4096, "{} has {len} bytes", f.display());
+    }
+    let lines: Vec<String> = CriRecords::open(&fx.log_path)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            assert!(!r.partial);
+            String::from_utf8(r.content).unwrap()
+        })
+        .collect();
+    let want: Vec<String> = (0..3000).map(|i| format!("line-{i}")).collect();
+    assert_eq!(lines, want);
+
+    // The agent's housekeeping then compresses and prunes; what is left still reads in order.
+    LogManager::new(5)
+        .unwrap()
+        .housekeep_log(&fx.log_path)
+        .unwrap();
+    let files = minikubelet::logs::log_files(&fx.log_path).unwrap();
+    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(".gz"))
+            .count(),
+        3
+    );
+    let rest: Vec<String> = CriRecords::open(&fx.log_path)
+        .unwrap()
+        .map(|r| String::from_utf8(r.unwrap().content).unwrap())
+        .collect();
+    assert_eq!(rest.last().map(String::as_str), Some("line-2999"));
+    assert_eq!(rest[..], want[want.len() - rest.len()..]);
+}
+
+#[test]
+fn shim_is_detached_survives_signals_and_reports_a_sigkill() {
+    let fx = Fixture::new();
+    let (res, _guard) = fx.start(&fx.config(&["sleep", "1000"]));
+    let state = res.unwrap();
+    let me = std::process::id() as i32;
+    assert_ne!(
+        ppid_of(state.shim_pid),
+        me,
+        "the shim must not be the agent's child"
+    );
+    assert_eq!(ppid_of(state.pid), state.shim_pid);
+    // SAFETY: getsid(2) only queries.
+    assert_eq!(
+        unsafe { libc::getsid(state.pid) },
+        state.pid,
+        "container leads its own session"
+    );
+    assert_eq!(
+        unsafe { libc::getsid(state.shim_pid) },
+        state.shim_pid,
+        "shim leads its own session"
+    );
+    assert!(shim::shim_alive(&state, &fx.state_dir));
+    assert!(!shim::shim_alive(&state, Path::new("/some/other/dir")));
+    assert_eq!(
+        proc_field(state.shim_pid, "status", "Threads:").as_deref(),
+        Some("1")
+    );
+    // The agent kills through the cgroup, never the shim: these must not take it down.
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+        unsafe { libc::kill(state.shim_pid, sig) };
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(shim::shim_alive(&state, &fx.state_dir));
+    assert_eq!(shim::read_exit(&fx.state_dir).unwrap(), None);
+
+    unsafe { libc::kill(state.pid, libc::SIGKILL) };
+    let exit = fx.wait_exit(Duration::from_secs(10));
+    assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
+    let until = Instant::now() + Duration::from_secs(5);
+    while shim::shim_alive(&state, &fx.state_dir) {
+        assert!(
+            Instant::now() < until,
+            "shim still alive after its container exited"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn orphaned_descendants_are_reaped_by_the_shim() {
+    let fx = Fixture::new();
+    let script = "sh -c 'sleep 1000 & echo $!'; exec sleep 1000";
+    let (res, mut guard) = fx.start(&fx.config(&["sh", "-c", script]));
+    let state = res.unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let orphan: i32 = loop {
+        if let Some(r) = std::fs::read(&fx.log_path)
+            .ok()
+            .filter(|t| t.ends_with(b"\n"))
+            .map(|_| fx.records())
+        {
+            break r[0].2.parse().unwrap();
+        }
+        assert!(Instant::now() < until, "no pid logged");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    guard.strays.push((orphan, b"sleep\x001000\x00".to_vec()));
+    // Its parent shell exited: the subreaper shim, not init, adopts it.
+    while proc_field(orphan, "status", "PPid:") != Some(state.shim_pid.to_string()) {
+        assert!(
+            Instant::now() < until,
+            "orphan {orphan} not adopted by the shim"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe { libc::kill(state.pid, libc::SIGKILL) };
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 137);
+    // It was in the container's process group, so it went with it.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{orphan}")).exists() {
+        assert!(
+            Instant::now() < until,
+            "orphan {orphan} outlived its container"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn exec_failures_are_start_errors() {
+    use std::os::unix::fs::PermissionsExt;
+    let files = tempfile::tempdir().unwrap();
+    let not_executable = files.path().join("data");
+    std::fs::write(&not_executable, "x").unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let garbage = files.path().join("garbage");
+    std::fs::write(&garbage, [0xffu8; 64]).unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ne, gb) = (not_executable.to_str().unwrap(), garbage.to_str().unwrap());
+    let cases = [
+        (
+            vec!["/nonexistent/foo"],
+            "exec \"/nonexistent/foo\": No such file or directory".to_string(),
+        ),
+        (
+            vec!["no-such-command-xyz", "arg"],
+            "exec \"no-such-command-xyz\": executable file not found in $PATH".to_string(),
+        ),
+        (vec![ne], format!("exec {ne:?}: Permission denied")),
+        (vec![gb], format!("exec {gb:?}: Exec format error")),
+    ];
+    for (argv, want) in cases {
+        let fx = Fixture::new();
+        let (res, _guard) = fx.start(&fx.config(&argv));
+        let Err(ShimError::StartFailed { status, .. }) = res else {
+            panic!("{argv:?}: expected a start failure, got {res:?}");
+        };
+        assert_eq!(status.start_error.as_deref(), Some(want.as_str()));
+        assert_eq!(status.exit_code, 128);
+        assert_eq!(status.started_at, None);
+        assert_eq!(shim::read_exit(&fx.state_dir).unwrap(), Some(*status));
+        assert_eq!(shim::read_state(&fx.state_dir).unwrap(), None);
+    }
+    // A bad working dir is reported too.
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&["true"]);
+    cfg.working_dir = Some("/nonexistent-dir".into());
+    let (res, _guard) = fx.start(&cfg);
+    let err = res.unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "chdir to cwd (\"/nonexistent-dir\") set in config: No such file or directory"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn start_reports_a_shim_that_cannot_run_or_does_not_answer() {
+    let fx = Fixture::new();
+    shim::write_config(&fx.state_dir, &fx.config(&["true"])).unwrap();
+    let err = shim::start(Path::new("/nonexistent/minikubelet"), &fx.state_dir).unwrap_err();
+    assert!(matches!(err, ShimError::Spawn { .. }), "{err}");
+    let err = shim::start(Path::new("/bin/true"), &fx.state_dir).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("exited without reporting: no answer"),
+        "{err}"
+    );
+    // No config: the shim itself reports why.
+    let empty = tempfile::tempdir().unwrap();
+    let err = shim::start(exe(), empty.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("config.json: No such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn runs_as_the_given_user_and_groups() {
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&["sh", "-c", "id -u; id -g; id -G; pwd"]);
+    cfg.uid = Some(65534);
+    cfg.gid = Some(65534);
+    cfg.supplemental_groups = vec![1234];
+    cfg.working_dir = Some("/tmp".into());
+    let (res, _guard) = fx.start(&cfg);
+    res.unwrap();
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 0);
+    let out: Vec<String> = fx.records().into_iter().map(|r| r.2).collect();
+    assert_eq!(out, ["65534", "65534", "65534 1234", "/tmp"]);
+}
+
+#[test]
+fn stdin_is_a_kept_pipe_or_dev_null() {
+    for (stdin, want) in [(true, "pipe"), (false, "null")] {
+        let fx = Fixture::new();
+        let mut cfg = fx.config(&[
+            "sh",
+            "-c",
+            "if [ -p /dev/stdin ]; then echo pipe; else cat; echo null; fi",
+        ]);
+        cfg.stdin = stdin;
+        let (res, _guard) = fx.start(&cfg);
+        res.unwrap();
+        assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 0);
+        assert_eq!(fx.records().last().unwrap().2, want);
+    }
+}
+
+#[test]
+fn leftover_descendants_are_killed_or_bounded() {
+    // In the container's process group: killed with it when the main process exits.
+    let fx = Fixture::new();
+    let (res, _guard) = fx.start(&fx.config(&["sh", "-c", "sleep 1000 & echo bye"]));
+    res.unwrap();
+    let t0 = Instant::now();
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 0);
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
+
+    // Escaped into its own session while holding stdout: the drain is bounded.
+    let fx = Fixture::new();
+    let (res, mut guard) =
+        fx.start(&fx.config(&["sh", "-c", "setsid sleep 1000 & echo $!; sleep 0.2"]));
+    res.unwrap();
+    let exit = fx.wait_exit(Duration::from_secs(10));
+    let leftover: i32 = fx.records()[0].2.parse().unwrap();
+    guard.strays.push((leftover, b"sleep\x001000\x00".to_vec()));
+    assert_eq!(exit.exit_code, 0);
+    assert!(Path::new(&format!("/proc/{leftover}")).exists());
+}
+
+/// A memory cgroup beneath this test's own, removed on drop (after the processes in it).
+struct TestCgroup {
+    dir: PathBuf,
+}
+
+impl TestCgroup {
+    fn new(name: &str) -> Self {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let dir = own
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then(|| format!("/sys/fs/cgroup/memory{path}"))
+            })
+            .or_else(|| {
+                own.lines()
+                    .find_map(|l| l.strip_prefix("0::").map(|p| format!("/sys/fs/cgroup{p}")))
+            })
+            .unwrap();
+        let dir = Path::new(&dir).join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        TestCgroup { dir }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let procs = self.dir.join("cgroup.procs");
+        for _ in 0..200 {
+            let pids = std::fs::read_to_string(&procs).unwrap_or_default();
+            for p in pids.lines().filter_map(|p| p.parse::<i32>().ok()) {
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("could not remove test cgroup {}", self.dir.display());
+    }
+}
+
+#[test]
+fn container_starts_inside_its_cgroup_with_its_oom_score_adj() {
+    let cg = TestCgroup::new("shim-test");
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&["sleep", "1000"]);
+    cfg.cgroup_procs = vec![cg.dir.join("cgroup.procs")];
+    cfg.oom_score_adj = Some(873);
+    let (res, _guard) = fx.start(&cfg);
+    let state = res.unwrap();
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", state.pid)).unwrap();
+    let rel = cg
+        .dir
+        .strip_prefix("/sys/fs/cgroup")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let rel = rel.strip_prefix("memory").unwrap_or(&rel).to_string();
+    assert!(
+        own.lines().any(|l| l.ends_with(&format!(":{rel}"))),
+        "{own} lacks {rel}"
+    );
+    let procs = std::fs::read_to_string(cg.dir.join("cgroup.procs")).unwrap();
+    assert_eq!(
+        procs.trim(),
+        state.pid.to_string(),
+        "only the container, not the shim"
+    );
+    let adj = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", state.pid)).unwrap();
+    assert_eq!(adj.trim(), "873");
+    unsafe { libc::kill(state.pid, libc::SIGKILL) };
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 137);
+
+    // A cgroup that cannot be joined is a start error.
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&["true"]);
+    cfg.cgroup_procs = vec![cg.dir.join("nonexistent").join("cgroup.procs")];
+    let (res, _guard) = fx.start(&cfg);
+    let err = res.unwrap_err().to_string();
+    assert!(
+        err.contains("join cgroup: write \"0\" to ") && err.ends_with("No such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shim_memory_and_start_latency() {
+    const N: usize = 6;
+    let mut fixtures = Vec::new();
+    let mut guards = Vec::new();
+    let mut states = Vec::new();
+    let mut latencies = Vec::new();
+    for _ in 0..N {
+        let fx = Fixture::new();
+        let t0 = Instant::now();
+        let (res, guard) = fx.start(&fx.config(&["sh", "-c", "echo hello; exec sleep 1000"]));
+        latencies.push(t0.elapsed());
+        guards.push(guard);
+        states.push(res.unwrap());
+        fixtures.push(fx);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut psses = Vec::new();
+    for st in &states {
+        let field = |k: &str| -> u64 {
+            proc_field(st.shim_pid, "smaps_rollup", k)
+                .unwrap()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (rss, pss, dirty) = (field("Rss:"), field("Pss:"), field("Private_Dirty:"));
+        println!(
+            "shim {} Rss {rss} kB, Pss {pss} kB, Private_Dirty {dirty} kB",
+            st.shim_pid
+        );
+        psses.push(pss);
+        // The per-container cost that no other shim shares.
+        assert!(
+            dirty <= 1024,
+            "shim private dirty memory {dirty} kB > 1 MiB"
+        );
+    }
+    latencies.sort();
+    println!(
+        "shim::start latency over {N}: min {:?} median {:?} max {:?}",
+        latencies[0],
+        latencies[N / 2],
+        latencies[N - 1]
+    );
+    println!("shim PSS with {N} shims running: {:?} kB", psses);
+    for fx in &fixtures {
+        assert_eq!(fx.records()[0].2, "hello");
+    }
+}
