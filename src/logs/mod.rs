@@ -127,6 +127,91 @@ pub fn container_symlink_name(
     name
 }
 
+/// Create the `/var/log/containers`-style symlink `<dir>/<pod>_<ns>_<container>-<id>.log` to a
+/// container's log file (kubelet `createContainerLogSymlink`). Failure is logged, not fatal: the
+/// log itself is what matters.
+pub fn link_container_log(
+    container_logs_dir: &Path,
+    pod_name: &str,
+    namespace: &str,
+    container: &str,
+    container_id: &str,
+    log_path: &Path,
+) {
+    let link = container_logs_dir.join(container_symlink_name(
+        pod_name,
+        namespace,
+        container,
+        container_id,
+    ));
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink(log_path, &link) {
+        tracing::warn!(link = %link.display(), target = %log_path.display(), error = %e, "create container log symlink");
+    }
+}
+
+/// Remove a container instance's log file, its rotated files and its symlinks
+/// (kubelet `removeContainerLog`).
+pub fn remove_container_logs(log_path: &Path) {
+    let mut files = rotated_logs(log_path).unwrap_or_default();
+    files.push(log_path.to_path_buf());
+    for f in files {
+        if let Err(e) = std::fs::remove_file(&f) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %f.display(), error = %e, "remove container log");
+            }
+        }
+    }
+}
+
+/// Remove a pod's whole log directory and every symlink pointing into it (what the kubelet's
+/// garbage collection does once a pod is gone).
+pub fn remove_pod_logs(
+    pod_logs_dir: &Path,
+    container_logs_dir: &Path,
+    namespace: &str,
+    pod_name: &str,
+    pod_uid: &str,
+) {
+    let dir = pod_log_dir(pod_logs_dir, namespace, pod_name, pod_uid);
+    if let Ok(entries) = std::fs::read_dir(container_logs_dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if std::fs::read_link(&p).is_ok_and(|t| t.starts_with(&dir)) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %dir.display(), error = %e, "remove pod logs");
+        }
+    }
+}
+
+/// One housekeeping pass over every container log directory under `pod_logs_dir`
+/// (`<ns>_<pod>_<uid>/<container>/`): compress rotated files and prune to `max_files`.
+pub fn housekeeping_all(pod_logs_dir: &Path, max_files: u32) {
+    let Ok(manager) = LogManager::new(max_files) else {
+        return;
+    };
+    let Ok(pods) = std::fs::read_dir(pod_logs_dir) else {
+        return;
+    };
+    for pod in pods.flatten() {
+        let Ok(containers) = std::fs::read_dir(pod.path()) else {
+            continue;
+        };
+        for c in containers.flatten() {
+            if c.file_type().is_ok_and(|t| t.is_dir()) {
+                if let Err(e) = manager.housekeep_dir(&c.path()) {
+                    tracing::warn!(dir = %c.path().display(), error = %e, "log housekeeping");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
