@@ -2,3 +2,6 @@
 //!
 //! Each module mirrors one part of the real kubelet; `docs/architecture.md` maps them.
 pub mod cli;
+pub mod lifecycle;
+pub mod prober;
+pub mod runtime;
