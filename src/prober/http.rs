@@ -481,7 +481,8 @@ fn probe_path(path: &str) -> String {
 }
 
 /// Percent-encodes the bytes that may not appear in a request target (spaces, controls,
-/// non-ASCII, and `"<>\^`{|}`); existing `%xx` escapes are left alone.
+/// non-ASCII, quotes, angle brackets, backslash, caret, backtick, braces and pipe); existing
+/// `%xx` escapes are left alone.
 fn escape_request_target(target: &str) -> String {
     let mut out = String::with_capacity(target.len());
     for &b in target.as_bytes() {

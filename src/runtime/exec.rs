@@ -68,7 +68,7 @@ pub enum ExecError {
     /// The argv was empty.
     #[error("exec: empty command")]
     EmptyCommand,
-    /// argv[0] has no '/' and is not an executable file in any PATH directory.
+    /// `argv[0]` has no '/' and is not an executable file in any PATH directory.
     #[error("exec {program:?} (command {command:?}): executable file not found in $PATH")]
     NotFound { command: String, program: String },
     /// A cgroup.procs file of the container could not be opened.
@@ -316,7 +316,7 @@ fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
-/// Resolves argv[0] like `execvp` with the container's PATH: a name containing '/' is used as
+/// Resolves `argv[0]` like `execvp` with the container's PATH: a name containing '/' is used as
 /// is; otherwise the first PATH entry holding an executable regular file of that name wins.
 /// An empty PATH entry means the working directory.
 pub fn resolve_program(program: &str, path: &str, working_dir: Option<&Path>) -> Option<PathBuf> {
