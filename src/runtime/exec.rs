@@ -1,0 +1,436 @@
+//! Running a command inside a running container's context: the CRI `ExecSync` call.
+//!
+//! Mirrors what a CRI runtime does for `ExecSync` (containerd's `execInternal` + `runc exec`) as
+//! the kubelet uses it through `kuberuntime.RunInContainer`: the process gets the container's
+//! environment, working directory, user and groups, joins the container's cgroups before it
+//! execs, and is killed when the timeout expires. Its stdout and stderr are collected, stdout
+//! first then stderr (the kubelet's `append(stdout, stderr...)`), capped at 10 KiB.
+//!
+//! Namespaces are not entered: minikubelet's pods share the node's network, mount and PID
+//! namespaces, so the container's "context" is its env, cwd, credentials and cgroups.
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::time::Instant;
+
+/// The PATH a container gets when its environment has none (containerd's `oci.defaultUnixEnv`).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// At most this much output is kept (the kubelet's exec prober `maxReadLength`, 10 KiB); the
+/// rest is read and discarded so the process never blocks on a full pipe.
+pub const MAX_EXEC_OUTPUT: usize = 10 * 1024;
+
+/// After the process exits, how long to keep reading output that a child it left behind still
+/// holds open (`sh -c 'daemon &'`). Short, so a background process cannot stretch a probe to
+/// its timeout; long enough that the exited process's last writes, already in the pipe, are
+/// read. containerd has the same knob (`drain_exec_sync_io_timeout`).
+const EXEC_IO_DRAIN_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How to run a process in a running container's context: the container's env, working dir,
+/// user and cgroup.
+#[derive(Clone, Debug, Default)]
+pub struct ExecContext {
+    /// The container's environment, in order (later entries win, as in the kubelet).
+    pub env: Vec<(String, String)>,
+    /// The container's working directory; the agent's own when `None`.
+    pub working_dir: Option<PathBuf>,
+    /// The user to run as; the agent's own (root) when `None`.
+    pub uid: Option<u32>,
+    /// The primary group to run as; the agent's own when `None`.
+    pub gid: Option<u32>,
+    /// Supplementary groups; replaces the agent's whenever uid, gid or this list is set.
+    pub supplemental_groups: Vec<u32>,
+    /// `cgroup.procs` files of the container's cgroups; the child writes "0" into each before
+    /// exec, so it is accounted and limited with the container from its first instruction.
+    pub cgroup_procs: Vec<PathBuf>,
+}
+
+/// What a finished command left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The exit code; 128 + signal number when a signal killed it (as shells and runtimes report).
+    pub exit_code: i32,
+    /// stdout then stderr, together at most [`MAX_EXEC_OUTPUT`] bytes.
+    pub output: Vec<u8>,
+}
+
+/// Why a command could not be run to completion.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The argv was empty.
+    #[error("exec: empty command")]
+    EmptyCommand,
+    /// `argv[0]` has no '/' and is not an executable file in any PATH directory.
+    #[error("exec {program:?} (command {command:?}): executable file not found in $PATH")]
+    NotFound { command: String, program: String },
+    /// A cgroup.procs file of the container could not be opened.
+    #[error("open {path} to exec {command:?} in the container's cgroup: {source}")]
+    Cgroup {
+        command: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// fork/exec failed, or a step in the child before exec did (join cgroup, setgroups,
+    /// setgid, setuid, chdir).
+    #[error("start {command:?}: {source}")]
+    Spawn { command: String, source: io::Error },
+    /// Waiting for the process failed.
+    #[error("wait for {command:?}: {source}")]
+    Wait { command: String, source: io::Error },
+    /// The command outlived its timeout and was killed with SIGKILL (the kubelet's wording).
+    #[error("command {command:?} timed out")]
+    Timeout { command: String, timeout: Duration },
+}
+
+/// CRI ExecSync: run argv in the container's context; on timeout kill it (SIGKILL, its whole
+/// process group) and return [`ExecError::Timeout`].
+///
+/// Dropping the returned future kills the process group too.
+pub async fn exec_sync(
+    ctx: &ExecContext,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<ExecOutput, ExecError> {
+    let Some(program) = argv.first() else {
+        return Err(ExecError::EmptyCommand);
+    };
+    let command = argv.join(" ");
+    let path_env = ctx
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let resolved = resolve_program(
+        program,
+        path_env.unwrap_or(DEFAULT_PATH),
+        ctx.working_dir.as_deref(),
+    )
+    .ok_or_else(|| ExecError::NotFound {
+        command: command.clone(),
+        program: program.clone(),
+    })?;
+
+    // Opened here, in the agent, so a missing cgroup is reported with its path; the child only
+    // writes to the inherited descriptors (they are close-on-exec, so the command never sees them).
+    let mut cgroup_files = Vec::with_capacity(ctx.cgroup_procs.len());
+    for path in &ctx.cgroup_procs {
+        let file = File::options()
+            .write(true)
+            .open(path)
+            .map_err(|source| ExecError::Cgroup {
+                command: command.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        cgroup_files.push(file);
+    }
+    let cgroup_fds: Vec<RawFd> = cgroup_files.iter().map(|f| f.as_raw_fd()).collect();
+    let creds = Credentials {
+        uid: ctx.uid,
+        gid: ctx.gid,
+        groups: ctx
+            .supplemental_groups
+            .iter()
+            .map(|&g| g as libc::gid_t)
+            .collect(),
+    };
+
+    let mut cmd = Command::new(&resolved);
+    cmd.arg0(program)
+        .args(&argv[1..])
+        .env_clear()
+        .envs(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if path_env.is_none() {
+        cmd.env("PATH", DEFAULT_PATH);
+    }
+    if let Some(dir) = &ctx.working_dir {
+        cmd.current_dir(dir);
+    }
+    // SAFETY: the closure runs in the forked child before exec. It only makes async-signal-safe
+    // system calls (write, setpgid, setgroups, setgid, setuid) on data prepared before the fork,
+    // and allocates nothing (io::Error::last_os_error does not allocate).
+    unsafe {
+        cmd.pre_exec(move || enter_container(&cgroup_fds, &creds));
+    }
+
+    tracing::debug!(command = %command, program = %resolved.display(), cgroups = ?ctx.cgroup_procs, uid = ?ctx.uid, "exec in container");
+    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    drop(cgroup_files);
+    // Declared after `child`, so it drops first: while the leader is unreaped its pid is still
+    // the group's id and cannot have been reused.
+    let mut group = GroupKillGuard {
+        pgid: child.id().and_then(|p| i32::try_from(p).ok()),
+    };
+
+    let mut stdout_buf = Vec::new();
+    let mut stderr_buf = Vec::new();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let deadline = Instant::now() + timeout;
+    let status = {
+        let io = async {
+            tokio::join!(
+                read_capped(stdout, &mut stdout_buf),
+                read_capped(stderr, &mut stderr_buf)
+            )
+        };
+        tokio::pin!(io);
+        let mut io_done = false;
+        let status = loop {
+            tokio::select! {
+                biased;
+                status = child.wait() => break Some(status),
+                _ = &mut io, if !io_done => io_done = true,
+                _ = tokio::time::sleep_until(deadline) => break None,
+            }
+        };
+        if matches!(status, Some(Ok(_))) && !io_done {
+            let drain_until = deadline.min(Instant::now() + EXEC_IO_DRAIN_TIMEOUT);
+            let _ = tokio::time::timeout_at(drain_until, &mut io).await;
+        }
+        status
+    };
+
+    match status {
+        Some(Ok(status)) => {
+            group.pgid = None;
+            let mut output = stdout_buf;
+            output.extend_from_slice(&stderr_buf);
+            output.truncate(MAX_EXEC_OUTPUT);
+            let exit_code = exit_code(status);
+            tracing::debug!(command = %command, exit_code, "exec finished");
+            Ok(ExecOutput { exit_code, output })
+        }
+        Some(Err(source)) => Err(ExecError::Wait { command, source }),
+        None => {
+            group.kill();
+            // Reap it now rather than leave it to the orphan queue; SIGKILL makes this prompt.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            tracing::debug!(command = %command, ?timeout, "exec timed out, killed");
+            Err(ExecError::Timeout { command, timeout })
+        }
+    }
+}
+
+/// Credentials the child switches to, prepared before the fork.
+struct Credentials {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Vec<libc::gid_t>,
+}
+
+/// In the forked child: join the container's cgroups (still as root), become a process group
+/// leader (so a timeout can kill everything it started), then drop to the container's groups
+/// and user, in the order runc uses: setgroups, setgid, setuid.
+fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials) -> io::Result<()> {
+    fn check(ret: libc::c_int) -> io::Result<()> {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+    for &fd in cgroup_fds {
+        // SAFETY: fd is an open descriptor inherited from the parent; the buffer is static.
+        let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: plain system calls on integers and a pointer into a live Vec.
+    unsafe {
+        check(libc::setpgid(0, 0))?;
+        if creds.uid.is_some() || creds.gid.is_some() || !creds.groups.is_empty() {
+            check(libc::setgroups(creds.groups.len(), creds.groups.as_ptr()))?;
+        }
+        if let Some(gid) = creds.gid {
+            check(libc::setgid(gid))?;
+        }
+        if let Some(uid) = creds.uid {
+            check(libc::setuid(uid))?;
+        }
+    }
+    Ok(())
+}
+
+/// Kills a process group with SIGKILL unless disarmed (pgid set to `None`).
+struct GroupKillGuard {
+    pgid: Option<i32>,
+}
+
+impl GroupKillGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // SAFETY: kill(2) with a negative pid signals the group; no memory is involved.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupKillGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads `reader` to EOF, keeping at most [`MAX_EXEC_OUTPUT`] bytes in `buf`.
+async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, buf: &mut Vec<u8>) {
+    let Some(mut reader) = reader else { return };
+    let mut chunk = [0u8; 4096];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let room = MAX_EXEC_OUTPUT.saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
+}
+
+/// The exit code as runtimes report it: the code, or 128 + the signal that killed the process.
+fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => -1,
+    }
+}
+
+/// Resolves `argv[0]` like `execvp` with the container's PATH: a name containing '/' is used as
+/// is; otherwise the first PATH entry holding an executable regular file of that name wins.
+/// An empty PATH entry means the working directory.
+pub fn resolve_program(program: &str, path: &str, working_dir: Option<&Path>) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    if program.is_empty() {
+        return None;
+    }
+    path.split(':').find_map(|dir| {
+        let dir: PathBuf = if dir.is_empty() {
+            working_dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        } else {
+            PathBuf::from(dir)
+        };
+        let candidate = dir.join(program);
+        let meta = std::fs::metadata(&candidate).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(candidate)
+    })
+}
+
+/// The command line as the kubelet prints it in messages: argv joined by spaces.
+pub fn command_line(argv: &[String]) -> String {
+    argv.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn resolve_program_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let other = dir.path().join("other");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&other).unwrap();
+        let exe = bin.join("tool");
+        fs::write(&exe, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = other.join("tool");
+        fs::write(&plain, "not executable").unwrap();
+        fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::create_dir_all(other.join("adir")).unwrap();
+        let path = format!("{}:{}", other.display(), bin.display());
+
+        let cases: Vec<(&str, &str, Option<PathBuf>)> = vec![
+            // a non-executable file earlier in PATH is skipped, like execvp does
+            ("tool", path.as_str(), Some(exe.clone())),
+            // a '/' in the name: used as is, no lookup
+            ("./tool", path.as_str(), Some(PathBuf::from("./tool"))),
+            ("/bin/sh", "", Some(PathBuf::from("/bin/sh"))),
+            // directories are not executables
+            ("adir", path.as_str(), None),
+            ("missing", path.as_str(), None),
+            ("", path.as_str(), None),
+        ];
+        for (program, path, want) in cases {
+            assert_eq!(
+                resolve_program(program, path, None),
+                want,
+                "{program} in {path}"
+            );
+        }
+        // an empty PATH entry is the working directory
+        assert_eq!(
+            resolve_program("tool", ":/nonexistent", Some(&bin)),
+            Some(bin.join("tool"))
+        );
+    }
+
+    #[test]
+    fn exit_codes_like_runtimes() {
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGKILL)), 137);
+    }
+
+    #[tokio::test]
+    async fn empty_command_is_an_error() {
+        let err = exec_sync(&ExecContext::default(), &[], Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ExecError::EmptyCommand));
+    }
+
+    #[tokio::test]
+    async fn output_is_stdout_then_stderr_and_capped() {
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "echo err >&2; echo out; head -c 20000 /dev/zero",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = exec_sync(&ExecContext::default(), &argv, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(out.exit_code, 0);
+        assert_eq!(out.output.len(), MAX_EXEC_OUTPUT);
+        assert!(out.output.starts_with(b"out\n"));
+    }
+
+    #[tokio::test]
+    async fn not_found_names_the_command() {
+        let argv = vec!["no-such-tool-xyz".to_string(), "arg".to_string()];
+        let err = exec_sync(&ExecContext::default(), &argv, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exec \"no-such-tool-xyz\" (command \"no-such-tool-xyz arg\"): executable file not found in $PATH"
+        );
+    }
+}
