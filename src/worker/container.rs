@@ -458,8 +458,8 @@ impl PodWorker {
         let Some(inst) = self.slots[i].current.as_ref() else { return };
         let exec = inst.exec.clone();
         let spec = self.slots[i].spec.clone();
-        if let Err(e) = crate::lifecycle::handlers::run_handler(hook, &spec, &exec, POST_START_TIMEOUT).await {
-            let msg = e.to_string();
+        if let Err(e) = crate::lifecycle::handlers::run_handler(hook, &self.pod, &spec, &exec, POST_START_TIMEOUT).await {
+            let msg = e.message();
             self.event(EventType::Warning, events::FAILED_POST_START_HOOK, Some(&self.slots[i]), msg.clone());
             let grace = self.grace_seconds();
             self.begin_stop(&spec.name, grace, format!("FailedPostStartHook: {msg}"), false);
@@ -482,7 +482,7 @@ impl PodWorker {
     fn start_probes(&mut self, i: usize) {
         let Some(inst) = &self.slots[i].current else { return };
         let spec = self.slots[i].spec.clone();
-        let started_at = std::time::Instant::now();
+        let started_at = tokio::time::Instant::now();
         let exec = inst.exec.clone();
         let attempt = inst.meta.attempt;
         let mut handles = Vec::new();
@@ -501,7 +501,16 @@ impl PodWorker {
         ] {
             let Some(probe) = probe else { continue };
             let gate = if kind == ProbeType::Startup { None } else { started_rx.clone() };
-            handles.push(prober::spawn_probe_worker(kind, probe, &spec, exec.clone(), started_at, attempt, ptx.clone(), gate));
+            let worker = prober::ProbeWorkerSpec {
+                pod: format_pod(&self.pod),
+                kind,
+                probe,
+                container: spec.clone(),
+                instance: attempt,
+                exec: exec.clone(),
+                started_at,
+            };
+            handles.push(prober::spawn_probe_worker(worker, ptx.clone(), gate));
         }
         if handles.is_empty() {
             self.slots[i].ready = spec.readiness_probe.is_none();
@@ -691,13 +700,13 @@ impl StopJob {
         let begin = tokio::time::Instant::now();
         if let Some(hook) = &self.pre_stop {
             // A preStop that overruns the grace period is abandoned, not killed (the kubelet's rule).
-            let run = crate::lifecycle::handlers::run_handler(hook, &self.spec, &self.exec, self.grace);
+            let run = crate::lifecycle::handlers::run_handler(hook, &self.pod, &self.spec, &self.exec, self.grace);
             match tokio::time::timeout(self.grace, run).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     let mut obj = crate::events::ObjectRef::pod(&self.pod);
                     obj.field_path = Some(self.field_path.clone());
-                    self.ctx.recorder.event(obj, EventType::Warning, events::FAILED_PRE_STOP_HOOK, e.to_string());
+                    self.ctx.recorder.event(obj, EventType::Warning, events::FAILED_PRE_STOP_HOOK, e.message());
                 }
                 Err(_) => tracing::info!(pod = %pod_name, container = %name, "preStop hook did not finish within the grace period"),
             }
