@@ -180,7 +180,19 @@ fn parse_documents(text: &str, path: &Path) -> Result<(Value, usize), DecodeErro
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
         match stream.next() {
             Some(Ok(first)) => {
-                let rest = stream.take_while(Result::is_ok).count();
+                let mut rest = 0;
+                for item in stream {
+                    match item {
+                        Ok(_) => rest += 1,
+                        // Trailing garbage, or JSON documents separated by `---` (YAML).
+                        Err(source) => {
+                            return parse_yaml(text, path).map_err(|_| DecodeError::Json {
+                                path: path.to_path_buf(),
+                                source,
+                            });
+                        }
+                    }
+                }
                 return Ok((first, rest));
             }
             Some(Err(source)) => {
@@ -356,6 +368,18 @@ spec:
         );
         let e = err(r#"{"apiVersion": "v1", "kind": "Pod",, }"#);
         assert!(e.contains("couldn't parse as JSON"), "{e}");
+        let e = err(&format!("{json} trailing"));
+        assert!(e.contains("couldn't parse as JSON"), "{e}");
+        let two = decode(&format!("{json}\n{json}")).unwrap();
+        assert_eq!(
+            two.warnings,
+            vec![DecodeWarning::ExtraDocuments { count: 1 }]
+        );
+        let dashed = decode(&format!("{json}\n---\n{json}\n")).unwrap();
+        assert_eq!(
+            dashed.warnings,
+            vec![DecodeWarning::ExtraDocuments { count: 1 }]
+        );
     }
 
     #[test]
