@@ -8,8 +8,10 @@
 //! `server` serves.
 
 pub mod admission;
+pub mod api;
 pub mod cgroup;
 pub mod cli;
+pub mod cm;
 pub mod config;
 pub mod events;
 pub mod eviction;
