@@ -25,7 +25,7 @@ enum Command {
     /// with the fix for each failure; exit 1 if any check fails.
     Check {
         #[command(flatten)]
-        flags: Flags,
+        flags: Box<Flags>,
     },
     /// Supervise one container (started by the agent; not for people).
     #[command(hide = true)]
@@ -39,10 +39,10 @@ enum Command {
 pub fn main() -> ExitCode {
     // The shim must stay tiny: dispatch it before any runtime or logger exists.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "shim") {
-        if let Some(dir) = args.get(2) {
-            return crate::shim::main(std::path::Path::new(dir));
-        }
+    if args.get(1).is_some_and(|a| a == "shim")
+        && let Some(dir) = args.get(2)
+    {
+        return crate::shim::main(std::path::Path::new(dir));
     }
     let cli = Cli::parse();
     match cli.command {
@@ -111,6 +111,7 @@ fn init_logging(level: tracing::Level, json: bool) {
         .unwrap_or_else(|_| EnvFilter::new(format!("minikubelet={level},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();

@@ -18,8 +18,8 @@ use crate::admission::NodeInfo;
 use crate::cgroup::CgroupFs;
 use crate::cm::manager::{CmConfig, ContainerManager};
 use crate::config::{Config, NodeAllocatableEnforcement};
-use crate::eviction::thresholds::Signal;
 use crate::events::{self, EventRecorder, EventType, ObjectRef};
+use crate::eviction::thresholds::Signal;
 use crate::node::{self, NodeFacts, Reservations};
 use crate::pod_workers::PodManager;
 use crate::runtime::Runtime;
@@ -43,9 +43,14 @@ pub fn preflight_swap(config: &Config) -> anyhow::Result<()> {
     let on = crate::config::swap::swap_on(proc_root).context("read /proc/swaps")?;
     if on {
         if config.fail_swap_on {
-            anyhow::bail!("failed to run Kubelet: {}", crate::config::swap::SWAP_ON_ERROR);
+            anyhow::bail!(
+                "failed to run Kubelet: {}",
+                crate::config::swap::SWAP_ON_ERROR
+            );
         }
-        tracing::warn!("swap is on and failSwapOn is false: running anyway, as the kubelet does with --fail-swap-on=false");
+        tracing::warn!(
+            "swap is on and failSwapOn is false: running anyway, as the kubelet does with --fail-swap-on=false"
+        );
     }
     Ok(())
 }
@@ -71,7 +76,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(path) = &config.static_pod_path {
         source::preflight(path, config.allow_insecure_manifest_path)?;
     }
-    for dir in [&config.root_dir, &config.pod_logs_dir, &config.container_logs_dir] {
+    for dir in [
+        &config.root_dir,
+        &config.pod_logs_dir,
+        &config.container_logs_dir,
+    ] {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
 
@@ -95,7 +104,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reservations = Reservations {
         reserved,
         eviction_memory: hard_threshold(&config, Signal::MemoryAvailable, capacity.memory),
-        eviction_nodefs: hard_threshold(&config, Signal::NodeFsAvailable, capacity.ephemeral_storage),
+        eviction_nodefs: hard_threshold(
+            &config,
+            Signal::NodeFsAvailable,
+            capacity.ephemeral_storage,
+        ),
     };
     let facts = Arc::new(NodeFacts {
         name: node_name.clone(),
@@ -140,14 +153,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
 
+    let oom_score_adj_floor = apply_own_oom_score_adj();
+
     let exe = std::env::current_exe().context("find the minikubelet binary (for the shims)")?;
     let runtime = Runtime::new(&config.root_dir, exe)?;
     let mut adopted: HashMap<String, Vec<crate::runtime::ContainerRecord>> = HashMap::new();
     for rec in runtime.list() {
-        adopted.entry(rec.meta.pod_uid.clone()).or_default().push(rec);
+        adopted
+            .entry(rec.meta.pod_uid.clone())
+            .or_default()
+            .push(rec);
     }
     if !adopted.is_empty() {
-        tracing::info!(pods = adopted.len(), "found containers of a previous agent; re-adopting");
+        tracing::info!(
+            pods = adopted.len(),
+            "found containers of a previous agent; re-adopting"
+        );
     }
 
     let statuses = Arc::new(StatusManager::default());
@@ -163,6 +184,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             allocatable_ephemeral_storage: facts.allocatable.ephemeral_storage,
         },
         memory_capacity: capacity.memory,
+        oom_score_adj_floor,
         pod_logs_dir: config.pod_logs_dir.clone(),
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
@@ -222,9 +244,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The kubelet's own `oom_score_adj` (`--oom-score-adj`, default -999), so the OOM killer
+/// picks containers before the agent. The shims inherit it. Returns the lowest value a container
+/// may be given: -1000 when the agent could lower its score, else its current score. Without
+/// `CAP_SYS_RESOURCE` (some sandboxes, user namespaces) nobody may lower a score; the kubelet only
+/// warns then, and containerd's `restrict_oom_score_adj` clamps container values the same way.
+fn apply_own_oom_score_adj() -> i32 {
+    const KUBELET_OOM_SCORE_ADJ: i32 = -999;
+    let path = "/proc/self/oom_score_adj";
+    match std::fs::write(path, KUBELET_OOM_SCORE_ADJ.to_string()) {
+        Ok(()) => -1000,
+        Err(e) => {
+            let current = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            tracing::warn!(
+                error = %e,
+                oom_score_adj = current,
+                "cannot lower oom_score_adj (no CAP_SYS_RESOURCE): the agent keeps {current}, and containers whose QoS class asks for less (Guaranteed -997, Burstable below {current}) get {current} instead, as containerd's restrict_oom_score_adj does"
+            );
+            current
+        }
+    }
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -238,7 +288,8 @@ async fn log_housekeeping(pod_logs_dir: PathBuf, max_files: u32) {
     loop {
         tick.tick().await;
         let dir = pod_logs_dir.clone();
-        let _ = tokio::task::spawn_blocking(move || crate::logs::housekeeping_all(&dir, max_files)).await;
+        let _ = tokio::task::spawn_blocking(move || crate::logs::housekeeping_all(&dir, max_files))
+            .await;
     }
 }
 

@@ -66,7 +66,10 @@ pub fn capacity(proc_root: &Path, root_dir: &Path, max_pods: i64) -> Resources {
             .parse()
             .ok()
     };
-    let pids = match (read_num("sys/kernel/pid_max"), read_num("sys/kernel/threads-max")) {
+    let pids = match (
+        read_num("sys/kernel/pid_max"),
+        read_num("sys/kernel/threads-max"),
+    ) {
         (Some(a), Some(b)) => a.min(b),
         (Some(a), None) | (None, Some(a)) => a,
         _ => 0,
@@ -143,10 +146,7 @@ pub fn host_ip(proc_root: &Path) -> String {
     };
     let mut fallback = None;
     for a in addrs {
-        let Some(ip) = a
-            .address
-            .and_then(|s| s.as_sockaddr_in().map(|s| s.ip()))
-        else {
+        let Some(ip) = a.address.and_then(|s| s.as_sockaddr_in().map(|s| s.ip())) else {
             continue;
         };
         if ip.is_loopback() {

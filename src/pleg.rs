@@ -9,6 +9,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// Fallback poll period where pidfd is unavailable: shorter reacts faster to exits, longer
@@ -41,12 +42,14 @@ pub fn pidfd_supported() -> bool {
 /// Resolve when process `pid` has exited (it may not be our child).
 pub async fn wait_pid_exit(pid: i32) {
     match pidfd_open(pid) {
-        Ok(fd) => match AsyncFd::new(PidFd(fd)) {
+        // SAFETY: `PidFd` owns the descriptor and closes it only when the AsyncFd (which
+        // deregisters first) is dropped, so the fd stays valid while registered.
+        Ok(fd) => match unsafe { AsyncFd::register_with_interest(PidFd(fd), Interest::READABLE) } {
             Ok(afd) => {
                 let _ = afd.readable().await;
                 return;
             }
-            Err(e) => tracing::debug!(pid, error = %e, "pidfd not pollable; polling /proc"),
+            Err(e) => tracing::debug!(pid, error = ?e, "pidfd not pollable; polling /proc"),
         },
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return,
         Err(e) => tracing::debug!(pid, error = %e, "pidfd_open failed; polling /proc"),

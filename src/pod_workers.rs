@@ -115,7 +115,9 @@ impl PodManager {
         let gone: Vec<String> = self
             .workers
             .keys()
-            .filter(|uid| !desired.contains_key(uid.as_str()) && !self.terminating.contains_key(*uid))
+            .filter(|uid| {
+                !desired.contains_key(uid.as_str()) && !self.terminating.contains_key(*uid)
+            })
             .cloned()
             .collect();
         for uid in gone {
@@ -153,7 +155,9 @@ impl PodManager {
             self.orphans_cleaned = true;
             self.clean_orphans(&desired.keys().map(|s| s.to_string()).collect());
         }
-        self.ctx.cm.update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
+        self.ctx
+            .cm
+            .update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
     }
 
     fn add(&mut self, p: &Arc<SourcePod>) {
@@ -193,14 +197,16 @@ impl PodManager {
         if self.holders.get(&w.full_name).map(String::as_str) == Some(uid) {
             self.holders.remove(&w.full_name);
         }
-        if let Some(next) = self.pending.remove(&w.full_name) {
-            if set.pods.iter().any(|p| p.uid() == next.uid()) {
-                self.add(&next);
-            }
+        if let Some(next) = self.pending.remove(&w.full_name)
+            && set.pods.iter().any(|p| p.uid() == next.uid())
+        {
+            self.add(&next);
         }
         // An evicted or otherwise terminated pod that is still desired comes back as a new
         // instance on the next relist only if its UID changes; keep it terminal otherwise.
-        self.ctx.cm.update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
+        self.ctx
+            .cm
+            .update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
     }
 
     /// Kill and remove what a previous agent left for pods that are no longer desired
@@ -215,7 +221,9 @@ impl PodManager {
         for uid in orphans {
             for rec in self.adopted.remove(&uid).unwrap_or_default() {
                 tracing::info!(uid = %uid, container = %rec.meta.container_name, "removing container of a pod that is no longer desired");
-                if let Ok(cg) = crate::cgroup::CgroupName::new(rec.meta.cgroup.iter().map(String::as_str)) {
+                if let Ok(cg) =
+                    crate::cgroup::CgroupName::new(rec.meta.cgroup.iter().map(String::as_str))
+                {
                     let _ = self.ctx.cm.destroy(&cg);
                 }
                 self.ctx.runtime.remove(&rec.meta);

@@ -45,14 +45,17 @@ pub fn report(config: &Config) -> bool {
 
     match crate::config::swap::swap_on(proc_root) {
         Ok(false) => r.line(true, "swap", "off", None),
-        Ok(true) if !config.fail_swap_on => {
-            r.info("swap", "on, allowed by --fail-swap-on=false (failSwapOn: false)")
-        }
+        Ok(true) if !config.fail_swap_on => r.info(
+            "swap",
+            "on, allowed by --fail-swap-on=false (failSwapOn: false)",
+        ),
         Ok(true) => r.line(
             false,
             "swap",
             crate::config::swap::SWAP_ON_ERROR,
-            Some("swapoff -a (and remove swap from /etc/fstab), or start with --fail-swap-on=false"),
+            Some(
+                "swapoff -a (and remove swap from /etc/fstab), or start with --fail-swap-on=false",
+            ),
         ),
         Err(e) => r.line(false, "swap", &e.to_string(), None),
     }
@@ -124,20 +127,46 @@ pub fn report(config: &Config) -> bool {
     );
 
     match &config.static_pod_path {
-        None => r.info("manifest path", "none set (--pod-manifest-path): no pods will run"),
+        None => r.info(
+            "manifest path",
+            "none set (--pod-manifest-path): no pods will run",
+        ),
         Some(p) => match std::fs::metadata(p) {
             Err(_) => r.info(
                 "manifest path",
-                &format!("{} does not exist yet; it is picked up when it appears", p.display()),
+                &format!(
+                    "{} does not exist yet; it is picked up when it appears",
+                    p.display()
+                ),
             ),
             Ok(m) => {
                 let insecure = m.uid() != 0 || m.mode() & 0o022 != 0;
-                let detail = format!("{} owner uid {} mode {:o}", p.display(), m.uid(), m.mode() & 0o7777);
-                let fix = format!("chown root: {0} && chmod go-w {0} (or --allow-insecure-manifest-path)", p.display());
-                r.line(!insecure || config.allow_insecure_manifest_path, "manifest path", &detail, Some(&fix));
+                let detail = format!(
+                    "{} owner uid {} mode {:o}",
+                    p.display(),
+                    m.uid(),
+                    m.mode() & 0o7777
+                );
+                let fix = format!(
+                    "chown root: {0} && chmod go-w {0} (or --allow-insecure-manifest-path)",
+                    p.display()
+                );
+                r.line(
+                    !insecure || config.allow_insecure_manifest_path,
+                    "manifest path",
+                    &detail,
+                    Some(&fix),
+                );
             }
         },
     }
-    println!("{}", if r.ok { "all checks passed" } else { "some checks failed" });
+    println!(
+        "{}",
+        if r.ok {
+            "all checks passed"
+        } else {
+            "some checks failed"
+        }
+    );
     r.ok
 }

@@ -45,10 +45,11 @@ impl StatusManager {
         let Ok(mut guard) = self.pods.write() else {
             return false;
         };
-        if let Some(old) = guard.1.get(&uid) {
-            if old.status == pod.status && old.metadata.labels == pod.metadata.labels {
-                return false;
-            }
+        if let Some(old) = guard.1.get(&uid)
+            && old.status == pod.status
+            && old.metadata.labels == pod.metadata.labels
+        {
+            return false;
         }
         guard.0 += 1;
         let mut pod = (*pod).clone();

@@ -10,7 +10,10 @@ use common::{Agent, alive, container_status};
 const T: Duration = Duration::from_secs(20);
 
 fn uid_of(p: &serde_json::Value) -> String {
-    p["metadata"]["uid"].as_str().unwrap_or_default().to_string()
+    p["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn read(p: &std::path::Path) -> String {
@@ -22,8 +25,15 @@ fn read(p: &std::path::Path) -> String {
 
 fn pid_of(c: &serde_json::Value, a: &Agent) -> i32 {
     // The container's pid is in the shim's state.json, found by container ID.
-    let id = c["containerID"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    let state = std::fs::read_to_string(a.root_dir.join("containers").join(&id).join("state.json")).unwrap();
+    let id = c["containerID"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let state = std::fs::read_to_string(a.root_dir.join("containers").join(&id).join("state.json"))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&state).unwrap();
     v["pid"].as_i64().unwrap() as i32
 }
@@ -51,7 +61,10 @@ fn start_edit_delete_with_cgroup_values() {
     let uid = uid_of(&pod);
     assert_eq!(pod["status"]["qosClass"], "Burstable");
     assert_eq!(pod["metadata"]["namespace"], "default");
-    assert_eq!(pod["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
     let pid = pid_of(&c, &a);
     assert!(alive(pid));
     // The process runs inside its container cgroup.
@@ -72,7 +85,9 @@ fn start_edit_delete_with_cgroup_values() {
         assert_eq!(read(&p("cpu.shares")), "256");
     }
     // oom_score_adj of a Burstable container: 1000 - 1000*request/capacity, in [3, 999].
-    let adj: i32 = read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))).parse().unwrap();
+    let adj: i32 = read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj")))
+        .parse()
+        .unwrap();
     assert!((3..=999).contains(&adj), "oom_score_adj {adj}");
 
     // Edit: new UID; the old pod is terminated first, then the new one starts.
@@ -83,13 +98,18 @@ fn start_edit_delete_with_cgroup_values() {
         (u != uid && container_status(&p, "main")?["state"]["running"].is_object()).then_some(u)
     });
     assert!(!alive(pid), "old container still alive after edit");
-    assert!(a.pod_cgroup_file(&uid, None, "cgroup.procs").is_none(), "old pod cgroup left behind");
+    assert!(
+        a.pod_cgroup_file(&uid, None, "cgroup.procs").is_none(),
+        "old pod cgroup left behind"
+    );
 
     // Delete: processes gone, cgroups removed, pod gone from /pods.
     let c = a.wait_running("sleeper", "main", T);
     let pid2 = pid_of(&c, &a);
     a.remove_manifest("sleeper.yaml");
-    a.wait_for("pod removed", T, |a| a.pod("sleeper").is_none().then_some(()));
+    a.wait_for("pod removed", T, |a| {
+        a.pod("sleeper").is_none().then_some(())
+    });
     assert!(!alive(pid2));
     assert!(a.pod_cgroup_file(&new_uid, None, "cgroup.procs").is_none());
 }
@@ -111,14 +131,28 @@ fn guaranteed_and_besteffort_layout() {
     let be = a.pod("be").unwrap();
     assert_eq!(g["status"]["qosClass"], "Guaranteed");
     assert_eq!(be["status"]["qosClass"], "BestEffort");
-    let gdir = a.cgroup.find(&format!("pods/kubepods/pod{}", uid_of(&g)), "cgroup.procs");
-    assert!(gdir.is_some(), "Guaranteed pod cgroup not directly under kubepods");
-    let bdir = a.cgroup.find(&format!("pods/kubepods/besteffort/pod{}", uid_of(&be)), "cgroup.procs");
+    let gdir = a
+        .cgroup
+        .find(&format!("pods/kubepods/pod{}", uid_of(&g)), "cgroup.procs");
+    assert!(
+        gdir.is_some(),
+        "Guaranteed pod cgroup not directly under kubepods"
+    );
+    let bdir = a.cgroup.find(
+        &format!("pods/kubepods/besteffort/pod{}", uid_of(&be)),
+        "cgroup.procs",
+    );
     assert!(bdir.is_some(), "BestEffort pod cgroup not under besteffort");
     let pid = pid_of(&container_status(&g, "c").unwrap(), &a);
-    assert_eq!(read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))), "-997");
+    assert_eq!(
+        read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))),
+        "-997"
+    );
     let pid = pid_of(&container_status(&be, "c").unwrap(), &a);
-    assert_eq!(read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))), "1000");
+    assert_eq!(
+        read(std::path::Path::new(&format!("/proc/{pid}/oom_score_adj"))),
+        "1000"
+    );
 }
 
 #[test]
@@ -140,15 +174,24 @@ spec:
     );
     let c = a.wait_for("OOMKilled", T, |a| {
         let c = container_status(&a.pod("hog")?, "hog")?;
-        let term = if c["state"]["terminated"].is_object() { &c["state"]["terminated"] } else { &c["lastState"]["terminated"] };
+        let term = if c["state"]["terminated"].is_object() {
+            &c["state"]["terminated"]
+        } else {
+            &c["lastState"]["terminated"]
+        };
         (term["reason"] == "OOMKilled").then(|| c.clone())
     });
-    let term = if c["state"]["terminated"].is_object() { &c["state"]["terminated"] } else { &c["lastState"]["terminated"] };
+    let term = if c["state"]["terminated"].is_object() {
+        &c["state"]["terminated"]
+    } else {
+        &c["lastState"]["terminated"]
+    };
     assert_eq!(term["exitCode"], 137);
     // restartPolicy Always: restarted, then backoff.
     a.wait_for("CrashLoopBackOff", Duration::from_secs(30), |a| {
         let c = container_status(&a.pod("hog")?, "hog")?;
-        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff" && c["restartCount"].as_i64()? >= 1).then_some(())
+        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff" && c["restartCount"].as_i64()? >= 1)
+            .then_some(())
     });
 }
 
@@ -176,8 +219,14 @@ spec:
     let cur = a.pod_cgroup_file(&uid, None, "pids.current").unwrap();
     let n: i64 = read(&cur).parse().unwrap();
     assert!(n <= 20, "pids.current {n} exceeds pids.max");
-    let events = a.pod_cgroup_file(&uid, None, "pids.events").map(|p| read(&p)).unwrap_or_default();
-    assert!(events.contains("max") && !events.ends_with(" 0"), "pids.events: {events}");
+    let events = a
+        .pod_cgroup_file(&uid, None, "pids.events")
+        .map(|p| read(&p))
+        .unwrap_or_default();
+    assert!(
+        events.contains("max") && !events.ends_with(" 0"),
+        "pids.events: {events}"
+    );
     let _ = c;
 }
 
@@ -207,12 +256,24 @@ spec:
     let rude = pid_of(&container_status(&pod, "rude").unwrap(), &a);
     let t0 = std::time::Instant::now();
     a.remove_manifest("stubborn.yaml");
-    a.wait_for("polite gone", Duration::from_secs(2), |_| (!alive(polite)).then_some(()));
-    assert!(alive(rude) || t0.elapsed() >= Duration::from_secs(3), "rude died before the grace period");
-    a.wait_for("rude killed", Duration::from_secs(10), |_| (!alive(rude)).then_some(()));
+    a.wait_for("polite gone", Duration::from_secs(2), |_| {
+        (!alive(polite)).then_some(())
+    });
+    assert!(
+        alive(rude) || t0.elapsed() >= Duration::from_secs(3),
+        "rude died before the grace period"
+    );
+    a.wait_for("rude killed", Duration::from_secs(10), |_| {
+        (!alive(rude)).then_some(())
+    });
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(2900), "SIGKILL came after {took:?}, before the 3 s grace");
-    let logs = std::fs::read_dir(&a.logs_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        took >= Duration::from_millis(2900),
+        "SIGKILL came after {took:?}, before the 3 s grace"
+    );
+    let logs = std::fs::read_dir(&a.logs_dir)
+        .map(|d| d.count())
+        .unwrap_or(0);
     let _ = logs;
 }
 
@@ -235,11 +296,17 @@ fn crash_loop_delays_and_restart_count() {
     assert_eq!(c["lastState"]["terminated"]["reason"], "Error");
     assert_eq!(c["restartCount"], 1);
     let msg = c["state"]["waiting"]["message"].as_str().unwrap();
-    assert!(msg.starts_with("back-off 10s restarting failed container=c pod=crash-"), "{msg}");
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=c pod=crash-"),
+        "{msg}"
+    );
     // After 10 s it is restarted once more, then waits 20 s.
     a.wait_for("back-off 20s", Duration::from_secs(25), |a| {
         let c = container_status(&a.pod("crash")?, "c")?;
-        c["state"]["waiting"]["message"].as_str()?.contains("back-off 20s").then_some(())
+        c["state"]["waiting"]["message"]
+            .as_str()?
+            .contains("back-off 20s")
+            .then_some(())
     });
     let pod = a.pod("crash").unwrap();
     assert_eq!(pod["status"]["phase"], "Running");
@@ -297,18 +364,34 @@ spec:
     assert!(alive(pid));
     a.spawn();
     let c2 = a.wait_running("ticker", "tick", T);
-    assert_eq!(pid_of(&c2, &a), pid, "the container was restarted instead of re-adopted");
+    assert_eq!(
+        pid_of(&c2, &a),
+        pid,
+        "the container was restarted instead of re-adopted"
+    );
     assert_eq!(c2["restartCount"], 0);
     // The exit that happened while the agent was down is recorded.
     a.wait_for("short's exit recorded", T, |a| {
         let c = container_status(&a.pod("ticker")?, "short")?;
-        let t = if c["state"]["terminated"].is_object() { c["state"]["terminated"].clone() } else { c["lastState"]["terminated"].clone() };
+        let t = if c["state"]["terminated"].is_object() {
+            c["state"]["terminated"].clone()
+        } else {
+            c["lastState"]["terminated"].clone()
+        };
         (t["exitCode"] == 7).then_some(())
     });
     // No log line lost: the numbers in the log are consecutive.
     std::thread::sleep(Duration::from_millis(300));
     let uid = uid_of(&a.pod("ticker").unwrap());
-    let dir = a.logs_dir.join(format!("default_{}_{uid}", a.pod("ticker").unwrap()["metadata"]["name"].as_str().unwrap())).join("tick");
+    let dir = a
+        .logs_dir
+        .join(format!(
+            "default_{}_{uid}",
+            a.pod("ticker").unwrap()["metadata"]["name"]
+                .as_str()
+                .unwrap()
+        ))
+        .join("tick");
     let text = std::fs::read_to_string(dir.join("0.log")).unwrap();
     let nums: Vec<i64> = text
         .lines()
@@ -318,5 +401,9 @@ spec:
     for w in nums.windows(2) {
         assert_eq!(w[1], w[0] + 1, "a log line was lost around {}", w[0]);
     }
-    assert!(text.lines().next().unwrap().contains(" stdout F line 0"), "not CRI format: {}", text.lines().next().unwrap());
+    assert!(
+        text.lines().next().unwrap().contains(" stdout F line 0"),
+        "not CRI format: {}",
+        text.lines().next().unwrap()
+    );
 }

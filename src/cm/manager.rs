@@ -253,7 +253,9 @@ impl ContainerManager {
         };
         for parent in parents {
             for child in self.cgroups.children(&parent).unwrap_or_default() {
-                if let (Some(uid), Ok(name)) = (child.strip_prefix("pod"), self::child(&parent, &child)) {
+                if let (Some(uid), Ok(name)) =
+                    (child.strip_prefix("pod"), self::child(&parent, &child))
+                {
                     out.push((uid.to_string(), name));
                 }
             }

@@ -156,10 +156,10 @@ pub fn remove_container_logs(log_path: &Path) {
     let mut files = rotated_logs(log_path).unwrap_or_default();
     files.push(log_path.to_path_buf());
     for f in files {
-        if let Err(e) = std::fs::remove_file(&f) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %f.display(), error = %e, "remove container log");
-            }
+        if let Err(e) = std::fs::remove_file(&f)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %f.display(), error = %e, "remove container log");
         }
     }
 }
@@ -182,10 +182,10 @@ pub fn remove_pod_logs(
             }
         }
     }
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %dir.display(), error = %e, "remove pod logs");
-        }
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %dir.display(), error = %e, "remove pod logs");
     }
 }
 
@@ -203,10 +203,10 @@ pub fn housekeeping_all(pod_logs_dir: &Path, max_files: u32) {
             continue;
         };
         for c in containers.flatten() {
-            if c.file_type().is_ok_and(|t| t.is_dir()) {
-                if let Err(e) = manager.housekeep_dir(&c.path()) {
-                    tracing::warn!(dir = %c.path().display(), error = %e, "log housekeeping");
-                }
+            if c.file_type().is_ok_and(|t| t.is_dir())
+                && let Err(e) = manager.housekeep_dir(&c.path())
+            {
+                tracing::warn!(dir = %c.path().display(), error = %e, "log housekeeping");
             }
         }
     }

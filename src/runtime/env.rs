@@ -108,7 +108,11 @@ fn resolve(
             Some(n) if !n.is_empty() => pod
                 .spec
                 .iter()
-                .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+                .flat_map(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                })
                 .find(|c| &c.name == n)
                 .unwrap_or(container),
             _ => container,

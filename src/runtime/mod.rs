@@ -43,10 +43,7 @@ pub enum RuntimeError {
         source: serde_json::Error,
     },
     #[error("container {id}: start shim: {source}")]
-    Shim {
-        id: String,
-        source: shim::ShimError,
-    },
+    Shim { id: String, source: shim::ShimError },
 }
 
 /// What the runtime records about a container besides what the shim runs: the kubelet keeps this
@@ -205,10 +202,10 @@ impl Runtime {
     /// CRI RemoveContainer: delete the state directory and the log file.
     pub fn remove(&self, meta: &ContainerMeta) {
         let dir = self.dir(&meta.id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(container_id = %meta.id, path = %dir.display(), error = %e, "remove container state");
-            }
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(container_id = %meta.id, path = %dir.display(), error = %e, "remove container state");
         }
         crate::logs::remove_container_logs(&meta.log_path);
     }

@@ -128,7 +128,7 @@ struct FileSource {
     recorder: EventRecorder,
     cache: HashMap<PathBuf, CacheEntry>,
     /// First time each pod UID was seen: the `kubernetes.io/config.seen` annotation.
-    seen_at: HashMap<String, String>,
+    seen_at: HashMap<String, jiff::Timestamp>,
     /// Which file currently holds each pod full name, so a later duplicate is the one refused.
     owners: BTreeMap<String, PathBuf>,
     /// Last error reported per file, so a broken file is reported once, not every relist.
@@ -169,7 +169,9 @@ impl FileSource {
                         tracing::info!(path = %self.cfg.path.display(), "watching static pod path");
                         watcher = Some(w);
                     }
-                    Err(e) => tracing::debug!(path = %self.cfg.path.display(), error = %e, "static pod path not watchable yet"),
+                    Err(e) => {
+                        tracing::debug!(path = %self.cfg.path.display(), error = %e, "static pod path not watchable yet")
+                    }
                 }
             }
             // A half-written file is looked at again after SETTLE_TIME.
@@ -181,9 +183,8 @@ impl FileSource {
                     if ev.is_none() { return; }
                     // Coalesce a burst (100 manifests dropped at once) into one relist.
                     while ev_rx.try_recv().is_ok() {}
-                    if let Some(w) = &watcher {
-                        if !w.is_alive() { watcher = None; }
-                    }
+                    if let Some(w) = &watcher
+                        && !w.is_alive() { watcher = None; }
                 }
                 _ = relist.tick() => {}
                 _ = retry_watch.tick(), if watcher.is_none() => {}
@@ -321,10 +322,10 @@ impl FileSource {
             meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
         );
-        if let Some(entry) = self.cache.get(file) {
-            if entry.key == key {
-                return entry.result.clone();
-            }
+        if let Some(entry) = self.cache.get(file)
+            && entry.key == key
+        {
+            return entry.result.clone();
         }
         let result = self.read_file(file, &meta).map_err(|e| e.to_string());
         self.cache.insert(
@@ -343,10 +344,10 @@ impl FileSource {
         meta: &std::fs::Metadata,
     ) -> Result<Arc<SourcePod>, ManifestError> {
         let path = file.to_path_buf();
-        if !self.cfg.allow_insecure {
-            if let Some(e) = insecure(file, meta) {
-                return Err(e);
-            }
+        if !self.cfg.allow_insecure
+            && let Some(e) = insecure(file, meta)
+        {
+            return Err(e);
         }
         if meta.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge { path });
@@ -365,22 +366,15 @@ impl FileSource {
         let mut pod = decoded.pod;
         api::defaults::apply_defaults(&mut pod);
         let abs = std::fs::canonicalize(file).unwrap_or_else(|_| path.clone());
-        api::static_pod::make_static(&mut pod, &decoded.raw, &self.cfg.node_name, &abs, None);
+        let now = jiff::Timestamp::now();
+        api::static_pod::make_static(&mut pod, &decoded.raw, &self.cfg.node_name, &abs, now);
+        // `config.seen` is when this UID was first seen, not when the file was last read.
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let seen = self
-            .seen_at
-            .entry(uid)
-            .or_insert_with(|| jiff::Timestamp::now().to_string())
-            .clone();
-        pod.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(api::static_pod::ANNOTATION_CONFIG_SEEN.to_string(), seen);
-        let mut unsupported: Vec<String> = decoded
-            .unknown_fields
-            .iter()
-            .map(|f| format!("{f}: unknown field, ignored"))
-            .collect();
+        let seen = *self.seen_at.entry(uid).or_insert(now);
+        if seen != now {
+            api::static_pod::make_static(&mut pod, &decoded.raw, &self.cfg.node_name, &abs, seen);
+        }
+        let mut unsupported: Vec<String> = decoded.warnings.iter().map(|w| w.to_string()).collect();
         match api::validation::validate(&pod) {
             Ok(u) => unsupported.extend(u.iter().map(|u| u.to_string())),
             Err(errs) => {

@@ -279,9 +279,12 @@ impl PodWorker {
                     name,
                     format_pod(&self.pod)
                 );
-                let remaining = Duration::from_millis((finished + delay.as_millis() as i64 - now).max(0) as u64);
+                let remaining = Duration::from_millis(
+                    (finished + delay.as_millis() as i64 - now).max(0) as u64,
+                );
                 self.slots[i].backoff_until = Some(tokio::time::Instant::now() + remaining);
-                self.slots[i].waiting = Some((status::reasons::CRASH_LOOP_BACK_OFF.into(), msg.clone()));
+                self.slots[i].waiting =
+                    Some((status::reasons::CRASH_LOOP_BACK_OFF.into(), msg.clone()));
                 if self.slots[i].backoff_reported.as_deref() != Some(last.id.as_str()) {
                     self.slots[i].backoff_reported = Some(last.id.clone());
                     tracing::info!(pod = %self.pod_name(), container = %name, delay = %backoff::go_duration(delay), "Back-off restarting failed container");
@@ -289,7 +292,10 @@ impl PodWorker {
                         EventType::Warning,
                         events::BACK_OFF,
                         Some(&self.slots[i]),
-                        format!("Back-off restarting failed container {name} in pod {}", format_pod(&self.pod)),
+                        format!(
+                            "Back-off restarting failed container {name} in pod {}",
+                            format_pod(&self.pod)
+                        ),
                     );
                 }
                 return false;
@@ -314,7 +320,12 @@ impl PodWorker {
 
     fn config_error(&mut self, i: usize, reason: &str, message: String) {
         tracing::warn!(pod = %self.pod_name(), container = %self.slots[i].spec.name, reason, %message, "cannot start container");
-        self.event(EventType::Warning, events::FAILED, Some(&self.slots[i]), format!("Error: {message}"));
+        self.event(
+            EventType::Warning,
+            events::FAILED,
+            Some(&self.slots[i]),
+            format!("Error: {message}"),
+        );
         let s = &mut self.slots[i];
         s.waiting = Some((reason.to_string(), message));
     }
@@ -337,7 +348,11 @@ impl PodWorker {
             Ok(e) => e,
             Err(e) => {
                 self.slots[i].config_error = true;
-                self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, e.to_string());
+                self.config_error(
+                    i,
+                    status::reasons::CREATE_CONTAINER_CONFIG_ERROR,
+                    e.to_string(),
+                );
                 return false;
             }
         };
@@ -350,21 +365,49 @@ impl PodWorker {
             }
         };
         let attempt = self.slots[i].instances;
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let id = Runtime::new_id();
-        let log_path = crate::logs::container_log_path(&ctx.pod_logs_dir, &ns, self.pod_name(), &uid, &name, attempt);
-        if let Some(dir) = log_path.parent() {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                self.config_error(i, status::reasons::CREATE_CONTAINER_ERROR, format!("create log directory {}: {e}", dir.display()));
-                return false;
-            }
+        let log_path = crate::logs::container_log_path(
+            &ctx.pod_logs_dir,
+            &ns,
+            self.pod_name(),
+            &uid,
+            &name,
+            attempt,
+        );
+        if let Some(dir) = log_path.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            self.config_error(
+                i,
+                status::reasons::CREATE_CONTAINER_ERROR,
+                format!("create log directory {}: {e}", dir.display()),
+            );
+            return false;
         }
-        crate::logs::link_container_log(&ctx.container_logs_dir, self.pod_name(), &ns, &name, &id, &log_path);
+        crate::logs::link_container_log(
+            &ctx.container_logs_dir,
+            self.pod_name(),
+            &ns,
+            &name,
+            &id,
+            &log_path,
+        );
         let (uid_, gid, groups) = security(&pod, &spec);
         let exec = ExecContext {
             env: envs.clone(),
-            working_dir: Some(spec.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()).into()),
+            working_dir: Some(
+                spec.working_dir
+                    .clone()
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".into())
+                    .into(),
+            ),
             uid: uid_,
             gid,
             supplemental_groups: groups.clone(),
@@ -391,7 +434,11 @@ impl PodWorker {
             gid,
             supplemental_groups: groups,
             cgroup_procs: exec.cgroup_procs.clone(),
-            oom_score_adj: Some(crate::cm::qos_policy::container_oom_score_adj(&pod, &spec, ctx.memory_capacity)),
+            oom_score_adj: Some(crate::cm::qos_policy::container_oom_score_adj(
+                &pod,
+                &spec,
+                ctx.memory_capacity,
+            )),
             log_path,
             log_max_size: ctx.log_max_size,
             log_max_files: ctx.log_max_files,
@@ -404,7 +451,10 @@ impl PodWorker {
             self.remove_instance(&prev.id);
         }
         let rt = ctx.runtime.clone();
-        let started = tokio::task::spawn_blocking(move || rt.create_and_start(&meta, &shim_cfg).map(|s| (s, meta))).await;
+        let started = tokio::task::spawn_blocking(move || {
+            rt.create_and_start(&meta, &shim_cfg).map(|s| (s, meta))
+        })
+        .await;
         let (state, meta) = match started {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -416,20 +466,35 @@ impl PodWorker {
                 return false;
             }
         };
-        if let Some(exit) = ctx.runtime.read_exit(&id) {
-            if let Some(err) = exit.start_error.clone() {
-                self.record_failed_start(i, &id, err);
-                return false;
-            }
+        if let Some(exit) = ctx.runtime.read_exit(&id)
+            && let Some(err) = exit.start_error.clone()
+        {
+            self.record_failed_start(i, &id, err);
+            return false;
         }
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = state.pid, attempt, "container started");
-        self.event(EventType::Normal, events::CREATED, Some(&self.slots[i]), format!("Created container: {name}"));
-        self.event(EventType::Normal, events::STARTED, Some(&self.slots[i]), format!("Started container {name}"));
+        self.event(
+            EventType::Normal,
+            events::CREATED,
+            Some(&self.slots[i]),
+            format!("Created container: {name}"),
+        );
+        self.event(
+            EventType::Normal,
+            events::STARTED,
+            Some(&self.slots[i]),
+            format!("Started container {name}"),
+        );
         let slot = &mut self.slots[i];
         slot.waiting = None;
         slot.ready = false;
         slot.started = spec.startup_probe.is_none();
-        slot.current = Some(Instance { meta, state: state.clone(), cgroup, exec });
+        slot.current = Some(Instance {
+            meta,
+            state: state.clone(),
+            cgroup,
+            exec,
+        });
         self.watch_exit(i);
         self.start_probes(i);
         if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone()) {
@@ -455,23 +520,49 @@ impl PodWorker {
     }
 
     async fn run_post_start(&mut self, i: usize, hook: &LifecycleHandler) {
-        let Some(inst) = self.slots[i].current.as_ref() else { return };
+        let Some(inst) = self.slots[i].current.as_ref() else {
+            return;
+        };
         let exec = inst.exec.clone();
         let spec = self.slots[i].spec.clone();
-        if let Err(e) = crate::lifecycle::handlers::run_handler(hook, &self.pod, &spec, &exec, POST_START_TIMEOUT).await {
+        if let Err(e) = crate::lifecycle::handlers::run_handler(
+            hook,
+            &self.pod,
+            &spec,
+            &exec,
+            POST_START_TIMEOUT,
+        )
+        .await
+        {
             let msg = e.message();
-            self.event(EventType::Warning, events::FAILED_POST_START_HOOK, Some(&self.slots[i]), msg.clone());
+            self.event(
+                EventType::Warning,
+                events::FAILED_POST_START_HOOK,
+                Some(&self.slots[i]),
+                msg.clone(),
+            );
             let grace = self.grace_seconds();
-            self.begin_stop(&spec.name, grace, format!("FailedPostStartHook: {msg}"), false);
+            self.begin_stop(
+                &spec.name,
+                grace,
+                format!("FailedPostStartHook: {msg}"),
+                false,
+            );
             self.slots[i].waiting = Some((status::reasons::POST_START_HOOK_ERROR.into(), msg));
         }
     }
 
     fn watch_exit(&self, i: usize) {
-        let Some(inst) = &self.slots[i].current else { return };
+        let Some(inst) = &self.slots[i].current else {
+            return;
+        };
         let tx = self.tx.clone();
         let dir = self.ctx.runtime.dir(&inst.meta.id);
-        let (name, id, shim_pid) = (self.slots[i].spec.name.clone(), inst.meta.id.clone(), inst.state.shim_pid);
+        let (name, id, shim_pid) = (
+            self.slots[i].spec.name.clone(),
+            inst.meta.id.clone(),
+            inst.state.shim_pid,
+        );
         tokio::spawn(async move {
             crate::pleg::wait_pid_exit(shim_pid).await;
             let _ = dir;
@@ -480,7 +571,9 @@ impl PodWorker {
     }
 
     fn start_probes(&mut self, i: usize) {
-        let Some(inst) = &self.slots[i].current else { return };
+        let Some(inst) = &self.slots[i].current else {
+            return;
+        };
         let spec = self.slots[i].spec.clone();
         let started_at = tokio::time::Instant::now();
         let exec = inst.exec.clone();
@@ -500,7 +593,11 @@ impl PodWorker {
             (ProbeType::Readiness, spec.readiness_probe.clone()),
         ] {
             let Some(probe) = probe else { continue };
-            let gate = if kind == ProbeType::Startup { None } else { started_rx.clone() };
+            let gate = if kind == ProbeType::Startup {
+                None
+            } else {
+                started_rx.clone()
+            };
             let worker = prober::ProbeWorkerSpec {
                 pod: format_pod(&self.pod),
                 kind,
@@ -532,11 +629,15 @@ impl PodWorker {
 
     /// The PLEG reported that an instance's shim exited: record how it ended.
     pub(super) fn on_exit(&mut self, name: &str, id: &str) {
-        let Some(i) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        let Some(i) = self.slots.iter().position(|s| s.spec.name == name) else {
+            return;
+        };
         if self.slots[i].current.as_ref().map(|c| c.meta.id.as_str()) != Some(id) {
             return;
         }
-        let Some(inst) = self.slots[i].current.take() else { return };
+        let Some(inst) = self.slots[i].current.take() else {
+            return;
+        };
         let exit = self.ctx.runtime.read_exit(id);
         let finished = self.finish(&inst.meta, &inst.cgroup, exit.as_ref(), Some(&inst.state));
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, exit_code = finished.exit_code, reason = %finished.reason, "container exited");
@@ -551,7 +652,13 @@ impl PodWorker {
         }
     }
 
-    fn finish(&self, meta: &ContainerMeta, cgroup: &CgroupName, exit: Option<&ExitStatus>, state: Option<&ShimState>) -> Finished {
+    fn finish(
+        &self,
+        meta: &ContainerMeta,
+        cgroup: &CgroupName,
+        exit: Option<&ExitStatus>,
+        state: Option<&ShimState>,
+    ) -> Finished {
         let oom = self.ctx.cm.cgroups().oom_kill_count(cgroup).unwrap_or(0) > 0;
         match exit {
             Some(e) => Finished {
@@ -568,7 +675,10 @@ impl PodWorker {
                     status::reasons::ERROR.into()
                 },
                 message: e.start_error.clone(),
-                started_at: e.started_at.clone().or_else(|| state.map(|s| s.started_at.clone())),
+                started_at: e
+                    .started_at
+                    .clone()
+                    .or_else(|| state.map(|s| s.started_at.clone())),
                 finished_at: e.finished_at.clone(),
             },
             None => Finished {
@@ -576,7 +686,9 @@ impl PodWorker {
                 exit_code: 137,
                 signal: None,
                 reason: status::reasons::CONTAINER_STATUS_UNKNOWN.into(),
-                message: Some("The container could not be located when the pod was terminated".into()),
+                message: Some(
+                    "The container could not be located when the pod was terminated".into(),
+                ),
                 started_at: state.map(|s| s.started_at.clone()),
                 finished_at: jiff::Timestamp::now().to_string(),
             },
@@ -584,7 +696,13 @@ impl PodWorker {
     }
 
     fn remove_instance(&self, id: &str) {
-        if let Some(rec) = self.ctx.runtime.list().into_iter().find(|r| r.meta.id == id) {
+        if let Some(rec) = self
+            .ctx
+            .runtime
+            .list()
+            .into_iter()
+            .find(|r| r.meta.id == id)
+        {
             self.ctx.runtime.remove(&rec.meta);
         }
     }
@@ -594,7 +712,11 @@ impl PodWorker {
     pub(super) fn adopt(&mut self, mut records: Vec<ContainerRecord>) {
         records.sort_by_key(|r| r.meta.attempt);
         for rec in records {
-            let Some(i) = self.slots.iter().position(|s| s.spec.name == rec.meta.container_name) else {
+            let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| s.spec.name == rec.meta.container_name)
+            else {
                 self.ctx.runtime.remove(&rec.meta);
                 continue;
             };
@@ -604,20 +726,34 @@ impl PodWorker {
             };
             self.slots[i].instances = self.slots[i].instances.max(rec.meta.attempt + 1);
             if rec.is_running() {
-                let Some(state) = rec.state.clone() else { continue };
+                let Some(state) = rec.state.clone() else {
+                    continue;
+                };
                 tracing::info!(pod = %self.pod_name(), container = %rec.meta.container_name, pid = state.pid, "re-adopted running container");
                 let spec = self.slots[i].spec.clone();
-                let envs = env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
+                let envs =
+                    env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
                 let (u, g, groups) = security(&self.pod, &spec);
                 let exec = ExecContext {
                     env: envs,
-                    working_dir: Some(spec.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()).into()),
+                    working_dir: Some(
+                        spec.working_dir
+                            .clone()
+                            .filter(|w| !w.is_empty())
+                            .unwrap_or_else(|| "/".into())
+                            .into(),
+                    ),
                     uid: u,
                     gid: g,
                     supplemental_groups: groups,
                     cgroup_procs: self.ctx.cm.cgroups().procs_files(&cgroup),
                 };
-                self.slots[i].current = Some(Instance { meta: rec.meta.clone(), state, cgroup, exec });
+                self.slots[i].current = Some(Instance {
+                    meta: rec.meta.clone(),
+                    state,
+                    cgroup,
+                    exec,
+                });
                 self.slots[i].started = spec.startup_probe.is_none();
                 self.watch_exit(i);
                 self.start_probes(i);
@@ -643,7 +779,11 @@ impl PodWorker {
         let mut regular = Vec::new();
         for s in &self.slots {
             let st = s.status(&default_waiting);
-            if s.kind == Kind::Regular { regular.push(st) } else { init.push(st) }
+            if s.kind == Kind::Regular {
+                regular.push(st)
+            } else {
+                init.push(st)
+            }
         }
         let terminal = self.terminating.is_some() && self.all_stopped();
         let mut phase = status::phase::get_phase(&self.pod, &init, &regular, terminal);
@@ -651,7 +791,11 @@ impl PodWorker {
             phase = "Failed".into();
         }
         let (mut reason, mut message) = (None, None);
-        if let Some((p, r, m)) = self.terminating.as_ref().and_then(|t| t.final_status.clone()) {
+        if let Some((p, r, m)) = self
+            .terminating
+            .as_ref()
+            .and_then(|t| t.final_status.clone())
+        {
             phase = p;
             reason = Some(r);
             message = Some(m);
@@ -659,7 +803,15 @@ impl PodWorker {
         if let Some(old) = self.old_status.as_ref().and_then(|s| s.phase.clone()) {
             phase = status::phase::next_phase(&old, &phase);
         }
-        let conditions = status::conditions::generate_conditions(&self.pod, &init, &regular, &phase, true, self.old_status.as_ref(), jiff::Timestamp::now());
+        let conditions = status::conditions::generate_conditions(
+            &self.pod,
+            &init,
+            &regular,
+            &phase,
+            true,
+            self.old_status.as_ref(),
+            jiff::Timestamp::now(),
+        );
         let host_ip = self.ctx.node.host_ip.clone();
         PodStatus {
             phase: Some(phase),
@@ -667,7 +819,9 @@ impl PodWorker {
             message,
             conditions: Some(conditions),
             host_ip: Some(host_ip.clone()),
-            host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP { ip: host_ip.clone() }]),
+            host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
+                ip: host_ip.clone(),
+            }]),
             pod_ip: Some(host_ip.clone()),
             pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP { ip: host_ip }]),
             start_time: Some(Time(self.start_time)),
@@ -700,29 +854,47 @@ impl StopJob {
         let begin = tokio::time::Instant::now();
         if let Some(hook) = &self.pre_stop {
             // A preStop that overruns the grace period is abandoned, not killed (the kubelet's rule).
-            let run = crate::lifecycle::handlers::run_handler(hook, &self.pod, &self.spec, &self.exec, self.grace);
+            let run = crate::lifecycle::handlers::run_handler(
+                hook, &self.pod, &self.spec, &self.exec, self.grace,
+            );
             match tokio::time::timeout(self.grace, run).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     let mut obj = crate::events::ObjectRef::pod(&self.pod);
                     obj.field_path = Some(self.field_path.clone());
-                    self.ctx.recorder.event(obj, EventType::Warning, events::FAILED_PRE_STOP_HOOK, e.message());
+                    self.ctx.recorder.event(
+                        obj,
+                        EventType::Warning,
+                        events::FAILED_PRE_STOP_HOOK,
+                        e.message(),
+                    );
                 }
-                Err(_) => tracing::info!(pod = %pod_name, container = %name, "preStop hook did not finish within the grace period"),
+                Err(_) => {
+                    tracing::info!(pod = %pod_name, container = %name, "preStop hook did not finish within the grace period")
+                }
             }
         }
         let remaining = self.grace.saturating_sub(begin.elapsed()).max(MIN_GRACE);
         if crate::pleg::process_alive(self.pid) {
             tracing::debug!(pod = %pod_name, container = %name, pid = self.pid, grace = ?remaining, "sending SIGTERM");
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
-        let exited = tokio::time::timeout(remaining, crate::pleg::wait_pid_exit(self.shim_pid)).await.is_ok();
+        let exited = tokio::time::timeout(remaining, crate::pleg::wait_pid_exit(self.shim_pid))
+            .await
+            .is_ok();
         if !exited {
             tracing::info!(pod = %pod_name, container = %name, "grace period over; killing the container's cgroup");
             if let Err(e) = self.ctx.cm.cgroups().kill(&self.cgroup) {
                 tracing::warn!(pod = %pod_name, container = %name, error = %e, "kill container cgroup");
             }
-            let _ = tokio::time::timeout(crate::runtime::KILL_SETTLE, crate::pleg::wait_pid_exit(self.shim_pid)).await;
+            let _ = tokio::time::timeout(
+                crate::runtime::KILL_SETTLE,
+                crate::pleg::wait_pid_exit(self.shim_pid),
+            )
+            .await;
         }
     }
 }
@@ -732,15 +904,23 @@ impl StopJob {
 fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let csc = c.security_context.as_ref();
-    let uid = csc.and_then(|s| s.run_as_user).or_else(|| psc.and_then(|s| s.run_as_user));
-    let gid = csc.and_then(|s| s.run_as_group).or_else(|| psc.and_then(|s| s.run_as_group));
+    let uid = csc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| psc.and_then(|s| s.run_as_user));
+    let gid = csc
+        .and_then(|s| s.run_as_group)
+        .or_else(|| psc.and_then(|s| s.run_as_group));
     let groups = psc
         .and_then(|s| s.supplemental_groups.clone())
         .unwrap_or_default()
         .into_iter()
         .filter_map(|g| u32::try_from(g).ok())
         .collect();
-    (uid.and_then(|u| u32::try_from(u).ok()), gid.and_then(|g| u32::try_from(g).ok()), groups)
+    (
+        uid.and_then(|u| u32::try_from(u).ok()),
+        gid.and_then(|g| u32::try_from(g).ok()),
+        groups,
+    )
 }
 
 fn fnv64(bytes: &[u8]) -> u64 {
@@ -751,4 +931,3 @@ fn fnv64(bytes: &[u8]) -> u64 {
     }
     h
 }
-

@@ -42,6 +42,9 @@ pub struct PodContext {
     pub node: NodeEnv,
     /// Machine memory capacity (MemTotal), for the Burstable oom_score_adj formula.
     pub memory_capacity: i64,
+    /// The lowest `oom_score_adj` the agent may give a container (see
+    /// `kubelet::apply_own_oom_score_adj`).
+    pub oom_score_adj_floor: i32,
     /// `--pod-logs-dir`.
     pub pod_logs_dir: PathBuf,
     /// Directory of the `/var/log/containers`-style symlinks.
@@ -189,13 +192,22 @@ impl PodWorker {
             .unwrap_or(30)
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>, adopted: Vec<ContainerRecord>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<WorkerMsg>,
+        adopted: Vec<ContainerRecord>,
+    ) {
         let pod_name = self.pod_name().to_string();
         tracing::info!(pod = %pod_name, uid = ?self.pod.metadata.uid, "pod worker started");
         self.adopt(adopted);
         if let Err(e) = self.ctx.cm.ensure_pod_cgroup(&self.pod) {
             tracing::error!(pod = %pod_name, error = %e, "create pod cgroup");
-            self.event(EventType::Warning, events::FAILED_CREATE_POD_CONTAINER, None, format!("unable to ensure pod container exists: {e}"));
+            self.event(
+                EventType::Warning,
+                events::FAILED_CREATE_POD_CONTAINER,
+                None,
+                format!("unable to ensure pod container exists: {e}"),
+            );
         }
         loop {
             if self.terminating.is_none() {
@@ -293,7 +305,12 @@ impl PodWorker {
                 };
                 let msg = u.message.clone();
                 let name = slot.spec.name.clone();
-                self.event(EventType::Warning, events::UNHEALTHY, Some(&self.slots[idx]), msg);
+                self.event(
+                    EventType::Warning,
+                    events::UNHEALTHY,
+                    Some(&self.slots[idx]),
+                    msg,
+                );
                 let grace = self.slots[idx]
                     .probe_grace(u.probe)
                     .unwrap_or_else(|| self.grace_seconds());
@@ -321,7 +338,12 @@ impl PodWorker {
         let Some(inst) = self.slots[idx].current.as_ref() else {
             return;
         };
-        self.event(EventType::Normal, events::KILLING, Some(&self.slots[idx]), message);
+        self.event(
+            EventType::Normal,
+            events::KILLING,
+            Some(&self.slots[idx]),
+            message,
+        );
         self.stopping.insert(name.to_string(), ());
         let slot = &self.slots[idx];
         let pre_stop = if run_pre_stop {

@@ -69,7 +69,11 @@ impl TestCgroup {
         let mut seen = std::collections::HashSet::new();
         for line in own.lines() {
             let mut parts = line.splitn(3, ':');
-            let (_id, ctrls, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+            let (_id, ctrls, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or("/"),
+            );
             let dir = if is_v2() {
                 if !ctrls.is_empty() {
                     continue;
@@ -81,12 +85,13 @@ impl TestCgroup {
                 };
                 mount_point(c).map(|m| m.join(path.trim_start_matches('/')))
             };
-            if let Some(d) = dir {
-                if seen.insert(d.clone()) {
-                    let t = d.join(&name);
-                    std::fs::create_dir_all(&t).unwrap_or_else(|e| panic!("mkdir {}: {e}", t.display()));
-                    dirs.push(t);
-                }
+            if let Some(d) = dir
+                && seen.insert(d.clone())
+            {
+                let t = d.join(&name);
+                std::fs::create_dir_all(&t)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", t.display()));
+                dirs.push(t);
             }
         }
         assert!(!dirs.is_empty(), "no cgroup hierarchy found for the test");
@@ -122,7 +127,10 @@ impl TestCgroup {
                 break;
             }
             for p in pids {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -227,7 +235,10 @@ impl Agent {
         cmd.arg(format!("--pod-manifest-path={}", self.manifests.display()))
             .arg(format!("--root-dir={}", self.root_dir.display()))
             .arg(format!("--pod-logs-dir={}", self.logs_dir.display()))
-            .arg(format!("--container-logs-dir={}", self.containers_log_dir.display()))
+            .arg(format!(
+                "--container-logs-dir={}",
+                self.containers_log_dir.display()
+            ))
             .arg("--cgroup-root=pods")
             .arg(format!("--port={}", self.port))
             .arg("--file-check-frequency=2s")
@@ -270,7 +281,10 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("minikubelet did not serve within 30s:\n{}", self.agent_log());
+        panic!(
+            "minikubelet did not serve within 30s:\n{}",
+            self.agent_log()
+        );
     }
 
     /// The agent's log so far.
@@ -289,7 +303,10 @@ impl Agent {
     /// SIGTERM the agent and wait for it.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         c.wait().ok()
     }
 
@@ -330,7 +347,12 @@ impl Agent {
     }
 
     /// Wait until `f` returns Some, polling every 50 ms; panics with the agent log on timeout.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Agent) -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&Agent) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f(self) {
@@ -362,8 +384,17 @@ impl Agent {
     }
 
     /// Directory of a pod's cgroup below the test cgroup for the given file, searching QoS dirs.
-    pub fn pod_cgroup_file(&self, uid: &str, container: Option<&str>, file: &str) -> Option<PathBuf> {
-        for qos in ["pods/kubepods", "pods/kubepods/burstable", "pods/kubepods/besteffort"] {
+    pub fn pod_cgroup_file(
+        &self,
+        uid: &str,
+        container: Option<&str>,
+        file: &str,
+    ) -> Option<PathBuf> {
+        for qos in [
+            "pods/kubepods",
+            "pods/kubepods/burstable",
+            "pods/kubepods/besteffort",
+        ] {
             let mut rel = format!("{qos}/pod{uid}");
             if let Some(c) = container {
                 rel.push('/');
@@ -381,7 +412,10 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
         if std::thread::panicking() {
-            eprintln!("---- agent log (tail) ----\n{}", tail(&self.agent_log(), 80));
+            eprintln!(
+                "---- agent log (tail) ----\n{}",
+                tail(&self.agent_log(), 80)
+            );
         }
         self.cgroup.destroy();
     }
@@ -396,10 +430,10 @@ pub fn tail(s: &str, n: usize) -> String {
 /// A container's status in a pod object, from containerStatuses or initContainerStatuses.
 pub fn container_status(pod: &Value, name: &str) -> Option<Value> {
     for key in ["containerStatuses", "initContainerStatuses"] {
-        if let Some(list) = pod["status"][key].as_array() {
-            if let Some(c) = list.iter().find(|c| c["name"] == name) {
-                return Some(c.clone());
-            }
+        if let Some(list) = pod["status"][key].as_array()
+            && let Some(c) = list.iter().find(|c| c["name"] == name)
+        {
+            return Some(c.clone());
         }
     }
     None
@@ -409,13 +443,20 @@ pub fn container_status(pod: &Value, name: &str) -> Option<Value> {
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -440,7 +481,21 @@ fn dechunk(mut s: &str) -> String {
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next())
+        })
         .flatten()
         .is_some_and(|c| c != 'Z' && c != 'X')
+}
+
+/// Whether this process holds CAP_SYS_RESOURCE (needed to lower an oom_score_adj).
+pub fn can_lower_oom_score_adj() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("CapEff:"))?;
+            u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
 }
