@@ -434,11 +434,10 @@ impl PodWorker {
             gid,
             supplemental_groups: groups,
             cgroup_procs: exec.cgroup_procs.clone(),
-            oom_score_adj: Some(crate::cm::qos_policy::container_oom_score_adj(
-                &pod,
-                &spec,
-                ctx.memory_capacity,
-            )),
+            oom_score_adj: Some(
+                crate::cm::qos_policy::container_oom_score_adj(&pod, &spec, ctx.memory_capacity)
+                    .max(ctx.oom_score_adj_floor),
+            ),
             log_path,
             log_max_size: ctx.log_max_size,
             log_max_files: ctx.log_max_files,
