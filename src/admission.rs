@@ -42,6 +42,8 @@ pub const NODE_AFFINITY: &str = "NodeAffinity";
 pub const NODE_NAME: &str = "NodeName";
 /// A requested host port is taken (scheduler plugin name).
 pub const NODE_PORTS: &str = "NodePorts";
+/// Refused by the eviction manager under node pressure.
+pub const EVICTED: &str = "Evicted";
 /// Admission failed for a reason that could not be categorised.
 pub const UNEXPECTED_ADMISSION_ERROR: &str = "UnexpectedAdmissionError";
 
@@ -112,6 +114,20 @@ pub fn rejected_status(rej: &Rejection) -> PodStatus {
         message: Some(format!("Pod was rejected: {}", rej.message)),
         ..Default::default()
     }
+}
+
+/// The eviction manager's admit handler, the second step after [`admit`]
+/// (`eviction_manager.go` `Admit`): under MemoryPressure BestEffort pods are refused unless they
+/// tolerate `node.kubernetes.io/memory-pressure:NoSchedule`; under any other pressure condition
+/// every pod is refused; reason `Evicted`, message `The node had condition: [DiskPressure]. `.
+/// Pods critical by priority are always admitted. Deviation: the kubelet also admits every
+/// static pod as critical; minikubelet runs only static pods and refuses them like any pod.
+pub fn admit_under_pressure(
+    conditions: &[crate::eviction::helpers::NodeCondition],
+    pod: &Pod,
+) -> Result<(), Rejection> {
+    crate::eviction::helpers::admit_under_pressure(conditions, pod)
+        .map_err(|message| Rejection::new(EVICTED, message))
 }
 
 /// Admit `pod` onto `node` next to the already `admitted` pods (the kubelet's active pods,

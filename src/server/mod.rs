@@ -10,6 +10,7 @@
 //! a `streaming` module will serve `/exec/{token}` and friends; an `apiserver` facade will serve
 //! the API-server paths kubectl asks for.
 
+mod debug;
 mod kubelet;
 
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct ServerState {
     pub node: Arc<NodeFacts>,
     /// Events.
     pub recorder: EventRecorder,
+    /// The eviction manager's report and conditions.
+    pub eviction: crate::eviction::manager::EvictionView,
 }
 
 /// Errors of the server.
@@ -49,7 +52,7 @@ pub enum ServerError {
 
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
-    kubelet::routes().with_state(state)
+    kubelet::routes().merge(debug::routes()).with_state(state)
 }
 
 /// Bind the listener (so start-up fails early and clearly if the port is taken).

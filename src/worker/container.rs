@@ -811,6 +811,26 @@ impl PodWorker {
             self.old_status.as_ref(),
             jiff::Timestamp::now(),
         );
+        let mut conditions = conditions;
+        if let Some(m) = &message {
+            // `evictPod`: the DisruptionTarget condition of a pod the kubelet terminates.
+            conditions.retain(|c| c.type_ != "DisruptionTarget");
+            let since = self
+                .old_status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionTarget"))
+                .and_then(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(jiff::Timestamp::now()));
+            conditions.push(k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("TerminationByKubelet".into()),
+                message: Some(m.clone()),
+                last_transition_time: Some(since),
+                ..Default::default()
+            });
+        }
         let host_ip = self.ctx.node.host_ip.clone();
         PodStatus {
             phase: Some(phase),

@@ -404,7 +404,15 @@ impl PodWorker {
             self.pod_name(),
             &uid,
         );
-        self.ctx.statuses.remove(&uid);
+        // A pod terminated with a final status (eviction) keeps it visible; the pod manager
+        // decides when it goes.
+        if self
+            .terminating
+            .as_ref()
+            .is_none_or(|t| t.final_status.is_none())
+        {
+            self.ctx.statuses.remove(&uid);
+        }
     }
 }
 
