@@ -191,6 +191,8 @@ pub struct Agent {
     pub cgroup: TestCgroup,
     pub extra: Vec<String>,
     pub log: PathBuf,
+    /// A command the agent is started through (its binary and flags appended), if any.
+    pub wrapper: Option<Vec<String>>,
 }
 
 fn free_port() -> u16 {
@@ -219,6 +221,7 @@ impl Agent {
             port: free_port(),
             cgroup: TestCgroup::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: None,
         };
         a.spawn();
         a
@@ -231,7 +234,14 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minikubelet"));
+        let mut cmd = match &self.wrapper {
+            Some(w) => {
+                let mut c = Command::new(&w[0]);
+                c.args(&w[1..]).arg(env!("CARGO_BIN_EXE_minikubelet"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_minikubelet")),
+        };
         cmd.arg(format!("--pod-manifest-path={}", self.manifests.display()))
             .arg(format!("--root-dir={}", self.root_dir.display()))
             .arg(format!("--pod-logs-dir={}", self.logs_dir.display()))
@@ -498,4 +508,43 @@ pub fn can_lower_oom_score_adj() -> bool {
             u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()
         })
         .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+impl Agent {
+    /// Start an agent whose root dir and logs dirs are on a tmpfs of `size` (e.g. "64m"),
+    /// mounted in a private mount namespace (`unshare -m`) that only the agent and its shims
+    /// see; the mount goes away with them.
+    pub fn start_in_tmpfs(size: &str, extra: &[&str]) -> Agent {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let manifests = tmp.path().join("manifests");
+        std::fs::create_dir(&manifests).unwrap();
+        std::fs::set_permissions(&manifests, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let disk = tmp.path().join("disk");
+        std::fs::create_dir(&disk).unwrap();
+        let mut a = Agent {
+            child: None,
+            root_dir: disk.join("root"),
+            logs_dir: disk.join("pods-logs"),
+            containers_log_dir: disk.join("containers-logs"),
+            log: tmp.path().join("agent.log"),
+            manifests,
+            tmp,
+            port: free_port(),
+            cgroup: TestCgroup::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: Some(vec![
+                "unshare".into(),
+                "-m".into(),
+                "--propagation".into(),
+                "private".into(),
+                "sh".into(),
+                "-c".into(),
+                format!("mount -t tmpfs -o size={size} tmpfs \"$0\" && exec \"$@\""),
+                disk.display().to_string(),
+            ]),
+        };
+        a.spawn();
+        a
+    }
 }
