@@ -152,6 +152,25 @@ fn memory_pressure_evicts_besteffort_keeps_guaranteed_and_readmits() {
     assert_eq!(d["signal"], "allocatableMemory.available");
     assert!(d["pod"].as_str().unwrap().starts_with("default/hog-"));
     assert_eq!(d["gracePeriodSeconds"], 1);
+    // From the poll that saw the crossing to the decision (the fast path's target: 500 ms).
+    assert!(d["reactionMs"].as_u64().unwrap() <= 500, "{d}");
+
+    // ... and as tables by `minikubelet explain-eviction`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .args(["explain-eviction", &format!("--port={}", a.port)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "allocatableMemory.available",
+        "MemoryPressure  True",
+        "evicted default/hog-",
+        "the kubelet would not evict this pod",
+        "default/steady-",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
 
     // While MemoryPressure holds, a new BestEffort pod is refused (the hog's memory is gone,
     // but the condition lingers for the 5 s transition period).
