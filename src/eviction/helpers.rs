@@ -541,12 +541,12 @@ mod tests {
         let low = obs(&[(Signal::MemoryAvailable, 90 * MI, 1000 * MI)]);
         let mid = obs(&[(Signal::MemoryAvailable, 120 * MI, 1000 * MI)]);
         let high = obs(&[(Signal::MemoryAvailable, 160 * MI, 1000 * MI)]);
-        assert_eq!(s.observe(&[t.clone()], &mid, t0, tr), vec![]);
-        assert_eq!(s.observe(&[t.clone()], &low, t0, tr), vec![t.clone()]);
+        assert_eq!(s.observe(std::slice::from_ref(&t), &mid, t0, tr), vec![]);
+        assert_eq!(s.observe(std::slice::from_ref(&t), &low, t0, tr), vec![t.clone()]);
         // above the threshold but below threshold + min reclaim: still acted on
-        assert_eq!(s.observe(&[t.clone()], &mid, t0, tr), vec![t.clone()]);
-        assert_eq!(s.observe(&[t.clone()], &high, t0, tr), vec![]);
-        assert_eq!(s.observe(&[t.clone()], &mid, t0, tr), vec![]);
+        assert_eq!(s.observe(std::slice::from_ref(&t), &mid, t0, tr), vec![t.clone()]);
+        assert_eq!(s.observe(std::slice::from_ref(&t), &high, t0, tr), vec![]);
+        assert_eq!(s.observe(std::slice::from_ref(&t), &mid, t0, tr), vec![]);
     }
 
     #[test]
