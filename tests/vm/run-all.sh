@@ -114,7 +114,7 @@ vm() {  # vm NAME run.sh-args...: boots, keeps the console in $LOGS/NAME.log
 }
 
 if [ -f "$CACHE/KVER" ]; then
-  mkpayload "$W/h2" "$HERE/harness/cgroup-demo.sh" "$HERE/harness/standin-cgroup2.sh" "$HERE/harness/swap.sh"
+  mkpayload "$W/h2" "$HERE/harness/tools.sh" "$HERE/harness/cgroup-demo.sh" "$HERE/harness/standin-cgroup2.sh" "$HERE/harness/swap.sh"
   mke2fs -q -F -t ext4 -L swapfs "$W/h2-disk.img" 64M >/dev/null 2>&1
   MKL_VM_APPEND="mkl.disk=/dev/vda" vm harness-cgroup2 -p "$W/h2" -t 180 -c "${MKL_VM_SMP:-2}" \
     -- -drive "file=$W/h2-disk.img,if=virtio,format=raw"
@@ -133,7 +133,7 @@ if [ "$SYSTEMD" = 1 ]; then
     cat "$W/mkrootfs.log"
   fi
   if [ -f "$ROOTFS" ] && [ -f "$CACHE/KVER" ]; then
-    mkpayload "$W/hs" "$HERE/harness/standin-systemd.sh"
+    mkpayload "$W/hs" "$HERE/harness/tools.sh" "$HERE/harness/standin-systemd.sh"
     vm harness-systemd -r "$ROOTFS" -p "$W/hs" -t 300 -c 1
     if [ "$agent_ready" = 1 ]; then
       mkpayload "$W/as" "$HERE/scenarios/agent-systemd.sh"

@@ -19,8 +19,8 @@ wait_for() {
   while [ "$_n" -gt 0 ]; do eval "$2" && return 0; sleep 0.2; _n=$((_n - 1)); done
   return 1
 }
-# http PATH: GET http://127.0.0.1:10250PATH (busybox wget, present in both tiers)
-http() { busybox wget -q -T 5 -O - "http://127.0.0.1:${MKL_PORT:-10250}$1" 2>/dev/null; }
+# http PATH: GET http://127.0.0.1:${MKL_PORT:-10250}PATH (mkl-standin --http-get: busybox-static wget segfaults)
+http() { mkl-standin --http-get "http://127.0.0.1:${MKL_PORT:-10250}$1" 2>/dev/null; }
 # healthz_ok: the agent answers /healthz with "ok"
 healthz_ok() { [ "$(http /healthz)" = ok ]; }
 # own_cgroup: this shell's cgroup v2 path

@@ -13,9 +13,11 @@
 //! - sends `READY=1` to `$NOTIFY_SOCKET`, then holds until killed.
 //!
 //! `--check` runs the same steps with a relative root, verifies them, prints `PASS`/`FAIL` lines and
-//! removes what it made.
+//! removes what it made. `--http-get URL` is the guests' HTTP client (busybox-static's wget
+//! crashes): prints the body of a 2xx answer, exits 1 otherwise.
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("--shim") => shim(args.get(1).map(String::as_str).unwrap_or_default()),
         Some("--check") => check(),
+        Some("--http-get") => http_get(args.get(1).map(String::as_str).unwrap_or_default()),
         _ => agent(&args),
     };
     match result {
@@ -303,5 +306,37 @@ fn check() -> io::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// GET over HTTP/1.0 (the server closes the connection after the body: no chunking, no keep-alive).
+fn http_get(url: &str) -> io::Result<ExitCode> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| err(format!("not an http:// url: {url:?}")))?;
+    let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = hostport
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| err(format!("no address for {hostport}")))?;
+    // 5 s: a healthy agent answers in milliseconds even under TCG; callers poll on failure
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let ok = head
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code.starts_with('2'));
+    io::stdout().write_all(body.as_bytes())?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
