@@ -24,7 +24,7 @@ first=$("$REPO/scripts/install.sh" --root "$W/root" --binary "$bin" --with-examp
 check host_install_first 'grep -q "changed" <<<"$first" && [ -x "$W/root/usr/local/bin/minikubelet" ] && [ -f "$W/root/etc/minikubelet/config.yaml" ] && [ -d "$W/root/etc/kubernetes/manifests" ]'
 second=$("$REPO/scripts/install.sh" --root "$W/root" --binary "$bin" --with-examples 2>&1)
 check host_install_idempotent 'grep -q "install: 0 changed" <<<"$second"'
-n_examples=$(find "$REPO/manifests" -maxdepth 1 -name '*.yaml' | wc -l)
+n_examples=$(find "$REPO/manifests" -maxdepth 1 -name "*.yaml" 2>/dev/null | wc -l)
 check host_install_examples '[ "$(find "$W/root/etc/kubernetes/manifests" -name "*.yaml" | wc -l)" = "$n_examples" ]'
 
 # every shell script of the delivery parses
@@ -42,7 +42,9 @@ if [ -f "$REPO/vagrant/Vagrantfile" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant >"$W/apt.log" 2>&1 || cat "$W/apt.log"
   fi
   if command -v vagrant >/dev/null; then
-    out=$(cd "$REPO/vagrant" && VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider 2>&1); vrc=$?
+    # its state dirs go to scratch space, not into the checkout or $HOME
+    out=$(cd "$REPO/vagrant" && VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_DOTFILE_PATH="$W/vagrant-dot" \
+      VAGRANT_HOME="$W/vagrant-home" vagrant validate --ignore-provider 2>&1); vrc=$?
     echo "$out" | sed 's/^/  | /'
     check host_vagrant_validate '[ "$vrc" = 0 ] && grep -q "validated successfully" <<<"$out"'
   else echo "SKIP host_vagrant_validate: vagrant not installed (MKL_VM_NO_VAGRANT=1 or apt failed)"; fi
