@@ -39,7 +39,9 @@ check host_scripts_parse '[ ! -s "$W/syntax" ]'
 # Vagrant: validate offline without a box or provider (catches unknown keys and Ruby errors)
 if [ -f "$REPO/vagrant/Vagrantfile" ]; then
   if ! command -v vagrant >/dev/null && [ "${MKL_VM_NO_VAGRANT:-0}" != 1 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant >"$W/apt.log" 2>&1 || cat "$W/apt.log"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant; }
+    } >"$W/apt.log" 2>&1 || cat "$W/apt.log"
   fi
   if command -v vagrant >/dev/null; then
     # its state dirs go to scratch space, not into the checkout or $HOME

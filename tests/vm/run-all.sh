@@ -14,7 +14,8 @@
 # the last line is "vm: N passed, M failed"; the exit status is non-zero on any failure.
 # The agent scenarios print SKIP (no boot) while the binary is still the skeleton without
 # --pod-manifest-path; MKL_VM_REQUIRE_AGENT=1 turns that SKIP into a FAIL.
-# Env: MKL_VM_CACHE, MKL_VM_LOGS (keep console logs there), MKL_VM_SMP, MKL_VM_REQUIRE_AGENT.
+# Env: MKL_VM_CACHE, MKL_VM_LOGS (keep console logs there), MKL_VM_SMP, MKL_VM_REQUIRE_AGENT,
+#      MKL_VM_AGENT (use this agent binary instead of building one; it must run under busybox).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib/common.sh"
@@ -26,6 +27,8 @@ while [ $# -gt 0 ]; do case $1 in
   *) echo "usage: run-all.sh [--no-systemd] [--no-host] [--only VM-NAME]" >&2; exit 2 ;; esac; shift; done
 export PATH="$HOME/.cargo/bin:$PATH" DEBIAN_FRONTEND=noninteractive
 mkdir -p "$CACHE"
+# one run at a time per cache (the rootfs build and cargo's target dir are shared)
+exec 9>"$CACHE/.lock"; flock -w 1800 9 || { echo "run-all: $CACHE is locked by another run" >&2; exit 2; }
 LOGS=${MKL_VM_LOGS:-$(mktemp -d)}; mkdir -p "$LOGS"; rm -f "$LOGS"/*.log
 W=$(mktemp -d); trap 'rm -rf "$W"; [ -n "${MKL_VM_LOGS:-}" ] || rm -rf "$LOGS"' EXIT
 t0=$(date +%s); step() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
@@ -65,7 +68,8 @@ AGENT=$CACHE/target/$TRIPLE/release/minikubelet
 if (cd "$HERE/harness/standin" && "${STATIC[@]}" cargo build -q --release --target $TRIPLE) >"$W/standin.log" 2>&1; then :
 else cat "$W/standin.log"; result FAIL build_standin; fi
 bt=$(date +%s)
-if (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked --target $TRIPLE --bin minikubelet) >"$W/agent.log" 2>&1; then
+if [ -n "${MKL_VM_AGENT:-}" ]; then AGENT=$MKL_VM_AGENT; echo "agent: $AGENT (MKL_VM_AGENT, not built)"
+elif (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked --target $TRIPLE --bin minikubelet) >"$W/agent.log" 2>&1; then
   echo "minikubelet built in $(( $(date +%s) - bt ))s"
 else cat "$W/agent.log"; result FAIL build_agent_static; rm -f "$AGENT"; fi
 # the agent scenarios need the real agent, not the skeleton that only prints its version

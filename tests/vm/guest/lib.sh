@@ -13,11 +13,15 @@ check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
 skip() { echo "SKIP $1: $2"; }
 # note TEXT: context for a human reading the log (not counted)
 note() { echo "  | $*"; }
-# wait_for SECONDS SHELL-EXPRESSION: polls every 0.2 s until true; status 1 on timeout
+# wait_for SECONDS SHELL-EXPRESSION: polls every 0.2 s until true; status 1 once SECONDS of wall
+# time have passed (wall time, not a count: one evaluation can take a second under TCG)
 wait_for() {
-  _n=$(($1 * 5))
-  while [ "$_n" -gt 0 ]; do eval "$2" && return 0; sleep 0.2; _n=$((_n - 1)); done
-  return 1
+  _end=$(( $(date +%s) + $1 ))
+  while :; do
+    eval "$2" && return 0
+    [ "$(date +%s)" -lt "$_end" ] || return 1
+    sleep 0.2
+  done
 }
 # http PATH: GET http://127.0.0.1:${MKL_PORT:-10250}PATH (mkl-standin --http-get: busybox-static wget segfaults)
 http() { mkl-standin --http-get "http://127.0.0.1:${MKL_PORT:-10250}$1" 2>/dev/null; }
@@ -35,13 +39,16 @@ container_cg() { find "$1" -type d -path "*/pod*/$2" 2>/dev/null | head -1; }
 ppid_of() { awk '$1=="PPid:"{print $2}' "/proc/$1/status" 2>/dev/null; }
 # stat_of FILE KEY: value of KEY in a flat-keyed cgroup file (memory.events, cpu.stat…)
 stat_of() { awk -v k="$2" '$1==k{print $2}' "$1" 2>/dev/null; }
-# weight_linear SHARES / weight_runc SHARES: the two cgroup v2 cpu.weight conversions in use
-# (kubelet-made cgroups: linear; container cgroups: runc >= 1.3.2 / crun >= 1.23 log-quadratic)
+# weight_linear SHARES / weight_runc SHARES: the two cgroup v2 cpu.weight conversions in use.
+# kubelet-made cgroups (kubepods, QoS, pod): linear, 1 + ((shares - 2) * 9999) / 262142.
+# container cgroups, written by the runtime: runc >= 1.3.2 / crun >= 1.23 use
+# ceil(10^((l^2 + 125 l) / 612 - 7/34)), l = log2(shares); older runtimes the linear map.
+# busybox awk has no log/exp, so the runc map is a table of the shares the scenarios use
+# (computed with the formula above; 1024 -> 100 is the example in kubernetes issue #131216).
 weight_linear() { awk -v s="$1" 'BEGIN{ if (s >= 262144) print 10000; else print int(1 + ((s - 2) * 9999) / 262142) }'; }
 weight_runc() {
-  awk -v s="$1" 'BEGIN{ if (s == 0) { print 0; exit } if (s <= 2) { print 1; exit }
-    if (s >= 262144) { print 10000; exit } l = log(s) / log(2)
-    w = exp(((l * l + 125 * l) / 612 - 7 / 34) * log(10)); c = int(w); if (c < w) c++; print c }'
+  case $1 in 0) echo 0 ;; 1|2) echo 1 ;; 102) echo 17 ;; 256) echo 35 ;; 1024) echo 100 ;;
+    *) echo "weight_runc: no table entry for $1 shares" >&2; echo -1 ;; esac
 }
 # shares MILLICPU: the kubelet's MilliCPUToShares
 shares() { awk -v m="$1" 'BEGIN{ s = int(m * 1024 / 1000); if (s < 2) s = 2; if (s > 262144) s = 262144; print s }'; }

@@ -15,6 +15,8 @@
 [ -x ./bin/minikubelet ] || { skip agent_cgroup2 "no minikubelet binary in the payload"; exit 0; }
 SVC=$CG/minikubelet.service; ROOT=$SVC/minikubelet; KP=$ROOT/kubepods
 MAN=/etc/kubernetes/manifests; LOG=/tmp/agent.log
+# what Delegate=yes does for a service: the controllers are available in the agent's cgroup
+echo "+cpu +memory +pids" > $CG/cgroup.subtree_control
 mkdir -p $MAN /var/lib/minikubelet /var/log/pods /etc/minikubelet $SVC
 cp test-manifests/*.yaml $MAN/
 printf '%s\n' 'apiVersion: kubelet.config.k8s.io/v1beta1' 'kind: KubeletConfiguration' 'podPidsLimit: 64' \
