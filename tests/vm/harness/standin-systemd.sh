@@ -7,6 +7,7 @@
 #   its shims in the unit's leaf <unit>/agent; the unit's cgroup gets no controllers;
 # - `systemctl restart` keeps the container process and its shim (same pids), the new agent adopts;
 # - `systemctl stop` leaves only pods and their shims (strays_after_stop in lib.sh);
+# - install.sh --start enables and starts; after a binary change it restarts, pods kept;
 # - and why: with a relative cgroupRoot (pods inside the unit), systemd 252 cannot restart the
 #   agent (its cgroup has controllers enabled: EBUSY, 219/CGROUP), which DelegateSubgroup= (254)
 #   would fix.
@@ -47,6 +48,12 @@ check sd_stop_no_strays '[ -z "$strays" ]'
 check sd_stop_pod_running '[ "$(procs_of "$c1")" = "$ctr" ] && [ -d /proc/$shim ]'
 check sd_start_again_adopts 'systemctl start $U && [ "$(procs_of "$c1")" = "$ctr" ]'
 journalctl -q -o cat -u $U | grep -m1 'left-over process' | sed 's/^/  | journal: /'
+# the upgrade path (vagrant provision): install.sh --start enables the unit, and restarts it when
+# the binary changed; the pods keep running (an ELF with a trailing byte is a "new build")
+check sd_install_start_enables './repo/scripts/install.sh --binary ./bin/mkl-standin --start >/dev/null && systemctl is-enabled --quiet $U && [ "$(systemctl is-active $U)" = active ]'
+cp ./bin/mkl-standin /tmp/standin-v2; echo >> /tmp/standin-v2; main3=$(systemctl show -P MainPID $U)
+check sd_reinstall_restarts './repo/scripts/install.sh --binary /tmp/standin-v2 --start | grep -q "restarting" && [ "$(systemctl show -P MainPID $U)" != "$main3" ]'
+check sd_reinstall_keeps_pod '[ "$(procs_of "$c1")" = "$ctr" ] && [ -d /proc/$shim ]'
 
 # Why the cgroup root is absolute: with pods inside the unit (relative root), the unit's cgroup
 # needs controllers for its children, so systemd 252 cannot put a restarted agent back in it.

@@ -7,7 +7,8 @@
 #   absolute cgroupRoot /minikubelet, outside the unit; the unit's cgroup gets no controllers;
 # - `systemctl restart` keeps every pod process (same pids, restartCount unchanged);
 # - `systemctl stop` leaves no stray process: only pods and their shims (strays_after_stop, lib.sh);
-# - a start after the stop adopts the running pods.
+# - a start after the stop adopts the running pods; so does the restart of an upgrade by
+#   install.sh --start (the Vagrant re-provisioning path).
 . ./lib.sh
 [ -x ./bin/minikubelet ] || { skip agent_systemd "no minikubelet binary in the payload"; exit 0; }
 U=minikubelet.service; BIN=/usr/local/bin/minikubelet; PODS=$CG/minikubelet
@@ -65,6 +66,10 @@ strays=$(strays_after_stop "$UCG" "$PODS" "$BIN"); [ -n "$strays" ] && note "str
 check as_stop_no_strays '[ -z "$strays" ]'
 check as_stop_pods_running '[ "$(ctr_pids)" = "$before" ]'
 check as_start_again_adopts 'systemctl start $U && wait_for 30 all_running && [ "$(ctr_pids)" = "$before" ]'
+# an upgrade (vagrant provision): a changed binary, install.sh --start restarts the agent
+cp ./bin/minikubelet /tmp/minikubelet-v2; echo >> /tmp/minikubelet-v2
+check as_upgrade_restarts './repo/scripts/install.sh --binary /tmp/minikubelet-v2 --start | grep -q restarting && healthz_ok'
+check as_upgrade_keeps_pods 'wait_for 30 all_running && [ "$(ctr_pids)" = "$before" ]'
 systemctl stop $U
 [ "$fail" = 0 ] || dump_journal
 finish
