@@ -30,7 +30,8 @@ mkdir -p "$CACHE"
 # one run at a time per cache (the rootfs build and cargo's target dir are shared)
 exec 9>"$CACHE/.lock"; flock -w 1800 9 || { echo "run-all: $CACHE is locked by another run" >&2; exit 2; }
 LOGS=${MKL_VM_LOGS:-$(mktemp -d)}; mkdir -p "$LOGS"; rm -f "$LOGS"/*.log
-W=$(mktemp -d); trap 'rm -rf "$W"; [ -n "${MKL_VM_LOGS:-}" ] || rm -rf "$LOGS"' EXIT
+W=$(mktemp -d); rootfs_pid=
+trap '[ -z "$rootfs_pid" ] || kill "$rootfs_pid" 2>/dev/null; rm -rf "$W"; [ -n "${MKL_VM_LOGS:-}" ] || rm -rf "$LOGS"' EXIT
 t0=$(date +%s); step() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 # host-side results go to their own log, counted with the consoles
 result() { echo "$1 $2" | tee -a "$LOGS/host.log"; }
@@ -48,7 +49,6 @@ fi
 
 # the rootfs is slow (debootstrap, ~90 s) but mostly network and dpkg: build it while cargo compiles
 ROOTFS=$CACHE/rootfs-bookworm-$(content_key "$HERE/lib/mkrootfs.sh").img
-rootfs_pid=
 if [ "$SYSTEMD" = 1 ] && [ ! -f "$ROOTFS" ]; then
   step "debootstrap rootfs (background)"
   rm -f "$CACHE"/rootfs-bookworm-*.img
@@ -134,6 +134,7 @@ if [ "$SYSTEMD" = 1 ]; then
   if [ -n "$rootfs_pid" ]; then
     step "waiting for the rootfs"
     wait "$rootfs_pid" || { cat "$W/mkrootfs.log"; result FAIL build_rootfs; }
+    rootfs_pid=
     cat "$W/mkrootfs.log"
   fi
   if [ -f "$ROOTFS" ] && [ -f "$CACHE/KVER" ]; then
