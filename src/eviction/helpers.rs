@@ -542,9 +542,15 @@ mod tests {
         let mid = obs(&[(Signal::MemoryAvailable, 120 * MI, 1000 * MI)]);
         let high = obs(&[(Signal::MemoryAvailable, 160 * MI, 1000 * MI)]);
         assert_eq!(s.observe(std::slice::from_ref(&t), &mid, t0, tr), vec![]);
-        assert_eq!(s.observe(std::slice::from_ref(&t), &low, t0, tr), vec![t.clone()]);
+        assert_eq!(
+            s.observe(std::slice::from_ref(&t), &low, t0, tr),
+            vec![t.clone()]
+        );
         // above the threshold but below threshold + min reclaim: still acted on
-        assert_eq!(s.observe(std::slice::from_ref(&t), &mid, t0, tr), vec![t.clone()]);
+        assert_eq!(
+            s.observe(std::slice::from_ref(&t), &mid, t0, tr),
+            vec![t.clone()]
+        );
         assert_eq!(s.observe(std::slice::from_ref(&t), &high, t0, tr), vec![]);
         assert_eq!(s.observe(std::slice::from_ref(&t), &mid, t0, tr), vec![]);
     }
