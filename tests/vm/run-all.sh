@@ -76,7 +76,7 @@ else cat "$W/agent.log"; result FAIL build_agent_static; rm -f "$AGENT"; fi
 agent_ready=0
 if [ -x "$AGENT" ] && "$AGENT" --help 2>&1 | grep -q -- '--pod-manifest-path'; then agent_ready=1; fi
 agent_skip() {  # agent_skip NAME
-  if [ "${MKL_VM_REQUIRE_AGENT:-0}" = 1 ]; then result FAIL "$1"; echo "  (MKL_VM_REQUIRE_AGENT=1 and no agent)"
+  if [ "${MKL_VM_REQUIRE_AGENT:-1}" = 1 ]; then result FAIL "$1"; echo "  (MKL_VM_REQUIRE_AGENT=1 and no agent)"
   else echo "SKIP $1: minikubelet has no --pod-manifest-path yet (skeleton binary); not booted" | tee -a "$LOGS/host.log"; fi
 }
 

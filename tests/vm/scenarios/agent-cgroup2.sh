@@ -53,7 +53,7 @@ start_agent $SVC --config=/etc/minikubelet/config.yaml --pod-manifest-path=$MAN 
 check a2_healthz 'wait_for 60 healthz_ok'
 healthz_ok || { dump_log; finish; }
 check a2_agent_in_leaf 'grep -qx "$AGENT" $SVC/agent/cgroup.procs'
-check a2_own_subtree_control 'for c in cpu memory pids; do grep -qw $c $SVC/cgroup.subtree_control || exit 1; done'
+check a2_own_subtree_control '( for c in cpu memory pids; do grep -qw $c $SVC/cgroup.subtree_control || exit 1; done )'
 all_running() {
   for c in guaranteed-sleep burstable-sleep besteffort-sleep; do
     [ "$(ctr_state $c)" = running ] && [ -n "$(procs_of "$(container_cg $KP $c)")" ] || return 1
