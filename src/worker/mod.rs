@@ -422,13 +422,3 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
-
-/// `format.Pod`: how the kubelet names a pod in messages, `name_namespace(uid)`.
-pub fn format_pod(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.uid.as_deref().unwrap_or_default()
-    )
-}
