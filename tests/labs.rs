@@ -1,0 +1,625 @@
+//! Keeps the guided labs in `docs/labs/` honest: each lab's manifest, run by the real agent (the
+//! `Agent` harness: own directories, own test cgroup, relative cgroup root), shows what the lab
+//! says it shows. The manifests are read from `manifests/` and `manifests/labs/` as the learner
+//! copies them; only host ports and host paths that the lab uses on a dedicated VM are moved
+//! aside here (`isolate`), so that tests running side by side do not meet.
+//!
+//! Also: every manifest in both directories decodes, defaults and validates like the file
+//! source does, and runs only programs a stock Debian or Ubuntu ships (issue 3).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Agent, alive, container_status};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A manifest's text, as shipped.
+fn manifest(rel: &str) -> String {
+    let p = repo().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Every `*.yaml` in `manifests/` and `manifests/labs/`.
+fn all_manifests() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["manifests", "manifests/labs"] {
+        let rd = std::fs::read_dir(repo().join(dir)).unwrap();
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Replace host ports and host paths a lab uses with ones unique to this test.
+fn isolate(text: &str, pairs: &[(&str, &str)]) -> String {
+    let mut t = text.to_string();
+    for (from, to) in pairs {
+        assert!(t.contains(from), "the manifest no longer contains {from:?}");
+        t = t.replace(from, to);
+    }
+    t
+}
+
+fn uid_of(p: &Value) -> String {
+    p["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// The pod's log directory for one container.
+fn log_dir(a: &Agent, pod: &Value, container: &str) -> PathBuf {
+    a.logs_dir.join(format!(
+        "default_{}_{}/{container}",
+        pod["metadata"]["name"].as_str().unwrap(),
+        uid_of(pod)
+    ))
+}
+
+fn waiting_message(p: &Value, container: &str) -> Option<String> {
+    container_status(p, container)?["state"]["waiting"]["message"]
+        .as_str()
+        .map(String::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every example parses, validates and uses only what the OS ships.
+
+/// Programs a stock Debian 12 / Ubuntu 24.04 has (coreutils, dash, python3 of the standard
+/// install). `python3` is not in a minbase/debootstrap system: the VM tests' rootfs lacks it.
+const SHIPPED: &[&str] = &[
+    "sh", "sleep", "test", "date", "echo", "cat", "head", "tail", "true", "false", "python3",
+];
+
+/// argv[0] of every command the manifest runs: containers, init containers, exec probes and
+/// exec hooks.
+fn programs(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    let spec = pod.spec.as_ref().unwrap();
+    let mut out = Vec::new();
+    let all = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in all {
+        out.extend(c.command.iter().flatten().take(1).cloned());
+        for probe in [&c.liveness_probe, &c.readiness_probe, &c.startup_probe]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(e) = &probe.exec {
+                out.extend(e.command.iter().flatten().take(1).cloned());
+            }
+        }
+        if let Some(l) = &c.lifecycle {
+            for h in [&l.post_start, &l.pre_stop].into_iter().flatten() {
+                if let Some(e) = &h.exec {
+                    out.extend(e.command.iter().flatten().take(1).cloned());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_example_and_lab_manifest_is_a_valid_pod_that_runs_shipped_programs() {
+    use minikubelet::api;
+    let files = all_manifests();
+    assert!(files.len() >= 9, "{files:?}");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let decoded =
+            api::decode::decode_pod(&bytes, &f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(
+            decoded.warnings.is_empty(),
+            "{}: {:?}",
+            f.display(),
+            decoded
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+        );
+        let mut pod = decoded.pod;
+        api::defaults::apply_defaults(&mut pod);
+        api::static_pod::make_static(
+            &mut pod,
+            &decoded.raw,
+            "minikubelet-debian",
+            &f,
+            jiff::Timestamp::now(),
+        );
+        let unsupported = api::validation::validate(&pod)
+            .unwrap_or_else(|e| panic!("{}: {}", f.display(), api::validation::format_errors(&e)));
+        // `image` is the one field the labs explain away (processes run from the node).
+        for u in &unsupported {
+            assert!(
+                u.to_string().contains(".image"),
+                "{}: unsupported field {u}",
+                f.display()
+            );
+        }
+        for p in programs(&pod) {
+            assert!(
+                SHIPPED.contains(&p.as_str()),
+                "{}: runs {p:?}, which a stock Debian/Ubuntu may not have",
+                f.display()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 1 (first pod) and lab 6 (logs): hello.yaml.
+
+#[test]
+fn lab01_hello_is_a_besteffort_static_pod_with_a_cri_log() {
+    let a = Agent::start(&["--hostname-override=minikubelet-debian"]);
+    a.write_manifest("hello.yaml", &manifest("manifests/labs/hello.yaml"));
+    a.wait_running("hello", "hello", T);
+    let pod = a.pod("hello").unwrap();
+    let uid = uid_of(&pod);
+    assert_eq!(pod["metadata"]["name"], "hello-minikubelet-debian");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.hash"],
+        uid.as_str()
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+    assert_eq!(uid.len(), 32, "{uid}");
+    // The process sits in kubepods/besteffort/pod<uid>/hello.
+    assert!(
+        a.cgroup
+            .find(
+                &format!("pods/kubepods/besteffort/pod{uid}/hello"),
+                "cgroup.procs"
+            )
+            .is_some()
+    );
+    // stdout and stderr in one CRI log: "<RFC3339Nano> <stream> F <text>". The third greeting
+    // (after 10 s) also writes to stderr.
+    let log = log_dir(&a, &pod, "hello").join("0.log");
+    let text = a.wait_for("a line on stderr", Duration::from_secs(25), |_| {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains(" stderr F warning 3: this one goes to stderr"))
+    });
+    let first = text.lines().next().unwrap();
+    let (ts, rest) = first.split_once(' ').unwrap();
+    assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{first}");
+    assert!(rest.starts_with("stdout F hello 1 from "), "{first}");
+    // The /var/log/containers-style symlink <pod>_<ns>_<container>-<id>.log points at it.
+    let id = container_status(&pod, "hello").unwrap()["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("minikubelet://")
+        .to_string();
+    let link = a
+        .containers_log_dir
+        .join(format!("hello-minikubelet-debian_default_hello-{id}.log"));
+    assert_eq!(std::fs::read_link(&link).unwrap(), log);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 2: QoS classes and their cgroups, with the example manifests.
+
+/// One pod of lab 2: name, QoS class, directory below kubepods, cpu shares, CFS quota, memory.
+type QosRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u64,
+    Option<i64>,
+    Option<i64>,
+);
+
+#[test]
+fn lab02_qos_classes_and_their_cgroup_values() {
+    let a = Agent::start(&[]);
+    for n in ["guaranteed", "burstable", "besteffort"] {
+        a.write_manifest(
+            &format!("{n}.yaml"),
+            &manifest(&format!("manifests/{n}.yaml")),
+        );
+    }
+    // (pod, QoS class, QoS dir below kubepods, shares, quota, memory limit)
+    let table: [QosRow; 3] = [
+        (
+            "guaranteed",
+            "Guaranteed",
+            "",
+            102,
+            Some(10_000),
+            Some(32 << 20),
+        ),
+        (
+            "burstable",
+            "Burstable",
+            "burstable/",
+            51,
+            Some(20_000),
+            Some(64 << 20),
+        ),
+        ("besteffort", "BestEffort", "besteffort/", 2, None, None),
+    ];
+    for (name, class, dir, shares, quota, memory) in table {
+        a.wait_running(name, "sleeper", T);
+        let pod = a.pod(name).unwrap();
+        assert_eq!(pod["status"]["qosClass"], class, "{name}");
+        let uid = uid_of(&pod);
+        for rel in [
+            format!("pods/kubepods/{dir}pod{uid}"),
+            format!("pods/kubepods/{dir}pod{uid}/sleeper"),
+        ] {
+            let f = |file: &str| {
+                a.cgroup
+                    .find(&rel, file)
+                    .unwrap_or_else(|| panic!("{rel}/{file} missing"))
+            };
+            if common::is_v2() {
+                let weight = 1 + (shares - 2) * 9999 / 262_142;
+                assert_eq!(read(&f("cpu.weight")), weight.to_string(), "{rel}");
+                let max = quota.map_or("max".to_string(), |q| q.to_string());
+                assert_eq!(read(&f("cpu.max")), format!("{max} 100000"), "{rel}");
+                let mem = memory.map_or("max".to_string(), |m| m.to_string());
+                assert_eq!(read(&f("memory.max")), mem, "{rel}");
+            } else {
+                assert_eq!(read(&f("cpu.shares")), shares.to_string(), "{rel}");
+                assert_eq!(
+                    read(&f("cpu.cfs_quota_us")),
+                    quota.unwrap_or(-1).to_string()
+                );
+                assert_eq!(read(&f("cpu.cfs_period_us")), "100000", "{rel}");
+                let limit: i64 = read(&f("memory.limit_in_bytes")).parse().unwrap();
+                match memory {
+                    Some(m) => assert_eq!(limit, m, "{rel}"),
+                    None => assert!(limit > 1 << 60, "{rel}: {limit}"),
+                }
+            }
+        }
+    }
+    // The QoS-level cgroups: besteffort gets the minimum share, burstable the sum of the
+    // Burstable pods' requests (50m -> 51).
+    let qos = |q: &str, v1: &str, v2: &str| {
+        let file = if common::is_v2() { v2 } else { v1 };
+        read(&a.cgroup.find(&format!("pods/kubepods/{q}"), file).unwrap())
+    };
+    if common::is_v2() {
+        assert_eq!(qos("besteffort", "", "cpu.weight"), "1");
+        assert_eq!(qos("burstable", "", "cpu.weight"), "2");
+    } else {
+        assert_eq!(qos("besteffort", "cpu.shares", ""), "2");
+        assert_eq!(qos("burstable", "cpu.shares", ""), "51");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 3: out of memory.
+
+#[test]
+fn lab03_oom_is_reported_as_oomkilled() {
+    let a = Agent::start(&[]);
+    a.write_manifest("oom.yaml", &manifest("manifests/labs/oom.yaml"));
+    let pod = a.wait_for("eater terminated", T, |a| {
+        a.pod("oom").filter(|p| {
+            container_status(p, "eater").is_some_and(|c| c["state"]["terminated"].is_object())
+        })
+    });
+    let t = &container_status(&pod, "eater").unwrap()["state"]["terminated"];
+    assert_eq!(t["reason"], "OOMKilled", "{t}");
+    assert_eq!(pod["status"]["qosClass"], "Burstable");
+    // cgroup v2 (memory.oom.group = 1): the whole container dies, sh included, exit 137.
+    // cgroup v1: only `tail` is killed; sh goes on, says "survived" and exits 0. Either way
+    // the container's cgroup counted an OOM kill, and that is what the reason reports.
+    if common::is_v2() {
+        assert_eq!(t["exitCode"], 137, "{t}");
+    }
+    let log = read(&log_dir(&a, &pod, "eater").join("0.log"));
+    assert!(
+        log.contains("stdout F eating 64 MiB under a 32 MiB limit"),
+        "{log}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 4: a crash loop and its backoff.
+
+#[test]
+fn lab04_crashloop_backs_off_10s_then_20s_and_starts_fresh_when_put_back() {
+    let a = Agent::start(&[]);
+    let text = manifest("manifests/crashloop.yaml");
+    a.write_manifest("crashloop.yaml", &text);
+    // First exit: restarted at once; second exit: back-off 10s (the kubelet's initial delay).
+    let (uid, msg) = a.wait_for("back-off 10s", T, |a| {
+        let p = a.pod("crashloop")?;
+        let m = waiting_message(&p, "crasher")?;
+        m.starts_with("back-off 10s").then(|| (uid_of(&p), m))
+    });
+    assert_eq!(
+        msg,
+        format!(
+            "back-off 10s restarting failed container=crasher pod=crashloop-{}_default({uid})",
+            node_of(&a)
+        )
+    );
+    let p = a.pod("crashloop").unwrap();
+    let c = container_status(&p, "crasher").unwrap();
+    assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+    assert_eq!(c["restartCount"], 1);
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
+    assert_eq!(c["lastState"]["terminated"]["reason"], "Error");
+    // Then 20s, after the third run.
+    a.wait_for("back-off 20s", Duration::from_secs(25), |a| {
+        let m = waiting_message(&a.pod("crashloop")?, "crasher")?;
+        m.starts_with("back-off 20s").then_some(())
+    });
+    assert!(a.log_contains("reason=\"BackOff\" Back-off restarting failed container crasher"));
+    // The previous instance's log is kept beside the current one: <restartCount>.log.
+    let log = log_dir(&a, &a.pod("crashloop").unwrap(), "crasher");
+    let prev = read(&log.join("2.log"));
+    assert!(
+        prev.contains("stdout F starting") && prev.contains("stderr F failing"),
+        "{prev}"
+    );
+    // Removed and put back: a new pod worker with a fresh backoff (same UID: same content).
+    a.remove_manifest("crashloop.yaml");
+    a.wait_for("crashloop gone", T, |a| {
+        a.pod("crashloop").is_none().then_some(())
+    });
+    a.write_manifest("crashloop.yaml", &text);
+    let p = a.wait_for("back-off 10s again", T, |a| {
+        let p = a.pod("crashloop")?;
+        waiting_message(&p, "crasher")?
+            .starts_with("back-off 10s")
+            .then_some(p)
+    });
+    assert_eq!(uid_of(&p), uid);
+    assert_eq!(container_status(&p, "crasher").unwrap()["restartCount"], 1);
+}
+
+fn node_of(a: &Agent) -> String {
+    let pods = a.pods();
+    pods[0]["spec"]["nodeName"].as_str().unwrap().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 5: probes and hooks.
+
+#[test]
+fn lab05_liveness_restarts_the_container_once_the_health_file_is_gone() {
+    let a = Agent::start(&[]);
+    let dir = a.tmp.path().join("probes-demo");
+    let port = free_port().to_string();
+    let text = isolate(
+        &manifest("manifests/probes-and-hooks.yaml"),
+        &[("/tmp/probes-demo", dir.to_str().unwrap()), ("8081", &port)],
+    );
+    a.write_manifest("probes-and-hooks.yaml", &text);
+    // postStart wrote its file, the startup probe saw it, readiness (TCP) made the pod Ready.
+    let p = a.wait_for("Ready", T, |a| {
+        let p = a.pod("probes-and-hooks")?;
+        let ready = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(p)
+    });
+    let c = container_status(&p, "app").unwrap();
+    assert_eq!(c["started"], true);
+    assert_eq!(c["restartCount"], 0);
+    let poststart = PathBuf::from(format!("{}-poststart", dir.display()));
+    assert_eq!(read(&poststart), "started");
+    let healthy = dir.join("healthy");
+    assert!(healthy.exists());
+
+    // The lab's step: remove the health file. Liveness (every 5 s, 2 failures) kills it.
+    std::fs::remove_file(&healthy).unwrap();
+    let p = a.wait_for("restart after liveness failure", T, |a| {
+        let p = a.pod("probes-and-hooks")?;
+        (container_status(&p, "app")?["restartCount"] == 1).then_some(p)
+    });
+    let c = container_status(&p, "app").unwrap();
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 143, "{c}");
+    assert!(a.log_contains("Liveness probe failed: HTTP probe failed with statuscode: 500"));
+    assert!(a.log_contains("Container app failed liveness probe, will be restarted"));
+    // The new instance recreates the file, and stays.
+    a.wait_running("probes-and-hooks", "app", T);
+    a.wait_for("health file back", T, |_| healthy.exists().then_some(()));
+
+    // Deleting the manifest runs preStop before SIGTERM.
+    let prestop = PathBuf::from(format!("{}-prestop", dir.display()));
+    a.remove_manifest("probes-and-hooks.yaml");
+    a.wait_for("pod gone", T, |a| {
+        a.pod("probes-and-hooks").is_none().then_some(())
+    });
+    assert!(read(&prestop).starts_with("stopping at "));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 7: an edit is a new pod, a deletion removes everything.
+
+#[test]
+fn lab07_edit_makes_a_new_uid_and_delete_cleans_up() {
+    let a = Agent::start(&[]);
+    let text = manifest("manifests/labs/hello.yaml");
+    a.write_manifest("hello.yaml", &text);
+    a.wait_running("hello", "hello", T);
+    let old = a.pod("hello").unwrap();
+    let old_uid = uid_of(&old);
+    // A comment does not change the UID ...
+    a.write_manifest("hello.yaml", &format!("# a comment\n{text}"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(uid_of(&a.pod("hello").unwrap()), old_uid);
+    // ... the lab's sed does. Keep the old log open, as the lab's `tail -f` does: the file is
+    // removed with the old pod, but the open handle still reads its last words.
+    let mut old_log = std::fs::File::open(log_dir(&a, &old, "hello").join("0.log")).unwrap();
+    a.write_manifest("hello.yaml", &isolate(&text, &[("sleep 5", "sleep 2")]));
+    let new = a.wait_for("new UID running", T, |a| {
+        let p = a.pod("hello")?;
+        (uid_of(&p) != old_uid && container_status(&p, "hello")?["state"]["running"].is_object())
+            .then_some(p)
+    });
+    assert!(
+        a.cgroup
+            .find(
+                &format!("pods/kubepods/besteffort/pod{old_uid}"),
+                "cgroup.procs"
+            )
+            .is_none()
+    );
+    assert!(!log_dir(&a, &old, "hello").exists());
+    let mut last_words = String::new();
+    std::io::Read::read_to_string(&mut old_log, &mut last_words).unwrap();
+    assert!(
+        last_words.contains(" stdout F got SIGTERM after "),
+        "{last_words}"
+    );
+    a.remove_manifest("hello.yaml");
+    a.wait_for("hello gone", T, |a| a.pod("hello").is_none().then_some(()));
+    let new_uid = uid_of(&new);
+    assert!(
+        a.cgroup
+            .find(
+                &format!("pods/kubepods/besteffort/pod{new_uid}"),
+                "cgroup.procs"
+            )
+            .is_none()
+    );
+    assert!(!log_dir(&a, &new, "hello").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 8: the agent is not the pods (SIGTERM, as `systemctl stop` with KillMode=process sends).
+
+#[test]
+fn lab08_stopping_and_starting_the_agent_keeps_the_pods() {
+    let mut a = Agent::start(&[]);
+    for n in ["guaranteed", "burstable", "besteffort"] {
+        a.write_manifest(
+            &format!("{n}.yaml"),
+            &manifest(&format!("manifests/{n}.yaml")),
+        );
+    }
+    let pids = |a: &Agent| -> Vec<(String, String)> {
+        ["guaranteed", "burstable", "besteffort"]
+            .iter()
+            .map(|n| {
+                let c = a.wait_running(n, "sleeper", T);
+                (
+                    c["containerID"].as_str().unwrap().to_string(),
+                    c["restartCount"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = pids(&a);
+    let procs_before = a.cgroup.pids();
+    assert!(a.stop().is_some_and(|s| s.success()), "{}", a.agent_log());
+    // Every shim and container process is still alive; only the agent is gone.
+    let still: Vec<i32> = procs_before.iter().copied().filter(|p| alive(*p)).collect();
+    assert_eq!(
+        still.len(),
+        procs_before.len() - 1,
+        "only the agent may be gone"
+    );
+    a.spawn();
+    assert_eq!(pids(&a), before, "same containers, same restart counts");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab 10: the eviction of a memory hog, with the lab's flags.
+
+#[test]
+fn lab10_memory_hog_is_evicted_and_readmitted() {
+    let mem_total_mib = {
+        let m = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kib: i64 = m
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kib / 1024
+    };
+    // The lab's numbers: kubepods gets 1 GiB, evict below 500 MiB available in it.
+    let a = Agent::start(&[
+        &format!("--system-reserved=memory={}Mi", mem_total_mib - 1024),
+        "--eviction-hard=memory.available<500Mi",
+        "--eviction-pressure-transition-period=30s",
+    ]);
+    a.write_manifest(
+        "memory-hog.yaml",
+        &manifest("manifests/labs/memory-hog.yaml"),
+    );
+    a.wait_running("memory-hog", "hog", T);
+    let p = a.wait_for("hog evicted", Duration::from_secs(120), |a| {
+        a.pod("memory-hog")
+            .filter(|p| p["status"]["phase"] == "Failed" && p["status"]["reason"] == "Evicted")
+    });
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("The node was low on resource: memory. Threshold quantity: 500Mi")
+            && msg.contains("Container hog was using ")
+            && msg.ends_with(", request is 0, has larger consumption of memory. "),
+        "{msg}"
+    );
+    assert!(a.log_contains("reason=\"EvictionThresholdMet\" Attempting to reclaim memory"));
+    assert!(a.log_contains("(Static pod evicted: minikubelet evicts static pods"));
+    // `minikubelet explain-eviction` shows the decision and what the kubelet would do.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .args(["explain-eviction", "--port", &a.port.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("evicted default/memory-hog-")
+            && text.contains("allocatableMemory.available"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the kubelet would not evict this pod"),
+        "{text}"
+    );
+    // 30 s after the pressure is gone the hog is admitted again (same UID, a new container).
+    let evicted_id = container_status(&p, "hog").unwrap()["containerID"].clone();
+    a.wait_for("hog re-admitted", Duration::from_secs(60), |a| {
+        let p = a.pod("memory-hog")?;
+        let c = container_status(&p, "hog")?;
+        (p["status"]["phase"] == "Running"
+            && c["state"]["running"].is_object()
+            && c["containerID"] != evicted_id)
+            .then_some(())
+    });
+    assert!(a.log_contains("re-admitting pods evicted or refused under pressure"));
+    a.remove_manifest("memory-hog.yaml");
+}
