@@ -172,6 +172,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let statuses = Arc::new(StatusManager::default());
+    let server_runtime = runtime.clone();
+    let server_cm = cm.clone();
     let ctx = Arc::new(PodContext {
         runtime,
         cm,
@@ -221,6 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pods: facts.allocatable.pods,
         },
     };
+    let server_sources = config.static_pod_path.as_ref().map(|_| pods_rx.clone());
     let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
     let (_requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
@@ -233,11 +236,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = std::net::SocketAddr::new(config.address, config.port);
     let listener = crate::server::bind(addr).await?;
     tracing::info!(address = %addr, startup = ?started.elapsed(), "serving the kubelet API");
+    let kubeconfig = config.root_dir.join("kubeconfig");
+    let text = crate::server::apiserver::kubeconfig(
+        config.address,
+        config.port,
+        config.tls_cert_file.as_deref(),
+    );
+    if let Err(e) = write_atomic(&kubeconfig, text.as_bytes()) {
+        tracing::warn!(path = %kubeconfig.display(), error = %e, "write kubeconfig");
+    } else {
+        tracing::info!(path = %kubeconfig.display(), "kubectl can use this kubeconfig to talk to the agent");
+    }
     sd_notify_ready();
+    let system = node::system_info(proc_root, Path::new("/etc"), Path::new("/sys"));
     let state = crate::server::ServerState {
         statuses,
         node: facts,
         recorder,
+        runtime: server_runtime,
+        cm: server_cm,
+        node_conditions: node::new_node_conditions(jiff::Timestamp::now()),
+        api: Arc::new(crate::server::apiserver::ApiContext::new(
+            config.port,
+            config.static_pod_path.clone(),
+            server_sources,
+            system,
+        )),
     };
     crate::server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");
@@ -291,6 +315,13 @@ async fn log_housekeeping(pod_logs_dir: PathBuf, max_files: u32) {
         let _ = tokio::task::spawn_blocking(move || crate::logs::housekeeping_all(&dir, max_files))
             .await;
     }
+}
+
+/// Write a file through a temporary file and a rename, so readers never see half of it.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Tell systemd we are ready (`Type=notify`), if it is listening.

@@ -10,15 +10,19 @@
 //! a `streaming` module will serve `/exec/{token}` and friends; an `apiserver` facade will serve
 //! the API-server paths kubectl asks for.
 
+pub mod apiserver;
 mod kubelet;
+pub mod logs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 
+use crate::cm::manager::ContainerManager;
 use crate::events::EventRecorder;
-use crate::node::NodeFacts;
+use crate::node::{NodeConditions, NodeFacts};
+use crate::runtime::Runtime;
 use crate::status_manager::StatusManager;
 
 /// What the handlers read.
@@ -30,6 +34,14 @@ pub struct ServerState {
     pub node: Arc<NodeFacts>,
     /// Events.
     pub recorder: EventRecorder,
+    /// The runtime's container records (which log file an instance wrote, whether it runs).
+    pub runtime: Runtime,
+    /// Pod and container cgroups (for metrics).
+    pub cm: ContainerManager,
+    /// The node's conditions (Ready and the pressure conditions), shared with whoever sets them.
+    pub node_conditions: NodeConditions,
+    /// What the API-server facade needs beyond the kubelet's state.
+    pub api: Arc<apiserver::ApiContext>,
 }
 
 /// Errors of the server.
@@ -49,7 +61,11 @@ pub enum ServerError {
 
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
-    kubelet::routes().with_state(state)
+    kubelet::routes()
+        .merge(logs::routes())
+        .merge(apiserver::routes())
+        .fallback(apiserver::not_found)
+        .with_state(state)
 }
 
 /// Bind the listener (so start-up fails early and clearly if the port is taken).

@@ -1,0 +1,212 @@
+//! Cluster-scoped reads: the one Node (list, get, `status`), its Lease in `kube-node-lease`
+//! (which `kubectl describe node` shows), and namespaces.
+//!
+//! The kubelet registers its Node and renews a Lease every 10 s (`nodestatus`, `nodelease`);
+//! here both are built from the agent's state whenever they are read.
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Node};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde_json::json;
+
+use super::status::ApiError;
+use super::table::{self, NAMESPACE_COLUMNS, NODE_COLUMNS};
+use super::{ListQuery, json, node_object, wants_table};
+use crate::server::ServerState;
+
+/// The kubelet's `nodeLeaseDurationSeconds` default.
+const NODE_LEASE_DURATION_SECONDS: i32 = 40;
+/// The namespaces every cluster has.
+const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-node-lease", "kube-public", "kube-system"];
+
+type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+pub(super) fn routes() -> Router<ServerState> {
+    Router::new()
+        .route("/api/v1/nodes", get(list_nodes))
+        .route("/api/v1/nodes/{name}", get(get_node))
+        .route("/api/v1/nodes/{name}/status", get(get_node))
+        .route(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}",
+            get(get_lease),
+        )
+        .route("/api/v1/namespaces", get(list_namespaces))
+        .route("/api/v1/namespaces/{name}", get(get_namespace))
+}
+
+fn parse(query: Pairs, fields: &[&str]) -> Result<ListQuery, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = ListQuery::parse(&pairs)?;
+    q.fields.check(fields)?;
+    Ok(q)
+}
+
+fn node_rows(nodes: &[Node], q: &ListQuery) -> Vec<serde_json::Value> {
+    let now = Timestamp::now();
+    nodes
+        .iter()
+        .map(|n| table::row(table::node_cells(n, now), None, n, q.include))
+        .collect()
+}
+
+async fn list_nodes(State(s): State<ServerState>, headers: HeaderMap, query: Pairs) -> Response {
+    let result = (|| {
+        let q = parse(query, &["metadata.name", "spec.unschedulable"])?;
+        let node = node_object(&s);
+        let nodes: Vec<Node> = [node]
+            .into_iter()
+            .filter(|n| {
+                q.fields.matches(|f| match f {
+                    "metadata.name" => n.metadata.name.clone().unwrap_or_default(),
+                    _ => "false".into(),
+                }) && q.labels.matches(n.metadata.labels.as_ref())
+            })
+            .collect();
+        let rv = s.statuses.resource_version().to_string();
+        Ok::<_, ApiError>(json(if wants_table(&headers) {
+            table::table(Some(&NODE_COLUMNS), node_rows(&nodes, &q), &rv)
+        } else {
+            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": nodes})
+        }))
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn get_node(
+    State(s): State<ServerState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: Pairs,
+) -> Response {
+    let result = (|| {
+        let q = parse(query, &[])?;
+        if name != s.node.name {
+            return Err(ApiError::not_found("nodes", &name));
+        }
+        let node = node_object(&s);
+        let rv = s.statuses.resource_version().to_string();
+        Ok(json(if wants_table(&headers) {
+            table::table(Some(&NODE_COLUMNS), node_rows(&[node], &q), &rv)
+        } else {
+            serde_json::to_value(&node).unwrap_or_default()
+        }))
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn get_lease(State(s): State<ServerState>, Path(name): Path<String>) -> Response {
+    if name != s.node.name {
+        return ApiError::not_found("leases.coordination.k8s.io", &name).into_response();
+    }
+    let node = node_object(&s);
+    json(json!({
+        "kind": "Lease",
+        "apiVersion": "coordination.k8s.io/v1",
+        "metadata": {
+            "name": name,
+            "namespace": "kube-node-lease",
+            "creationTimestamp": node.metadata.creation_timestamp,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node.metadata.uid}],
+        },
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": NODE_LEASE_DURATION_SECONDS,
+            "renewTime": Timestamp::now().to_string(),
+        },
+    }))
+}
+
+/// The namespaces: the built-in ones and every namespace a pod is in.
+fn namespaces(s: &ServerState) -> Vec<Namespace> {
+    let mut names: BTreeSet<String> = BUILTIN_NAMESPACES.iter().map(|n| n.to_string()).collect();
+    for p in s.statuses.list() {
+        names.insert(
+            p.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        );
+    }
+    let created = Timestamp::from_second(s.api.started.as_second()).unwrap_or(s.api.started);
+    names
+        .into_iter()
+        .map(|n| Namespace {
+            metadata: ObjectMeta {
+                labels: Some([("kubernetes.io/metadata.name".to_string(), n.clone())].into()),
+                name: Some(n),
+                creation_timestamp: Some(Time(created)),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(NamespaceStatus {
+                phase: Some("Active".into()),
+                ..Default::default()
+            }),
+        })
+        .collect()
+}
+
+async fn list_namespaces(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    query: Pairs,
+) -> Response {
+    let result = (|| {
+        let q = parse(query, &["metadata.name", "status.phase"])?;
+        let items: Vec<Namespace> = namespaces(&s)
+            .into_iter()
+            .filter(|n| {
+                q.fields.matches(|f| match f {
+                    "metadata.name" => n.metadata.name.clone().unwrap_or_default(),
+                    _ => "Active".into(),
+                }) && q.labels.matches(n.metadata.labels.as_ref())
+            })
+            .collect();
+        let now = Timestamp::now();
+        Ok::<_, ApiError>(json(if wants_table(&headers) {
+            let rows = items
+                .iter()
+                .map(|n| table::row(table::namespace_cells(n, now), None, n, q.include))
+                .collect();
+            table::table(Some(&NAMESPACE_COLUMNS), rows, "")
+        } else {
+            json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items})
+        }))
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn get_namespace(
+    State(s): State<ServerState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    query: Pairs,
+) -> Response {
+    let result = (|| {
+        let q = parse(query, &[])?;
+        let ns = namespaces(&s)
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(name.as_str()))
+            .ok_or_else(|| ApiError::not_found("namespaces", &name))?;
+        Ok::<_, ApiError>(json(if wants_table(&headers) {
+            let rows = vec![table::row(
+                table::namespace_cells(&ns, Timestamp::now()),
+                None,
+                &ns,
+                q.include,
+            )];
+            table::table(Some(&NAMESPACE_COLUMNS), rows, "")
+        } else {
+            serde_json::to_value(&ns).unwrap_or_default()
+        }))
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
