@@ -362,16 +362,19 @@ pub fn serve_logs(
             follow_logs(&path, &log_opts, running, || tx.is_closed(), &mut out)
         } else {
             read_logs(&path, &log_opts, &mut out)
-                .map(|_| ())
+                .map(|_| FollowEnd::EndOfLog)
                 .map_err(std::io::Error::other)
         };
-        let result = result.and_then(|()| out.flush());
+        let result = result.and_then(|end| out.flush().map(|()| end));
         match result {
-            Ok(()) => {
-                tracing::debug!(pod = %pod_name, container = %container, follow, "log stream ended")
+            Ok(end) => {
+                tracing::debug!(pod = %pod_name, container = %container, follow, end = ?end, "log stream ended")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                tracing::debug!(pod = %pod_name, container = %container, follow, end = ?FollowEnd::ClientGone, "log stream ended")
             }
             Err(e) => {
-                tracing::debug!(pod = %pod_name, container = %container, follow, error = %e, "log stream stopped")
+                tracing::warn!(pod = %pod_name, container = %container, follow, error = %e, "log stream failed")
             }
         }
     });
@@ -684,6 +687,19 @@ impl Waker {
     }
 }
 
+/// Why a log stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FollowEnd {
+    /// Everything was written (not following).
+    EndOfLog,
+    /// The container instance is no longer running and its log was read to the end.
+    InstanceEnded,
+    /// `limitBytes` were written.
+    LimitReached,
+    /// The client closed the connection.
+    ClientGone,
+}
+
 /// `ReadLogs` with `follow`: the records of the rotated files and the live file, then new
 /// records as they are written, across rotations (at the end of the open file, if the path
 /// names a new file, the rest of the old one is read and the new one opened), until the
@@ -695,7 +711,7 @@ pub fn follow_logs<W: Write>(
     running: impl Fn() -> bool,
     client_gone: impl Fn() -> bool,
     out: &mut W,
-) -> std::io::Result<()> {
+) -> std::io::Result<FollowEnd> {
     let dir = log_path.parent().unwrap_or(Path::new("."));
     let waker = Waker::new(dir);
     let mut live = LiveFile::open(log_path);
@@ -711,20 +727,20 @@ pub fn follow_logs<W: Write>(
         // already reads this file.
         let same = std::fs::metadata(f).is_ok_and(|m| Some(file_id(&m)) == live.id());
         if !same && !read_rotated(f, &mut em)? {
-            return Ok(());
+            return Ok(FollowEnd::LimitReached);
         }
     }
     if !live.read_available(&mut em)? || !em.caught_up()? {
-        return Ok(());
+        return Ok(FollowEnd::LimitReached);
     }
     loop {
         if !live.read_available(&mut em)? {
-            return Ok(());
+            return Ok(FollowEnd::LimitReached);
         }
         em.out.flush()?;
         if live.rotated() {
             if !live.read_available(&mut em)? {
-                return Ok(());
+                return Ok(FollowEnd::LimitReached);
             }
             live.reopen();
             continue;
@@ -736,10 +752,11 @@ pub fn follow_logs<W: Write>(
                 live.reopen();
                 live.read_available(&mut em)?;
             }
-            return em.out.flush();
+            em.out.flush()?;
+            return Ok(FollowEnd::InstanceEnded);
         }
         if client_gone() {
-            return Ok(());
+            return Ok(FollowEnd::ClientGone);
         }
         waker.wait();
     }
@@ -963,7 +980,7 @@ mod tests {
     struct Follow {
         out: Arc<std::sync::Mutex<Vec<u8>>>,
         running: Arc<AtomicBool>,
-        handle: std::thread::JoinHandle<()>,
+        handle: std::thread::JoinHandle<FollowEnd>,
     }
 
     struct SharedOut(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -989,7 +1006,7 @@ mod tests {
                 || false,
                 &mut SharedOut(o),
             )
-            .unwrap();
+            .unwrap()
         });
         Follow {
             out,
@@ -1043,7 +1060,7 @@ mod tests {
         // The instance ends: the follower does a last read and returns.
         append(&log, &line("2025-01-01T00:00:06Z", "six"));
         f.running.store(false, Ordering::SeqCst);
-        f.handle.join().unwrap();
+        assert_eq!(f.handle.join().unwrap(), FollowEnd::InstanceEnded);
         assert_eq!(
             String::from_utf8_lossy(&f.out.lock().unwrap()),
             "one\ntwo\nthree\nfour\nfive\nsix\n"
@@ -1096,7 +1113,7 @@ mod tests {
         wait_for(&f.out, "one\n");
         append(&log, &line("2025-01-01T00:00:02Z", "two"));
         // Returns by itself, the instance still running.
-        f.handle.join().unwrap();
+        assert_eq!(f.handle.join().unwrap(), FollowEnd::LimitReached);
         assert_eq!(String::from_utf8_lossy(&f.out.lock().unwrap()), "one\ntw");
     }
 

@@ -119,9 +119,17 @@ async fn get_lease(State(s): State<ServerState>, Path(name): Path<String>) -> Re
         "spec": {
             "holderIdentity": name,
             "leaseDurationSeconds": NODE_LEASE_DURATION_SECONDS,
-            "renewTime": Timestamp::now().to_string(),
+            "renewTime": micro_time(Timestamp::now()),
         },
     }))
+}
+
+/// A `metav1.MicroTime`: RFC 3339 with exactly six fractional digits, as Go parses it.
+fn micro_time(t: Timestamp) -> String {
+    let secs = Timestamp::from_second(t.as_second()).unwrap_or(t);
+    let text = secs.to_string();
+    let base = text.trim_end_matches('Z');
+    format!("{base}.{:06}Z", t.subsec_microsecond())
 }
 
 /// The namespaces: the built-in ones and every namespace a pod is in.
@@ -209,4 +217,23 @@ async fn get_namespace(
         }))
     })();
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_times() {
+        let cases = [
+            (
+                "2026-11-28T12:40:10.060195966Z",
+                "2026-11-28T12:40:10.060195Z",
+            ),
+            ("2026-11-28T12:40:10Z", "2026-11-28T12:40:10.000000Z"),
+        ];
+        for (t, want) in cases {
+            assert_eq!(micro_time(t.parse().unwrap()), want);
+        }
+    }
 }
