@@ -179,7 +179,13 @@ impl Slot {
             image_id: String::new(),
             container_id: id.map(|i| format!("{CONTAINER_ID_SCHEME}://{i}")),
             restart_count: self.instances.saturating_sub(1) as i32,
-            ready: self.current.is_some() && self.started && self.ready,
+            // An init container that is not a sidecar is ready once it completed
+            // (prober `UpdatePodStatus`); the others while they run, start and pass readiness.
+            ready: if self.kind == Kind::Init {
+                self.succeeded()
+            } else {
+                self.current.is_some() && self.started && self.ready
+            },
             started: Some(self.current.is_some() && self.started),
             state: Some(state),
             last_state: Some(last_state.unwrap_or_default()),

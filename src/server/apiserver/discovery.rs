@@ -107,9 +107,12 @@ fn resource(
     if !short.is_empty() {
         r["shortNames"] = json!(short);
     }
-    if name == "pods" {
-        r["categories"] = json!(["all"]);
-    }
+    r
+}
+
+/// The resource in the `all` category (`kubectl get all`).
+fn categories(mut r: Value) -> Value {
+    r["categories"] = json!(["all"]);
     r
 }
 
@@ -124,12 +127,13 @@ pub fn core_v1_resources() -> Value {
             resource("namespaces", "namespace", false, "Namespace", &["get", "list"], &["ns"]),
             resource("nodes", "node", false, "Node", &["get", "list"], &["no"]),
             resource("nodes/status", "", false, "Node", &["get"], &[]),
-            resource("pods", "pod", true, "Pod", &["delete", "get", "list", "watch"], &["po"]),
+            categories(resource("pods", "pod", true, "Pod", &["delete", "get", "list", "watch"], &["po"])),
             resource("pods/attach", "", true, "PodAttachOptions", &["create", "get"], &[]),
             resource("pods/exec", "", true, "PodExecOptions", &["create", "get"], &[]),
             resource("pods/log", "", true, "Pod", &["get"], &[]),
             resource("pods/portforward", "", true, "PodPortForwardOptions", &["create", "get"], &[]),
             resource("pods/status", "", true, "Pod", &["get"], &[]),
+            categories(resource("services", "service", true, "Service", &["get", "list"], &["svc"])),
         ],
     })
 }

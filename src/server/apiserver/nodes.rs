@@ -1,5 +1,6 @@
-//! Cluster-scoped reads: the one Node (list, get, `status`), its Lease in `kube-node-lease`
-//! (which `kubectl describe node` shows), and namespaces.
+//! The node and what surrounds it: the one Node (list, get, `status`), its Lease in
+//! `kube-node-lease` (which `kubectl describe node` shows), namespaces, and services, of which
+//! a static-pod node has none (the list exists so `kubectl get all` and `cluster-info` work).
 //!
 //! The kubelet registers its Node and renews a Lease every 10 s (`nodestatus`, `nodelease`);
 //! here both are built from the agent's state whenever they are read.
@@ -40,6 +41,81 @@ pub(super) fn routes() -> Router<ServerState> {
         )
         .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/namespaces/{name}", get(get_namespace))
+        .route("/api/v1/services", get(list_services))
+        .route(
+            "/api/v1/namespaces/{namespace}/services",
+            get(list_services),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/services/{name}",
+            get(get_service),
+        )
+}
+
+/// `serviceColumnDefinitions`.
+const SERVICE_COLUMNS: [table::Column; 7] = [
+    table::Column {
+        name: "Name",
+        type_: "string",
+        format: "name",
+        description: "Name must be unique within a namespace.",
+        priority: 0,
+    },
+    table::Column {
+        name: "Type",
+        type_: "string",
+        format: "",
+        description: "type determines how the Service is exposed.",
+        priority: 0,
+    },
+    table::Column {
+        name: "Cluster-IP",
+        type_: "string",
+        format: "",
+        description: "clusterIP is the IP address of the service.",
+        priority: 0,
+    },
+    table::Column {
+        name: "External-IP",
+        type_: "string",
+        format: "",
+        description: "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+        priority: 0,
+    },
+    table::Column {
+        name: "Port(s)",
+        type_: "string",
+        format: "",
+        description: "The list of ports that are exposed by this service.",
+        priority: 0,
+    },
+    table::Column {
+        name: "Age",
+        type_: "string",
+        format: "",
+        description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        priority: 0,
+    },
+    table::Column {
+        name: "Selector",
+        type_: "string",
+        format: "",
+        description: "Route service traffic to pods with label keys and values matching this selector.",
+        priority: 1,
+    },
+];
+
+/// Services: none (there is no service proxy on a static-pod node).
+async fn list_services(headers: HeaderMap) -> Response {
+    json(if wants_table(&headers) {
+        table::table(Some(&SERVICE_COLUMNS), Vec::new(), "")
+    } else {
+        json!({"kind": "ServiceList", "apiVersion": "v1", "metadata": {}, "items": []})
+    })
+}
+
+async fn get_service(Path((_namespace, name)): Path<(String, String)>) -> Response {
+    ApiError::not_found("services", &name).into_response()
 }
 
 fn parse(query: Pairs, fields: &[&str]) -> Result<ListQuery, ApiError> {
