@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
@@ -175,10 +174,6 @@ pub fn host_ip(proc_root: &Path) -> String {
     fallback.unwrap_or_else(|| "127.0.0.1".into())
 }
 
-/// The node's conditions, shared: the status code reads them, the eviction manager (or anyone
-/// who learns the node's state) sets them with [`set_node_condition`].
-pub type NodeConditions = Arc<RwLock<Vec<NodeCondition>>>;
-
 /// The condition types the kubelet reports, in its order (`defaultNodeStatusFuncs`).
 pub const NODE_CONDITION_TYPES: [&str; 4] =
     ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
@@ -211,9 +206,10 @@ pub fn condition_text(type_: &str, status: bool) -> Option<(&'static str, &'stat
     })
 }
 
-/// The conditions of a healthy node at `now`: no pressure, Ready.
-pub fn new_node_conditions(now: jiff::Timestamp) -> NodeConditions {
-    let list = NODE_CONDITION_TYPES
+/// The conditions of a healthy node whose state changed at `since`: no pressure, Ready. The
+/// eviction manager's report replaces them once it has measured the node.
+pub fn default_node_conditions(since: jiff::Timestamp) -> Vec<NodeCondition> {
+    NODE_CONDITION_TYPES
         .iter()
         .map(|t| {
             let status = *t == "Ready";
@@ -223,51 +219,11 @@ pub fn new_node_conditions(now: jiff::Timestamp) -> NodeConditions {
                 status: if status { "True" } else { "False" }.to_string(),
                 reason: Some(reason.to_string()),
                 message: Some(message.to_string()),
-                last_heartbeat_time: Some(Time(now)),
-                last_transition_time: Some(Time(now)),
+                last_heartbeat_time: Some(Time(since)),
+                last_transition_time: Some(Time(since)),
             }
         })
-        .collect();
-    Arc::new(RwLock::new(list))
-}
-
-/// Set condition `type_` to `status` with the kubelet's reason and message (or `message` if
-/// given); `lastTransitionTime` moves only when the status changes. Returns whether it changed.
-pub fn set_node_condition(
-    conditions: &NodeConditions,
-    type_: &str,
-    status: bool,
-    message: Option<&str>,
-    now: jiff::Timestamp,
-) -> bool {
-    let (reason, default_message) = condition_text(type_, status).unwrap_or(("", ""));
-    let status_text = if status { "True" } else { "False" };
-    let Ok(mut list) = conditions.write() else {
-        return false;
-    };
-    let new = NodeCondition {
-        type_: type_.to_string(),
-        status: status_text.to_string(),
-        reason: (!reason.is_empty()).then(|| reason.to_string()),
-        message: Some(message.unwrap_or(default_message).to_string()),
-        last_heartbeat_time: Some(Time(now)),
-        last_transition_time: Some(Time(now)),
-    };
-    match list.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) if c.status == status_text => {
-            c.message = new.message;
-            c.last_heartbeat_time = new.last_heartbeat_time;
-            false
-        }
-        Some(c) => {
-            *c = new;
-            true
-        }
-        None => {
-            list.push(new);
-            true
-        }
-    }
+        .collect()
 }
 
 /// Facts about the machine that the Node object's `nodeInfo` reports (cAdvisor's `MachineInfo`
@@ -360,7 +316,8 @@ impl NodeFacts {
     /// The v1 Node object the kubelet would register and keep updated
     /// (`initialNode` + `setNodeStatus`): labels, capacity, allocatable, `conditions`,
     /// `nodeInfo`, addresses (InternalIP and Hostname) and the kubelet's endpoint.
-    /// Heartbeat times are `now`: the status is built on every read, not posted every 10 s.
+    /// Heartbeat times are `now`: the status is built on every read, not posted every 10 s;
+    /// a condition without a transition time gets `created`.
     pub fn to_node_object(
         &self,
         info: &SystemInfo,
@@ -374,6 +331,7 @@ impl NodeFacts {
             .cloned()
             .map(|mut c| {
                 c.last_heartbeat_time = Some(Time(now));
+                c.last_transition_time.get_or_insert(Time(created));
                 c
             })
             .collect();
@@ -491,38 +449,22 @@ mod tests {
     }
 
     #[test]
-    fn conditions_default_and_transitions() {
+    fn default_conditions() {
         let t0: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
-        let t1: jiff::Timestamp = "2025-01-01T00:01:00Z".parse().unwrap();
-        let c = new_node_conditions(t0);
-        let types: Vec<String> = c.read().unwrap().iter().map(|c| c.type_.clone()).collect();
+        let c = default_node_conditions(t0);
+        let types: Vec<&str> = c.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, NODE_CONDITION_TYPES);
-        let get = |t: &str| {
-            c.read()
-                .unwrap()
-                .iter()
-                .find(|c| c.type_ == t)
-                .cloned()
-                .unwrap()
-        };
-        assert_eq!(get("Ready").status, "True");
+        assert_eq!(c[3].status, "True");
+        assert_eq!(c[3].reason.as_deref(), Some("KubeletReady"));
+        assert_eq!(c[0].status, "False");
+        assert_eq!(c[0].reason.as_deref(), Some("KubeletHasSufficientMemory"));
         assert_eq!(
-            get("MemoryPressure").reason.as_deref(),
-            Some("KubeletHasSufficientMemory")
+            condition_text("PIDPressure", true),
+            Some((
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available"
+            ))
         );
-        // Same status: only the heartbeat moves.
-        assert!(!set_node_condition(&c, "MemoryPressure", false, None, t1));
-        assert_eq!(get("MemoryPressure").last_transition_time, Some(Time(t0)));
-        // A change: reason, message and transition time follow.
-        assert!(set_node_condition(&c, "MemoryPressure", true, None, t1));
-        let m = get("MemoryPressure");
-        assert_eq!(m.status, "True");
-        assert_eq!(m.reason.as_deref(), Some("KubeletHasInsufficientMemory"));
-        assert_eq!(
-            m.message.as_deref(),
-            Some("kubelet has insufficient memory available")
-        );
-        assert_eq!(m.last_transition_time, Some(Time(t1)));
     }
 
     #[test]
@@ -553,8 +495,9 @@ mod tests {
             ..Default::default()
         };
         let now: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
-        let conds = new_node_conditions(now);
-        let node = facts.to_node_object(&info, &conds.read().unwrap(), now, 10250, now);
+        let mut conds = default_node_conditions(now);
+        conds[3].last_transition_time = None;
+        let node = facts.to_node_object(&info, &conds, now, 10250, now);
         let v = serde_json::to_value(&node).unwrap();
         assert_eq!(v["kind"], "Node");
         assert_eq!(v["status"]["capacity"]["cpu"], "2");
@@ -576,6 +519,10 @@ mod tests {
             10250
         );
         assert_eq!(v["status"]["conditions"][3]["type"], "Ready");
+        assert_eq!(
+            v["status"]["conditions"][3]["lastTransitionTime"],
+            "2025-01-01T00:00:00Z"
+        );
         assert_eq!(node_uid("node1", "abc"), v["metadata"]["uid"]);
         assert_eq!(node_uid("node1", "abc").len(), 36);
     }

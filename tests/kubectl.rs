@@ -185,6 +185,18 @@ spec:
     command: ["sh", "-c", "echo side-says-hello; echo side-err >&2; exec sleep 3600"]
 "#;
 
+const INIT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: init, namespace: kube-system}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - {name: wait, image: debian, command: [sleep, "3600"]}
+  containers:
+  - {name: main, image: debian, command: [sleep, "3600"]}
+"#;
+
 #[test]
 fn get_describe_nodes_events_and_errors() {
     let a = Agent::start(&[]);
@@ -347,6 +359,27 @@ fn get_describe_nodes_events_and_errors() {
     assert!(ev.contains("Started"), "{ev}");
     // Namespaces.
     assert!(line_of(&k.ok(&["get", "ns"]), "kube-system").contains("Active"));
+    // A pod whose init container runs: Init:0/1, and its main container has no log yet.
+    a.write_manifest("init.yaml", INIT);
+    let init_pod = a.wait_for("init running", T, |a| {
+        let p = a.pod("init")?;
+        container_status(&p, "wait")?["state"]["running"].as_object()?;
+        Some(name_of(&p))
+    });
+    let out = k.ok(&["get", "pods", "-A"]);
+    assert!(
+        out.lines().any(|l| fields(l).get(..4)
+            == Some(&["kube-system", init_pod.as_str(), "0/1", "Init:0/1"][..])),
+        "{out}"
+    );
+    let o = k.run(&["logs", "-n", "kube-system", &init_pod]);
+    assert!(
+        o.stderr.contains(&format!(
+            "container \"main\" in pod \"{init_pod}\" is waiting to start: PodInitializing"
+        )),
+        "{o:?}"
+    );
+    a.remove_manifest("init.yaml");
 
     // delete is refused with the way to remove a static pod.
     let o = k.run(&["delete", "pod", &pod]);

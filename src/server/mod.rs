@@ -11,6 +11,7 @@
 //! the API-server paths kubectl asks for.
 
 pub mod apiserver;
+mod debug;
 mod kubelet;
 pub mod logs;
 
@@ -21,7 +22,7 @@ use axum::Router;
 
 use crate::cm::manager::ContainerManager;
 use crate::events::EventRecorder;
-use crate::node::{NodeConditions, NodeFacts};
+use crate::node::NodeFacts;
 use crate::runtime::Runtime;
 use crate::status_manager::StatusManager;
 
@@ -34,12 +35,12 @@ pub struct ServerState {
     pub node: Arc<NodeFacts>,
     /// Events.
     pub recorder: EventRecorder,
+    /// The eviction manager's report and conditions.
+    pub eviction: crate::eviction::manager::EvictionView,
     /// The runtime's container records (which log file an instance wrote, whether it runs).
     pub runtime: Runtime,
     /// Pod and container cgroups (for metrics).
     pub cm: ContainerManager,
-    /// The node's conditions (Ready and the pressure conditions), shared with whoever sets them.
-    pub node_conditions: NodeConditions,
     /// What the API-server facade needs beyond the kubelet's state.
     pub api: Arc<apiserver::ApiContext>,
 }
@@ -62,6 +63,7 @@ pub enum ServerError {
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
     kubelet::routes()
+        .merge(debug::routes())
         .merge(logs::routes())
         .merge(apiserver::routes())
         .fallback(apiserver::not_found)

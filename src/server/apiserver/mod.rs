@@ -318,12 +318,13 @@ fn pod_key(p: &Pod) -> String {
 /// The Node object as served now.
 fn node_object(s: &ServerState) -> Node {
     let now = Timestamp::now();
-    let conditions = s
-        .node_conditions
-        .read()
-        .map(|c| c.clone())
-        .unwrap_or_default();
     let started = Timestamp::from_second(s.api.started.as_second()).unwrap_or(s.api.started);
+    // The eviction manager measures pressure and reports the conditions; until its first
+    // report, the node is a healthy one.
+    let mut conditions = s.eviction.report.borrow().conditions.clone();
+    if conditions.is_empty() {
+        conditions = crate::node::default_node_conditions(started);
+    }
     s.node
         .to_node_object(&s.api.system, &conditions, started, s.api.port, now)
 }
