@@ -6,9 +6,10 @@
 //! kubelet hands it to the CRI shim's streaming server (`pkg/kubelet/cri/streaming`).
 //!
 //! Layout, so later parts slot in: `kubelet` holds the kubelet's own endpoints (`/healthz`,
-//! `/pods`, `/runningpods/`; later `/containerLogs`, `/exec`, `/stats/summary`, `/metrics`);
-//! a `streaming` module will serve `/exec/{token}` and friends; an `apiserver` facade will serve
-//! the API-server paths kubectl asks for.
+//! `/pods`, `/runningpods/`; later `/exec`, `/stats/summary`, `/metrics`); `logs` serves
+//! `/containerLogs`; a `streaming` module will serve `/exec/{token}` and friends; the
+//! `apiserver` facade serves the API-server paths kubectl asks for (`docs/kubectl.md`), and
+//! every path nobody serves gets a 404 `Status`.
 
 pub mod apiserver;
 mod debug;
