@@ -145,6 +145,23 @@ impl Drop for Streaming {
     }
 }
 
+/// One HTTP request with an empty body: (status, body).
+fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
 fn name_of(p: &Value) -> String {
     p["metadata"]["name"].as_str().unwrap().to_string()
 }
@@ -564,6 +581,39 @@ fn logs_with_every_flag_and_the_kubelet_paths() {
         let (got, m) = status(&path);
         assert_eq!(got, code, "{path}: {m}");
         assert!(m.contains(msg), "{path}: {m:?} lacks {msg:?}");
+    }
+    // Other methods: a 405 Status, with the static-pod advice where it applies.
+    let cases = [
+        ("POST", base.clone(), "does not allow this method"),
+        (
+            "DELETE",
+            "/api/v1/nodes".to_string(),
+            "does not allow this method",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/namespaces/default/pods/{pod}"),
+            "edit its manifest file",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/pods".to_string(),
+            "writing, editing or deleting manifest files",
+        ),
+    ];
+    for (method, path, msg) in cases {
+        let (code, body) = http_request(a.port, method, &path);
+        let v: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{method} {path}: {body}"));
+        assert_eq!(
+            (code, v["reason"].as_str()),
+            (405, Some("MethodNotAllowed")),
+            "{method} {path}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains(msg),
+            "{method} {path}: {v}"
+        );
     }
     // Nothing outside the pod's log directory was touched or read.
     assert!(a.pod("counter").is_some());

@@ -68,6 +68,7 @@ pub fn router(state: ServerState) -> Router {
         .merge(logs::routes())
         .merge(apiserver::routes())
         .fallback(apiserver::not_found)
+        .method_not_allowed_fallback(apiserver::method_not_allowed)
         .with_state(state)
 }
 

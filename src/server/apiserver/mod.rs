@@ -157,6 +157,17 @@ pub async fn not_found() -> Response {
     .into_response()
 }
 
+/// 405 for a method a path does not serve, as a Status (`errors.NewMethodNotSupported`).
+pub async fn method_not_allowed(method: axum::http::Method) -> Response {
+    let mut r = ApiError::method_not_allowed(format!(
+        "the server does not allow this method on the requested resource ({method}); this node's API is read-only"
+    ))
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    r
+}
+
 /// A JSON response with `Content-Type: application/json`.
 fn json(v: Value) -> Response {
     let mut r = Json(v).into_response();
