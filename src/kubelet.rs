@@ -172,6 +172,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let statuses = Arc::new(StatusManager::default());
+    // The runtime's streaming server (containerd's `stream_server_address`): loopback only.
+    let streaming = crate::server::streaming::StreamingServer::start(
+        crate::server::streaming::StreamingConfig::new(config.streaming_connection_idle_timeout),
+        runtime.clone(),
+    )
+    .await?;
     let ctx = Arc::new(PodContext {
         runtime,
         cm,
@@ -238,6 +244,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         statuses,
         node: facts,
         recorder,
+        streaming,
     };
     crate::server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");

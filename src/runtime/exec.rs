@@ -289,8 +289,8 @@ pub struct ExecSession {
     pub stdout: Option<BoxedReader>,
     /// Read end of its stderr, if asked for (never with a tty).
     pub stderr: Option<BoxedReader>,
-    /// A second descriptor of the pty master, for resizing.
-    pty: Option<OwnedFd>,
+    /// The terminal's size control, with a tty.
+    pub terminal: Option<TerminalResizer>,
     child: tokio::process::Child,
     group: GroupKillGuard,
 }
@@ -299,26 +299,6 @@ impl ExecSession {
     /// The process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
-    }
-
-    /// Sets the terminal's size (TIOCSWINSZ on the master); the kernel sends SIGWINCH to the
-    /// terminal's foreground process group. A no-op without a tty.
-    pub fn resize(&self, width: u16, height: u16) -> io::Result<()> {
-        let Some(pty) = &self.pty else {
-            return Ok(());
-        };
-        let size = libc::winsize {
-            ws_row: height,
-            ws_col: width,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is ours.
-        let ret = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
-        if ret < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
     }
 
     /// Waits for the process to exit; its exit code (128 + signal when killed by a signal).
@@ -399,13 +379,13 @@ pub fn exec_streaming(
         stdin: None,
         stdout: None,
         stderr: None,
-        pty: None,
+        terminal: None,
         child,
         group,
     };
     match master {
         Some(master) => {
-            session.pty = Some(master.try_clone().map_err(&spawn_err)?);
+            session.terminal = Some(TerminalResizer(master.try_clone().map_err(&spawn_err)?));
             let (read, write) = tokio::io::split(PtyMaster::new(master).map_err(&spawn_err)?);
             if opts.stdin {
                 session.stdin = Some(Box::new(write));
@@ -433,6 +413,28 @@ pub fn exec_streaming(
         }
     }
     Ok(session)
+}
+
+/// A second descriptor of an exec session's pty master, to set the terminal's size.
+pub struct TerminalResizer(OwnedFd);
+
+impl TerminalResizer {
+    /// Sets the terminal's size (TIOCSWINSZ on the master); the kernel sends SIGWINCH to the
+    /// terminal's foreground process group.
+    pub fn resize(&self, width: u16, height: u16) -> io::Result<()> {
+        let size = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is ours.
+        let ret = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 fn set_cloexec(fd: RawFd) -> io::Result<()> {

@@ -11,6 +11,9 @@
 //! the API-server paths kubectl asks for.
 
 mod kubelet;
+mod remotecommand;
+pub mod streaming;
+mod upgrade_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub struct ServerState {
     pub node: Arc<NodeFacts>,
     /// Events.
     pub recorder: EventRecorder,
+    /// The runtime's streaming server (exec, attach, port-forward sessions).
+    pub streaming: Arc<streaming::StreamingServer>,
 }
 
 /// Errors of the server.
@@ -49,7 +54,11 @@ pub enum ServerError {
 
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
-    kubelet::routes().with_state(state)
+    kubelet::routes()
+        .merge(remotecommand::routes())
+        // TEMPORARY until the apiserver branch lands: drop this line with kubectl_min.rs.
+        .merge(streaming::kubectl_min::routes())
+        .with_state(state)
 }
 
 /// Bind the listener (so start-up fails early and clearly if the port is taken).

@@ -418,7 +418,7 @@ mod tests {
         let (r, w) = nix::unistd::pipe().unwrap();
         let mut srv = AttachServer::bind(dir.path(), Some(w), true).unwrap();
         let mut client = UnixStream::connect(socket_path(dir.path())).unwrap();
-        let mut pump = |srv: &mut AttachServer| {
+        let pump = |srv: &mut AttachServer| {
             for _ in 0..5 {
                 let mut fds = srv.poll_fds();
                 let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
