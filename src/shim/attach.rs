@@ -213,7 +213,7 @@ impl AttachServer {
             }
         }
         self.drop_clients(dead);
-        if !self.stdin_queue.is_empty() {
+        if !self.stdin_queue.is_empty() || (self.close_stdin && self.stdin.is_some()) {
             self.write_stdin();
         }
     }

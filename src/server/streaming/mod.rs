@@ -69,6 +69,8 @@ pub struct StreamingConfig {
     pub stream_creation_timeout: Duration,
     /// [`MAX_SESSIONS`].
     pub max_sessions: usize,
+    /// How long a token stays valid ([`request_cache::CACHE_TTL`]).
+    pub token_ttl: Duration,
 }
 
 impl StreamingConfig {
@@ -79,6 +81,7 @@ impl StreamingConfig {
             idle_timeout,
             stream_creation_timeout: STREAM_CREATION_TIMEOUT,
             max_sessions: MAX_SESSIONS,
+            token_ttl: request_cache::CACHE_TTL,
         }
     }
 }
@@ -192,9 +195,9 @@ impl StreamingServer {
     pub fn new(config: StreamingConfig, runtime: Runtime, addr: SocketAddr) -> Self {
         StreamingServer {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            cache: RequestCache::with_limits(config.token_ttl, request_cache::MAX_IN_FLIGHT),
             config,
             base_url: format!("http://{addr}"),
-            cache: RequestCache::new(),
             runtime,
         }
     }

@@ -504,7 +504,10 @@ pub async fn serve_spdy<IO, F, Fut>(
             }
         });
     }
-    drop(in_tx);
+    // Held until the session ends: the session reads "input closed" as "client gone", and over
+    // SPDY the client is gone only when the connection is (watched below), not when its
+    // stdin stream ends.
+    let _client_alive = in_tx;
     let outputs = async {
         while let Some(o) = out_rx.recv().await {
             let (w, b) = match o {
