@@ -125,7 +125,14 @@ fn kubectl_exec_exit_codes_stdin_env_and_cgroup() {
         kubectl(
             &a,
             home.path(),
-            &["exec", &pod, "--", "sh", "-c", "echo $GREETING; pwd; cat /proc/self/cgroup"],
+            &[
+                "exec",
+                &pod,
+                "--",
+                "sh",
+                "-c",
+                "echo $GREETING; pwd; cat /proc/self/cgroup",
+            ],
         ),
         b"",
         T,
@@ -151,7 +158,16 @@ fn kubectl_exec_exit_codes_stdin_env_and_cgroup() {
             kubectl(
                 &a,
                 home.path(),
-                &["exec", &pod, "-c", "side", "--", "sh", "-c", &format!("echo out; echo err >&2; exit {code}")],
+                &[
+                    "exec",
+                    &pod,
+                    "-c",
+                    "side",
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("echo out; echo err >&2; exit {code}"),
+                ],
             ),
             b"",
             T,
@@ -177,10 +193,27 @@ fn kubectl_exec_exit_codes_stdin_env_and_cgroup() {
 
     // The SPDY fallback (what kubectl does when WebSockets are off, and kubectl < 1.30 always):
     // stdin with its FIN, stdout, stderr and the exit code on the error stream.
-    let mut cmd = kubectl(&a, home.path(), &["exec", "-i", &pod, "--", "sh", "-c", "cat; echo e >&2; exit 5"]);
+    let mut cmd = kubectl(
+        &a,
+        home.path(),
+        &[
+            "exec",
+            "-i",
+            &pod,
+            "--",
+            "sh",
+            "-c",
+            "cat; echo e >&2; exit 5",
+        ],
+    );
     cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
     let r = run(cmd, b"over spdy\n", T);
-    assert_eq!((r.code, r.stdout.as_str()), (5, "over spdy\n"), "{}", r.stderr);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (5, "over spdy\n"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("e\n"), "{}", r.stderr);
 
     // Unknown container: the server refuses before any upgrade, both over WebSocket and the
@@ -358,7 +391,11 @@ spec:
         let mut cmd = kubectl(
             &a,
             home.path(),
-            &["port-forward", &format!("pod/{pod}"), &format!("{local}:{pod_port}")],
+            &[
+                "port-forward",
+                &format!("pod/{pod}"),
+                &format!("{local}:{pod_port}"),
+            ],
         );
         cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
             .stdin(Stdio::null())
@@ -424,7 +461,10 @@ async fn read_session(
     use base64::Engine;
     let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), Vec::new());
     let mut close = None;
-    while let Some(msg) = tokio::time::timeout(T, ws.next()).await.expect("session ended") {
+    while let Some(msg) = tokio::time::timeout(T, ws.next())
+        .await
+        .expect("session ended")
+    {
         let (ch, data) = match msg.unwrap() {
             Message::Binary(b) if !base64 => match b.split_first() {
                 Some((c, rest)) => (*c, rest.to_vec()),
@@ -493,11 +533,11 @@ fn websocket_v4_base64_kubelet_paths_and_bad_input() {
             "{base}/exec/default/{pod}/main?command=sh&command=-c&command=read+x%3B+echo+got+%24x%3B+exit+7&stdin=1&stdout=1&stderr=1"
         );
         let mut ws = connect(&url, "v4.channel.k8s.io").await.unwrap();
+        // Pings are answered (sent first: once the server has sent its Close, it sends nothing).
+        ws.send(Message::Ping(b"p".to_vec().into())).await.unwrap();
         ws.send(Message::Binary(b"\x00line\n".to_vec().into()))
             .await
             .unwrap();
-        // Pings are answered.
-        ws.send(Message::Ping(b"p".to_vec().into())).await.unwrap();
         let mut pongs = 0;
         let (out, _err, status, close) = read_session(&mut ws, false, &mut pongs).await;
         assert_eq!(out, "got line\n");
@@ -545,13 +585,13 @@ fn websocket_v4_base64_kubelet_paths_and_bad_input() {
             }
         };
         let cases = [
-            (format!("/exec/default/nope/main?command=true&stdout=1"), 404, "pod does not exist"),
+            ("/exec/default/nope/main?command=true&stdout=1".to_string(), 404, "pod does not exist"),
             (format!("/exec/default/{pod}/nope?command=true&stdout=1"), 404, "container not found"),
             (format!("/exec/default/{pod}/main?command=true"), 400, "you must specify at least 1 of stdin, stdout, stderr"),
             (format!("/exec/default/{pod}/main?stdout=1"), 400, "you must specify a command"),
-            (format!("/exec/default/..%2Fx/main?command=true&stdout=1"), 400, "invalid pod name"),
+            ("/exec/default/..%2Fx/main?command=true&stdout=1".to_string(), 400, "invalid pod name"),
             (format!("/exec/default/{pod}/wrong-uid/main?command=true&stdout=1"), 404, "pod does not exist"),
-            (format!("/api/v1/namespaces/default/pods/nope/exec?command=true&stdout=true"), 404, "pods \"nope\" not found"),
+            ("/api/v1/namespaces/default/pods/nope/exec?command=true&stdout=true".to_string(), 404, "pods \"nope\" not found"),
             (format!("/api/v1/namespaces/default/pods/{pod}/exec?command=true&stdout=true"), 400, "a container name must be specified"),
             (format!("/api/v1/namespaces/default/pods/{pod}/attach?container=zzz&stdout=true"), 400, "container zzz is not valid"),
         ];
@@ -614,13 +654,18 @@ fn streaming_tokens_single_use_and_expiry() {
         let refused = |url: String| async move {
             let ws_url = url.replace("http://", "ws://");
             let mut req = ws_url.into_client_request().unwrap();
-            req.headers_mut()
-                .insert("Sec-WebSocket-Protocol", "v5.channel.k8s.io".parse().unwrap());
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                "v5.channel.k8s.io".parse().unwrap(),
+            );
             match tokio_tungstenite::connect_async(req).await {
                 Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                     let body: Value =
                         serde_json::from_slice(&resp.body().clone().unwrap_or_default()).unwrap();
-                    (resp.status().as_u16(), body["message"].as_str().unwrap_or("").to_string())
+                    (
+                        resp.status().as_u16(),
+                        body["message"].as_str().unwrap_or("").to_string(),
+                    )
                 }
                 other => panic!("{url}: accepted: {:?}", other.map(|_| ())),
             }
@@ -642,5 +687,79 @@ fn streaming_tokens_single_use_and_expiry() {
         // A token for exec does not open an attach.
         let url = srv.get_exec(req).unwrap().replace("/exec/", "/attach/");
         assert_eq!(refused(url).await.0, 404);
+    });
+}
+
+/// A plain HTTP request with a method; (status, body).
+fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
+#[test]
+fn run_endpoint_and_idle_timeout() {
+    let a = Agent::start(&["--streaming-connection-idle-timeout=1s"]);
+    a.write_manifest("box.yaml", BOX);
+    a.wait_running("box", "main", T);
+    let pod = a.pod("box").unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // /run: ExecSync in the container's context, output as the body.
+    let (code, body) = http(
+        a.port,
+        "POST",
+        &format!("/run/default/{pod}/main?cmd=sh+-c+pwd"),
+    );
+    assert_eq!((code, body.as_str()), (200, "/tmp\n"));
+    let (code, body) = http(a.port, "POST", &format!("/run/default/{pod}/nope?cmd=true"));
+    assert_eq!(code, 404, "{body}");
+    // Exec and attach without an upgrade are refused (the kubelet's upgradeRequired).
+    let (code, body) = http(
+        a.port,
+        "GET",
+        &format!("/exec/default/{pod}/main?command=true&stdout=1"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Upgrade request required"), "{body}");
+
+    // A session with no traffic either way ends after streamingConnectionIdleTimeout, with a
+    // Failure status and a proper close; its process is killed.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!(
+            "ws://127.0.0.1:{}/exec/default/{pod}/main?command=sleep&command=30&stdout=1",
+            a.port
+        );
+        let started = Instant::now();
+        let mut ws = connect(&url, "v5.channel.k8s.io").await.unwrap();
+        let (_, _, status, close) = read_session(&mut ws, false, &mut 0).await;
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let st: Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(st["status"], "Failure");
+        assert!(st["message"].as_str().unwrap().contains("idle"), "{status}");
+        assert_eq!(close, Some(1000));
+    });
+    a.wait_for("idle exec killed", T, |a| {
+        let procs = a.cgroup.pids();
+        let sleeping = procs.iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.starts_with(b"sleep\x0030"))
+                .unwrap_or(false)
+        });
+        (!sleeping).then_some(())
     });
 }

@@ -30,9 +30,8 @@ use axum::routing::{any, post};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::ServerState;
-use super::streaming::{
-    AttachRequest, ExecRequest, PortForwardRequest, StreamingError, status,
-};
+use super::streaming::status::Refusal;
+use super::streaming::{AttachRequest, ExecRequest, PortForwardRequest, StreamingError, status};
 use super::upgrade_proxy::proxy_stream;
 use crate::runtime::exec::{container_exec_context, exec_sync};
 
@@ -48,13 +47,22 @@ pub(super) fn routes() -> Router<ServerState> {
         .route("/exec/{ns}/{pod}/{container}", any(kubelet_exec))
         .route("/exec/{ns}/{pod}/{uid}/{container}", any(kubelet_exec_uid))
         .route("/attach/{ns}/{pod}/{container}", any(kubelet_attach))
-        .route("/attach/{ns}/{pod}/{uid}/{container}", any(kubelet_attach_uid))
+        .route(
+            "/attach/{ns}/{pod}/{uid}/{container}",
+            any(kubelet_attach_uid),
+        )
         .route("/run/{ns}/{pod}/{container}", post(kubelet_run))
         .route("/run/{ns}/{pod}/{uid}/{container}", post(kubelet_run_uid))
         .route("/portForward/{ns}/{pod}", any(kubelet_port_forward))
-        .route("/portForward/{ns}/{pod}/{uid}", any(kubelet_port_forward_uid))
+        .route(
+            "/portForward/{ns}/{pod}/{uid}",
+            any(kubelet_port_forward_uid),
+        )
         .route("/api/v1/namespaces/{ns}/pods/{name}/exec", any(api_exec))
-        .route("/api/v1/namespaces/{ns}/pods/{name}/attach", any(api_attach))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            any(api_attach),
+        )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/portforward",
             any(api_port_forward),
@@ -116,11 +124,10 @@ enum Style {
 }
 
 fn flag(q: &[(String, String)], key: &str, style: Style) -> bool {
-    match (first(q, key), style) {
-        (Some("1"), _) => true,
-        (Some("t" | "T" | "true" | "TRUE" | "True"), Style::Api) => true,
-        _ => false,
-    }
+    matches!(
+        (first(q, key), style),
+        (Some("1"), _) | (Some("t" | "T" | "true" | "TRUE" | "True"), Style::Api)
+    )
 }
 
 /// The stream options of a remote command (`remotecommand.NewOptions`).
@@ -136,7 +143,7 @@ pub struct Options {
     pub tty: bool,
 }
 
-fn options(q: &[(String, String)], style: Style) -> Result<Options, Response> {
+fn options(q: &[(String, String)], style: Style) -> Result<Options, Refusal> {
     let tty = flag(q, "tty", style);
     let mut o = Options {
         stdin: flag(q, "stdin", style),
@@ -150,9 +157,9 @@ fn options(q: &[(String, String)], style: Style) -> Result<Options, Response> {
         o.stderr = false;
     }
     if !o.stdin && !o.stdout && !o.stderr {
-        return Err(status::bad_request(
-            "you must specify at least 1 of stdin, stdout, stderr",
-        ));
+        return Err(
+            status::bad_request("you must specify at least 1 of stdin, stdout, stderr").into(),
+        );
     }
     Ok(o)
 }
@@ -172,10 +179,10 @@ fn valid_uid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn check_names(names: &[(&str, &str)]) -> Result<(), Response> {
+fn check_names(names: &[(&str, &str)]) -> Result<(), Refusal> {
     for (what, name) in names {
         if !valid_name(name) {
-            return Err(status::bad_request(format!("invalid {what} name {name:?}")));
+            return Err(status::bad_request(format!("invalid {what} name {name:?}")).into());
         }
     }
     Ok(())
@@ -201,7 +208,11 @@ fn running_container_id(pod: &Pod, container: &str) -> Option<String> {
         .find(|c| c.name == container)
         .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
         .and_then(|c| c.container_id.as_deref())
-        .map(|id| id.strip_prefix(CONTAINER_ID_PREFIX).unwrap_or(id).to_string())
+        .map(|id| {
+            id.strip_prefix(CONTAINER_ID_PREFIX)
+                .unwrap_or(id)
+                .to_string()
+        })
 }
 
 fn streaming_error(e: StreamingError) -> Response {
@@ -246,10 +257,14 @@ async fn remote_command(
 ) -> Response {
     let opts = match options(&query, style) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
-    if let Err(r) = check_names(&[("namespace", &ns), ("pod", &pod_name), ("container", &container)]) {
-        return r;
+    if let Err(r) = check_names(&[
+        ("namespace", &ns),
+        ("pod", &pod_name),
+        ("container", &container),
+    ]) {
+        return r.into_response();
     }
     if uid.as_deref().is_some_and(|u| !valid_uid(u)) {
         return status::bad_request("invalid pod uid");
@@ -302,7 +317,18 @@ async fn kubelet_exec(
     req: Request,
 ) -> Response {
     let q = parse_query(q.as_deref());
-    remote_command(s, Kind::Exec, ns, pod, None, container, q, Style::Kubelet, req).await
+    remote_command(
+        s,
+        Kind::Exec,
+        ns,
+        pod,
+        None,
+        container,
+        q,
+        Style::Kubelet,
+        req,
+    )
+    .await
 }
 
 async fn kubelet_exec_uid(
@@ -312,7 +338,18 @@ async fn kubelet_exec_uid(
     req: Request,
 ) -> Response {
     let q = parse_query(q.as_deref());
-    remote_command(s, Kind::Exec, ns, pod, Some(uid), container, q, Style::Kubelet, req).await
+    remote_command(
+        s,
+        Kind::Exec,
+        ns,
+        pod,
+        Some(uid),
+        container,
+        q,
+        Style::Kubelet,
+        req,
+    )
+    .await
 }
 
 async fn kubelet_attach(
@@ -322,7 +359,18 @@ async fn kubelet_attach(
     req: Request,
 ) -> Response {
     let q = parse_query(q.as_deref());
-    remote_command(s, Kind::Attach, ns, pod, None, container, q, Style::Kubelet, req).await
+    remote_command(
+        s,
+        Kind::Attach,
+        ns,
+        pod,
+        None,
+        container,
+        q,
+        Style::Kubelet,
+        req,
+    )
+    .await
 }
 
 async fn kubelet_attach_uid(
@@ -332,7 +380,18 @@ async fn kubelet_attach_uid(
     req: Request,
 ) -> Response {
     let q = parse_query(q.as_deref());
-    remote_command(s, Kind::Attach, ns, pod, Some(uid), container, q, Style::Kubelet, req).await
+    remote_command(
+        s,
+        Kind::Attach,
+        ns,
+        pod,
+        Some(uid),
+        container,
+        q,
+        Style::Kubelet,
+        req,
+    )
+    .await
 }
 
 /// `/run`: the kubelet's `RunInContainer` (CRI ExecSync): run `cmd` (split on spaces) to
@@ -345,8 +404,12 @@ async fn run(
     container: String,
     query: Vec<(String, String)>,
 ) -> Response {
-    if let Err(r) = check_names(&[("namespace", &ns), ("pod", &pod_name), ("container", &container)]) {
-        return r;
+    if let Err(r) = check_names(&[
+        ("namespace", &ns),
+        ("pod", &pod_name),
+        ("container", &container),
+    ]) {
+        return r.into_response();
     }
     let Some(pod) = find_pod(&s, &ns, &pod_name, uid.as_deref()) else {
         return status::not_found("pod does not exist");
@@ -397,13 +460,13 @@ async fn kubelet_run_uid(
 }
 
 /// Ports named in the query (`port=80,443` or `port` repeated), for WebSocket clients.
-fn ports(q: &[(String, String)]) -> Result<Vec<u16>, Response> {
+fn ports(q: &[(String, String)]) -> Result<Vec<u16>, Refusal> {
     let mut out = Vec::new();
     for v in all(q, "port") {
         for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match p.parse::<u16>() {
                 Ok(n) if n > 0 => out.push(n),
-                _ => return Err(status::bad_request(format!("invalid port {p:?}"))),
+                _ => return Err(status::bad_request(format!("invalid port {p:?}")).into()),
             }
         }
     }
@@ -420,11 +483,11 @@ async fn port_forward(
     req: Request,
 ) -> Response {
     if let Err(r) = check_names(&[("namespace", &ns), ("pod", &pod_name)]) {
-        return r;
+        return r.into_response();
     }
     let ports = match ports(&query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(pod) = find_pod(&s, &ns, &pod_name, uid.as_deref()) else {
         return status::not_found("pod does not exist");
@@ -469,7 +532,7 @@ async fn api_remote_command(
     req: Request,
 ) -> Response {
     if let Err(r) = check_names(&[("namespace", &ns), ("pod", &name)]) {
-        return r;
+        return r.into_response();
     }
     let Some(pod) = find_pod(&s, &ns, &name, None) else {
         return status::not_found(format!("pods {name:?} not found"));
@@ -538,7 +601,7 @@ async fn api_port_forward(
     req: Request,
 ) -> Response {
     if let Err(r) = check_names(&[("namespace", &ns), ("pod", &name)]) {
-        return r;
+        return r.into_response();
     }
     if find_pod(&s, &ns, &name, None).is_none() {
         return status::not_found(format!("pods {name:?} not found"));
@@ -566,10 +629,14 @@ mod tests {
 
     #[test]
     fn options_like_new_options() {
-        let cases: Vec<(&str, Result<(bool, bool, bool, bool), ()>)> = vec![
+        type Flags = (bool, bool, bool, bool);
+        let cases: Vec<(&str, Result<Flags, ()>)> = vec![
             ("stdout=1", Ok((false, true, false, false))),
             // A tty drops stderr.
-            ("stdin=1&stdout=1&stderr=1&tty=1", Ok((true, true, false, true))),
+            (
+                "stdin=1&stdout=1&stderr=1&tty=1",
+                Ok((true, true, false, true)),
+            ),
             ("stdout=true", Err(())),
             ("", Err(())),
         ];

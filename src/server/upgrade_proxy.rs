@@ -64,7 +64,10 @@ fn is_upgrade(req: &Request) -> bool {
         .get_all(axum::http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
         && req.headers().contains_key(axum::http::header::UPGRADE)
 }
 
@@ -110,9 +113,8 @@ async fn try_proxy(mut req: Request, url: &str) -> Result<Response, ProxyError> 
         ))
     })?
     .map_err(backend_err)?;
-    let (status_code, headers, leftover) = parse_head(&answer).ok_or(ProxyError::Malformed {
-        addr: addr.clone(),
-    })?;
+    let (status_code, headers, leftover) =
+        parse_head(&answer).ok_or(ProxyError::Malformed { addr: addr.clone() })?;
 
     let mut builder = Response::builder().status(status_code);
     for (name, value) in &headers {
@@ -194,8 +196,11 @@ async fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// An answer head: status, headers, and the bytes that followed it.
+type Head = (StatusCode, Vec<(String, String)>, Vec<u8>);
+
 /// Status, headers and the bytes after the head.
-fn parse_head(buf: &[u8]) -> Option<(StatusCode, Vec<(String, String)>, Vec<u8>)> {
+fn parse_head(buf: &[u8]) -> Option<Head> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let text = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = text.split("\r\n");

@@ -199,8 +199,7 @@ impl AttachServer {
                 Slot::Stdin => self.write_stdin(),
                 Slot::Client(i) => {
                     let mut alive = true;
-                    if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
-                    {
+                    if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                         alive = self.read_client(i);
                     }
                     if alive && ev.contains(PollFlags::POLLOUT) {
@@ -222,8 +221,7 @@ impl AttachServer {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err()
-                    {
+                    if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
                         continue;
                     }
                     self.clients.push(Client {
@@ -246,7 +244,12 @@ impl AttachServer {
         let n = match c.stream.read(&mut buf) {
             Ok(0) => return false,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
                 return true;
             }
             Err(_) => return false,
@@ -376,8 +379,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
         let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
-        {
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -399,7 +401,10 @@ mod tests {
         let got = decode_frames(&mut buf).unwrap();
         assert_eq!(
             got,
-            vec![(FRAME_STDIN, b"hello".to_vec()), (FRAME_STDIN_CLOSE, vec![])]
+            vec![
+                (FRAME_STDIN, b"hello".to_vec()),
+                (FRAME_STDIN_CLOSE, vec![])
+            ]
         );
         buf.extend_from_slice(&wire[cut..]);
         assert_eq!(
@@ -429,8 +434,12 @@ mod tests {
         };
         pump(&mut srv);
         assert_eq!(srv.clients.len(), 1);
-        client.write_all(&encode_frame(FRAME_STDIN, b"abc\n")).unwrap();
-        client.write_all(&encode_frame(FRAME_STDIN_CLOSE, b"")).unwrap();
+        client
+            .write_all(&encode_frame(FRAME_STDIN, b"abc\n"))
+            .unwrap();
+        client
+            .write_all(&encode_frame(FRAME_STDIN_CLOSE, b""))
+            .unwrap();
         pump(&mut srv);
         // stdinOnce: the container's stdin is closed, so the reader sees the data, then EOF.
         let mut got = String::new();

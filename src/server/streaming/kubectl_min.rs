@@ -49,9 +49,7 @@ async fn apis() -> Json<Value> {
 }
 
 async fn api_v1() -> Json<Value> {
-    let sub = |name: &str, kind: &str, verbs: &[&str]| {
-        json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": verbs})
-    };
+    let sub = |name: &str, kind: &str, verbs: &[&str]| json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": verbs});
     Json(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",

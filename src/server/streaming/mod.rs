@@ -48,6 +48,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::runtime::Runtime;
 use crate::runtime::exec::{StreamOptions, container_exec_context};
 use request_cache::{CacheError, RequestCache};
+use status::Refusal;
 
 /// The kubelet's `streamCreationTimeout`: how long the server waits for a SPDY client to open
 /// all the streams a session needs. Generous for a slow network; a client that never opens them
@@ -264,22 +265,20 @@ impl StreamingServer {
     }
 
     /// The state dir of a running container, or the answer explaining why there is none.
-    fn running_container(&self, id: &str) -> Result<PathBuf, Response> {
+    fn running_container(&self, id: &str) -> Result<PathBuf, Refusal> {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(status::not_found(format!("container {id:?} not found")));
+            return Err(status::not_found(format!("container {id:?} not found")).into());
         }
         let dir = self.runtime.dir(id);
         let state = crate::shim::read_state(&dir).ok().flatten();
         let exited = crate::shim::read_exit(&dir).ok().flatten().is_some();
         match state {
             Some(s) if !exited && crate::shim::shim_alive(&s, &dir) => Ok(dir),
-            _ => Err(status::not_found(format!(
-                "container {id:?} is not running"
-            ))),
+            _ => Err(status::not_found(format!("container {id:?} is not running")).into()),
         }
     }
 
-    fn session_slot(&self) -> Result<OwnedSemaphorePermit, Response> {
+    fn session_slot(&self) -> Result<OwnedSemaphorePermit, Refusal> {
         self.sessions.clone().try_acquire_owned().map_err(|_| {
             status::error_response(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -289,6 +288,7 @@ impl StreamingServer {
                     self.config.max_sessions
                 ),
             )
+            .into()
         })
     }
 }
@@ -320,7 +320,10 @@ fn upgrade_kind(headers: &HeaderMap) -> Upgrade {
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
     let upgrade = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -379,13 +382,13 @@ fn pick<'a>(offered: &[String], supported: &[&'a str]) -> Option<&'a str> {
         .find_map(|o| supported.iter().find(|s| **s == o.as_str()).copied())
 }
 
-async fn websocket(req: Request) -> Result<(WebSocketUpgrade, HeaderMap), Response> {
+async fn websocket(req: Request) -> Result<(WebSocketUpgrade, HeaderMap), Refusal> {
     let (mut parts, _body) = req.into_parts();
     let headers = parts.headers.clone();
     WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
         .map(|ws| (ws, headers))
-        .map_err(|e| status::bad_request(format!("websocket upgrade: {e}")))
+        .map_err(|e| status::bad_request(format!("websocket upgrade: {e}")).into())
 }
 
 /// `/exec/{token}` and `/attach/{token}`: the remote-command sessions.
@@ -429,7 +432,7 @@ async fn serve_command(srv: Arc<StreamingServer>, cmd: Command, req: Request) ->
     };
     let dir = match srv.running_container(container_id) {
         Ok(d) => d,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     // Everything the session needs, read before the upgrade so failures are HTTP answers.
     let session = match cmd {
@@ -441,14 +444,14 @@ async fn serve_command(srv: Arc<StreamingServer>, cmd: Command, req: Request) ->
     };
     let permit = match srv.session_slot() {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let idle = srv.config.idle_timeout;
     match upgrade_kind(req.headers()) {
         Upgrade::WebSocket => {
             let (mut ws, headers) = match websocket(req).await {
                 Ok(v) => v,
-                Err(resp) => return resp,
+                Err(resp) => return resp.into_response(),
             };
             let offered = wsstream::offered(&headers);
             let Some((proto, echo)) =
@@ -520,7 +523,9 @@ impl Session {
         output: tokio::sync::mpsc::Sender<remotecommand::ServerOutput>,
     ) -> remotecommand::Outcome {
         match self {
-            Session::Exec(ctx, argv) => remotecommand::run_exec(ctx, argv, opts, input, output).await,
+            Session::Exec(ctx, argv) => {
+                remotecommand::run_exec(ctx, argv, opts, input, output).await
+            }
             Session::Attach(socket) => remotecommand::run_attach(socket, opts, input, output).await,
         }
     }
@@ -536,7 +541,7 @@ async fn serve_port_forward(
     };
     let permit = match srv.session_slot() {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let idle = srv.config.idle_timeout;
     let creation = srv.config.stream_creation_timeout;
@@ -545,7 +550,7 @@ async fn serve_port_forward(
         Upgrade::WebSocket => {
             let (mut ws, headers) = match websocket(req).await {
                 Ok(v) => v,
-                Err(resp) => return resp,
+                Err(resp) => return resp.into_response(),
             };
             let offered = wsstream::offered(&headers);
             if !offered.iter().any(|p| p == portforward::TUNNEL_PROTOCOL) {
@@ -575,10 +580,14 @@ async fn serve_port_forward(
                 );
             }
             tracing::debug!(pod = %pod, "port-forward over SPDY");
-            spdy_upgrade(req, portforward::PORT_FORWARD_PROTOCOL, move |io| async move {
-                let _permit = permit;
-                portforward::serve_spdy(io, pod, idle, creation).await;
-            })
+            spdy_upgrade(
+                req,
+                portforward::PORT_FORWARD_PROTOCOL,
+                move |io| async move {
+                    let _permit = permit;
+                    portforward::serve_spdy(io, pod, idle, creation).await;
+                },
+            )
         }
         Upgrade::None => status::bad_request("Upgrade request required"),
     }
@@ -647,10 +656,14 @@ mod tests {
         assert!(matches!(upgrade_kind(&h), Upgrade::WebSocket));
         h.remove(header::CONNECTION);
         assert!(matches!(upgrade_kind(&h), Upgrade::None));
-        let offered: Vec<String> = ["v3.channel.k8s.io", "v4.channel.k8s.io", "v5.channel.k8s.io"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let offered: Vec<String> = [
+            "v3.channel.k8s.io",
+            "v4.channel.k8s.io",
+            "v5.channel.k8s.io",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(
             pick(&offered, &remotecommand::SPDY_PROTOCOLS),
             Some("v4.channel.k8s.io")

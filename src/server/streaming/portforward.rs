@@ -203,13 +203,7 @@ async fn forward(pod: String, port: u16, data: Stream, error: Stream) {
     error_tx.close().await;
 }
 
-async fn fail(
-    pod: &str,
-    port: u16,
-    data: &StreamWriter,
-    error: &StreamWriter,
-    reason: String,
-) {
+async fn fail(pod: &str, port: u16, data: &StreamWriter, error: &StreamWriter, reason: String) {
     // The kubelet's wording; kubectl prints it and closes the forwarding session.
     let msg = format!("error forwarding port {port} to pod {pod}, uid : {reason}");
     tracing::info!(pod = %pod, port, error = %reason, "port-forward failed");
@@ -304,11 +298,30 @@ mod tests {
         let mut enc = HeaderEncoder::new().unwrap();
         let p = port.to_string();
         let mut send = Vec::new();
-        send.extend(encode_syn_stream(&mut enc, 1, false, &[("streamtype", "error"), ("port", &p), ("requestid", "0")]).unwrap());
+        send.extend(
+            encode_syn_stream(
+                &mut enc,
+                1,
+                false,
+                &[("streamtype", "error"), ("port", &p), ("requestid", "0")],
+            )
+            .unwrap(),
+        );
         send.extend(encode_data(1, true, b""));
-        send.extend(encode_syn_stream(&mut enc, 3, false, &[("streamtype", "data"), ("port", &p), ("requestid", "0")]).unwrap());
+        send.extend(
+            encode_syn_stream(
+                &mut enc,
+                3,
+                false,
+                &[("streamtype", "data"), ("port", &p), ("requestid", "0")],
+            )
+            .unwrap(),
+        );
         send.extend(encode_data(3, false, b"hello"));
-        send.extend(encode_syn_stream(&mut enc, 5, false, &[("streamtype", "data"), ("port", "x")]).unwrap());
+        send.extend(
+            encode_syn_stream(&mut enc, 5, false, &[("streamtype", "data"), ("port", "x")])
+                .unwrap(),
+        );
         cwr.write_all(&send).await.unwrap();
 
         let mut dec = HeaderDecoder::default();
@@ -325,7 +338,11 @@ mod tests {
                 .unwrap();
             while let Some(f) = parse_frame(&mut buf, &mut dec).unwrap() {
                 match f {
-                    Frame::Data { stream_id, fin, data: d } => {
+                    Frame::Data {
+                        stream_id,
+                        fin,
+                        data: d,
+                    } => {
                         if stream_id == 3 {
                             data.extend_from_slice(&d);
                         }
@@ -344,6 +361,9 @@ mod tests {
         assert!(got.contains(&(5, true)), "stream 5 refused: {got:?}");
         drop(cwr);
         drop(crd);
-        tokio::time::timeout(Duration::from_secs(5), srv).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), srv)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

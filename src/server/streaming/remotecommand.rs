@@ -235,7 +235,10 @@ pub async fn run_attach(
                     .map(|c| shim_attach::encode_frame(shim_attach::FRAME_STDIN, c))
                     .collect(),
                 ClientInput::StdinClosed if opts.stdin => {
-                    vec![shim_attach::encode_frame(shim_attach::FRAME_STDIN_CLOSE, &[])]
+                    vec![shim_attach::encode_frame(
+                        shim_attach::FRAME_STDIN_CLOSE,
+                        &[],
+                    )]
                 }
                 // The container's own terminal is not ours to resize (containers get no tty).
                 _ => Vec::new(),
@@ -538,9 +541,7 @@ pub async fn serve_spdy<IO, F, Fut>(
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut conn).await;
 }
 
-async fn reserve(
-    tx: Option<&mpsc::Sender<ClientInput>>,
-) -> Option<mpsc::Permit<'_, ClientInput>> {
+async fn reserve(tx: Option<&mpsc::Sender<ClientInput>>) -> Option<mpsc::Permit<'_, ClientInput>> {
     tx?.reserve().await.ok()
 }
 
@@ -570,7 +571,12 @@ mod tests {
     fn client_frames_to_inputs() {
         use wsstream::{V4, V5};
         let cases: Vec<(ChannelProtocol, u8, &[u8], Vec<ClientInput>)> = vec![
-            (V5, 0, b"ls\n", vec![ClientInput::Stdin(Bytes::from_static(b"ls\n"))]),
+            (
+                V5,
+                0,
+                b"ls\n",
+                vec![ClientInput::Stdin(Bytes::from_static(b"ls\n"))],
+            ),
             (V5, 0, b"", vec![]),
             (
                 V5,

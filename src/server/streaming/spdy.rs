@@ -159,7 +159,10 @@ pub enum Frame {
     /// Liveness; echoed when the peer started it.
     Ping { id: u32 },
     /// The peer is done with the connection.
-    GoAway { last_good_stream_id: u32, status: u32 },
+    GoAway {
+        last_good_stream_id: u32,
+        status: u32,
+    },
     /// Stream bytes.
     Data {
         stream_id: u32,
@@ -286,7 +289,10 @@ fn parse_header_block(raw: &[u8]) -> Result<Headers, SpdyError> {
 }
 
 /// Takes one complete frame off the front of `buf` (`Ok(None)`: more bytes needed).
-pub fn parse_frame(buf: &mut BytesMut, dec: &mut HeaderDecoder) -> Result<Option<Frame>, SpdyError> {
+pub fn parse_frame(
+    buf: &mut BytesMut,
+    dec: &mut HeaderDecoder,
+) -> Result<Option<Frame>, SpdyError> {
     if buf.len() < 8 {
         return Ok(None);
     }
@@ -563,7 +569,11 @@ impl StreamWriter {
 /// Serves one SPDY connection: every stream the client opens goes to `streams`; returns when
 /// the client sends GOAWAY or closes, on a protocol error, or after `idle` with no frame either
 /// way. Stream ends (FIN, RST) close the stream's receiver.
-pub async fn serve<IO>(io: IO, streams: mpsc::Sender<Stream>, idle: Duration) -> Result<(), SpdyError>
+pub async fn serve<IO>(
+    io: IO,
+    streams: mpsc::Sender<Stream>,
+    idle: Duration,
+) -> Result<(), SpdyError>
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -596,13 +606,17 @@ where
                     ..
                 } => {
                     if stream_id % 2 == 0 || stream_id <= last_id {
-                        let _ = out_tx.send(Outgoing::Reset(stream_id, PROTOCOL_ERROR)).await;
+                        let _ = out_tx
+                            .send(Outgoing::Reset(stream_id, PROTOCOL_ERROR))
+                            .await;
                         continue;
                     }
                     last_id = stream_id;
                     if open.len() >= MAX_STREAMS {
                         tracing::debug!(stream_id, "spdy: too many streams; refusing");
-                        let _ = out_tx.send(Outgoing::Reset(stream_id, REFUSED_STREAM)).await;
+                        let _ = out_tx
+                            .send(Outgoing::Reset(stream_id, REFUSED_STREAM))
+                            .await;
                         continue;
                     }
                     let (tx, rx) = mpsc::channel(STREAM_DEPTH);
@@ -671,7 +685,11 @@ where
     };
     drop(open);
     drop(out_tx);
-    if !writer_done && tokio::time::timeout(WRITER_GRACE, &mut writer).await.is_err() {
+    if !writer_done
+        && tokio::time::timeout(WRITER_GRACE, &mut writer)
+            .await
+            .is_err()
+    {
         writer.abort();
     }
     result
@@ -734,7 +752,11 @@ mod tests {
         let mut enc = HeaderEncoder::new().unwrap();
         let mut dec = HeaderDecoder::default();
         let blocks: Vec<Vec<(&str, &str)>> = vec![
-            vec![("streamtype", "error"), ("port", "8080"), ("requestid", "0")],
+            vec![
+                ("streamtype", "error"),
+                ("port", "8080"),
+                ("requestid", "0"),
+            ],
             vec![("streamtype", "data"), ("port", "8080"), ("requestid", "0")],
             vec![],
         ];
@@ -837,7 +859,9 @@ mod tests {
         let mut s = streams_rx.recv().await.unwrap();
         assert_eq!(s.header("streamtype"), Some("data"));
         assert!(s.reply().await);
-        cwr.write_all(&encode_data(1, true, b"hello")).await.unwrap();
+        cwr.write_all(&encode_data(1, true, b"hello"))
+            .await
+            .unwrap();
         assert_eq!(s.recv().await, Some(Bytes::from_static(b"hello")));
         assert_eq!(s.recv().await, None);
         let (_r, w) = s.split();

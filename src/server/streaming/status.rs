@@ -60,6 +60,22 @@ pub fn error_response(code: StatusCode, reason: &str, message: impl Into<String>
     resp
 }
 
+/// An error answer decided early, carried in `Result`s (boxed: a `Response` is large).
+#[derive(Debug)]
+pub struct Refusal(pub Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Self {
+        Refusal(Box::new(r))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
 /// 400 BadRequest.
 pub fn bad_request(message: impl Into<String>) -> Response {
     error_response(StatusCode::BAD_REQUEST, "BadRequest", message)

@@ -191,9 +191,13 @@ mod tests {
 
     #[test]
     fn negotiation_follows_the_client_order() {
-        let cases: Vec<(Vec<String>, Option<(&str, bool)>)> = vec![
+        type Choice<'a> = Option<(&'a str, bool)>;
+        let cases: Vec<(Vec<String>, Choice)> = vec![
             // kubectl 1.32 offers only v5.
-            (strings(&["v5.channel.k8s.io"]), Some(("v5.channel.k8s.io", true))),
+            (
+                strings(&["v5.channel.k8s.io"]),
+                Some(("v5.channel.k8s.io", true)),
+            ),
             // The client's order, not the server's, decides.
             (
                 strings(&["v4.base64.channel.k8s.io", "v5.channel.k8s.io"]),
@@ -219,8 +223,18 @@ mod tests {
     #[test]
     fn framing_binary_and_base64() {
         let cases = [
-            (V5, STDOUT, &b"hi\n"[..], Message::Binary(Bytes::from_static(b"\x01hi\n"))),
-            (V4_BASE64, STDERR, &b"hi\n"[..], Message::Text("2aGkK".into())),
+            (
+                V5,
+                STDOUT,
+                &b"hi\n"[..],
+                Message::Binary(Bytes::from_static(b"\x01hi\n")),
+            ),
+            (
+                V4_BASE64,
+                STDERR,
+                &b"hi\n"[..],
+                Message::Text("2aGkK".into()),
+            ),
             (V1_BASE64, STDOUT, &b""[..], Message::Text("1".into())),
         ];
         for (proto, ch, data, want) in cases {
@@ -236,10 +250,7 @@ mod tests {
             decode(V5, &Message::Binary(Bytes::from_static(&[0xFF, 0x00]))).unwrap(),
             Some((CLOSE, Bytes::from_static(&[0])))
         );
-        assert_eq!(
-            decode(V5, &Message::Binary(Bytes::new())).unwrap(),
-            None
-        );
+        assert_eq!(decode(V5, &Message::Binary(Bytes::new())).unwrap(), None);
         assert!(decode(V5, &Message::Text("0aGk=".into())).is_err());
         assert!(decode(V4_BASE64, &Message::Text("0!!".into())).is_err());
     }
