@@ -227,9 +227,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pods: facts.allocatable.pods,
         },
     };
+    let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (eviction, eviction_view) = crate::eviction::manager::EvictionManager::new(
+        crate::eviction::manager::ManagerConfig {
+            node_name: node_name.clone(),
+            thresholds: config.eviction.thresholds.clone(),
+            monitoring_period: config.eviction.monitoring_period,
+            pressure_transition_period: config.eviction.pressure_transition_period,
+            max_pod_grace_period: i64::from(config.eviction.max_pod_grace_period),
+            proc_root: proc_root.to_path_buf(),
+            root_dir: config.root_dir.clone(),
+            pod_logs_dir: config.pod_logs_dir.clone(),
+            enforce_pods,
+        },
+        ctx.cm.clone(),
+        statuses.clone(),
+        recorder.clone(),
+        requests_tx,
+    );
     let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
-    let (_requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    let manager = manager.with_pressure(eviction_view.conditions.clone());
     tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
+    tokio::spawn(eviction.run());
 
     tokio::spawn(log_housekeeping(
         config.pod_logs_dir.clone(),
@@ -244,6 +263,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         statuses,
         node: facts,
         recorder,
+        eviction: eviction_view,
         streaming,
     };
     crate::server::serve(listener, state, shutdown_signal()).await?;

@@ -10,6 +10,7 @@
 //! a `streaming` module will serve `/exec/{token}` and friends; an `apiserver` facade will serve
 //! the API-server paths kubectl asks for.
 
+mod debug;
 mod kubelet;
 mod remotecommand;
 pub mod streaming;
@@ -33,6 +34,8 @@ pub struct ServerState {
     pub node: Arc<NodeFacts>,
     /// Events.
     pub recorder: EventRecorder,
+    /// The eviction manager's report and conditions.
+    pub eviction: crate::eviction::manager::EvictionView,
     /// The runtime's streaming server (exec, attach, port-forward sessions).
     pub streaming: Arc<streaming::StreamingServer>,
 }
@@ -55,6 +58,7 @@ pub enum ServerError {
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
     kubelet::routes()
+        .merge(debug::routes())
         .merge(remotecommand::routes())
         // TEMPORARY until the apiserver branch lands: drop this line with kubectl_min.rs.
         .merge(streaming::kubectl_min::routes())
