@@ -492,7 +492,7 @@ async fn port_forward(
     let Some(pod) = find_pod(&s, &ns, &pod_name, uid.as_deref()) else {
         return status::not_found("pod does not exist");
     };
-    tracing::info!(pod = %pod_name, ?ports, "port-forward");
+    tracing::info!(pod = %pod_name, ?ports, "port-forward (pods share the node's network: ports are dialed on 127.0.0.1)");
     match s.streaming.get_port_forward(PortForwardRequest {
         pod_sandbox_id: pod.metadata.uid.clone().unwrap_or_default(),
         pod_name: pod_name.clone(),
