@@ -120,22 +120,28 @@ enum Slot {
 }
 
 impl AttachServer {
-    /// Binds `<state-dir>/attach.sock` (mode 0600) and takes over the container's stdin.
+    /// Binds `<state-dir>/attach.sock` (mode 0600) and takes over the container's stdin. On
+    /// failure the stdin descriptor is handed back, so the container's stdin stays open.
     pub fn bind(
         state_dir: &Path,
         stdin: Option<OwnedFd>,
         stdin_once: bool,
-    ) -> io::Result<AttachServer> {
+    ) -> Result<AttachServer, (io::Error, Option<OwnedFd>)> {
         let path = socket_path(state_dir);
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
+        let listener = match UnixListener::bind(&path).and_then(|l| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        }) {
+            Ok(l) => l,
+            Err(e) => return Err((e, stdin)),
+        };
         let stdin = match stdin {
-            Some(fd) => {
-                set_nonblocking(&fd)?;
-                Some(std::fs::File::from(fd))
-            }
+            Some(fd) => match set_nonblocking(&fd) {
+                Ok(()) => Some(std::fs::File::from(fd)),
+                Err(e) => return Err((e, Some(fd))),
+            },
             None => None,
         };
         Ok(AttachServer {
@@ -421,7 +427,9 @@ mod tests {
     fn stdin_is_forwarded_and_closed_once() {
         let dir = tempfile::tempdir().unwrap();
         let (r, w) = nix::unistd::pipe().unwrap();
-        let mut srv = AttachServer::bind(dir.path(), Some(w), true).unwrap();
+        let Ok(mut srv) = AttachServer::bind(dir.path(), Some(w), true) else {
+            panic!("bind attach socket");
+        };
         let mut client = UnixStream::connect(socket_path(dir.path())).unwrap();
         let pump = |srv: &mut AttachServer| {
             for _ in 0..5 {

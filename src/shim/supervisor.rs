@@ -159,11 +159,13 @@ fn supervise(
             splitter: LineSplitter::default(),
         })
     };
-    let mut attach = match AttachServer::bind(state_dir, stdin, cfg.stdin_once) {
-        Ok(a) => Some(a),
-        Err(e) => {
+    // Without the socket the container still runs; its stdin (if kept) stays open until it
+    // exits, as before attach existed.
+    let (mut attach, _stdin_kept) = match AttachServer::bind(state_dir, stdin, cfg.stdin_once) {
+        Ok(a) => (Some(a), None),
+        Err((e, stdin)) => {
             diag(cfg, &format!("attach socket: {e}; attach is unavailable"));
-            None
+            (None, stdin)
         }
     };
     let mut outputs = [
