@@ -763,3 +763,43 @@ fn run_endpoint_and_idle_timeout() {
         (!sleeping).then_some(())
     });
 }
+
+/// The official Python client's exec (its WebSocket stream, `v4.channel.k8s.io`), installed by
+/// `.ci/run` (`pip install kubernetes==31.0.0`).
+#[test]
+fn python_client_exec_stream() {
+    let (a, pod) = agent_with_box();
+    let script = r#"
+import sys
+from kubernetes import client
+from kubernetes.stream import stream
+cfg = client.Configuration()
+cfg.host = sys.argv[1]
+api = client.CoreV1Api(client.ApiClient(cfg))
+out = stream(api.connect_get_namespaced_pod_exec, sys.argv[2], "default",
+             command=["sh", "-c", "echo py-$GREETING"], container="main",
+             stderr=True, stdin=False, stdout=True, tty=False)
+print("out=" + out.strip())
+resp = stream(api.connect_get_namespaced_pod_exec, sys.argv[2], "default",
+              command=["sh", "-c", "read x; echo got-$x; exit 4"], container="main",
+              stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+resp.write_stdin("line\n")
+got = ""
+while resp.is_open():
+    resp.update(timeout=5)
+    got += resp.read_stdout()
+print("got=" + got.strip())
+print("rc=%s" % resp.returncode)
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, &format!("http://127.0.0.1:{}", a.port), &pod]);
+    let r = run(cmd, b"", T);
+    assert_eq!(
+        r.code, 0,
+        "python client failed (is `kubernetes` installed? .ci/run installs it)\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(r.stdout.contains("out=py-hello-from-box"), "{}", r.stdout);
+    assert!(r.stdout.contains("got=got-line"), "{}", r.stdout);
+    assert!(r.stdout.contains("rc=4"), "{}", r.stdout);
+}

@@ -119,45 +119,33 @@ pub fn encode(proto: ChannelProtocol, channel: u8, data: &[u8]) -> Message {
 /// Why a message could not be decoded.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// A text message on a binary protocol or the other way round.
-    #[error("unexpected {got} message for protocol {protocol}")]
-    WrongType {
-        got: &'static str,
-        protocol: &'static str,
-    },
     /// The base64 payload is invalid.
     #[error("invalid base64 payload on channel {channel}")]
     Base64 { channel: u8 },
 }
 
 /// A data message's channel and bytes; `Ok(None)` for an empty message (harmless, skipped).
-/// Control messages (ping, pong, close) are not data: the caller handles them.
+/// Text and binary messages are both read as bytes, whatever the protocol, as `wsstream` does
+/// (the Python client sends stdin as text frames on `v4.channel.k8s.io`); the base64 protocols
+/// then decode the payload. Control messages (ping, pong, close) are not data: the caller
+/// handles them.
 pub fn decode(proto: ChannelProtocol, msg: &Message) -> Result<Option<(u8, Bytes)>, DecodeError> {
-    match msg {
-        Message::Binary(b) if !proto.base64 => Ok(b.split_first().map(|(c, rest)| {
-            let offset = b.len() - rest.len();
-            (*c, b.slice(offset..))
-        })),
-        Message::Text(t) if proto.base64 => {
-            let bytes = t.as_str().as_bytes();
-            let Some((&c, rest)) = bytes.split_first() else {
-                return Ok(None);
-            };
-            let channel = c.wrapping_sub(b'0');
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .map_err(|_| DecodeError::Base64 { channel })?;
-            Ok(Some((channel, Bytes::from(data))))
-        }
-        Message::Binary(_) => Err(DecodeError::WrongType {
-            got: "binary",
-            protocol: proto.name,
-        }),
-        Message::Text(_) => Err(DecodeError::WrongType {
-            got: "text",
-            protocol: proto.name,
-        }),
-        _ => Ok(None),
+    let raw: Bytes = match msg {
+        Message::Binary(b) => b.clone(),
+        Message::Text(t) => Bytes::copy_from_slice(t.as_str().as_bytes()),
+        _ => return Ok(None),
+    };
+    let Some((&first, rest)) = raw.split_first() else {
+        return Ok(None);
+    };
+    if proto.base64 {
+        let channel = first.wrapping_sub(b'0');
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| DecodeError::Base64 { channel })?;
+        Ok(Some((channel, Bytes::from(data))))
+    } else {
+        Ok(Some((first, raw.slice(1..))))
     }
 }
 
@@ -251,7 +239,11 @@ mod tests {
             Some((CLOSE, Bytes::from_static(&[0])))
         );
         assert_eq!(decode(V5, &Message::Binary(Bytes::new())).unwrap(), None);
-        assert!(decode(V5, &Message::Text("0aGk=".into())).is_err());
+        // Text frames on a binary protocol are read as bytes (the Python client's stdin).
+        assert_eq!(
+            decode(V4, &Message::Text("\u{0}line\n".into())).unwrap(),
+            Some((STDIN, Bytes::from_static(b"line\n")))
+        );
         assert!(decode(V4_BASE64, &Message::Text("0!!".into())).is_err());
     }
 
