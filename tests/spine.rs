@@ -564,3 +564,48 @@ fn json_logging_and_runningpods() {
     );
     assert_eq!(item["spec"]["containers"][0]["name"], "main");
 }
+
+#[test]
+fn logs_rotate_compress_prune_and_are_linked() {
+    let a = Agent::start(&[
+        "--container-log-max-size=4Ki",
+        "--container-log-max-files=3",
+    ]);
+    a.write_manifest(
+        "chatty.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: chatty}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.002; done']}\n",
+    );
+    a.wait_running("chatty", "c", T);
+    let pod = a.pod("chatty").unwrap();
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let uid = uid_of(&pod);
+    let dir = a.logs_dir.join(format!("default_{name}_{uid}/c"));
+    // The shim rotates at 4 KiB; the agent's housekeeping (every 10 s) gzips all but the newest
+    // rotated file and keeps at most 3 files.
+    let files = a.wait_for(
+        "compressed and pruned logs",
+        Duration::from_secs(30),
+        |_| {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.ends_with(".tmp"))
+                .collect();
+            names.sort();
+            (names.iter().any(|n| n.ends_with(".gz")) && names.len() <= 3).then_some(names)
+        },
+    );
+    assert!(files.contains(&"0.log".to_string()), "{files:?}");
+    // The /var/log/containers-style symlink points at the live log.
+    let link = std::fs::read_dir(&a.containers_log_dir)
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}_default_c-"))
+        })
+        .expect("container log symlink");
+    assert_eq!(std::fs::read_link(link.path()).unwrap(), dir.join("0.log"));
+}

@@ -96,6 +96,7 @@ mkpayload() {
   [ "$agent_ready" = 1 ] && cp "$AGENT" "$d/bin/"
   cp "$REPO/scripts/install.sh" "$d/repo/scripts/"
   cp -r "$REPO/systemd" "$d/repo/"
+  mkdir -p "$d/repo/vagrant"; cp "$REPO/vagrant/provision.sh" "$d/repo/vagrant/"
   mkdir -p "$d/repo/manifests"; cp "$REPO"/manifests/*.yaml "$d/repo/manifests/" 2>/dev/null || true
   cp -r "$HERE/scenarios/manifests" "$d/test-manifests"
   { echo '#!/bin/sh'; echo 'rc=0'

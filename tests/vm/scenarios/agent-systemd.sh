@@ -29,6 +29,9 @@ TEST_CTRS="guaranteed-sleep burstable-sleep besteffort-sleep"
 # ctr_pids: "name=pid" for each test container (its cgroup's processes), one line
 ctr_pids() { for c in $TEST_CTRS; do printf '%s=%s ' $c "$(procs_of "$(container_cg $PODS $c)" | tr '\n' ,)"; done; }
 
+# The Vagrant lab's provisioning script itself (offline: a prebuilt binary instead of cargo),
+# which installs through scripts/install.sh --with-examples --start.
+check as_provision 'MKL_PREBUILT_BINARY=$PWD/bin/minikubelet ./repo/vagrant/provision.sh $PWD/repo'
 check as_install './repo/scripts/install.sh --binary ./bin/minikubelet --with-examples'
 check as_install_idempotent './repo/scripts/install.sh --binary ./bin/minikubelet --with-examples | grep -q "install: 0 changed"'
 out=$(systemd-analyze verify /etc/systemd/system/$U 2>&1); [ -n "$out" ] && note "$out"
