@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::spdy::{self, Stream, StreamReader, StreamWriter};
+use super::spdy::{self, Stream, StreamWriter};
 
 /// The port-forward protocol name (`X-Stream-Protocol-Version`).
 pub const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
@@ -264,9 +264,6 @@ async fn pump_tunnel(mut ws: WebSocket, io: DuplexStream) {
             .await;
     }
 }
-
-/// Stream readers are used by the exec fallback too.
-pub type DataReader = StreamReader;
 
 #[cfg(test)]
 mod tests {
