@@ -174,6 +174,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let statuses = Arc::new(StatusManager::default());
     let server_runtime = runtime.clone();
     let server_cm = cm.clone();
+    // The runtime's streaming server (containerd's `stream_server_address`): loopback only.
+    let streaming = crate::server::streaming::StreamingServer::start(
+        crate::server::streaming::StreamingConfig::new(config.streaming_connection_idle_timeout),
+        runtime.clone(),
+    )
+    .await?;
     let ctx = Arc::new(PodContext {
         runtime,
         cm,
@@ -273,6 +279,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         node: facts,
         recorder,
         eviction: eviction_view,
+        streaming,
         runtime: server_runtime,
         cm: server_cm,
         api: Arc::new(crate::server::apiserver::ApiContext::new(

@@ -836,3 +836,61 @@ fn kubeconfig_is_written() {
     assert!(text.contains("namespace: default"), "{text}");
     assert!(Path::new(KUBECTL).exists());
 }
+
+/// The official Python client (installed by `.ci/run`): typed lists and gets (its models
+/// refuse objects that lack required fields), logs, following logs, and a pod watch.
+#[test]
+fn python_client_lists_reads_and_follows() {
+    let a = Agent::start(&[]);
+    a.write_manifest("web.yaml", WEB);
+    a.wait_running("web", "main", T);
+    let pod = name_of(&a.pod("web").unwrap());
+    let script = r#"
+import sys
+from kubernetes import client, watch
+cfg = client.Configuration()
+cfg.host = sys.argv[1]
+name = sys.argv[2]
+api = client.CoreV1Api(client.ApiClient(cfg))
+print("pods=" + ",".join(p.metadata.name for p in api.list_namespaced_pod("default").items))
+print("all=%d" % len(api.list_pod_for_all_namespaces().items))
+print("phase=" + api.read_namespaced_pod(name, "default").status.phase)
+print("side=" + api.read_namespaced_pod_log(name, "default", container="side", tail_lines=2).replace("\n", "|"))
+print("kubelet=" + api.list_node().items[0].status.node_info.kubelet_version)
+print("events=%d" % len(api.list_namespaced_event("default").items))
+w = watch.Watch()
+n = 0
+for line in w.stream(api.read_namespaced_pod_log, name=name, namespace="default", container="main", follow=True):
+    if line.startswith("tick"):
+        n += 1
+    if n >= 5:
+        w.stop()
+        break
+print("followed=%d" % n)
+for e in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_seconds=2):
+    print("watch=%s %s" % (e["type"], e["object"].metadata.name))
+    break
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, &format!("http://127.0.0.1:{}", a.port), &pod])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("python3");
+    let o = wait_output(&mut child, T);
+    assert_eq!(
+        o.code, 0,
+        "python client failed (is `kubernetes` installed? .ci/run installs it): {o:?}"
+    );
+    for want in [
+        format!("pods={pod}\n"),
+        "all=1\n".to_string(),
+        "phase=Running\n".to_string(),
+        "side=side-says-hello|side-err|\n".to_string(),
+        "kubelet=v1.32.0-minikubelet\n".to_string(),
+        "followed=5\n".to_string(),
+        format!("watch=ADDED {pod}\n"),
+    ] {
+        assert!(o.stdout.contains(&want), "lacks {want:?}: {o:?}");
+    }
+}

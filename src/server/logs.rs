@@ -86,7 +86,7 @@ pub struct PodLogOptions {
 
 /// Go's query-parameter conversion of a bool: only `0` and `false` (any case) are false; a
 /// present parameter with any other value, even empty, is true.
-fn query_bool(v: &str) -> bool {
+pub fn query_bool(v: &str) -> bool {
     !(v == "0" || v.eq_ignore_ascii_case("false"))
 }
 

@@ -15,6 +15,9 @@ pub mod apiserver;
 mod debug;
 mod kubelet;
 pub mod logs;
+mod remotecommand;
+pub mod streaming;
+mod upgrade_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +41,8 @@ pub struct ServerState {
     pub recorder: EventRecorder,
     /// The eviction manager's report and conditions.
     pub eviction: crate::eviction::manager::EvictionView,
+    /// The runtime's streaming server (exec, attach, port-forward sessions).
+    pub streaming: Arc<streaming::StreamingServer>,
     /// The runtime's container records (which log file an instance wrote, whether it runs).
     pub runtime: Runtime,
     /// Pod and container cgroups (for metrics).
@@ -65,6 +70,7 @@ pub enum ServerError {
 pub fn router(state: ServerState) -> Router {
     kubelet::routes()
         .merge(debug::routes())
+        .merge(remotecommand::routes())
         .merge(logs::routes())
         .merge(apiserver::routes())
         .fallback(apiserver::not_found)

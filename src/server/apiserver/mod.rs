@@ -219,7 +219,7 @@ impl ListQuery {
                 .map(str::to_string),
             fields: selectors::FieldSelector::parse(get("fieldSelector").unwrap_or(""))?,
             labels: selectors::LabelSelector::parse(get("labelSelector").unwrap_or(""))?,
-            watch: get("watch").is_some_and(|w| w == "true" || w == "1"),
+            watch: get("watch").is_some_and(crate::server::logs::query_bool),
             resource_version: num("resourceVersion")?,
             include: match get("includeObject") {
                 None => IncludeObject::Metadata,
