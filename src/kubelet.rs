@@ -68,9 +68,24 @@ fn hard_threshold(config: &Config, signal: Signal, capacity: i64) -> i64 {
         .unwrap_or(0)
 }
 
+/// The API can run exec in any container: on anything but loopback it would need TLS and
+/// authentication (the kubelet's `--tls-cert-file`, `--client-ca-file`, webhook or token auth).
+/// minikubelet does not serve TLS yet, so it refuses such an address instead of exposing an
+/// unauthenticated exec endpoint.
+pub fn preflight_address(config: &Config) -> anyhow::Result<()> {
+    if config.address.is_loopback() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {}: on a non-loopback address the kubelet API (which can exec into every container) needs TLS and authentication (--tls-cert-file, --tls-private-key-file, --client-ca-file), and minikubelet does not serve TLS yet; use --address=127.0.0.1 and reach it through an SSH tunnel (ssh -L 10250:127.0.0.1:10250 node)",
+        config.address
+    )
+}
+
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    preflight_address(&config)?;
     preflight_swap(&config)?;
     let node_name = config.node_name()?;
     if let Some(path) = &config.static_pod_path {
