@@ -115,3 +115,22 @@ fn config_file_unknown_field_warns_and_bad_value_stops() {
         "unimplemented kubelet field not named"
     );
 }
+
+#[test]
+fn non_loopback_address_without_tls_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for addr in ["0.0.0.0", "::"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+            .arg(format!("--address={addr}"))
+            .arg(format!("--root-dir={}", tmp.path().display()))
+            .arg("--port=1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{addr}: started without TLS");
+        assert!(
+            err.contains("refusing to listen on") && err.contains("--address=127.0.0.1"),
+            "{addr}: {err}"
+        );
+    }
+}

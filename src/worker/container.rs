@@ -180,7 +180,13 @@ impl Slot {
             image_id: String::new(),
             container_id: id.map(|i| format!("{CONTAINER_ID_SCHEME}://{i}")),
             restart_count: self.instances.saturating_sub(1) as i32,
-            ready: self.current.is_some() && self.started && self.ready,
+            // An init container that is not a sidecar is ready once it completed
+            // (prober `UpdatePodStatus`); the others while they run, start and pass readiness.
+            ready: if self.kind == Kind::Init {
+                self.succeeded()
+            } else {
+                self.current.is_some() && self.started && self.ready
+            },
             started: Some(self.current.is_some() && self.started),
             state: Some(state),
             last_state: Some(last_state.unwrap_or_default()),
@@ -434,6 +440,7 @@ impl PodWorker {
             log_max_size: ctx.log_max_size,
             log_max_files: ctx.log_max_files,
             stdin: spec.stdin.unwrap_or(false),
+            stdin_once: spec.stdin_once.unwrap_or(false),
         };
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
@@ -686,14 +693,8 @@ impl PodWorker {
         }
     }
 
-    fn remove_instance(&self, id: &str) {
-        if let Some(rec) = self
-            .ctx
-            .runtime
-            .list()
-            .into_iter()
-            .find(|r| r.meta.id == id)
-        {
+    pub(super) fn remove_instance(&self, id: &str) {
+        if let Some(rec) = self.ctx.runtime.get(id) {
             self.ctx.runtime.remove(&rec.meta);
         }
     }
