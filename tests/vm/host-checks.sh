@@ -27,6 +27,16 @@ check host_install_idempotent 'grep -q "install: 0 changed" <<<"$second"'
 n_examples=$(find "$REPO/manifests" -maxdepth 1 -name "*.yaml" 2>/dev/null | wc -l)
 check host_install_examples '[ "$(find "$W/root/etc/kubernetes/manifests" -name "*.yaml" | wc -l)" = "$n_examples" ]'
 
+# the shim's own binary beside --binary is installed with it (idempotently), and removed again
+# by an install of a binary without one (that agent falls back to `minikubelet shim`)
+mkdir -p "$W/pair" "$W/alone"; cp "$bin" "$W/pair/minikubelet"; cp "$bin" "$W/pair/minikubelet-shim"
+cp "$bin" "$W/alone/minikubelet"
+"$REPO/scripts/install.sh" --root "$W/root2" --binary "$W/pair/minikubelet" >/dev/null 2>&1
+again=$("$REPO/scripts/install.sh" --root "$W/root2" --binary "$W/pair/minikubelet" 2>&1)
+check host_install_shim_beside '[ -x "$W/root2/usr/local/bin/minikubelet-shim" ] && grep -q "install: 0 changed" <<<"$again"'
+alone=$("$REPO/scripts/install.sh" --root "$W/root2" --binary "$W/alone/minikubelet" 2>&1)
+check host_install_shim_removed '[ ! -e "$W/root2/usr/local/bin/minikubelet-shim" ] && grep -q "removed /usr/local/bin/minikubelet-shim" <<<"$alone"'
+
 # every shell script of the delivery parses
 for f in "$REPO"/scripts/*.sh "$REPO"/vagrant/*.sh "$HERE"/*.sh "$HERE"/lib/*.sh "$HERE"/lib/init \
          "$HERE"/guest/*.sh "$HERE"/harness/*.sh "$HERE"/scenarios/*.sh; do
