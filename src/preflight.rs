@@ -127,7 +127,7 @@ pub fn report(config: &Config) -> bool {
             format!("{} (its own small binary)", shim.display())
         } else {
             format!(
-                "{} shim (no {} beside the agent: each container start execs the whole agent, ~3 ms slower)",
+                "{} shim (no {} beside the agent: each container start execs the whole agent)",
                 exe.display(),
                 crate::shim::SHIM_BINARY
             )
