@@ -241,8 +241,16 @@ impl Agent {
             ))
             .arg("--cgroup-root=pods")
             .arg(format!("--port={}", self.port))
-            .arg("--file-check-frequency=2s")
-            .arg("-v=4")
+            .args(
+                // Defaults the caller may override (clap refuses a flag given twice).
+                [
+                    ("--file-check-frequency", "--file-check-frequency=2s"),
+                    ("-v", "-v=4"),
+                ]
+                .into_iter()
+                .filter(|(flag, _)| !self.has_flag(flag))
+                .map(|(_, arg)| arg),
+            )
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -498,4 +506,21 @@ pub fn can_lower_oom_score_adj() -> bool {
             u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()
         })
         .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+impl Agent {
+    /// The agent's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the extra flags already set `flag` (as `flag=value`; `-v` also as `--v=`).
+    fn has_flag(&self, flag: &str) -> bool {
+        let long = format!("-{flag}");
+        self.extra.iter().any(|a| {
+            [flag, long.as_str()]
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    }
 }
