@@ -4,7 +4,7 @@
 //! and noisy; the figures are for people, not for CI to gate on): it exits 0 unless the set-up
 //! itself breaks.
 //!
-//! `cargo bench --bench spine` (as root); `MKL_BENCH_QUICK=1` for a short run (~1 minute).
+//! `cargo bench --bench spine` (as root); `MKL_BENCH_QUICK=1` for a short run (well under a minute).
 //! `MKL_BENCH_V=<n>` runs the agent at that verbosity (default 0, as a user would) and
 //! `MKL_BENCH_KEEP_LOG=1` keeps the agent log and a list of samples (rename time, latency) to
 //! find each start in that log, for profiling; `MKL_BENCH_SAMPLES=<n>` changes the number of
