@@ -17,12 +17,12 @@
 //! - No device plugins, extended resources, `SupplementalGroupsPolicy` or `InvalidNodeInfo`
 //!   (node info is always local).
 
+use crate::api::resources::{ResourceAmounts, pod_requests};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus,
+    ContainerPort, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The pod's `kubernetes.io/os` label doesn't match the node.
 pub const POD_OS_SELECTOR_NODE_LABEL_DOES_NOT_MATCH: &str = "PodOSSelectorNodeLabelDoesNotMatch";
@@ -42,6 +42,8 @@ pub const NODE_AFFINITY: &str = "NodeAffinity";
 pub const NODE_NAME: &str = "NodeName";
 /// A requested host port is taken (scheduler plugin name).
 pub const NODE_PORTS: &str = "NodePorts";
+/// Refused by the eviction manager under node pressure.
+pub const EVICTED: &str = "Evicted";
 /// Admission failed for a reason that could not be categorised.
 pub const UNEXPECTED_ADMISSION_ERROR: &str = "UnexpectedAdmissionError";
 
@@ -112,6 +114,20 @@ pub fn rejected_status(rej: &Rejection) -> PodStatus {
         message: Some(format!("Pod was rejected: {}", rej.message)),
         ..Default::default()
     }
+}
+
+/// The eviction manager's admit handler, the second step after [`admit`]
+/// (`eviction_manager.go` `Admit`): under MemoryPressure BestEffort pods are refused unless they
+/// tolerate `node.kubernetes.io/memory-pressure:NoSchedule`; under any other pressure condition
+/// every pod is refused; reason `Evicted`, message `The node had condition: [DiskPressure]. `.
+/// Pods critical by priority are always admitted. Deviation: the kubelet also admits every
+/// static pod as critical; minikubelet runs only static pods and refuses them like any pod.
+pub fn admit_under_pressure(
+    conditions: &[crate::eviction::helpers::NodeCondition],
+    pod: &Pod,
+) -> Result<(), Rejection> {
+    crate::eviction::helpers::admit_under_pressure(conditions, pod)
+        .map_err(|message| Rejection::new(EVICTED, message))
 }
 
 /// Admit `pod` onto `node` next to the already `admitted` pods (the kubelet's active pods,
@@ -187,7 +203,7 @@ fn fits_resources(node: &NodeInfo, admitted: &[&Pod], pod: &Pod) -> Result<(), R
     let used = admitted
         .iter()
         .map(|p| pod_requests(p))
-        .fold(ResourceAmounts::default(), |a, b| a.add(&b));
+        .fold(ResourceAmounts::default(), ResourceAmounts::saturating_add);
     let checks = [
         ("cpu", want.milli_cpu, used.milli_cpu, alloc.milli_cpu),
         ("memory", want.memory, used.memory, alloc.memory),
@@ -213,196 +229,6 @@ fn insufficient(resource: &str, requested: i64, used: i64, capacity: i64) -> Rej
         message: format!(
             "Node didn't have enough resource: {resource}, requested: {requested}, used: {used}, capacity: {capacity}"
         ),
-    }
-}
-
-/// A pod's effective requests.
-///
-/// TODO(integration): replace with `crate::api::resources::pod_requests` and
-/// `crate::api::quantity`; this local copy exists only so this branch builds on its own.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct ResourceAmounts {
-    milli_cpu: i64,
-    memory: i64,
-    ephemeral_storage: i64,
-}
-
-impl ResourceAmounts {
-    fn add(&self, o: &Self) -> Self {
-        ResourceAmounts {
-            milli_cpu: self.milli_cpu.saturating_add(o.milli_cpu),
-            memory: self.memory.saturating_add(o.memory),
-            ephemeral_storage: self.ephemeral_storage.saturating_add(o.ephemeral_storage),
-        }
-    }
-
-    fn max(&self, o: &Self) -> Self {
-        ResourceAmounts {
-            milli_cpu: self.milli_cpu.max(o.milli_cpu),
-            memory: self.memory.max(o.memory),
-            ephemeral_storage: self.ephemeral_storage.max(o.ephemeral_storage),
-        }
-    }
-
-    fn from_list(list: &BTreeMap<String, Quantity>) -> Self {
-        let bytes = |k: &str| list.get(k).map(|q| quantity_value(q, false)).unwrap_or(0);
-        ResourceAmounts {
-            milli_cpu: list
-                .get("cpu")
-                .map(|q| quantity_value(q, true))
-                .unwrap_or(0),
-            memory: bytes("memory"),
-            ephemeral_storage: bytes("ephemeral-storage"),
-        }
-    }
-}
-
-/// Requests of one container, each defaulted from its limit like API defaulting does.
-fn container_requests(c: &Container) -> ResourceAmounts {
-    let Some(res) = c.resources.as_ref() else {
-        return ResourceAmounts::default();
-    };
-    let mut merged = res.limits.clone().unwrap_or_default();
-    merged.extend(res.requests.clone().unwrap_or_default());
-    ResourceAmounts::from_list(&merged)
-}
-
-/// component-helpers `resource.PodRequests`: sum of regular containers and sidecars, vs the
-/// max over init containers of (that init container + the sidecars started before it);
-/// pod-level requests (PodLevelResources, beta on in 1.34) replace cpu/memory; plus overhead.
-fn pod_requests(pod: &Pod) -> ResourceAmounts {
-    let Some(spec) = pod.spec.as_ref() else {
-        return ResourceAmounts::default();
-    };
-    let mut reqs = spec
-        .containers
-        .iter()
-        .map(container_requests)
-        .fold(ResourceAmounts::default(), |a, b| a.add(&b));
-
-    let mut sidecars = ResourceAmounts::default();
-    let mut init_max = ResourceAmounts::default();
-    for c in spec.init_containers.as_deref().unwrap_or_default() {
-        let r = container_requests(c);
-        let in_use = if c.restart_policy.as_deref() == Some("Always") {
-            reqs = reqs.add(&r);
-            sidecars = sidecars.add(&r);
-            sidecars
-        } else {
-            r.add(&sidecars)
-        };
-        init_max = init_max.max(&in_use);
-    }
-    reqs = reqs.max(&init_max);
-
-    if let Some(pod_res) = spec.resources.as_ref() {
-        let mut merged = pod_res.limits.clone().unwrap_or_default();
-        merged.extend(pod_res.requests.clone().unwrap_or_default());
-        if let Some(q) = merged.get("cpu") {
-            reqs.milli_cpu = quantity_value(q, true);
-        }
-        if let Some(q) = merged.get("memory") {
-            reqs.memory = quantity_value(q, false);
-        }
-    }
-    if let Some(overhead) = spec.overhead.as_ref() {
-        reqs = reqs.add(&ResourceAmounts::from_list(overhead));
-    }
-    reqs
-}
-
-/// `Quantity.Value()` (or `MilliValue()` when `milli`), rounded up; unparsable → 0.
-///
-/// TODO(integration): replace with `crate::api::quantity`. Quantities reaching admission were
-/// validated by the source, so the 0 fallback is not expected to trigger.
-fn quantity_value(q: &Quantity, milli: bool) -> i64 {
-    parse_quantity(&q.0, milli).unwrap_or_else(|| {
-        tracing::warn!(quantity = %q.0, "unparsable quantity counted as 0 in admission");
-        0
-    })
-}
-
-/// Parse a Kubernetes quantity (`<sign><digits>[.<digits>]<suffix>`, suffix one of
-/// `n u m "" k M G T P E`, `Ki … Ei`, `e<exp>`/`E<exp>`) and round up to an integer
-/// (times 1000 when `milli`); saturates at the i64 range.
-fn parse_quantity(s: &str, milli: bool) -> Option<i64> {
-    let s = s.trim();
-    let (negative, rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let num_end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    let (number, suffix) = rest.split_at(num_end);
-    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    if (int_part.is_empty() && frac_part.is_empty()) || frac_part.contains('.') {
-        return None;
-    }
-    let (mut exp10, exp2): (i64, u32) = match suffix {
-        "" => (0, 0),
-        "n" => (-9, 0),
-        "u" => (-6, 0),
-        "m" => (-3, 0),
-        "k" => (3, 0),
-        "M" => (6, 0),
-        "G" => (9, 0),
-        "T" => (12, 0),
-        "P" => (15, 0),
-        "E" => (18, 0),
-        "Ki" => (0, 10),
-        "Mi" => (0, 20),
-        "Gi" => (0, 30),
-        "Ti" => (0, 40),
-        "Pi" => (0, 50),
-        "Ei" => (0, 60),
-        _ => {
-            let e = suffix.strip_prefix(['e', 'E'])?;
-            (e.parse::<i64>().ok()?, 0)
-        }
-    };
-    if milli {
-        exp10 += 3;
-    }
-    // Mantissa of all significant digits; digits beyond u128 precision only matter for
-    // absurd inputs, which saturate below.
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
-    exp10 -= i64::try_from(frac_part.len()).ok()?;
-    let mantissa: u128 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok().unwrap_or(u128::MAX)
-    };
-    let magnitude = scale_ceil(mantissa, exp10, exp2);
-    let value = i64::try_from(magnitude).unwrap_or(i64::MAX);
-    Some(if negative { -value } else { value })
-}
-
-/// ceil(mantissa × 10^exp10 × 2^exp2), saturating.
-fn scale_ceil(mantissa: u128, exp10: i64, exp2: u32) -> u128 {
-    if mantissa == 0 {
-        return 0;
-    }
-    let m = mantissa.checked_shl(exp2).filter(|v| v >> exp2 == mantissa);
-    let Some(m) = m else { return u128::MAX };
-    if exp10 >= 0 {
-        let Ok(e) = u32::try_from(exp10) else {
-            return u128::MAX;
-        };
-        10u128
-            .checked_pow(e)
-            .and_then(|p| m.checked_mul(p))
-            .unwrap_or(u128::MAX)
-    } else {
-        match u32::try_from(-exp10)
-            .ok()
-            .and_then(|e| 10u128.checked_pow(e))
-        {
-            Some(div) => m.div_ceil(div),
-            None => 1, // a positive value below 1 rounds up to 1
-        }
     }
 }
 
@@ -570,9 +396,11 @@ fn fits_host_ports(pod: &Pod, admitted: &[&Pod]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Container;
     use k8s_openapi::api::core::v1::{
         Affinity, NodeAffinity, NodeSelector, PodOS, PodSpec, ResourceRequirements,
     };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn q(list: &[(&str, &str)]) -> Option<BTreeMap<String, Quantity>> {
@@ -590,12 +418,6 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
-        }
-    }
-    fn sidecar(name: &str, requests: &[(&str, &str)]) -> Container {
-        Container {
-            restart_policy: Some("Always".into()),
-            ..c(name, requests)
         }
     }
     fn pod_with(containers: Vec<Container>) -> Pod {
@@ -636,125 +458,6 @@ mod tests {
     }
     fn reason(r: Result<(), Rejection>) -> Option<String> {
         r.err().map(|e| e.reason)
-    }
-
-    #[test]
-    fn parse_quantities_round_up() {
-        let cases = [
-            ("1", false, Some(1)),
-            ("1", true, Some(1000)),
-            ("100m", true, Some(100)),
-            ("100m", false, Some(1)),
-            ("0.5", true, Some(500)),
-            ("0.5", false, Some(1)),
-            ("1.5Gi", false, Some(1_610_612_736)),
-            ("2.5Mi", false, Some(2_621_440)),
-            ("128974848", false, Some(128_974_848)),
-            ("129e6", false, Some(129_000_000)),
-            ("1E3", false, Some(1000)),
-            ("123Mi", false, Some(128_974_848)),
-            ("1k", false, Some(1000)),
-            ("1Ki", false, Some(1024)),
-            ("1n", true, Some(1)),
-            ("0", false, Some(0)),
-            ("0.0001m", true, Some(1)),
-            ("1Ei", false, Some(1_152_921_504_606_846_976)),
-            ("100E", false, Some(i64::MAX)),
-            ("-1", false, Some(-1)),
-            ("+2", false, Some(2)),
-            ("", false, None),
-            ("abc", false, None),
-            ("1Qi", false, None),
-            ("1.2.3", false, None),
-            (".", false, None),
-        ];
-        for (s, milli, want) in cases {
-            assert_eq!(parse_quantity(s, milli), want, "{s} milli={milli}");
-        }
-    }
-
-    #[test]
-    fn pod_requests_follow_resourcehelper() {
-        let amounts = |cpu, mem| ResourceAmounts {
-            milli_cpu: cpu,
-            memory: mem,
-            ephemeral_storage: 0,
-        };
-        let cases: Vec<(&str, Pod, ResourceAmounts)> = vec![
-            ("none", req_pod(&[]), amounts(0, 0)),
-            (
-                "sum of regular containers",
-                pod_with(vec![
-                    c("a", &[("cpu", "100m"), ("memory", "1Ki")]),
-                    c("b", &[("cpu", "1"), ("memory", "1Ki")]),
-                ]),
-                amounts(1100, 2048),
-            ),
-            (
-                "init container max wins when larger",
-                with_spec(pod_with(vec![c("a", &[("cpu", "100m")])]), |s| {
-                    s.init_containers =
-                        Some(vec![c("i1", &[("cpu", "2")]), c("i2", &[("cpu", "1")])]);
-                }),
-                amounts(2000, 0),
-            ),
-            (
-                // KEP-753 example: sidecars add to the sum and to later init containers.
-                "sidecars",
-                with_spec(pod_with(vec![c("app", &[("cpu", "100m")])]), |s| {
-                    s.init_containers = Some(vec![
-                        sidecar("s1", &[("cpu", "200m")]),
-                        c("i1", &[("cpu", "250m")]),
-                        sidecar("s2", &[("cpu", "300m")]),
-                    ]);
-                }),
-                // regular + sidecars = 600m; init phase max = 200m + 250m = 450m
-                amounts(600, 0),
-            ),
-            (
-                "init container plus earlier sidecar beats the sum",
-                with_spec(pod_with(vec![c("app", &[("cpu", "100m")])]), |s| {
-                    s.init_containers = Some(vec![
-                        sidecar("s1", &[("cpu", "200m")]),
-                        c("i1", &[("cpu", "1")]),
-                    ]);
-                }),
-                amounts(1200, 0),
-            ),
-            (
-                "requests default from limits",
-                pod_with(vec![Container {
-                    name: "a".into(),
-                    resources: Some(ResourceRequirements {
-                        limits: q(&[("cpu", "500m"), ("memory", "1Mi")]),
-                        requests: q(&[("memory", "1Ki")]),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }]),
-                amounts(500, 1024),
-            ),
-            (
-                "overhead is added",
-                with_spec(req_pod(&[("cpu", "100m")]), |s| {
-                    s.overhead = q(&[("cpu", "10m"), ("memory", "5")]);
-                }),
-                amounts(110, 5),
-            ),
-            (
-                "pod-level requests replace cpu and memory",
-                with_spec(req_pod(&[("cpu", "100m"), ("memory", "10")]), |s| {
-                    s.resources = Some(ResourceRequirements {
-                        requests: q(&[("cpu", "1")]),
-                        ..Default::default()
-                    });
-                }),
-                amounts(1000, 10),
-            ),
-        ];
-        for (name, p, want) in cases {
-            assert_eq!(pod_requests(&p), want, "{name}");
-        }
     }
 
     #[test]

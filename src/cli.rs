@@ -1,4 +1,5 @@
-//! Command-line entry: the agent (the default), `check` (the preflight as a report) and the
+//! Command-line entry: the agent (the default), `check` (the preflight as a report),
+//! `explain-eviction` (the eviction manager's state as tables) and the
 //! hidden `shim` subcommand that each container's supervisor runs as.
 //! Mirrors `cmd/kubelet/app` (flags, config loading, logging set-up).
 
@@ -27,6 +28,13 @@ enum Command {
         #[command(flatten)]
         flags: Box<Flags>,
     },
+    /// Explain the running agent's eviction manager: signals, thresholds, conditions, the
+    /// ranking of pods and the last decisions (reads /debug/eviction on 127.0.0.1).
+    ExplainEviction {
+        /// The agent's --port.
+        #[arg(long, default_value_t = 10250)]
+        port: u16,
+    },
     /// Supervise one container (started by the agent; not for people).
     #[command(hide = true)]
     Shim {
@@ -47,6 +55,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Shim { state_dir }) => crate::shim::main(&state_dir),
+        Some(Command::ExplainEviction { port }) => match crate::eviction::explain::fetch(port) {
+            Ok(report) => {
+                print!("{}", crate::eviction::explain::render(&report));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("minikubelet explain-eviction: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Check { flags }) => {
             let loaded = match crate::config::load(&flags) {
                 Ok(l) => l,

@@ -68,9 +68,24 @@ fn hard_threshold(config: &Config, signal: Signal, capacity: i64) -> i64 {
         .unwrap_or(0)
 }
 
+/// The API can run exec in any container: on anything but loopback it would need TLS and
+/// authentication (the kubelet's `--tls-cert-file`, `--client-ca-file`, webhook or token auth).
+/// minikubelet does not serve TLS yet, so it refuses such an address instead of exposing an
+/// unauthenticated exec endpoint.
+pub fn preflight_address(config: &Config) -> anyhow::Result<()> {
+    if config.address.is_loopback() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {}: on a non-loopback address the kubelet API (which can exec into every container) needs TLS and authentication (--tls-cert-file, --tls-private-key-file, --client-ca-file), and minikubelet does not serve TLS yet; use --address=127.0.0.1 and reach it through an SSH tunnel (ssh -L 10250:127.0.0.1:10250 node)",
+        config.address
+    )
+}
+
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    preflight_address(&config)?;
     preflight_swap(&config)?;
     let node_name = config.node_name()?;
     if let Some(path) = &config.static_pod_path {
@@ -172,6 +187,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let statuses = Arc::new(StatusManager::default());
+    let server_runtime = runtime.clone();
+    let server_cm = cm.clone();
+    // The runtime's streaming server (containerd's `stream_server_address`): loopback only.
+    let streaming = crate::server::streaming::StreamingServer::start(
+        crate::server::streaming::StreamingConfig::new(config.streaming_connection_idle_timeout),
+        runtime.clone(),
+    )
+    .await?;
     let ctx = Arc::new(PodContext {
         runtime,
         cm,
@@ -221,9 +244,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pods: facts.allocatable.pods,
         },
     };
+    let server_sources = config.static_pod_path.as_ref().map(|_| pods_rx.clone());
+    let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (eviction, eviction_view) = crate::eviction::manager::EvictionManager::new(
+        crate::eviction::manager::ManagerConfig {
+            node_name: node_name.clone(),
+            thresholds: config.eviction.thresholds.clone(),
+            monitoring_period: config.eviction.monitoring_period,
+            pressure_transition_period: config.eviction.pressure_transition_period,
+            max_pod_grace_period: i64::from(config.eviction.max_pod_grace_period),
+            proc_root: proc_root.to_path_buf(),
+            root_dir: config.root_dir.clone(),
+            pod_logs_dir: config.pod_logs_dir.clone(),
+            enforce_pods,
+        },
+        ctx.cm.clone(),
+        statuses.clone(),
+        recorder.clone(),
+        requests_tx,
+    );
     let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
-    let (_requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    let manager = manager.with_pressure(eviction_view.conditions.clone());
     tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
+    tokio::spawn(eviction.run());
 
     tokio::spawn(log_housekeeping(
         config.pod_logs_dir.clone(),
@@ -233,11 +276,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = std::net::SocketAddr::new(config.address, config.port);
     let listener = crate::server::bind(addr).await?;
     tracing::info!(address = %addr, startup = ?started.elapsed(), "serving the kubelet API");
+    let kubeconfig = config.root_dir.join("kubeconfig");
+    let text = crate::server::apiserver::kubeconfig(
+        config.address,
+        config.port,
+        config.tls_cert_file.as_deref(),
+    );
+    if let Err(e) = write_atomic(&kubeconfig, text.as_bytes()) {
+        tracing::warn!(path = %kubeconfig.display(), error = %e, "write kubeconfig");
+    } else {
+        tracing::info!(path = %kubeconfig.display(), "kubectl can use this kubeconfig to talk to the agent");
+    }
     sd_notify_ready();
+    let system = node::system_info(proc_root, Path::new("/etc"), Path::new("/sys"));
     let state = crate::server::ServerState {
         statuses,
         node: facts,
         recorder,
+        eviction: eviction_view,
+        streaming,
+        runtime: server_runtime,
+        cm: server_cm,
+        api: Arc::new(crate::server::apiserver::ApiContext::new(
+            config.port,
+            config.static_pod_path.clone(),
+            server_sources,
+            system,
+        )),
     };
     crate::server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");
@@ -291,6 +356,13 @@ async fn log_housekeeping(pod_logs_dir: PathBuf, max_files: u32) {
         let _ = tokio::task::spawn_blocking(move || crate::logs::housekeeping_all(&dir, max_files))
             .await;
     }
+}
+
+/// Write a file through a temporary file and a rename, so readers never see half of it.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Tell systemd we are ready (`Type=notify`), if it is listening.

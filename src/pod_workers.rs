@@ -16,9 +16,13 @@ use tokio::sync::{mpsc, watch};
 
 use crate::admission::{self, NodeInfo};
 use crate::events::{EventType, ObjectRef};
+use crate::eviction::helpers::NodeCondition;
 use crate::runtime::ContainerRecord;
 use crate::source::{PodSet, SourcePod, full_name};
 use crate::worker::{self, PodContext, PodWorkerHandle, TerminateRequest};
+
+/// The reason of an evicted pod's status (and of a pod refused under pressure).
+const EVICTED: &str = "Evicted";
 
 /// A request from elsewhere in the agent (eviction, the API) to act on a pod through its worker.
 #[derive(Debug)]
@@ -30,6 +34,9 @@ pub enum PodRequest {
         /// How.
         req: TerminateRequest,
     },
+    /// No pressure condition remains: pods evicted or refused under pressure that are still
+    /// desired are admitted again, as new instances (a controller would replace them).
+    Readmit,
 }
 
 /// The pod manager: desired pods, admitted pods, and one worker per admitted pod.
@@ -47,6 +54,10 @@ pub struct PodManager {
     adopted: HashMap<String, Vec<ContainerRecord>>,
     orphans_cleaned: bool,
     done_tx: mpsc::UnboundedSender<String>,
+    /// UIDs being evicted: once terminated they stay `Failed`/`Evicted` until re-admitted.
+    evicted: std::collections::HashSet<String>,
+    /// The eviction manager's pressure conditions, for the second admission step.
+    pressure: Option<watch::Receiver<Vec<NodeCondition>>>,
 }
 
 impl PodManager {
@@ -70,9 +81,18 @@ impl PodManager {
                 adopted,
                 orphans_cleaned: false,
                 done_tx,
+                evicted: Default::default(),
+                pressure: None,
             },
             done_rx,
         )
+    }
+
+    /// Admit pods also against the eviction manager's pressure conditions
+    /// (`eviction_manager.go` `Admit`).
+    pub fn with_pressure(mut self, conditions: watch::Receiver<Vec<NodeCondition>>) -> Self {
+        self.pressure = Some(conditions);
+        self
     }
 
     /// The sync loop: apply each new desired set, retire finished workers, serve requests.
@@ -91,15 +111,34 @@ impl PodManager {
                     self.apply(&set);
                 }
                 Some(uid) = done_rx.recv() => self.finished(&uid, &source.borrow().clone()),
-                Some(req) = requests.recv() => self.request(req),
+                Some(req) = requests.recv() => {
+                    let set = source.borrow().clone();
+                    self.request(req, &set);
+                }
             }
         }
     }
 
-    fn request(&mut self, req: PodRequest) {
+    fn request(&mut self, req: PodRequest, set: &PodSet) {
         match req {
+            PodRequest::Readmit => {
+                let before = self.rejected.len();
+                self.rejected.retain(|_, p| {
+                    p.status.as_ref().and_then(|s| s.reason.as_deref()) != Some(EVICTED)
+                });
+                if self.rejected.len() != before {
+                    tracing::info!(
+                        pods = before - self.rejected.len(),
+                        "re-admitting pods evicted or refused under pressure, as new instances"
+                    );
+                    self.apply(set);
+                }
+            }
             PodRequest::Terminate { uid, req } => {
                 if let Some(w) = self.workers.get(&uid) {
+                    if req.final_status.as_ref().is_some_and(|f| f.1 == EVICTED) {
+                        self.evicted.insert(uid.clone());
+                    }
                     self.terminating.insert(uid.clone(), w.full_name.clone());
                     w.terminate(req);
                 }
@@ -164,7 +203,14 @@ impl PodManager {
         let uid = p.uid().to_string();
         let name = full_name(&p.pod);
         let admitted: Vec<&Pod> = self.admitted.values().map(|p| p.as_ref()).collect();
-        if let Err(rej) = admission::admit(&self.node, &admitted, &p.pod) {
+        let pressure = self
+            .pressure
+            .as_ref()
+            .map(|c| c.borrow().clone())
+            .unwrap_or_default();
+        let admitted_result = admission::admit(&self.node, &admitted, &p.pod)
+            .and_then(|()| admission::admit_under_pressure(&pressure, &p.pod));
+        if let Err(rej) = admitted_result {
             tracing::warn!(pod = %name, reason = %rej.reason, message = %rej.message, "pod rejected by admission");
             self.ctx.recorder.event(
                 ObjectRef::pod(&p.pod),
@@ -194,6 +240,16 @@ impl PodManager {
         };
         self.terminating.remove(uid);
         self.admitted.remove(uid);
+        // An evicted pod that is still desired stays visible as Failed/Evicted, held like a
+        // rejected pod until no pressure condition remains (`PodRequest::Readmit`).
+        if self.evicted.remove(uid) {
+            match self.ctx.statuses.get(uid) {
+                Some(pod) if set.pods.iter().any(|p| p.uid() == uid) => {
+                    self.rejected.insert(uid.to_string(), pod);
+                }
+                _ => self.ctx.statuses.remove(uid),
+            }
+        }
         if self.holders.get(&w.full_name).map(String::as_str) == Some(uid) {
             self.holders.remove(&w.full_name);
         }

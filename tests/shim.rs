@@ -91,6 +91,7 @@ impl Fixture {
             log_max_size: 10 << 20,
             log_max_files: 5,
             stdin: false,
+            stdin_once: false,
         }
     }
 

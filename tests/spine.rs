@@ -440,3 +440,172 @@ spec:
         text.lines().next().unwrap()
     );
 }
+
+fn condition(p: &serde_json::Value, t: &str) -> String {
+    p["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn readiness_and_startup_probes_drive_ready() {
+    let a = Agent::start(&[]);
+    let flag = a.tmp.path().join("ready");
+    a.write_manifest(
+        "probed.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  containers:
+  - name: c
+    command: ["sleep", "3600"]
+    startupProbe:
+      exec: {{command: ["true"]}}
+      periodSeconds: 1
+    readinessProbe:
+      exec: {{command: ["test", "-f", "{}"]}}
+      periodSeconds: 1
+"#,
+            flag.display()
+        ),
+    );
+    let c = a.wait_running("probed", "c", T);
+    assert_eq!(c["ready"], false);
+    a.wait_for("started", T, |a| {
+        (container_status(&a.pod("probed")?, "c")?["started"] == true).then_some(())
+    });
+    assert_eq!(condition(&a.pod("probed").unwrap(), "Ready"), "False");
+    std::fs::write(&flag, "").unwrap();
+    a.wait_for("Ready=True", T, |a| {
+        (condition(&a.pod("probed")?, "Ready") == "True").then_some(())
+    });
+    std::fs::remove_file(&flag).unwrap();
+    let p = a.wait_for("Ready=False again", T, |a| {
+        a.pod("probed").filter(|p| condition(p, "Ready") == "False")
+    });
+    assert_eq!(
+        container_status(&p, "c").unwrap()["restartCount"],
+        0,
+        "readiness never restarts"
+    );
+}
+
+#[test]
+fn restart_policies_on_failure_and_never() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "ok.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - {name: c, command: [sh, -c, 'exit 0']}\n",
+    );
+    a.write_manifest(
+        "never.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: never}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: c, command: [sh, -c, 'exit 5']}\n",
+    );
+    a.write_manifest(
+        "onfail.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: onfail}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - {name: c, command: [sh, -c, 'exit 5']}\n",
+    );
+    let ok = a.wait_for("ok Succeeded", T, |a| {
+        a.pod("ok").filter(|p| p["status"]["phase"] == "Succeeded")
+    });
+    assert_eq!(
+        container_status(&ok, "c").unwrap()["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    let never = a.wait_for("never Failed", T, |a| {
+        a.pod("never").filter(|p| p["status"]["phase"] == "Failed")
+    });
+    let c = container_status(&never, "c").unwrap();
+    assert_eq!(c["state"]["terminated"]["exitCode"], 5);
+    assert_eq!(c["restartCount"], 0);
+    a.wait_for("onfail restarted", T, |a| {
+        let c = container_status(&a.pod("onfail")?, "c")?;
+        (c["restartCount"].as_i64()? >= 1).then_some(())
+    });
+    assert_eq!(a.pod("onfail").unwrap()["status"]["phase"], "Running");
+    // /runningpods/ lists only pods with a running container: none of these.
+    let running = a.get("/runningpods/").unwrap();
+    assert!(
+        !running.contains("never-") && !running.contains("ok-"),
+        "{running}"
+    );
+}
+
+#[test]
+fn json_logging_and_runningpods() {
+    let a = Agent::start(&["--logging-format=json"]);
+    a.write_manifest("sleeper.yaml", SLEEPER);
+    a.wait_running("sleeper", "main", T);
+    let lines: Vec<serde_json::Value> = a
+        .agent_log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let v = lines
+        .iter()
+        .find(|v| v["message"] == "container started")
+        .expect("a `container started` line");
+    assert_eq!(v["container"], "main");
+    assert!(v["pod"].as_str().unwrap().starts_with("sleeper-"));
+    let running: serde_json::Value =
+        serde_json::from_str(&a.get("/runningpods/").unwrap()).unwrap();
+    let item = &running["items"][0];
+    assert!(
+        item["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("sleeper-")
+    );
+    assert_eq!(item["spec"]["containers"][0]["name"], "main");
+}
+
+#[test]
+fn logs_rotate_compress_prune_and_are_linked() {
+    let a = Agent::start(&[
+        "--container-log-max-size=4Ki",
+        "--container-log-max-files=3",
+    ]);
+    a.write_manifest(
+        "chatty.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: chatty}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.002; done']}\n",
+    );
+    a.wait_running("chatty", "c", T);
+    let pod = a.pod("chatty").unwrap();
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let uid = uid_of(&pod);
+    let dir = a.logs_dir.join(format!("default_{name}_{uid}/c"));
+    // The shim rotates at 4 KiB; the agent's housekeeping (every 10 s) gzips all but the newest
+    // rotated file and keeps at most 3 files.
+    let files = a.wait_for(
+        "compressed and pruned logs",
+        Duration::from_secs(30),
+        |_| {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.ends_with(".tmp"))
+                .collect();
+            names.sort();
+            (names.iter().any(|n| n.ends_with(".gz")) && names.len() <= 3).then_some(names)
+        },
+    );
+    assert!(files.contains(&"0.log".to_string()), "{files:?}");
+    // The /var/log/containers-style symlink points at the live log.
+    let link = std::fs::read_dir(&a.containers_log_dir)
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}_default_c-"))
+        })
+        .expect("container log symlink");
+    assert_eq!(std::fs::read_link(link.path()).unwrap(), dir.join("0.log"));
+}

@@ -25,6 +25,17 @@ pub use resources::{ResourceAmounts, host_ports, pod_limits, pod_requests};
 pub use static_pod::{is_static, make_static};
 pub use validation::{FieldError, Unsupported, validate};
 
+/// How the kubelet names a pod in messages and logs: `name_namespace(uid)`
+/// (`pkg/kubelet/util/format.Pod`).
+pub fn format_pod(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     //! The whole path one manifest takes, as the file source will drive it.

@@ -184,6 +184,11 @@ impl Quantity {
         self.nanos.cmp(&0)
     }
 
+    /// True below zero.
+    pub fn is_negative(&self) -> bool {
+        self.nanos < 0
+    }
+
     /// The value in whole units, rounded up away from zero, saturating at the i64 range
     /// (apimachinery `Value`): `0.5` -> 1, `1.5Gi` -> 1610612736.
     pub fn value(&self) -> i64 {

@@ -150,12 +150,6 @@ pub enum Error {
         /// Why it is refused.
         reason: &'static str,
     },
-    /// An absolute `--cgroup-root` does not exist (the kubelet refuses to start then too).
-    #[error("cgroup root {path} does not exist")]
-    RootMissing {
-        /// The resolved directory.
-        path: PathBuf,
-    },
     /// On v2 the cgroup whose children get controllers still holds other processes.
     #[error(
         "cgroup {path} holds processes {pids:?} besides this agent, and cgroup v2 forbids processes in a cgroup that delegates controllers to children: run minikubelet in a cgroup of its own (a systemd service with Delegate=yes, or `systemd-run --scope -p Delegate=yes minikubelet ...`), move those processes out, or pass an absolute --cgroup-root"
@@ -517,10 +511,18 @@ impl CgroupFs {
     pub fn with_root(mut self, cgroup_root: &str, agent_leaf: &str) -> Result<Self, Error> {
         let comps = root_components(cgroup_root)?;
         if cgroup_root.starts_with('/') {
+            // The kubelet refuses a cgroup root that does not exist; minikubelet creates it
+            // (and, on v2, enables the controllers on the way down), so that a systemd unit with
+            // `cgroupRoot: /minikubelet` needs no ExecStartPre. A deliberate, logged deviation.
             for h in &mut self.hierarchies {
                 let root = comps.under(&h.mount_point);
                 if !root.is_dir() {
-                    return Err(Error::RootMissing { path: root });
+                    tracing::info!(path = %root.display(), "creating the absolute cgroup root (the kubelet would require it to exist)");
+                    if self.layout.is_v2() {
+                        ops::v2_mkdir_chain(&h.mount_point, comps.components())?;
+                    } else {
+                        io::mkdir_all(&h.mount_point, comps.components())?;
+                    }
                 }
                 h.root = root;
             }

@@ -388,11 +388,13 @@ fn with_root_v1() {
         assert!(fs.root_path(Controller::Cpu).unwrap().is_dir());
         assert_eq!(fs.features().cgroup_root, case.root);
     }
-    let err = fake
+    // A missing absolute root is created (the kubelet would refuse it).
+    let fs = fake
         .detect(Kind::V1Split)
         .unwrap()
-        .with_root("/missing", "agent");
-    assert!(matches!(err, Err(Error::RootMissing { .. })));
+        .with_root("/missing", "agent")
+        .unwrap();
+    assert!(fs.root_path(Controller::Cpu).unwrap().is_dir());
     for bad in ["../x", "/a/../b", "a/.."] {
         let err = fake.detect(Kind::V1Split).unwrap().with_root(bad, "agent");
         assert!(matches!(err, Err(Error::InvalidName { .. })), "{bad}");

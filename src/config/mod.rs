@@ -9,7 +9,6 @@ pub mod duration;
 mod file;
 mod flags;
 mod labels;
-pub(crate) mod quantity;
 pub mod swap;
 
 use std::collections::BTreeMap;
@@ -24,12 +23,12 @@ pub use file::{API_VERSION, KIND};
 pub use flags::{Flags, map_flag, parse_go_bool};
 pub use swap::SwapBehavior;
 
+use crate::api::quantity::{Format, Quantity};
 use crate::eviction::thresholds::{
     Threshold, ThresholdError, effective_eviction_hard, parse_thresholds,
     update_container_fs_thresholds,
 };
 use duration::format_go_duration;
-use quantity::{Quantity, format_binary, format_milli};
 
 /// Default state directory (the kubelet uses /var/lib/kubelet; we keep out of its way).
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/minikubelet";
@@ -589,7 +588,7 @@ fn build(
     // Logs.
     let container_log_max_size = match s.container_log_max_size {
         None => DEFAULT_CONTAINER_LOG_MAX_SIZE,
-        Some(q) => match Quantity::parse(&q).and_then(|x| x.value()) {
+        Some(q) => match Quantity::parse(&q).map(|x| x.value()) {
             Ok(n) if n > 0 => n,
             _ => {
                 v.err(format!(
@@ -801,12 +800,7 @@ fn parse_reserved(
                 continue;
             }
         };
-        match slot.1 {
-            Ok(n) => *slot.0 = n,
-            Err(e) => v.err(format!(
-                "invalid configuration: {field}: failed to parse quantity {val:?} for {k:?} resource: {e}"
-            )),
-        }
+        *slot.0 = slot.1;
     }
     r
 }
@@ -1012,3 +1006,13 @@ impl Serialize for Config {
 
 #[cfg(test)]
 mod tests;
+
+/// A byte count in the canonical form Kubernetes prints (`10Mi`).
+fn format_binary(v: i64) -> String {
+    Quantity::new(v, Format::BinarySI).to_string()
+}
+
+/// A CPU amount in the canonical form Kubernetes prints (`250m`, `2`).
+fn format_milli(m: i64) -> String {
+    Quantity::new_milli(m, Format::DecimalSI).to_string()
+}

@@ -594,7 +594,7 @@ fn validation_messages() {
         ),
         (
             &["--kube-reserved=memory=1GB"],
-            "invalid configuration: kubeReserved (--kube-reserved): failed to parse quantity \"1GB\" for \"memory\" resource: quantities must match the regular expression",
+            "invalid configuration: kubeReserved (--kube-reserved): failed to parse quantity \"1GB\" for \"memory\" resource: invalid quantity \"1GB\"",
         ),
         (
             &["--enforce-node-allocatable=pods,bogus"],

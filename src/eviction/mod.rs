@@ -1,3 +1,8 @@
 //! Eviction: node and pod signals, thresholds, ranking and decisions (mirrors
-//! `pkg/kubelet/eviction`). Only the threshold configuration lives here so far.
+//! `pkg/kubelet/eviction`): [`thresholds`] (configuration), [`signals`] (what is observed),
+//! [`helpers`] (pure decisions) and [`manager`] (the loop that acts), [`explain`] (`minikubelet explain-eviction`).
+pub mod explain;
+pub mod helpers;
+pub mod manager;
+pub mod signals;
 pub mod thresholds;

@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::api::quantity::{Quantity, QuantityError};
 use crate::config::duration::{DurationError, parse_go_duration_nanos};
-use crate::config::quantity::{Quantity, QuantityError};
 
 /// Why a threshold configuration was refused (texts are the kubelet's).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -358,7 +358,7 @@ fn parse_threshold_statement(
                 value: value.to_string(),
             });
         }
-        ThresholdValue::Quantity(quantity_value(signal, value, &q)?)
+        ThresholdValue::Quantity(q.value())
     };
     Ok(Some(Threshold {
         signal: sig,
@@ -410,7 +410,7 @@ fn parse_minimum_reclaims(
             if q.is_negative() {
                 return Err(ThresholdError::NegativeMinReclaim(signal.clone()));
             }
-            ThresholdValue::Quantity(quantity_value(signal, value, &q)?)
+            ThresholdValue::Quantity(q.value())
         };
         out.insert(sig, v);
     }
@@ -437,10 +437,6 @@ fn parse_percentage(signal: &str, value: &str) -> Result<f32, ThresholdError> {
 
 fn parse_quantity(signal: &str, value: &str) -> Result<Quantity, ThresholdError> {
     Quantity::parse(value).map_err(|e| quantity_error(signal, value, e))
-}
-
-fn quantity_value(signal: &str, value: &str, q: &Quantity) -> Result<i64, ThresholdError> {
-    q.value().map_err(|e| quantity_error(signal, value, e))
 }
 
 fn quantity_error(signal: &str, value: &str, e: QuantityError) -> ThresholdError {

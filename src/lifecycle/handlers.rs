@@ -9,6 +9,7 @@
 //! postStart by nothing; here every run takes a `timeout`, and a hook that outlives it is
 //! stopped (its exec process killed) and reported as [`HookError::Timeout`]. Dropping the
 //! future cancels a hook the same way.
+pub use crate::api::format_pod;
 use std::fmt;
 use std::time::Duration;
 
@@ -204,16 +205,6 @@ pub async fn run_handler(
         container: container_name,
         pod: pod_name,
     })
-}
-
-/// The kubelet's `format.Pod`: `<name>_<namespace>(<uid>)`.
-pub fn format_pod(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.uid.as_deref().unwrap_or_default()
-    )
 }
 
 #[cfg(test)]

@@ -10,14 +10,14 @@
 //! namespaces, so the container's "context" is its env, cwd, credentials and cgroups.
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::process::Command;
 use tokio::time::Instant;
 
@@ -99,74 +99,24 @@ pub async fn exec_sync(
     argv: &[String],
     timeout: Duration,
 ) -> Result<ExecOutput, ExecError> {
-    let Some(program) = argv.first() else {
-        return Err(ExecError::EmptyCommand);
-    };
-    let command = argv.join(" ");
-    let path_env = ctx
-        .env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str());
-    let resolved = resolve_program(
-        program,
-        path_env.unwrap_or(DEFAULT_PATH),
-        ctx.working_dir.as_deref(),
-    )
-    .ok_or_else(|| ExecError::NotFound {
-        command: command.clone(),
-        program: program.clone(),
-    })?;
-
-    // Opened here, in the agent, so a missing cgroup is reported with its path; the child only
-    // writes to the inherited descriptors (they are close-on-exec, so the command never sees them).
-    let mut cgroup_files = Vec::with_capacity(ctx.cgroup_procs.len());
-    for path in &ctx.cgroup_procs {
-        let file = File::options()
-            .write(true)
-            .open(path)
-            .map_err(|source| ExecError::Cgroup {
-                command: command.clone(),
-                path: path.clone(),
-                source,
-            })?;
-        cgroup_files.push(file);
-    }
-    let cgroup_fds: Vec<RawFd> = cgroup_files.iter().map(|f| f.as_raw_fd()).collect();
-    let creds = Credentials {
-        uid: ctx.uid,
-        gid: ctx.gid,
-        groups: ctx
-            .supplemental_groups
-            .iter()
-            .map(|&g| g as libc::gid_t)
-            .collect(),
-    };
-
-    let mut cmd = Command::new(&resolved);
-    cmd.arg0(program)
-        .args(&argv[1..])
-        .env_clear()
-        .envs(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
+    let Prepared {
+        mut cmd,
+        command,
+        cgroup_files,
+        cgroup_fds,
+        creds,
+    } = prepare(ctx, argv)?;
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if path_env.is_none() {
-        cmd.env("PATH", DEFAULT_PATH);
-    }
-    if let Some(dir) = &ctx.working_dir {
-        cmd.current_dir(dir);
-    }
+        .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec. It only makes async-signal-safe
     // system calls (write, setpgid, setgroups, setgid, setuid) on data prepared before the fork,
     // and allocates nothing (io::Error::last_os_error does not allocate).
     unsafe {
-        cmd.pre_exec(move || enter_container(&cgroup_fds, &creds));
+        cmd.pre_exec(move || enter_container(&cgroup_fds, &creds, false));
     }
 
-    tracing::debug!(command = %command, program = %resolved.display(), cgroups = ?ctx.cgroup_procs, uid = ?ctx.uid, "exec in container");
+    tracing::debug!(command = %command, cgroups = ?ctx.cgroup_procs, uid = ?ctx.uid, "exec in container");
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         command: command.clone(),
         source,
@@ -229,6 +179,396 @@ pub async fn exec_sync(
     }
 }
 
+/// A command ready to spawn in a container's context: argv resolved with the container's PATH,
+/// environment, working directory, and the container's cgroup.procs files opened.
+struct Prepared {
+    cmd: Command,
+    command: String,
+    /// Kept open until the child has spawned: the child writes to their descriptors.
+    cgroup_files: Vec<File>,
+    cgroup_fds: Vec<RawFd>,
+    creds: Credentials,
+}
+
+fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
+    let Some(program) = argv.first() else {
+        return Err(ExecError::EmptyCommand);
+    };
+    let command = argv.join(" ");
+    let path_env = ctx
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let resolved = resolve_program(
+        program,
+        path_env.unwrap_or(DEFAULT_PATH),
+        ctx.working_dir.as_deref(),
+    )
+    .ok_or_else(|| ExecError::NotFound {
+        command: command.clone(),
+        program: program.clone(),
+    })?;
+
+    // Opened here, in the agent, so a missing cgroup is reported with its path; the child only
+    // writes to the inherited descriptors (they are close-on-exec, so the command never sees them).
+    let mut cgroup_files = Vec::with_capacity(ctx.cgroup_procs.len());
+    for path in &ctx.cgroup_procs {
+        let file = File::options()
+            .write(true)
+            .open(path)
+            .map_err(|source| ExecError::Cgroup {
+                command: command.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        cgroup_files.push(file);
+    }
+    let cgroup_fds: Vec<RawFd> = cgroup_files.iter().map(|f| f.as_raw_fd()).collect();
+    let creds = Credentials {
+        uid: ctx.uid,
+        gid: ctx.gid,
+        groups: ctx
+            .supplemental_groups
+            .iter()
+            .map(|&g| g as libc::gid_t)
+            .collect(),
+    };
+
+    let mut cmd = Command::new(&resolved);
+    cmd.arg0(program)
+        .args(&argv[1..])
+        .env_clear()
+        .envs(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .kill_on_drop(true);
+    if path_env.is_none() {
+        cmd.env("PATH", DEFAULT_PATH);
+    }
+    if let Some(dir) = &ctx.working_dir {
+        cmd.current_dir(dir);
+    }
+    Ok(Prepared {
+        cmd,
+        command,
+        cgroup_files,
+        cgroup_fds,
+        creds,
+    })
+}
+
+/// Which stdio streams a streaming exec gets (the flags of CRI `ExecRequest`), and whether
+/// they go through a terminal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// The client sends stdin.
+    pub stdin: bool,
+    /// The client wants stdout.
+    pub stdout: bool,
+    /// The client wants stderr (never together with `tty`: a terminal has one output).
+    pub stderr: bool,
+    /// Run the command on a new pseudo-terminal.
+    pub tty: bool,
+}
+
+/// A boxed async reader (a pipe or the pty master's read half).
+pub type BoxedReader = Box<dyn AsyncRead + Send + Unpin>;
+/// A boxed async writer (a pipe or the pty master's write half).
+pub type BoxedWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A process started by [`exec_streaming`]: its stdio, its terminal, and its exit.
+///
+/// Dropping it kills the process's whole process group (or session, with a tty), so a client
+/// that goes away leaves nothing running.
+pub struct ExecSession {
+    /// The command line, for messages.
+    pub command: String,
+    /// Write end of the process's stdin (the pty master with a tty), if asked for.
+    pub stdin: Option<BoxedWriter>,
+    /// Read end of its stdout (the pty master with a tty: stdout and stderr both), if asked for.
+    pub stdout: Option<BoxedReader>,
+    /// Read end of its stderr, if asked for (never with a tty).
+    pub stderr: Option<BoxedReader>,
+    /// The terminal's size control, with a tty.
+    pub terminal: Option<TerminalResizer>,
+    child: tokio::process::Child,
+    group: GroupKillGuard,
+}
+
+impl ExecSession {
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit; its exit code (128 + signal when killed by a signal).
+    ///
+    /// The process group is left alone after a normal exit (a daemon it started keeps
+    /// running, as with `runc exec`); it is killed only when the session is dropped early.
+    pub async fn wait(&mut self) -> Result<i32, ExecError> {
+        let status = self.child.wait().await.map_err(|source| ExecError::Wait {
+            command: self.command.clone(),
+            source,
+        })?;
+        self.group.pgid = None;
+        let code = exit_code(status);
+        tracing::debug!(command = %self.command, exit_code = code, "exec session process exited");
+        Ok(code)
+    }
+}
+
+/// CRI Exec (the streaming kind): start argv in the container's context with the stdio the
+/// client asked for — pipes, or one new pseudo-terminal for all three when `opts.tty` is set
+/// (the process becomes a session leader with the terminal as its controlling tty, like
+/// `runc exec -t`). Streams not asked for are `/dev/null`.
+pub fn exec_streaming(
+    ctx: &ExecContext,
+    argv: &[String],
+    opts: StreamOptions,
+) -> Result<ExecSession, ExecError> {
+    let Prepared {
+        mut cmd,
+        command,
+        cgroup_files,
+        cgroup_fds,
+        creds,
+    } = prepare(ctx, argv)?;
+    let cmdline = command.clone();
+    let spawn_err = move |source| ExecError::Spawn {
+        command: cmdline.clone(),
+        source,
+    };
+    let mut master = None;
+    if opts.tty {
+        // containerd's CRI exec sets TERM for a tty when the container has none.
+        if !ctx.env.iter().any(|(k, _)| k == "TERM") {
+            cmd.env("TERM", "xterm");
+        }
+        let pty = nix::pty::openpty(None, None).map_err(|e| spawn_err(e.into()))?;
+        for fd in [&pty.master, &pty.slave] {
+            set_cloexec(fd.as_raw_fd()).map_err(&spawn_err)?;
+        }
+        let slave = |pty: &OwnedFd| pty.try_clone().map(Stdio::from);
+        cmd.stdin(slave(&pty.slave).map_err(&spawn_err)?)
+            .stdout(slave(&pty.slave).map_err(&spawn_err)?)
+            .stderr(slave(&pty.slave).map_err(&spawn_err)?);
+        master = Some(pty.master);
+    } else {
+        let pipe_or_null = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+        cmd.stdin(pipe_or_null(opts.stdin))
+            .stdout(pipe_or_null(opts.stdout))
+            .stderr(pipe_or_null(opts.stderr));
+    }
+    let new_session = opts.tty;
+    // SAFETY: as in exec_sync: only async-signal-safe calls (write, setsid, ioctl, setpgid,
+    // setgroups, setgid, setuid) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || enter_container(&cgroup_fds, &creds, new_session));
+    }
+    tracing::debug!(command = %command, tty = opts.tty, cgroups = ?ctx.cgroup_procs, uid = ?ctx.uid, "exec session in container");
+    let child = cmd.spawn().map_err(&spawn_err)?;
+    // The slave copies went with `cmd`'s Stdio into the child; ours must close so the master
+    // reads EOF (EIO) once the process and its children are gone.
+    drop(cmd);
+    drop(cgroup_files);
+    let group = GroupKillGuard {
+        pgid: child.id().and_then(|p| i32::try_from(p).ok()),
+    };
+    let mut session = ExecSession {
+        command,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        terminal: None,
+        child,
+        group,
+    };
+    match master {
+        Some(master) => {
+            session.terminal = Some(TerminalResizer(master.try_clone().map_err(&spawn_err)?));
+            let (read, write) = tokio::io::split(PtyMaster::new(master).map_err(&spawn_err)?);
+            if opts.stdin {
+                session.stdin = Some(Box::new(write));
+            }
+            if opts.stdout || opts.stderr {
+                session.stdout = Some(Box::new(read));
+            }
+        }
+        None => {
+            session.stdin = session
+                .child
+                .stdin
+                .take()
+                .map(|w| Box::new(w) as BoxedWriter);
+            session.stdout = session
+                .child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as BoxedReader);
+            session.stderr = session
+                .child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as BoxedReader);
+        }
+    }
+    Ok(session)
+}
+
+/// A second descriptor of an exec session's pty master, to set the terminal's size.
+pub struct TerminalResizer(OwnedFd);
+
+impl TerminalResizer {
+    /// Sets the terminal's size (TIOCSWINSZ on the master); the kernel sends SIGWINCH to the
+    /// terminal's foreground process group.
+    pub fn resize(&self, width: u16, height: u16) -> io::Result<()> {
+        let size = libc::winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is ours.
+        let ret = unsafe { libc::ioctl(self.0.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The master side of a pseudo-terminal as a non-blocking tokio reader and writer. EIO on read
+/// (every slave descriptor closed: the process and its children are gone) is end of file.
+struct PtyMaster(tokio::io::unix::AsyncFd<OwnedFd>);
+
+impl PtyMaster {
+    fn new(fd: OwnedFd) -> io::Result<Self> {
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: an OwnedFd is a valid open descriptor that stays the same until it is dropped
+        // with the AsyncFd.
+        unsafe { tokio::io::unix::AsyncFd::register(fd) }
+            .map(PtyMaster)
+            .map_err(io::Error::from)
+    }
+}
+
+impl AsyncRead for PtyMaster {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        loop {
+            let mut guard = match self.0.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            let unfilled = buf.initialize_unfilled();
+            let res = guard.try_io(|fd| {
+                // SAFETY: reading into an initialized buffer of the given length.
+                let n = unsafe {
+                    libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len())
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match res {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => {
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for PtyMaster {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        loop {
+            let mut guard = match self.0.poll_write_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            let res = guard.try_io(|fd| {
+                // SAFETY: writing from a valid slice.
+                let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match res {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        // A terminal has no half-close; the client's "stdin closed" becomes an EOF character
+        // (written by the caller), as a terminal user would type Ctrl-D.
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The exec context of a running container, from the spec its shim was started with
+/// (`<state-dir>/config.json`): the same env, working dir, user, groups and cgroup. This is how
+/// a CRI runtime answers Exec — by container ID, from its own record of the container.
+pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::shim::ShimError> {
+    let cfg = crate::shim::read_config(state_dir)?;
+    Ok(ExecContext {
+        env: cfg.env,
+        working_dir: cfg.working_dir,
+        uid: cfg.uid,
+        gid: cfg.gid,
+        supplemental_groups: cfg.supplemental_groups,
+        cgroup_procs: cfg.cgroup_procs,
+    })
+}
+
 /// Credentials the child switches to, prepared before the fork.
 struct Credentials {
     uid: Option<u32>,
@@ -237,9 +577,10 @@ struct Credentials {
 }
 
 /// In the forked child: join the container's cgroups (still as root), become a process group
-/// leader (so a timeout can kill everything it started), then drop to the container's groups
+/// leader (so a timeout can kill everything it started) — with `new_session`, a session leader
+/// whose controlling terminal is its stdin (a pty slave) — then drop to the container's groups
 /// and user, in the order runc uses: setgroups, setgid, setuid.
-fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials) -> io::Result<()> {
+fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool) -> io::Result<()> {
     fn check(ret: libc::c_int) -> io::Result<()> {
         if ret < 0 {
             Err(io::Error::last_os_error())
@@ -256,7 +597,12 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials) -> io::Result<()> 
     }
     // SAFETY: plain system calls on integers and a pointer into a live Vec.
     unsafe {
-        check(libc::setpgid(0, 0))?;
+        if new_session {
+            check(libc::setsid())?;
+            check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+        } else {
+            check(libc::setpgid(0, 0))?;
+        }
         if creds.uid.is_some() || creds.gid.is_some() || !creds.groups.is_empty() {
             check(libc::setgroups(creds.groups.len(), creds.groups.as_ptr()))?;
         }

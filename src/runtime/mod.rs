@@ -210,6 +210,14 @@ impl Runtime {
         })
     }
 
+    /// CRI ContainerStatus: one container's record by ID, if it exists.
+    pub fn get(&self, id: &str) -> Option<ContainerRecord> {
+        if id.is_empty() || id.contains(['/', '.']) {
+            return None;
+        }
+        self.load(&self.dir(id))
+    }
+
     /// Re-read one container's exit record.
     pub fn read_exit(&self, id: &str) -> Option<ExitStatus> {
         shim::read_exit(&self.dir(id)).ok().flatten()

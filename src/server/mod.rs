@@ -6,19 +6,28 @@
 //! kubelet hands it to the CRI shim's streaming server (`pkg/kubelet/cri/streaming`).
 //!
 //! Layout, so later parts slot in: `kubelet` holds the kubelet's own endpoints (`/healthz`,
-//! `/pods`, `/runningpods/`; later `/containerLogs`, `/exec`, `/stats/summary`, `/metrics`);
-//! a `streaming` module will serve `/exec/{token}` and friends; an `apiserver` facade will serve
-//! the API-server paths kubectl asks for.
+//! `/pods`, `/runningpods/`; later `/exec`, `/stats/summary`, `/metrics`); `logs` serves
+//! `/containerLogs`; a `streaming` module will serve `/exec/{token}` and friends; the
+//! `apiserver` facade serves the API-server paths kubectl asks for (`docs/kubectl.md`), and
+//! every path nobody serves gets a 404 `Status`.
 
+pub mod apiserver;
+mod debug;
 mod kubelet;
+pub mod logs;
+mod remotecommand;
+pub mod streaming;
+mod upgrade_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 
+use crate::cm::manager::ContainerManager;
 use crate::events::EventRecorder;
 use crate::node::NodeFacts;
+use crate::runtime::Runtime;
 use crate::status_manager::StatusManager;
 
 /// What the handlers read.
@@ -30,6 +39,16 @@ pub struct ServerState {
     pub node: Arc<NodeFacts>,
     /// Events.
     pub recorder: EventRecorder,
+    /// The eviction manager's report and conditions.
+    pub eviction: crate::eviction::manager::EvictionView,
+    /// The runtime's streaming server (exec, attach, port-forward sessions).
+    pub streaming: Arc<streaming::StreamingServer>,
+    /// The runtime's container records (which log file an instance wrote, whether it runs).
+    pub runtime: Runtime,
+    /// Pod and container cgroups (for metrics).
+    pub cm: ContainerManager,
+    /// What the API-server facade needs beyond the kubelet's state.
+    pub api: Arc<apiserver::ApiContext>,
 }
 
 /// Errors of the server.
@@ -49,7 +68,14 @@ pub enum ServerError {
 
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
-    kubelet::routes().with_state(state)
+    kubelet::routes()
+        .merge(debug::routes())
+        .merge(remotecommand::routes())
+        .merge(logs::routes())
+        .merge(apiserver::routes())
+        .fallback(apiserver::not_found)
+        .method_not_allowed_fallback(apiserver::method_not_allowed)
+        .with_state(state)
 }
 
 /// Bind the listener (so start-up fails early and clearly if the port is taken).

@@ -447,6 +447,7 @@ mod tests {
             log_max_size: 0,
             log_max_files: 5,
             stdin: false,
+            stdin_once: false,
         }
     }
 

@@ -12,7 +12,7 @@
 //! | `state.json` ([`ShimState`]) | shim, atomically | once the container process has exec'd |
 //! | `exit.json` ([`ExitStatus`]) | shim, atomically | the container is gone and its output drained, or it could not start |
 //! | `shim.log` | shim (its stderr) | diagnostics of the shim itself |
-//! | `attach.sock` ([`ATTACH_SOCKET`]) | reserved | a later issue: attach/exec streams served by the shim |
+//! | `attach.sock` ([`ATTACH_SOCKET`]) | shim, while the container runs | attach: the container's stdin and a copy of its output ([`attach`]) |
 //!
 //! # Processes
 //! The agent runs `<exe> shim <state-dir>` with the write end of a pipe as its stdout
@@ -26,6 +26,7 @@
 //! The shim is single-threaded and synchronous (poll(2) over the pipes and a signalfd for
 //! SIGCHLD; no tokio, no tracing subscriber): it must be dispatched from `main` before anything
 //! else starts a thread, because it forks.
+pub mod attach;
 mod child;
 mod supervisor;
 
@@ -47,8 +48,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const EXIT_FILE: &str = "exit.json";
 /// The shim's own diagnostics (its stderr).
 pub const SHIM_LOG_FILE: &str = "shim.log";
-/// Reserved for a later issue: a unix socket on which the shim serves attach (the container's
-/// stdin, kept open when [`ShimConfig::stdin`] is set, and a fan-out of its output) and exec.
+/// The unix socket on which the shim serves attach: the container's stdin (kept open when
+/// [`ShimConfig::stdin`] is set) and a copy of its output ([`attach`]).
 pub const ATTACH_SOCKET: &str = "attach.sock";
 
 /// How long [`start`] waits for the shim's answer. Normal starts take a few milliseconds; the
@@ -87,6 +88,10 @@ pub struct ShimConfig {
     pub log_max_files: u32,
     /// Keep a pipe to the container's stdin for a later attach (else stdin is /dev/null).
     pub stdin: bool,
+    /// `stdinOnce`: close the container's stdin when the first attach client that used it
+    /// detaches or closes its stdin.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// Written by the shim as `<state-dir>/state.json` once the container process has exec'd.
@@ -460,6 +465,7 @@ mod tests {
             log_max_size: 10 << 20,
             log_max_files: 5,
             stdin: false,
+            stdin_once: false,
         };
         write_config(&dir.path().join("sub"), &cfg).unwrap();
         assert_eq!(read_config(&dir.path().join("sub")).unwrap(), cfg);

@@ -1,10 +1,9 @@
 //! The shim process itself (`minikubelet shim <state-dir>`): detach, start the container, copy
 //! its output into the CRI log, reap it, record its exit. Single-threaded and synchronous.
 //!
-//! The event loop polls the container's stdout and stderr pipes and a signalfd for SIGCHLD.
-//! A later issue adds the attach socket ([`super::ATTACH_SOCKET`]) and its clients to the same
-//! poll set: the container's stdin write end is already held in [`Container::stdin`], and the
-//! output handler is the place to fan records out to attached clients.
+//! The event loop polls the container's stdout and stderr pipes, a signalfd for SIGCHLD, and
+//! the attach socket ([`super::attach`]) with its clients and the container's stdin pipe:
+//! output goes to the CRI log and to every attached client.
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -19,6 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, setsid};
 
+use super::attach::AttachServer;
 use super::child::{self, Container};
 use super::{
     EXIT_FILE, ExitStatus, Handshake, SHIM_LOG_FILE, STATE_FILE, ShimConfig, ShimState, absolute,
@@ -112,7 +112,7 @@ fn run(state_dir: &Path) -> ExitCode {
     }
     handshake(&Handshake::Started(state));
 
-    let (wait_status, finished) = supervise(&cfg, container, &mut writer, &sigfd);
+    let (wait_status, finished) = supervise(state_dir, &cfg, container, &mut writer, &sigfd);
     let (exit_code, signal) = exit_code_of(wait_status).unwrap_or((255, None));
     let status = ExitStatus {
         exit_code,
@@ -140,6 +140,7 @@ struct Output {
 /// Copies output to the log until the main process is gone and the pipes are drained (or
 /// [`DRAIN_TIMEOUT`] passed); returns its wait status and when it was reaped.
 fn supervise(
+    state_dir: &Path,
     cfg: &ShimConfig,
     container: Container,
     writer: &mut CriLogWriter,
@@ -157,6 +158,15 @@ fn supervise(
             stream,
             splitter: LineSplitter::default(),
         })
+    };
+    // Without the socket the container still runs; its stdin (if kept) stays open until it
+    // exits, as before attach existed.
+    let (mut attach, _stdin_kept) = match AttachServer::bind(state_dir, stdin, cfg.stdin_once) {
+        Ok(a) => (Some(a), None),
+        Err((e, stdin)) => {
+            diag(cfg, &format!("attach socket: {e}; attach is unavailable"));
+            (None, stdin)
+        }
     };
     let mut outputs = [
         output(stdout, Stream::Stdout),
@@ -194,6 +204,10 @@ fn supervise(
                 which.push(i);
             }
         }
+        let attach_at = fds.len();
+        if let Some(a) = &attach {
+            fds.extend(a.poll_fds());
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
@@ -205,12 +219,17 @@ fn supervise(
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
+        let attach_events: Vec<Option<PollFlags>> =
+            fds[attach_at..].iter().map(|f| f.revents()).collect();
         drop(fds);
+        if let Some(a) = &mut attach {
+            a.handle(&attach_events);
+        }
         for (slot, &i) in which.iter().enumerate() {
             if ready[slot + 1] {
-                let still_open = outputs[i]
-                    .as_mut()
-                    .is_some_and(|o| copy_output(cfg, o, &mut buf, writer, &mut log_errors));
+                let still_open = outputs[i].as_mut().is_some_and(|o| {
+                    copy_output(cfg, o, &mut buf, writer, &mut log_errors, attach.as_mut())
+                });
                 if !still_open {
                     outputs[i] = None;
                 }
@@ -235,7 +254,9 @@ fn supervise(
             write_record(cfg, writer, stream, tag, parts, &mut log_errors)
         });
     }
-    drop(stdin);
+    if let Some(a) = attach {
+        a.finish();
+    }
     reap(pid);
     // Only reached with `exited` set, unless poll itself failed: then wait for the child.
     exited.unwrap_or_else(|| {
@@ -251,6 +272,7 @@ fn copy_output(
     buf: &mut [u8],
     writer: &mut CriLogWriter,
     log_errors: &mut u64,
+    mut attach: Option<&mut AttachServer>,
 ) -> bool {
     let stream = o.stream;
     let mut emit = |tag, parts: &[&[u8]]| write_record(cfg, writer, stream, tag, parts, log_errors);
@@ -260,7 +282,12 @@ fn copy_output(
                 o.splitter.finish(&mut emit);
                 return false;
             }
-            Ok(n) => o.splitter.push(&buf[..n], &mut emit),
+            Ok(n) => {
+                o.splitter.push(&buf[..n], &mut emit);
+                if let Some(a) = attach.as_deref_mut() {
+                    a.broadcast(stream, &buf[..n]);
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {

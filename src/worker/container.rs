@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::sync::watch;
 
-use super::{PodContext, PodWorker, WorkerMsg, backoff, format_pod};
+use super::{PodContext, PodWorker, WorkerMsg, backoff};
+use crate::api::format_pod;
 use crate::api::qos::qos_class;
 use crate::cgroup::CgroupName;
 use crate::events::{self, EventType};
@@ -179,7 +180,13 @@ impl Slot {
             image_id: String::new(),
             container_id: id.map(|i| format!("{CONTAINER_ID_SCHEME}://{i}")),
             restart_count: self.instances.saturating_sub(1) as i32,
-            ready: self.current.is_some() && self.started && self.ready,
+            // An init container that is not a sidecar is ready once it completed
+            // (prober `UpdatePodStatus`); the others while they run, start and pass readiness.
+            ready: if self.kind == Kind::Init {
+                self.succeeded()
+            } else {
+                self.current.is_some() && self.started && self.ready
+            },
             started: Some(self.current.is_some() && self.started),
             state: Some(state),
             last_state: Some(last_state.unwrap_or_default()),
@@ -398,21 +405,12 @@ impl PodWorker {
             &id,
             &log_path,
         );
-        let (uid_, gid, groups) = security(&pod, &spec);
-        let exec = ExecContext {
-            env: envs.clone(),
-            working_dir: Some(
-                spec.working_dir
-                    .clone()
-                    .filter(|w| !w.is_empty())
-                    .unwrap_or_else(|| "/".into())
-                    .into(),
-            ),
-            uid: uid_,
-            gid,
-            supplemental_groups: groups.clone(),
-            cgroup_procs: ctx.cm.cgroups().procs_files(&cgroup),
-        };
+        let exec = exec_context(
+            &pod,
+            &spec,
+            envs.clone(),
+            ctx.cm.cgroups().procs_files(&cgroup),
+        );
         let meta = ContainerMeta {
             id: id.clone(),
             pod_uid: uid.clone(),
@@ -430,9 +428,9 @@ impl PodWorker {
             argv,
             env: envs,
             working_dir: exec.working_dir.clone(),
-            uid: uid_,
-            gid,
-            supplemental_groups: groups,
+            uid: exec.uid,
+            gid: exec.gid,
+            supplemental_groups: exec.supplemental_groups.clone(),
             cgroup_procs: exec.cgroup_procs.clone(),
             oom_score_adj: Some(
                 crate::cm::qos_policy::container_oom_score_adj(&pod, &spec, ctx.memory_capacity)
@@ -442,6 +440,7 @@ impl PodWorker {
             log_max_size: ctx.log_max_size,
             log_max_files: ctx.log_max_files,
             stdin: spec.stdin.unwrap_or(false),
+            stdin_once: spec.stdin_once.unwrap_or(false),
         };
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
@@ -732,21 +731,8 @@ impl PodWorker {
                 let spec = self.slots[i].spec.clone();
                 let envs =
                     env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
-                let (u, g, groups) = security(&self.pod, &spec);
-                let exec = ExecContext {
-                    env: envs,
-                    working_dir: Some(
-                        spec.working_dir
-                            .clone()
-                            .filter(|w| !w.is_empty())
-                            .unwrap_or_else(|| "/".into())
-                            .into(),
-                    ),
-                    uid: u,
-                    gid: g,
-                    supplemental_groups: groups,
-                    cgroup_procs: self.ctx.cm.cgroups().procs_files(&cgroup),
-                };
+                let procs = self.ctx.cm.cgroups().procs_files(&cgroup);
+                let exec = exec_context(&self.pod, &spec, envs, procs);
                 self.slots[i].current = Some(Instance {
                     meta: rec.meta.clone(),
                     state,
@@ -811,6 +797,26 @@ impl PodWorker {
             self.old_status.as_ref(),
             jiff::Timestamp::now(),
         );
+        let mut conditions = conditions;
+        if let Some(m) = &message {
+            // `evictPod`: the DisruptionTarget condition of a pod the kubelet terminates.
+            conditions.retain(|c| c.type_ != "DisruptionTarget");
+            let since = self
+                .old_status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "DisruptionTarget"))
+                .and_then(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(jiff::Timestamp::now()));
+            conditions.push(k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("TerminationByKubelet".into()),
+                message: Some(m.clone()),
+                last_transition_time: Some(since),
+                ..Default::default()
+            });
+        }
         let host_ip = self.ctx.node.host_ip.clone();
         PodStatus {
             phase: Some(phase),
@@ -895,6 +901,27 @@ impl StopJob {
             )
             .await;
         }
+    }
+}
+
+/// The context a container's processes run in (its own, its exec probes', its hooks'): its
+/// environment, working directory (`/` when unset, an image's default), user and groups, and
+/// its cgroup.
+fn exec_context(
+    pod: &Pod,
+    spec: &Container,
+    env: Vec<(String, String)>,
+    cgroup_procs: Vec<std::path::PathBuf>,
+) -> ExecContext {
+    let (uid, gid, supplemental_groups) = security(pod, spec);
+    let dir = spec.working_dir.clone().filter(|w| !w.is_empty());
+    ExecContext {
+        env,
+        working_dir: Some(dir.unwrap_or_else(|| "/".into()).into()),
+        uid,
+        gid,
+        supplemental_groups,
+        cgroup_procs,
     }
 }
 

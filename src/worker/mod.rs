@@ -407,7 +407,15 @@ impl PodWorker {
             self.pod_name(),
             &uid,
         );
-        self.ctx.statuses.remove(&uid);
+        // A pod terminated with a final status (eviction) keeps it visible; the pod manager
+        // decides when it goes.
+        if self
+            .terminating
+            .as_ref()
+            .is_none_or(|t| t.final_status.is_none())
+        {
+            self.ctx.statuses.remove(&uid);
+        }
     }
 }
 
@@ -416,14 +424,4 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-/// `format.Pod`: how the kubelet names a pod in messages, `name_namespace(uid)`.
-pub fn format_pod(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.uid.as_deref().unwrap_or_default()
-    )
 }

@@ -191,6 +191,8 @@ pub struct Agent {
     pub cgroup: TestCgroup,
     pub extra: Vec<String>,
     pub log: PathBuf,
+    /// A command the agent is started through (e.g. `unshare -m sh -c ...`), if any.
+    pub wrapper: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -203,12 +205,27 @@ fn free_port() -> u16 {
 impl Agent {
     /// Start an agent with the given extra flags and wait until it serves.
     pub fn start(extra: &[&str]) -> Agent {
+        let mut a = Agent::start_unspawned(extra);
+        a.spawn();
+        a
+    }
+
+    /// Like `start`, through a wrapper: the agent's argv is appended to `wrapper`.
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> Agent {
+        let mut a = Agent::start_unspawned(extra);
+        a.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        a.spawn();
+        a
+    }
+
+    /// Everything but the process: directories, cgroup, port.
+    pub fn start_unspawned(extra: &[&str]) -> Agent {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let manifests = tmp.path().join("manifests");
         std::fs::create_dir(&manifests).unwrap();
         std::fs::set_permissions(&manifests, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut a = Agent {
+        Agent {
             child: None,
             root_dir: tmp.path().join("root"),
             logs_dir: tmp.path().join("pods-logs"),
@@ -219,9 +236,32 @@ impl Agent {
             port: free_port(),
             cgroup: TestCgroup::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        a.spawn();
-        a
+            wrapper: Vec::new(),
+        }
+    }
+
+    /// The agent's full command line (without any wrapper).
+    pub fn argv(&self) -> Vec<String> {
+        let mut v = vec![
+            env!("CARGO_BIN_EXE_minikubelet").to_string(),
+            format!("--pod-manifest-path={}", self.manifests.display()),
+            format!("--root-dir={}", self.root_dir.display()),
+            format!("--pod-logs-dir={}", self.logs_dir.display()),
+            format!("--container-logs-dir={}", self.containers_log_dir.display()),
+            "--cgroup-root=pods".to_string(),
+            format!("--port={}", self.port),
+        ];
+        // Defaults the caller may override (clap refuses a flag given twice).
+        for (flag, arg) in [
+            ("--file-check-frequency", "--file-check-frequency=2s"),
+            ("-v", "-v=4"),
+        ] {
+            if !self.has_flag(flag) {
+                v.push(arg.to_string());
+            }
+        }
+        v.extend(self.extra.iter().cloned());
+        v
     }
 
     /// Start (again) the agent process and wait for /healthz.
@@ -231,27 +271,10 @@ impl Agent {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minikubelet"));
-        cmd.arg(format!("--pod-manifest-path={}", self.manifests.display()))
-            .arg(format!("--root-dir={}", self.root_dir.display()))
-            .arg(format!("--pod-logs-dir={}", self.logs_dir.display()))
-            .arg(format!(
-                "--container-logs-dir={}",
-                self.containers_log_dir.display()
-            ))
-            .arg("--cgroup-root=pods")
-            .arg(format!("--port={}", self.port))
-            .args(
-                // Defaults the caller may override (clap refuses a flag given twice).
-                [
-                    ("--file-check-frequency", "--file-check-frequency=2s"),
-                    ("-v", "-v=4"),
-                ]
-                .into_iter()
-                .filter(|(flag, _)| !self.has_flag(flag))
-                .map(|(_, arg)| arg),
-            )
-            .args(&self.extra)
+        let mut argv = self.wrapper.clone();
+        argv.extend(self.argv());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -522,5 +545,29 @@ impl Agent {
                 .iter()
                 .any(|f| a == f || a.starts_with(&format!("{f}=")))
         })
+    }
+
+    /// Start an agent whose root dir and logs dirs are on a tmpfs of `size` (e.g. "64m"),
+    /// mounted in a private mount namespace (`unshare -m`) that only the agent and its shims
+    /// see; the mount goes away with them.
+    pub fn start_in_tmpfs(size: &str, extra: &[&str]) -> Agent {
+        let mut a = Agent::start_unspawned(extra);
+        let disk = a.tmp.path().join("disk");
+        std::fs::create_dir(&disk).unwrap();
+        a.root_dir = disk.join("root");
+        a.logs_dir = disk.join("pods-logs");
+        a.containers_log_dir = disk.join("containers-logs");
+        a.wrapper = vec![
+            "unshare".into(),
+            "-m".into(),
+            "--propagation".into(),
+            "private".into(),
+            "sh".into(),
+            "-c".into(),
+            format!("mount -t tmpfs -o size={size} tmpfs \"$0\" && exec \"$@\""),
+            disk.display().to_string(),
+        ];
+        a.spawn();
+        a
     }
 }

@@ -1,0 +1,136 @@
+//! Preflight with the real binary: swap refusal (a fake `/proc/swaps` bind-mounted in a private
+//! mount namespace that only the agent sees), `minikubelet check`, configuration errors.
+
+mod common;
+
+use std::process::Command;
+
+use common::Agent;
+
+const FAKE_SWAPS: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/swapfile                               file\t\t1048572\t\t0\t\t-2\n";
+
+/// `unshare -m --propagation private sh -c 'mount --bind FAKE /proc/swaps && exec "$@"' sh`
+fn with_fake_swaps(fake: &std::path::Path) -> Vec<String> {
+    vec![
+        "unshare".into(),
+        "-m".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("mount --bind {} /proc/swaps && exec \"$@\"", fake.display()),
+        "sh".into(),
+    ]
+}
+
+#[test]
+fn swap_on_refuses_to_start_with_the_kubelets_message() {
+    let a = Agent::start_unspawned(&[]);
+    let fake = a.tmp.path().join("swaps");
+    std::fs::write(&fake, FAKE_SWAPS).unwrap();
+    let mut argv = with_fake_swaps(&fake);
+    argv.extend(a.argv());
+    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with swap on: {err}");
+    assert!(
+        err.contains("failed to run Kubelet: running with swap on is not supported, please disable swap or set --fail-swap-on flag to false"),
+        "{err}"
+    );
+    // `check` reports the same, with the fix, and exits 1.
+    let mut argv = with_fake_swaps(&fake);
+    argv.extend([
+        env!("CARGO_BIN_EXE_minikubelet").to_string(),
+        "check".into(),
+    ]);
+    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[FAIL] swap") && text.contains("swapoff -a"),
+        "{text}"
+    );
+}
+
+#[test]
+fn swap_on_is_allowed_with_fail_swap_on_false() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("swaps");
+    std::fs::write(&fake, FAKE_SWAPS).unwrap();
+    let wrapper = with_fake_swaps(&fake);
+    let w: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let a = Agent::start_wrapped(&w, &["--fail-swap-on=false"]);
+    assert!(a.log_contains("swap is on and failSwapOn is false"));
+}
+
+#[test]
+fn check_prints_a_report() {
+    let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cgroup layout"), "{text}");
+    assert!(text.contains("pidfd"), "{text}");
+    assert!(text.contains("kill method"), "{text}");
+    assert!(
+        text.contains("[ok  ] swap: off") || text.contains("[FAIL] swap"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_file_unknown_field_warns_and_bad_value_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .arg(format!("--config={}", cfg.display()))
+        .arg("--port=1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cgroupDriver") && err.contains("cgroupfs"),
+        "{err}"
+    );
+
+    let a = Agent::start(&[]);
+    drop(a);
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDNS: [10.0.0.10]\nmaxPodz: 3\n",
+    )
+    .unwrap();
+    let flag = format!("--config={}", cfg.display());
+    let a = Agent::start(&[&flag]);
+    assert!(a.log_contains("maxPodz"), "unknown field not named");
+    assert!(
+        a.log_contains("clusterDNS"),
+        "unimplemented kubelet field not named"
+    );
+}
+
+#[test]
+fn non_loopback_address_without_tls_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for addr in ["0.0.0.0", "::"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+            .arg(format!("--address={addr}"))
+            .arg(format!("--root-dir={}", tmp.path().display()))
+            .arg("--port=1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{addr}: started without TLS");
+        assert!(
+            err.contains("refusing to listen on") && err.contains("--address=127.0.0.1"),
+            "{addr}: {err}"
+        );
+    }
+}

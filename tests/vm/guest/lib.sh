@@ -1,0 +1,78 @@
+# Guest-side helpers, sourced by every VM test script (POSIX sh: busybox ash in the initramfs,
+# dash in the Debian rootfs). The payload dir is the current directory when a test starts.
+# Output protocol, counted by run-all.sh on the serial console: one line per check,
+# "PASS <name>", "FAIL <name>" or "SKIP <name>: <reason>".
+PAYLOAD=$(pwd)
+PATH=$PAYLOAD/bin:$PATH:/bin:/sbin:/usr/bin:/usr/sbin; export PATH
+CG=/sys/fs/cgroup
+fail=0
+
+# check NAME SHELL-EXPRESSION: evaluates it, prints PASS/FAIL NAME
+check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
+# skip NAME REASON
+skip() { echo "SKIP $1: $2"; }
+# note TEXT: context for a human reading the log (not counted)
+note() { echo "  | $*"; }
+# wait_for SECONDS SHELL-EXPRESSION: polls every 0.2 s until true; status 1 once SECONDS of wall
+# time have passed (wall time, not a count: one evaluation can take a second under TCG)
+wait_for() {
+  _end=$(( $(date +%s) + $1 ))
+  while :; do
+    eval "$2" && return 0
+    [ "$(date +%s)" -lt "$_end" ] || return 1
+    sleep 0.2
+  done
+}
+# http PATH: GET http://127.0.0.1:${MKL_PORT:-10250}PATH (mkl-standin --http-get: busybox-static wget segfaults)
+http() { mkl-standin --http-get "http://127.0.0.1:${MKL_PORT:-10250}$1" 2>/dev/null; }
+# healthz_ok: the agent answers /healthz with "ok"
+healthz_ok() { [ "$(http /healthz)" = ok ]; }
+# own_cgroup: this shell's cgroup v2 path
+own_cgroup() { sed -n 's/^0:://p' /proc/self/cgroup; }
+# procs_of CGROUP-DIR: pids in that cgroup (one level)
+procs_of() { cat "$1/cgroup.procs" 2>/dev/null; }
+# procs_tree CGROUP-DIR: pids in that cgroup and every cgroup below it
+procs_tree() { find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null; }
+# container_cg ROOT NAME: the cgroup dir of container NAME below ROOT (…/pod<uid>/NAME)
+container_cg() { find "$1" -type d -path "*/pod*/$2" 2>/dev/null | head -1; }
+# ppid_of PID
+ppid_of() { awk '$1=="PPid:"{print $2}' "/proc/$1/status" 2>/dev/null; }
+# stat_of FILE KEY: value of KEY in a flat-keyed cgroup file (memory.events, cpu.stat…)
+stat_of() { awk -v k="$2" '$1==k{print $2}' "$1" 2>/dev/null; }
+# weight_linear SHARES / weight_runc SHARES: the two cgroup v2 cpu.weight conversions in use.
+# kubelet-made cgroups (kubepods, QoS, pod): linear, 1 + ((shares - 2) * 9999) / 262142.
+# container cgroups, written by the runtime: runc >= 1.3.2 / crun >= 1.23 use
+# ceil(10^((l^2 + 125 l) / 612 - 7/34)), l = log2(shares); older runtimes the linear map.
+# busybox awk has no log/exp, so the runc map is a table of the shares the scenarios use
+# (computed with the formula above; 1024 -> 100 is the example in kubernetes issue #131216).
+weight_linear() { awk -v s="$1" 'BEGIN{ if (s >= 262144) print 10000; else print int(1 + ((s - 2) * 9999) / 262142) }'; }
+weight_runc() {
+  case $1 in 0) echo 0 ;; 1|2) echo 1 ;; 102) echo 17 ;; 256) echo 35 ;; 1024) echo 100 ;;
+    *) echo "weight_runc: no table entry for $1 shares" >&2; echo -1 ;; esac
+}
+# shares MILLICPU: the kubelet's MilliCPUToShares
+shares() { awk -v m="$1" 'BEGIN{ s = int(m * 1024 / 1000); if (s < 2) s = 2; if (s > 262144) s = 262144; print s }'; }
+# finish: exit status of the test script
+finish() { exit "$fail"; }
+
+# --- systemd tier -----------------------------------------------------------------------------
+# supervisors_of CGROUP-DIR: the parents of every process in that tree: for a pods' tree, each
+# container process's shim (and, harmlessly, container processes that have children)
+supervisors_of() { for _q in $(procs_tree "$1"); do ppid_of "$_q"; done | sort -u; }
+# strays_after_stop UNIT-CG PODS-CG BINARY: every process that must not outlive `systemctl stop`.
+# After a stop only pods and their shims may remain (KillMode=process). Precisely, a survivor is
+# allowed iff it lives in the pods' tree, or it is the parent of a process in the pods' tree (a shim
+# supervising a container; shims stay in the unit's leaf <unit>/agent). So this prints:
+#   (a) each process in the unit's cgroup tree that supervises no pod process, and
+#   (b) each process anywhere running BINARY (also "BINARY (deleted)", after a reinstall) that
+#       supervises no pod process (e.g. a helper that escaped into another cgroup, or the agent).
+strays_after_stop() {
+  _sup=" $(supervisors_of "$2" | tr '\n' ' ') "
+  for _p in $(procs_tree "$1"); do
+    case $_sup in *" $_p "*) ;; *) echo "$_p in-unit $(cat /proc/$_p/comm 2>/dev/null) $(sed -n 's/^0:://p' /proc/$_p/cgroup 2>/dev/null)" ;; esac
+  done
+  for _e in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$3*" 2>/dev/null); do
+    _p=${_e#/proc/}; _p=${_p%/exe}
+    case $_sup in *" $_p "*) ;; *) echo "$_p runs-$3 $(sed -n 's/^0:://p' /proc/$_p/cgroup 2>/dev/null)" ;; esac
+  done | sort -u
+}

@@ -1,0 +1,162 @@
+#!/bin/bash
+# The VM test suite: cgroup v2 and systemd end-to-end tests under QEMU (scripts/test.sh runs it).
+#
+#   tests/vm/run-all.sh [--no-systemd] [--no-host] [--only VM-NAME]
+#
+# Installs the host tools it lacks, fetches Debian's kernel + busybox (cached, keyed by kernel
+# version, in ${MKL_VM_CACHE:-/var/cache/minikubelet-vm}, never in the clone), builds the agent
+# statically into its own target dir, builds a Debian 12 + systemd 252 rootfs (cached), then boots:
+#   harness-cgroup2  busybox initramfs, pure cgroup v2: the harness proves itself (no agent needed)
+#   agent-cgroup2    busybox initramfs: the agent's cgroup v2 scenario (scenarios/agent-cgroup2.sh)
+#   harness-systemd  Debian 12 + systemd 252: install.sh + minikubelet.service with a stand-in agent
+#   agent-systemd    Debian 12 + systemd 252: the same with the real agent (scenarios/agent-systemd.sh)
+# and runs the host-side delivery checks (host-checks.sh). Every check prints PASS/FAIL/SKIP NAME;
+# the last line is "vm: N passed, M failed"; the exit status is non-zero on any failure.
+# The agent scenarios print SKIP (no boot) while the binary is still the skeleton without
+# --pod-manifest-path; MKL_VM_REQUIRE_AGENT=1 turns that SKIP into a FAIL.
+# Env: MKL_VM_CACHE, MKL_VM_LOGS (keep console logs there), MKL_VM_SMP, MKL_VM_REQUIRE_AGENT,
+#      MKL_VM_AGENT (use this agent binary instead of building one; it must run under busybox).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib/common.sh"
+CACHE=$MKL_VM_CACHE
+[ "$(id -u)" = 0 ] || { echo "run-all: run as root (QEMU, apt, cgroups)" >&2; exit 2; }
+SYSTEMD=1; HOST=1; ONLY=
+while [ $# -gt 0 ]; do case $1 in
+  --no-systemd) SYSTEMD=0 ;; --no-host) HOST=0 ;; --only) ONLY=${2:?}; shift ;;
+  *) echo "usage: run-all.sh [--no-systemd] [--no-host] [--only VM-NAME]" >&2; exit 2 ;; esac; shift; done
+export PATH="$HOME/.cargo/bin:$PATH" DEBIAN_FRONTEND=noninteractive
+mkdir -p "$CACHE"
+# one run at a time per cache (the rootfs build and cargo's target dir are shared)
+exec 9>"$CACHE/.lock"; flock -w 1800 9 || { echo "run-all: $CACHE is locked by another run" >&2; exit 2; }
+LOGS=${MKL_VM_LOGS:-$(mktemp -d)}; mkdir -p "$LOGS"; rm -f "$LOGS"/*.log
+W=$(mktemp -d); rootfs_pid=
+trap '[ -z "$rootfs_pid" ] || kill "$rootfs_pid" 2>/dev/null; rm -rf "$W"; [ -n "${MKL_VM_LOGS:-}" ] || rm -rf "$LOGS"' EXIT
+t0=$(date +%s); step() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
+# host-side results go to their own log, counted with the consoles
+result() { echo "$1 $2" | tee -a "$LOGS/host.log"; }
+
+step "host packages"
+declare -A pkg_of=([qemu-system-x86_64]=qemu-system-x86 [debootstrap]=debootstrap [zstd]=zstd [xz]=xz-utils
+  [mke2fs]=e2fsprogs [jq]=jq [gzip]=gzip [dpkg-deb]=dpkg [python3]=python3-minimal)
+need=()
+for c in "${!pkg_of[@]}"; do command -v "$c" >/dev/null || need+=("${pkg_of[$c]}"); done
+if [ ${#need[@]} -gt 0 ] || [ -z "$(apt-cache depends linux-image-amd64 2>/dev/null)" ]; then apt-get update -qq; fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >"$W/apt.log" 2>&1 || { cat "$W/apt.log"; result FAIL host_packages; }
+fi
+
+# the rootfs is slow (debootstrap, ~90 s) but mostly network and dpkg: build it while cargo compiles
+ROOTFS=$CACHE/rootfs-bookworm-$(content_key "$HERE/lib/mkrootfs.sh").img
+if [ "$SYSTEMD" = 1 ] && [ ! -f "$ROOTFS" ]; then
+  step "debootstrap rootfs (background)"
+  rm -f "$CACHE"/rootfs-bookworm-*.img
+  "$HERE/lib/mkrootfs.sh" "$ROOTFS" >"$W/mkrootfs.log" 2>&1 & rootfs_pid=$!
+fi
+
+step "kernel + busybox"
+"$HERE/lib/fetch.sh" || result FAIL fetch_kernel
+
+step "build: stand-in agent and minikubelet (static, crt-static, target dir $CACHE/target)"
+# crt-static glibc binaries run under busybox and in any rootfs; their own CARGO_TARGET_DIR
+# because different RUSTFLAGS would otherwise invalidate the normal build
+STATIC=(env RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$CACHE/target")
+TRIPLE=x86_64-unknown-linux-gnu
+STANDIN=$CACHE/target/$TRIPLE/release/mkl-standin
+AGENT=$CACHE/target/$TRIPLE/release/minikubelet
+if (cd "$HERE/harness/standin" && "${STATIC[@]}" cargo build -q --release --target $TRIPLE) >"$W/standin.log" 2>&1; then :
+else cat "$W/standin.log"; result FAIL build_standin; fi
+bt=$(date +%s)
+if [ -n "${MKL_VM_AGENT:-}" ]; then AGENT=$MKL_VM_AGENT; echo "agent: $AGENT (MKL_VM_AGENT, not built)"
+elif (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked --target $TRIPLE --bin minikubelet) >"$W/agent.log" 2>&1; then
+  echo "minikubelet built in $(( $(date +%s) - bt ))s"
+else cat "$W/agent.log"; result FAIL build_agent_static; rm -f "$AGENT"; fi
+# the agent scenarios need the real agent, not the skeleton that only prints its version
+agent_ready=0
+if [ -x "$AGENT" ] && "$AGENT" --help 2>&1 | grep -q -- '--pod-manifest-path'; then agent_ready=1; fi
+agent_skip() {  # agent_skip NAME
+  if [ "${MKL_VM_REQUIRE_AGENT:-1}" = 1 ]; then result FAIL "$1"; echo "  (MKL_VM_REQUIRE_AGENT=1 and no agent)"
+  else echo "SKIP $1: minikubelet has no --pod-manifest-path yet (skeleton binary); not booted" | tee -a "$LOGS/host.log"; fi
+}
+
+# mkpayload DIR TEST...: lib.sh, busybox, jq (+ its libs, run through the loader), the stand-in,
+# the agent (if ready), the install pieces of the repo, test manifests, and a test.sh running TESTs
+mkpayload() {
+  local d=$1; shift
+  mkdir -p "$d/bin" "$d/lib/jq" "$d/repo/scripts"
+  cp "$HERE/guest/lib.sh" "$d/"
+  cp "$CACHE/bb/bin/busybox" "$d/bin/"
+  cp "$(command -v jq)" "$d/lib/jq/jq"
+  for l in $(ldd "$(command -v jq)" | awk '/=>/{print $3} /ld-linux/{print $1}'); do cp -L "$l" "$d/lib/jq/"; done
+  printf '%s\n' '#!/bin/sh' 'd=$(cd "$(dirname "$0")/../lib/jq" && pwd)' \
+    'exec "$d/ld-linux-x86-64.so.2" --library-path "$d" "$d/jq" "$@"' > "$d/bin/jq"
+  chmod 755 "$d/bin/jq"
+  [ -x "$STANDIN" ] && cp "$STANDIN" "$d/bin/"
+  [ "$agent_ready" = 1 ] && cp "$AGENT" "$d/bin/"
+  cp "$REPO/scripts/install.sh" "$d/repo/scripts/"
+  cp -r "$REPO/systemd" "$d/repo/"
+  mkdir -p "$d/repo/vagrant"; cp "$REPO/vagrant/provision.sh" "$d/repo/vagrant/"
+  mkdir -p "$d/repo/manifests"; cp "$REPO"/manifests/*.yaml "$d/repo/manifests/" 2>/dev/null || true
+  cp -r "$HERE/scenarios/manifests" "$d/test-manifests"
+  { echo '#!/bin/sh'; echo 'rc=0'
+    for t in "$@"; do
+      cp "$t" "$d/"; echo "echo '=== $(basename "$t")'; sh ./$(basename "$t") || rc=1"
+    done
+    echo 'exit $rc'; } > "$d/test.sh"
+  chmod 755 "$d/test.sh"
+}
+bad=0
+vm() {  # vm NAME run.sh-args...: boots, keeps the console in $LOGS/NAME.log
+  local name=$1 rc; shift
+  [ -z "$ONLY" ] || [ "$ONLY" = "$name" ] || return 0
+  step "$name"
+  MKL_VM_LOG="$LOGS/$name.log" "$HERE/lib/run.sh" "$@"; rc=$?
+  if [ "$rc" != 0 ]; then
+    bad=$((bad + 1)); echo "=== $name: exit $rc"
+    grep -aqE '(^|: )FAIL ' "$LOGS/$name.log" || result FAIL "vm_$name(exit=$rc)"
+  fi
+}
+
+if [ -f "$CACHE/KVER" ]; then
+  mkpayload "$W/h2" "$HERE/harness/tools.sh" "$HERE/harness/cgroup-demo.sh" "$HERE/harness/standin-cgroup2.sh" "$HERE/harness/swap.sh"
+  mke2fs -q -F -t ext4 -L swapfs "$W/h2-disk.img" 64M >/dev/null 2>&1
+  MKL_VM_APPEND="mkl.disk=/dev/vda" vm harness-cgroup2 -p "$W/h2" -t 180 -c "${MKL_VM_SMP:-2}" \
+    -- -drive "file=$W/h2-disk.img,if=virtio,format=raw"
+  if [ "$agent_ready" = 1 ]; then
+    mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh"
+    mke2fs -q -F -t ext4 -L swapfs "$W/a2-disk.img" 64M >/dev/null 2>&1
+    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 300 -m 768 -c "${MKL_VM_SMP:-2}" \
+      -- -drive "file=$W/a2-disk.img,if=virtio,format=raw"
+  else agent_skip agent_cgroup2; fi
+fi
+
+if [ "$SYSTEMD" = 1 ]; then
+  if [ -n "$rootfs_pid" ]; then
+    step "waiting for the rootfs"
+    wait "$rootfs_pid" || { cat "$W/mkrootfs.log"; result FAIL build_rootfs; }
+    rootfs_pid=
+    cat "$W/mkrootfs.log"
+  fi
+  if [ -f "$ROOTFS" ] && [ -f "$CACHE/KVER" ]; then
+    mkpayload "$W/hs" "$HERE/harness/tools.sh" "$HERE/harness/standin-systemd.sh"
+    vm harness-systemd -r "$ROOTFS" -p "$W/hs" -t 300 -c 1
+    if [ "$agent_ready" = 1 ]; then
+      mkpayload "$W/as" "$HERE/scenarios/agent-systemd.sh"
+      vm agent-systemd -r "$ROOTFS" -p "$W/as" -t 400 -m 768 -c 1
+    else agent_skip agent_systemd; fi
+  fi
+fi
+
+if [ "$HOST" = 1 ]; then
+  step "host-side delivery checks"
+  MKL_AGENT_BIN="$AGENT" "$HERE/host-checks.sh" 2>&1 | tee -a "$LOGS/host.log"
+fi
+
+step "done"
+lines=$(cat "$LOGS"/*.log | tr -d '\r' | grep -aoE '(^|: )(PASS|FAIL|SKIP) [^ ]+' | sed -E 's/^: //')
+pass=$(grep -c '^PASS' <<<"$lines"); fail=$(grep -c '^FAIL' <<<"$lines"); skipped=$(grep -c '^SKIP' <<<"$lines")
+[ "$fail" -gt 0 ] && { echo "failed:"; grep '^FAIL' <<<"$lines" | sed 's/^/  /'; }
+[ "$skipped" -gt 0 ] && echo "vm: $skipped skipped"
+echo "vm: $pass passed, $fail failed"
+[ "$bad" -eq 0 ] && [ "$fail" -eq 0 ]

@@ -1,0 +1,138 @@
+#!/bin/sh
+# Agent scenario, busybox tier (pure cgroup v2, no systemd): the real minikubelet, started in its
+# own cgroup as a service manager would, with a relative --cgroup-root. Checks:
+# - /healthz; the pods of test-manifests/ appear in /pods, each in its QoS cgroup
+#   (kubepods/pod<uid> for Guaranteed, kubepods/{burstable,besteffort}/pod<uid>) named after its UID;
+# - cpu.max, cpu.weight, memory.max of pod and container cgroups, pids.max (podPidsLimit) of pods;
+# - an OOM kill is reported as terminated/OOMKilled in /pods;
+# - deleting a manifest removes the pod's processes and cgroups;
+# - killing the agent leaves the pods running (shims supervise them);
+# - swap: with a real swap file on, the agent refuses to start with the kubelet's message, and
+#   starts with --fail-swap-on=false.
+# Expected values are the kubelet's (kubelet-behaviour.md section 3): shares = milli*1024/1000;
+# kubelet-made cgroups use the linear cpu.weight map, container cgroups may use either map.
+. ./lib.sh
+[ -x ./bin/minikubelet ] || { skip agent_cgroup2 "no minikubelet binary in the payload"; exit 0; }
+SVC=$CG/minikubelet.service; ROOT=$SVC/minikubelet; KP=$ROOT/kubepods
+MAN=/etc/kubernetes/manifests; LOG=/tmp/agent.log
+# what Delegate=yes does for a service: the controllers are available in the agent's cgroup
+echo "+cpu +memory +pids" > $CG/cgroup.subtree_control
+mkdir -p $MAN /var/lib/minikubelet /var/log/pods /etc/minikubelet $SVC
+cp test-manifests/*.yaml $MAN/
+printf '%s\n' 'apiVersion: kubelet.config.k8s.io/v1beta1' 'kind: KubeletConfiguration' 'podPidsLimit: 64' \
+  > /etc/minikubelet/config.yaml
+AGENT=
+# start_agent CGROUP-DIR ARGS...: runs the agent in that cgroup (as systemd would), in the background
+start_agent() {
+  _cg=$1; shift; mkdir -p "$_cg"
+  sh -c "echo \$\$ > $_cg/cgroup.procs && exec ./bin/minikubelet $*" >>$LOG 2>&1 &
+  AGENT=$!
+}
+# exited: the last agent started has exited (gone, or a zombie not yet reaped by this shell)
+exited() { [ ! -d /proc/$AGENT ] || grep -q '^[0-9]* (.*) Z' /proc/$AGENT/stat; }
+dump_log() { note "agent log (last 30 lines):"; tail -30 $LOG | sed 's/^/  |   /'; }
+pods_json() { http /pods; }
+# pod_field NAME-PREFIX JQ-EXPR: a field of the pod whose name starts with NAME-PREFIX
+pod_field() { pods_json | jq -r --arg n "$1" ".items[] | select(.metadata.name | startswith(\$n)) | $2" 2>/dev/null; }
+# ctr_state NAME: "running" / "terminated:<reason>" / "waiting:<reason>" of container NAME
+ctr_state() {
+  pods_json | jq -r --arg c "$1" '.items[].status.containerStatuses[]? | select(.name == $c) | .state
+    | if .running then "running" elif .terminated then "terminated:" + (.terminated.reason // "")
+      elif .waiting then "waiting:" + (.waiting.reason // "") else "unknown" end' 2>/dev/null | head -1
+}
+val() { cat "$1" 2>/dev/null | tr -d '\n'; }
+# weight_ok FILE SHARES [linear-only]: cpu.weight is the linear map of SHARES (or, for container
+# cgroups, the runc/crun log-quadratic map)
+weight_ok() {
+  _w=$(val "$1"); [ "$_w" = "$(weight_linear "$2")" ] && return 0
+  [ "${3:-}" != linear-only ] && [ "$_w" = "$(weight_runc "$2")" ]
+}
+
+start_agent $SVC --config=/etc/minikubelet/config.yaml --pod-manifest-path=$MAN \
+  --root-dir=/var/lib/minikubelet --pod-logs-dir=/var/log/pods --cgroup-root=minikubelet --port=10250
+check a2_healthz 'wait_for 60 healthz_ok'
+healthz_ok || { dump_log; finish; }
+check a2_agent_in_leaf 'grep -qx "$AGENT" $SVC/agent/cgroup.procs'
+check a2_own_subtree_control '( for c in cpu memory pids; do grep -qw $c $SVC/cgroup.subtree_control || exit 1; done )'
+all_running() {
+  for c in guaranteed-sleep burstable-sleep besteffort-sleep; do
+    [ "$(ctr_state $c)" = running ] && [ -n "$(procs_of "$(container_cg $KP $c)")" ] || return 1
+  done
+}
+check a2_pods_running 'wait_for 90 all_running'
+note "pods: $(pods_json | jq -c '[.items[] | {n: .metadata.name, p: .status.phase}]')"
+note "cgroups: $(cd $ROOT 2>/dev/null && find kubepods -type d | tr '\n' ' ')"
+
+# --- Guaranteed: 250m/64Mi -> shares 256, quota 25000/100000, directly under kubepods
+g_uid=$(pod_field vm-guaranteed .metadata.uid); gp=$KP/pod$g_uid; gc=$gp/guaranteed-sleep
+check a2_guaranteed_placement '[ -n "$g_uid" ] && [ -d "$gc" ] && [ -n "$(procs_of $gc)" ]'
+check a2_guaranteed_container_cpu_max '[ "$(val $gc/cpu.max)" = "25000 100000" ]'
+check a2_guaranteed_container_memory_max '[ "$(val $gc/memory.max)" = 67108864 ]'
+check a2_guaranteed_container_cpu_weight 'weight_ok $gc/cpu.weight 256'
+check a2_guaranteed_pod_cpu_max '[ "$(val $gp/cpu.max)" = "25000 100000" ]'
+check a2_guaranteed_pod_memory_max '[ "$(val $gp/memory.max)" = 67108864 ]'
+check a2_guaranteed_pod_cpu_weight 'weight_ok $gp/cpu.weight 256 linear-only'
+check a2_guaranteed_pod_pids_max '[ "$(val $gp/pids.max)" = 64 ]'
+note "guaranteed: pod cpu.weight=$(val $gp/cpu.weight) container cpu.weight=$(val $gc/cpu.weight)"
+
+# --- Burstable: request 100m (shares 102), no cpu limit, memory limit 64Mi
+b_uid=$(pod_field vm-burstable .metadata.uid); bp=$KP/burstable/pod$b_uid; bc=$bp/burstable-sleep
+check a2_burstable_placement '[ -n "$b_uid" ] && [ -d "$bc" ] && [ -n "$(procs_of $bc)" ]'
+check a2_burstable_container_cpu_max '[ "$(val $bc/cpu.max)" = "max 100000" ]'
+check a2_burstable_container_memory_max '[ "$(val $bc/memory.max)" = 67108864 ]'
+check a2_burstable_container_cpu_weight 'weight_ok $bc/cpu.weight 102'
+check a2_burstable_pod_cpu_max '[ "$(val $bp/cpu.max)" = "max 100000" ]'
+check a2_burstable_pod_memory_max '[ "$(val $bp/memory.max)" = 67108864 ]'
+check a2_burstable_pod_cpu_weight 'weight_ok $bp/cpu.weight 102 linear-only'
+check a2_burstable_pod_pids_max '[ "$(val $bp/pids.max)" = 64 ]'
+
+# --- BestEffort: shares 2 -> weight 1, no limits
+e_uid=$(pod_field vm-besteffort .metadata.uid); ep=$KP/besteffort/pod$e_uid; ec=$ep/besteffort-sleep
+check a2_besteffort_placement '[ -n "$e_uid" ] && [ -d "$ec" ] && [ -n "$(procs_of $ec)" ]'
+check a2_besteffort_container_cpu_weight '[ "$(val $ec/cpu.weight)" = 1 ]'
+check a2_besteffort_container_memory_max '[ "$(val $ec/memory.max)" = max ]'
+check a2_besteffort_pod_cpu_weight '[ "$(val $ep/cpu.weight)" = 1 ]'
+check a2_besteffort_pod_pids_max '[ "$(val $ep/pids.max)" = 64 ]'
+check a2_qos_besteffort_cpu_weight '[ "$(val $KP/besteffort/cpu.weight)" = 1 ]'
+
+# --- OOM: 64 MB under a 32Mi limit, restartPolicy Never
+check a2_oom_killed_reported 'wait_for 90 "[ \"\$(ctr_state oom-eater)\" = terminated:OOMKilled ]"'
+note "oom-eater: $(ctr_state oom-eater)"
+
+# --- deleting a manifest removes the pod: processes, container and pod cgroups, /pods entry
+b_pid=$(procs_of $bc)
+rm $MAN/burstable.yaml
+check a2_delete_pod_cgroup_removed 'wait_for 60 "[ ! -d $bp ]"'
+check a2_delete_process_gone '[ -n "$b_pid" ] && [ ! -d /proc/$b_pid ]'
+check a2_delete_pod_unlisted 'wait_for 10 "[ -z \"\$(pod_field vm-burstable .metadata.uid)\" ]"'
+
+# --- the agent dies, the pods stay (their shims supervise them)
+g_pid=$(procs_of $gc)
+kill -9 $AGENT; wait $AGENT 2>/dev/null
+sleep 2
+check a2_agent_death_keeps_pods '[ "$(procs_of $gc)" = "$g_pid" ] && [ -d /proc/$g_pid ] && [ -n "$(procs_of $ec)" ]'
+check a2_agent_death_keeps_shim '[ -d "/proc/$(ppid_of $g_pid)" ] && [ "$(ppid_of $g_pid)" != 1 ]'
+
+# --- swap: a real swap file on ext4 (virtio disk from run-all.sh); an empty manifest dir
+disk=$(sed -n 's/.*mkl\.disk=\([^ ]*\).*/\1/p' /proc/cmdline)
+mkdir -p /mnt/swapfs /tmp/empty-manifests
+if [ -b "$disk" ] && mount -t ext4 "$disk" /mnt/swapfs; then
+  dd if=/dev/zero of=/mnt/swapfs/swapfile bs=1M count=32 2>/dev/null; chmod 600 /mnt/swapfs/swapfile
+  mkswap /mnt/swapfs/swapfile >/dev/null && swapon /mnt/swapfs/swapfile
+  check a2_swap_is_on '[ "$(wc -l < /proc/swaps)" -gt 1 ]'
+  : > $LOG
+  start_agent $CG/swap-refused.service --pod-manifest-path=/tmp/empty-manifests --root-dir=/tmp/swap-root \
+    --cgroup-root=minikubelet --port=10251
+  check a2_swap_refused_exit 'wait_for 30 exited && ! wait $AGENT'
+  check a2_swap_refused_message 'grep -q "running with swap on is not supported, please disable swap or set --fail-swap-on flag to false" $LOG'
+  exited || kill -9 $AGENT
+  start_agent $CG/swap-allowed.service --fail-swap-on=false --pod-manifest-path=/tmp/empty-manifests \
+    --root-dir=/tmp/swap-root --cgroup-root=minikubelet --port=10251
+  MKL_PORT=10251
+  check a2_swap_allowed_with_flag 'wait_for 60 healthz_ok'
+  kill $AGENT; swapoff /mnt/swapfs/swapfile
+else
+  check a2_swap_disk 'false'
+fi
+[ "$fail" = 0 ] || dump_log
+finish

@@ -1,0 +1,81 @@
+#!/bin/sh
+# Agent scenario, systemd tier (Debian 12, systemd 252 as PID 1, pure cgroup v2): the real agent
+# installed by scripts/install.sh --with-examples and run by systemd/minikubelet.service.
+# - install.sh is idempotent; `systemd-analyze verify` prints nothing;
+# - `systemctl start` returns once the agent is ready (Type=notify): /healthz answers at once;
+#   every manifest (examples + the scenario's pods) is a pod in /pods; containers run in the
+#   absolute cgroupRoot /minikubelet, outside the unit; the unit's cgroup gets no controllers;
+# - `systemctl restart` keeps every pod process (same pids, restartCount unchanged);
+# - `systemctl stop` leaves no stray process: only pods and their shims (strays_after_stop, lib.sh);
+# - a start after the stop adopts the running pods; so does the restart of an upgrade by
+#   install.sh --start (the Vagrant re-provisioning path).
+. ./lib.sh
+[ -x ./bin/minikubelet ] || { skip agent_systemd "no minikubelet binary in the payload"; exit 0; }
+U=minikubelet.service; BIN=/usr/local/bin/minikubelet; PODS=$CG/minikubelet
+MAN=/etc/kubernetes/manifests
+pods_json() { http /pods; }
+ctr_state() {
+  pods_json | jq -r --arg c "$1" '.items[].status.containerStatuses[]? | select(.name == $c) | .state
+    | if .running then "running" elif .terminated then "terminated:" + (.terminated.reason // "")
+      elif .waiting then "waiting:" + (.waiting.reason // "") else "unknown" end' 2>/dev/null | head -1
+}
+# restarts: "name=restartCount" of the scenario's own containers (examples may crash-loop on purpose)
+restarts() {
+  pods_json | jq -r '.items[].status.containerStatuses[]? | "\(.name)=\(.restartCount)"' 2>/dev/null \
+    | grep -E "^($(echo $TEST_CTRS | tr ' ' '|'))=" | sort | tr '\n' ' '
+}
+dump_journal() { note "journal (last 30 lines):"; journalctl -q -o cat -u $U | tail -30 | sed 's/^/  |   /'; }
+TEST_CTRS="guaranteed-sleep burstable-sleep besteffort-sleep"
+# ctr_pids: "name=pid" for each test container (its cgroup's processes), one line
+ctr_pids() { for c in $TEST_CTRS; do printf '%s=%s ' $c "$(procs_of "$(container_cg $PODS $c)" | tr '\n' ,)"; done; }
+
+# The Vagrant lab's provisioning script itself (offline: a prebuilt binary instead of cargo),
+# which installs through scripts/install.sh --with-examples --start.
+check as_provision 'MKL_PREBUILT_BINARY=$PWD/bin/minikubelet ./repo/vagrant/provision.sh $PWD/repo'
+check as_install './repo/scripts/install.sh --binary ./bin/minikubelet --with-examples'
+check as_install_idempotent './repo/scripts/install.sh --binary ./bin/minikubelet --with-examples | grep -q "install: 0 changed"'
+out=$(systemd-analyze verify /etc/systemd/system/$U 2>&1); [ -n "$out" ] && note "$out"
+check as_unit_verify_silent '[ -z "$out" ]'
+cp test-manifests/guaranteed.yaml test-manifests/burstable.yaml test-manifests/besteffort.yaml $MAN/
+n_manifests=$(ls $MAN | grep -vc '^\.')
+
+check as_start 'systemctl start $U'
+check as_ready_means_serving 'healthz_ok'
+UCG=$CG$(systemctl show -P ControlGroup $U); main=$(systemctl show -P MainPID $U)
+note "unit cgroup $UCG, main pid $main"
+all_running() { for c in $TEST_CTRS; do [ "$(ctr_state $c)" = running ] || return 1; done; }
+check as_test_pods_running 'wait_for 90 all_running'
+check as_every_manifest_is_a_pod 'wait_for 30 "[ \"\$(pods_json | jq \".items | length\")\" = $n_manifests ]"'
+note "pods: $(pods_json | jq -c '[.items[] | {n: .metadata.name, p: .status.phase}]')"
+# With an absolute cgroupRoot the agent has no reason to move into a leaf: the unit's cgroup
+# never delegates controllers. It and its shims stay in the unit's cgroup (or its agent/ leaf).
+in_unit() { cat $UCG/cgroup.procs $UCG/agent/cgroup.procs 2>/dev/null | grep -qx "$1"; }
+check as_agent_in_unit 'in_unit "$main"'
+check as_unit_cgroup_no_controllers '[ -z "$(cat $UCG/cgroup.subtree_control)" ]'
+in_pods() { for c in $TEST_CTRS; do d=$(container_cg $PODS $c); [ -n "$d" ] && [ -n "$(procs_of $d)" ] || return 1; done; }
+check as_containers_in_cgroup_root 'in_pods'
+check as_no_pod_in_unit '[ -z "$(find $UCG -type d -name "pod*")" ]'
+before=$(ctr_pids); r0=$(restarts); note "containers: $before; restarts: $r0"
+shims=$(for c in $TEST_CTRS; do ppid_of "$(procs_of "$(container_cg $PODS $c)" | head -1)"; done | tr '\n' ' ')
+check as_shims_in_unit '[ -n "$shims" ] && ( for s in $shims; do in_unit "$s" || exit 1; done )'
+
+check as_restart 'systemctl restart $U && healthz_ok'
+main2=$(systemctl show -P MainPID $U)
+check as_restart_new_agent '[ "$main2" != "$main" ] && [ ! -d /proc/$main ]'
+check as_restart_same_pids '[ "$(ctr_pids)" = "$before" ]'
+check as_restart_still_running 'all_running'
+check as_restart_no_container_restarts '[ -n "$r0" ] && [ "$(restarts)" = "$r0" ]'
+
+check as_stop 'systemctl stop $U && [ "$(systemctl is-active $U)" = inactive ]'
+check as_stop_agent_gone 'wait_for 10 "[ ! -d /proc/$main2 ]"'
+strays=$(strays_after_stop "$UCG" "$PODS" "$BIN"); [ -n "$strays" ] && note "strays: $strays"
+check as_stop_no_strays '[ -z "$strays" ]'
+check as_stop_pods_running '[ "$(ctr_pids)" = "$before" ]'
+check as_start_again_adopts 'systemctl start $U && wait_for 30 all_running && [ "$(ctr_pids)" = "$before" ]'
+# an upgrade (vagrant provision): a changed binary, install.sh --start restarts the agent
+cp ./bin/minikubelet /tmp/minikubelet-v2; echo >> /tmp/minikubelet-v2
+check as_upgrade_restarts './repo/scripts/install.sh --binary /tmp/minikubelet-v2 --start | grep -q restarting && healthz_ok'
+check as_upgrade_keeps_pods 'wait_for 30 all_running && [ "$(ctr_pids)" = "$before" ]'
+systemctl stop $U
+[ "$fail" = 0 ] || dump_journal
+finish
