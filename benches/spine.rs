@@ -122,10 +122,12 @@ fn main() {
         "--file-check-frequency=20s",
     ]);
     let agent_pid = agent.pid().expect("agent pid") as i32;
+    println!("  agent pid {agent_pid}, log {}", agent.log.display());
     std::thread::sleep(Duration::from_millis(500));
     let rss_fresh = status_kib(agent_pid, "VmRSS");
 
     // ---- pod start latency vs baseline, interleaved one by one ----
+    eprintln!("-- one-at-a-time starts");
     let base_cg = TestCgroup::new();
     let mut base = Vec::with_capacity(s.samples);
     let mut pods = Vec::with_capacity(s.samples);
@@ -151,6 +153,7 @@ fn main() {
     let rss_after_seq = status_kib(agent_pid, "VmRSS");
 
     // ---- burst ----
+    eprintln!("-- burst");
     let burst = burst_start(&agent, &helper, &stamps, s.burst);
     std::thread::sleep(Duration::from_secs(1));
     let rss_100 = status_kib(agent_pid, "VmRSS");
@@ -168,6 +171,7 @@ fn main() {
         .collect();
 
     // ---- idle CPU with the burst's pods running ----
+    eprintln!("-- idle window");
     let ticks = clk_tck();
     let cpu0 = cpu_ticks(agent_pid);
     let shim0: u64 = shims.iter().map(|&p| cpu_ticks(p)).sum();
@@ -180,6 +184,7 @@ fn main() {
     let shims_cpu_pct = (shim1 - shim0) as f64 / ticks / window * 100.0;
 
     // ---- teardown of the burst (informative) ----
+    eprintln!("-- teardown");
     let t = Instant::now();
     for i in 0..s.burst {
         agent.remove_manifest(&format!("burst-{i}.yaml"));
