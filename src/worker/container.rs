@@ -693,14 +693,8 @@ impl PodWorker {
         }
     }
 
-    fn remove_instance(&self, id: &str) {
-        if let Some(rec) = self
-            .ctx
-            .runtime
-            .list()
-            .into_iter()
-            .find(|r| r.meta.id == id)
-        {
+    pub(super) fn remove_instance(&self, id: &str) {
+        if let Some(rec) = self.ctx.runtime.get(id) {
             self.ctx.runtime.remove(&rec.meta);
         }
     }

@@ -387,10 +387,17 @@ impl PodWorker {
 
     fn cleanup(&mut self) {
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
-        for rec in self.ctx.runtime.list() {
-            if rec.meta.pod_uid == uid {
-                self.ctx.runtime.remove(&rec.meta);
-            }
+        // The worker knows every instance it still keeps (older ones were removed as it went),
+        // so it removes those directly instead of listing every container on the node.
+        let ids: Vec<String> = self
+            .slots
+            .iter()
+            .flat_map(|s| [s.last.as_ref(), s.previous.as_ref()])
+            .flatten()
+            .map(|f| f.id.clone())
+            .collect();
+        for id in ids {
+            self.remove_instance(&id);
         }
         match self.ctx.cm.pod_cgroup(&self.pod) {
             Ok(pod_cg) => {
