@@ -120,6 +120,9 @@ fn main() {
         // The kubelet's default relist period, so idle CPU is what a user gets (the test
         // harness's 2 s would add ten relists to the idle window).
         "--file-check-frequency=20s",
+        // Only the memory threshold: a shared build machine's disk near the default 10-15 %
+        // free would put the node under DiskPressure, and admission would refuse every pod.
+        "--eviction-hard=memory.available<100Mi",
     ]);
     let agent_pid = agent.pid().expect("agent pid") as i32;
     println!("  agent pid {agent_pid}, log {}", agent.log.display());
@@ -660,7 +663,7 @@ fn print_machine(s: &Settings, helper: &[String]) {
     );
     println!("  load average at the start: {}", loadavg());
     println!(
-        "  agent: {bin} ({:.1} MiB), -v={}, --file-check-frequency=20s",
+        "  agent: {bin} ({:.1} MiB), -v={}, --file-check-frequency=20s, --eviction-hard=memory.available<100Mi",
         size as f64 / (1024.0 * 1024.0),
         s.verbosity
     );
