@@ -251,11 +251,19 @@ impl Agent {
             "--cgroup-root=pods".to_string(),
             format!("--port={}", self.port),
         ];
-        // Defaults the caller may override (clap refuses a flag given twice).
+        // Defaults the caller may override (clap refuses a flag given twice). The kubelet's
+        // default disk thresholds (nodefs.available<10%, imagefs.available<15%) would make
+        // every test depend on how full this machine's shared disk happens to be (it sits
+        // near 15%): tests that are not about eviction keep only the memory threshold.
+        let with_config = self.has_flag("--config");
         for (flag, arg) in [
             ("--file-check-frequency", "--file-check-frequency=2s"),
             ("-v", "-v=4"),
+            ("--eviction-hard", "--eviction-hard=memory.available<100Mi"),
         ] {
+            if flag == "--eviction-hard" && with_config {
+                continue;
+            }
             if !self.has_flag(flag) {
                 v.push(arg.to_string());
             }
