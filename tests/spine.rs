@@ -373,8 +373,7 @@ spec:
 
 #[test]
 fn containers_are_started_by_the_small_shim_binary() {
-    // Only memory as a hard signal: this shared machine's disk may sit near the 15% default.
-    let a = Agent::start(&["--eviction-hard=memory.available<100Mi"]);
+    let a = Agent::start(&[]);
     a.write_manifest("sleeper.yaml", SLEEPER);
     let c = a.wait_running("sleeper", "main", T);
     let id = c["containerID"]
