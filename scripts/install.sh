@@ -6,7 +6,8 @@
 #   scripts/install.sh [--binary PATH] [--with-examples] [--start] [--force-config] [--root DIR]
 #
 #   --binary PATH     the minikubelet binary (default: target/release/minikubelet, then
-#                     $CARGO_TARGET_DIR/release/minikubelet)
+#                     $CARGO_TARGET_DIR/release/minikubelet); a minikubelet-shim beside it
+#                     (the per-container supervisor's own small binary) is installed too
 #   --with-examples   also copy manifests/*.yaml into /etc/kubernetes/manifests
 #   --start           enable the unit and start it (restart it if the binary or unit changed)
 #   --force-config    overwrite /etc/minikubelet/config.yaml and /etc/default/minikubelet
@@ -60,6 +61,16 @@ put() {
 }
 keep=keep; [ "$FORCE_CONFIG" = 1 ] && keep=
 put "$BINARY" /usr/local/bin/minikubelet 755 && bin_changed=1
+# the shim's own small binary goes with the agent it was built with; an agent without one falls
+# back to `minikubelet shim`, so a left-over shim from an earlier build is removed, not mixed in
+# (running shims keep their deleted inode, and pods keep running)
+SHIM=$(dirname "$BINARY")/minikubelet-shim
+if [ -x "$SHIM" ]; then
+  put "$SHIM" /usr/local/bin/minikubelet-shim 755 && bin_changed=1
+elif [ -e "$ROOT/usr/local/bin/minikubelet-shim" ]; then
+  rm -f "$ROOT/usr/local/bin/minikubelet-shim"; echo "install: removed /usr/local/bin/minikubelet-shim"
+  changed=$((changed + 1)); bin_changed=1
+fi
 put "$REPO/systemd/minikubelet.service" /etc/systemd/system/minikubelet.service 644 && unit_changed=1
 put "$REPO/systemd/minikubelet.default" /etc/default/minikubelet 644 $keep || true
 put "$REPO/systemd/config.yaml" /etc/minikubelet/config.yaml 644 $keep || true

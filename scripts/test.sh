@@ -18,3 +18,9 @@ fi
 if [ -x tests/vm/run-all.sh ] && [ "${MKL_SKIP_VM:-0}" != 1 ]; then
   step "VM tests (cgroup v2, systemd)"; tests/vm/run-all.sh
 fi
+# Optional, not part of the pass/fail gate: the spine benchmark's quick mode (~15 s; prints
+# figures beside a same-run baseline, PASS/MISS per target, always exits 0 when it could run).
+if [ "${MKL_BENCH:-0}" = 1 ]; then
+  step "OPTIONAL: spine benchmark, quick mode (MKL_BENCH=1; docs/benchmarks.md)"
+  MKL_BENCH_QUICK=1 cargo bench --locked --bench spine
+fi

@@ -171,7 +171,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let oom_score_adj_floor = apply_own_oom_score_adj();
 
     let exe = std::env::current_exe().context("find the minikubelet binary (for the shims)")?;
-    let runtime = Runtime::new(&config.root_dir, exe)?;
+    let shim_exe = crate::shim::shim_exe(&exe);
+    tracing::debug!(shim = %shim_exe.display(), separate = shim_exe != exe, "shim binary");
+    let runtime = Runtime::new(&config.root_dir, shim_exe)?;
     let mut adopted: HashMap<String, Vec<crate::runtime::ContainerRecord>> = HashMap::new();
     for rec in runtime.list() {
         adopted

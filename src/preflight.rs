@@ -121,6 +121,19 @@ pub fn report(config: &Config) -> bool {
         },
         None,
     );
+    if let Ok(exe) = std::env::current_exe() {
+        let shim = crate::shim::shim_exe(&exe);
+        let detail = if shim != exe {
+            format!("{} (its own small binary)", shim.display())
+        } else {
+            format!(
+                "{} shim (no {} beside the agent: each container start execs the whole agent)",
+                exe.display(),
+                crate::shim::SHIM_BINARY
+            )
+        };
+        r.info("shim binary", &detail);
+    }
     r.info(
         "clone3",
         "not used: each container joins its cgroup from a pre-exec write of its pid into cgroup.procs, which works on v1 and v2 alike",

@@ -639,3 +639,69 @@ fn shim_memory_and_start_latency() {
         assert_eq!(fx.records()[0].2, "hello");
     }
 }
+
+/// The `minikubelet-shim` binary, copied once into a private temp dir (as [`exe`], and for the
+/// same reason).
+fn small_exe() -> &'static Path {
+    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = EXE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join(shim::SHIM_BINARY);
+        std::fs::copy(env!("CARGO_BIN_EXE_minikubelet-shim"), &copy).unwrap();
+        (dir, copy)
+    });
+    path
+}
+
+#[test]
+fn the_small_shim_binary_speaks_the_same_protocol() {
+    let fx = Fixture::new();
+    shim::write_config(&fx.state_dir, &fx.config(&["sleep", "1000"])).unwrap();
+    let res = shim::start(small_exe(), &fx.state_dir);
+    let mut guard = Guard::default();
+    if let Ok(st) = &res {
+        guard.containers.push((st.clone(), fx.state_dir.clone()));
+    }
+    let state = res.unwrap();
+    let exe = std::fs::read_link(format!("/proc/{}/exe", state.shim_pid)).unwrap();
+    assert_eq!(exe, small_exe(), "the shim runs the small binary");
+    assert!(shim::shim_alive(&state, &fx.state_dir));
+    assert!(!shim::shim_alive(&state, Path::new("/some/other/dir")));
+    assert_eq!(ppid_of(state.pid), state.shim_pid);
+    unsafe { libc::kill(state.pid, libc::SIGKILL) };
+    assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 137);
+
+    // Both argv forms answer; anything else is a usage error that touches nothing.
+    assert!(speaks_shim(small_exe()));
+    let empty = tempfile::tempdir().unwrap();
+    let bare = std::process::Command::new(small_exe())
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(bare.stdout.starts_with(b"{\"Failed\""), "{bare:?}");
+    for args in [
+        &[][..],
+        &["shim"][..],
+        &["a", "b"][..],
+        &["a", "b", "c"][..],
+    ] {
+        let out = std::process::Command::new(small_exe())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn without_the_small_binary_the_agent_itself_is_the_shim() {
+    // `exe()` is a copy alone in its temp dir: the fallback, which every other test here runs.
+    assert_eq!(shim::shim_exe(exe()), exe());
+    let beside = exe().with_file_name(shim::SHIM_BINARY);
+    assert!(!beside.exists());
+    assert_eq!(
+        shim::shim_exe(Path::new(env!("CARGO_BIN_EXE_minikubelet"))),
+        Path::new(env!("CARGO_BIN_EXE_minikubelet-shim")),
+        "cargo builds the small binary beside the agent"
+    );
+}

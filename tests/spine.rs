@@ -372,6 +372,32 @@ spec:
 }
 
 #[test]
+fn containers_are_started_by_the_small_shim_binary() {
+    let a = Agent::start(&[]);
+    a.write_manifest("sleeper.yaml", SLEEPER);
+    let c = a.wait_running("sleeper", "main", T);
+    let id = c["containerID"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let state =
+        std::fs::read_to_string(a.root_dir.join("containers").join(id).join("state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let shim_pid = v["shim_pid"].as_i64().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{shim_pid}/exe")).unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+    // A rebuild during the test shows as "minikubelet-shim (deleted)".
+    assert!(
+        name.starts_with("minikubelet-shim"),
+        "shim runs {}",
+        exe.display()
+    );
+    assert!(a.log_contains("shim binary"), "{}", a.agent_log());
+}
+
+#[test]
 fn kill9_of_the_agent_keeps_containers_and_logs() {
     let mut a = Agent::start(&[]);
     a.write_manifest(

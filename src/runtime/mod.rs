@@ -105,6 +105,8 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime keeping its state under `<root_dir>/containers`, starting shims from `shim_exe`.
+    /// Removes state directories without a readable `meta.json` (a create that a crash
+    /// interrupted); call it once at start-up, before any container is created.
     pub fn new(root_dir: &Path, shim_exe: PathBuf) -> Result<Self, RuntimeError> {
         let containers_dir = root_dir.join("containers");
         std::fs::create_dir_all(&containers_dir).map_err(|source| RuntimeError::Io {
@@ -113,10 +115,27 @@ impl Runtime {
             path: containers_dir.clone(),
             source,
         })?;
-        Ok(Runtime {
+        let rt = Runtime {
             containers_dir,
             shim_exe,
-        })
+        };
+        rt.remove_incomplete();
+        Ok(rt)
+    }
+
+    /// Removes state directories without a readable `meta.json`. Only safe while nothing
+    /// creates containers: `create_and_start` makes the directory before it writes `meta.json`.
+    fn remove_incomplete(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.containers_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if self.load(&dir).is_none() {
+                tracing::warn!(dir = %dir.display(), "container state without a readable meta.json; removing it");
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
     }
 
     /// A fresh container ID.
@@ -163,20 +182,17 @@ impl Runtime {
         })
     }
 
-    /// CRI ListContainers: every container with a readable `meta.json`.
+    /// CRI ListContainers: every container with a readable `meta.json`. Read-only: a directory
+    /// without one may be a container that another pod worker is creating right now (found by
+    /// the spine benchmark: a worker's clean-up used to delete it under the creator's feet).
     pub fn list(&self) -> Vec<ContainerRecord> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.containers_dir) else {
             return out;
         };
         for entry in entries.flatten() {
-            let dir = entry.path();
-            match self.load(&dir) {
-                Some(rec) => out.push(rec),
-                None => {
-                    tracing::warn!(dir = %dir.display(), "container state without a readable meta.json; removing it");
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
+            if let Some(rec) = self.load(&entry.path()) {
+                out.push(rec);
             }
         }
         out.sort_by(|a, b| a.meta.created_at.cmp(&b.meta.created_at));
@@ -232,3 +248,25 @@ pub async fn wait_exit(dir: PathBuf, shim_pid: i32) -> Option<ExitStatus> {
 /// How long `stop` waits after the SIGKILL of a container's cgroup for the shim to record the
 /// exit. The kill itself is immediate; this only bounds a stuck shim.
 pub const KILL_SETTLE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_leaves_incomplete_state_to_start_up() {
+        let root = tempfile::tempdir().unwrap();
+        let rt = Runtime::new(root.path(), PathBuf::from("/nonexistent")).unwrap();
+        // A container another worker is creating: directory made, meta.json not written yet.
+        let creating = rt.dir(&Runtime::new_id());
+        std::fs::create_dir_all(&creating).unwrap();
+        assert!(rt.list().is_empty());
+        assert!(
+            creating.exists(),
+            "list() must not remove a container being created"
+        );
+        // At start-up nothing is being created: the leftover goes.
+        let _rt = Runtime::new(root.path(), PathBuf::from("/nonexistent")).unwrap();
+        assert!(!creating.exists());
+    }
+}

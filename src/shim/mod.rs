@@ -15,7 +15,8 @@
 //! | `attach.sock` ([`ATTACH_SOCKET`]) | shim, while the container runs | attach: the container's stdin and a copy of its output ([`attach`]) |
 //!
 //! # Processes
-//! The agent runs `<exe> shim <state-dir>` with the write end of a pipe as its stdout
+//! The agent runs `<exe> shim <state-dir>` ([`shim_exe`]: the small `minikubelet-shim` binary
+//! beside the agent, else the agent itself) with the write end of a pipe as its stdout
 //! (the *launcher*). The launcher forks the shim and exits at once, so once [`start`] has reaped
 //! it the shim is no child of the agent's (it is reparented to init or the nearest subreaper:
 //! the agent must not be a subreaper itself). The shim calls `setsid`, becomes a child subreaper,
@@ -51,6 +52,21 @@ pub const SHIM_LOG_FILE: &str = "shim.log";
 /// The unix socket on which the shim serves attach: the container's stdin (kept open when
 /// [`ShimConfig::stdin`] is set) and a copy of its output ([`attach`]).
 pub const ATTACH_SOCKET: &str = "attach.sock";
+
+/// The separate shim binary's file name, looked for beside the agent's executable.
+pub const SHIM_BINARY: &str = "minikubelet-shim";
+
+/// The binary the agent starts shims from: [`SHIM_BINARY`] beside `agent_exe` when it is an
+/// executable file (a fraction of the agent's exec cost per container start), else the agent
+/// itself, whose hidden `shim` subcommand is the fallback. Both are run as `<exe> shim <dir>`.
+pub fn shim_exe(agent_exe: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let sibling = agent_exe.with_file_name(SHIM_BINARY);
+    match std::fs::metadata(&sibling) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => sibling,
+        _ => agent_exe.to_path_buf(),
+    }
+}
 
 /// How long [`start`] waits for the shim's answer. Normal starts take a few milliseconds; the
 /// bound is for a wedged start (e.g. a cgroup.procs write stuck behind
@@ -235,7 +251,8 @@ pub fn read_exit(state_dir: &Path) -> Result<Option<ExitStatus>, ShimError> {
 }
 
 /// Is this shim still alive and really ours? Guards against pid reuse: `/proc/<pid>/cmdline`
-/// must be `<exe> shim <state-dir>` (a zombie's cmdline is empty, so a dead shim is not alive).
+/// must be `<exe> shim <state-dir>` (the agent or `minikubelet-shim`, as [`start`] runs both) or
+/// `<dir>/minikubelet-shim <state-dir>` (a zombie's cmdline is empty, so a dead shim is not alive).
 pub fn shim_alive(state: &ShimState, state_dir: &Path) -> bool {
     shim_alive_in(Path::new("/proc"), state, state_dir)
 }
@@ -251,11 +268,15 @@ pub fn shim_alive_in(proc_root: &Path, state: &ShimState, state_dir: &Path) -> b
     };
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
     let wanted = [state_dir.to_path_buf(), absolute(state_dir)];
-    args.len() >= 3
-        && args[1] == b"shim"
-        && wanted
+    let is_dir = |arg: &[u8]| {
+        wanted
             .iter()
-            .any(|w| w.as_os_str().as_encoded_bytes() == args[2])
+            .any(|w| w.as_os_str().as_encoded_bytes() == arg)
+    };
+    let shim_binary =
+        |arg0: &[u8]| arg0.rsplit(|&b| b == b'/').next() == Some(SHIM_BINARY.as_bytes());
+    (args.len() >= 3 && args[1] == b"shim" && is_dir(args[2]))
+        || (args.len() >= 2 && shim_binary(args[0]) && is_dir(args[1]))
 }
 
 /// Agent side: starts a shim for a prepared state dir (`config.json` written) and waits for it
@@ -495,6 +516,16 @@ mod tests {
         );
         write(102, b"sleep\x00100\x00");
         write(103, b"");
+        write(
+            105,
+            b"/usr/local/bin/minikubelet-shim\0shim\0/run/mkl/containers/abc\0",
+        );
+        write(106, b"minikubelet-shim\0/run/mkl/containers/abc\0");
+        write(107, b"/usr/bin/sleep\0/run/mkl/containers/abc\0");
+        write(
+            108,
+            b"/usr/local/bin/minikubelet-shim\0/run/mkl/containers/other\0",
+        );
         let st = |shim_pid| ShimState {
             shim_pid,
             pid: 1,
@@ -506,6 +537,10 @@ mod tests {
             (102, false),
             (103, false),
             (104, false),
+            (105, true),
+            (106, true),
+            (107, false),
+            (108, false),
             (0, false),
         ];
         for (pid, want) in cases {
@@ -515,6 +550,32 @@ mod tests {
                 "pid {pid}"
             );
         }
+    }
+
+    #[test]
+    fn shim_exe_prefers_the_small_binary() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let agent = dir.path().join("minikubelet");
+        let sibling = dir.path().join(SHIM_BINARY);
+        // (sibling present, its mode, expected binary)
+        let cases = [
+            (false, 0o755, &agent),
+            (true, 0o644, &agent),
+            (true, 0o755, &sibling),
+        ];
+        for (present, mode, want) in cases {
+            let _ = std::fs::remove_file(&sibling);
+            if present {
+                std::fs::write(&sibling, b"").unwrap();
+                std::fs::set_permissions(&sibling, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            assert_eq!(&shim_exe(&agent), want, "present {present} mode {mode:o}");
+        }
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::create_dir(dir.path().join("sub").join(SHIM_BINARY)).unwrap();
+        let agent2 = dir.path().join("sub").join("minikubelet");
+        assert_eq!(shim_exe(&agent2), agent2, "a directory is no binary");
     }
 
     #[test]

@@ -209,6 +209,9 @@ impl PodWorker {
                 format!("unable to ensure pod container exists: {e}"),
             );
         }
+        // Visible in /pods as Pending (containers ContainerCreating) before the first start,
+        // as the kubelet sets the pod's status before it syncs containers.
+        self.publish();
         loop {
             if self.terminating.is_none() {
                 self.sync().await;

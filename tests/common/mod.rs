@@ -250,9 +250,24 @@ impl Agent {
             format!("--container-logs-dir={}", self.containers_log_dir.display()),
             "--cgroup-root=pods".to_string(),
             format!("--port={}", self.port),
-            "--file-check-frequency=2s".to_string(),
-            "-v=4".to_string(),
         ];
+        // Defaults the caller may override (clap refuses a flag given twice). The kubelet's
+        // default disk thresholds (nodefs.available<10%, imagefs.available<15%) would make
+        // every test depend on how full this machine's shared disk happens to be (it sits
+        // near 15%): tests that are not about eviction keep only the memory threshold.
+        let with_config = self.has_flag("--config");
+        for (flag, arg) in [
+            ("--file-check-frequency", "--file-check-frequency=2s"),
+            ("-v", "-v=4"),
+            ("--eviction-hard", "--eviction-hard=memory.available<100Mi"),
+        ] {
+            if flag == "--eviction-hard" && with_config {
+                continue;
+            }
+            if !self.has_flag(flag) {
+                v.push(arg.to_string());
+            }
+        }
         v.extend(self.extra.iter().cloned());
         v
     }
@@ -525,6 +540,21 @@ pub fn can_lower_oom_score_adj() -> bool {
 }
 
 impl Agent {
+    /// The agent's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the extra flags already set `flag` (as `flag=value`; `-v` also as `--v=`).
+    fn has_flag(&self, flag: &str) -> bool {
+        let long = format!("-{flag}");
+        self.extra.iter().any(|a| {
+            [flag, long.as_str()]
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    }
+
     /// Start an agent whose root dir and logs dirs are on a tmpfs of `size` (e.g. "64m"),
     /// mounted in a private mount namespace (`unshare -m`) that only the agent and its shims
     /// see; the mount goes away with them.

@@ -27,6 +27,33 @@ check host_install_idempotent 'grep -q "install: 0 changed" <<<"$second"'
 n_examples=$(find "$REPO/manifests" -maxdepth 1 -name "*.yaml" 2>/dev/null | wc -l)
 check host_install_examples '[ "$(find "$W/root/etc/kubernetes/manifests" -name "*.yaml" | wc -l)" = "$n_examples" ]'
 
+# the shim's own binary beside --binary is installed with it (idempotently), and removed again
+# by an install of a binary without one (that agent falls back to `minikubelet shim`)
+mkdir -p "$W/pair" "$W/alone"; cp "$bin" "$W/pair/minikubelet"; cp "$bin" "$W/pair/minikubelet-shim"
+cp "$bin" "$W/alone/minikubelet"
+"$REPO/scripts/install.sh" --root "$W/root2" --binary "$W/pair/minikubelet" >/dev/null 2>&1
+again=$("$REPO/scripts/install.sh" --root "$W/root2" --binary "$W/pair/minikubelet" 2>&1)
+check host_install_shim_beside '[ -x "$W/root2/usr/local/bin/minikubelet-shim" ] && grep -q "install: 0 changed" <<<"$again"'
+alone=$("$REPO/scripts/install.sh" --root "$W/root2" --binary "$W/alone/minikubelet" 2>&1)
+check host_install_shim_removed '[ ! -e "$W/root2/usr/local/bin/minikubelet-shim" ] && grep -q "removed /usr/local/bin/minikubelet-shim" <<<"$alone"'
+
+# The README's first command, scripts/demo.sh, with the built agent (MKL_BIN skips its cargo
+# build): the example pods run, then --clean stops them and leaves no cgroup behind. Only the
+# memory threshold: this shared disk may sit below the default disk thresholds.
+if [ -x "${MKL_AGENT_BIN:-}" ] && ! ss -ltn 2>/dev/null | grep -q ':18250 '; then
+  ( MKL_BIN=$MKL_AGENT_BIN MKL_DEMO_PORT=18250 timeout 120 "$REPO/scripts/demo.sh" --eviction-hard="memory.available<100Mi" > "$W/demo.log" 2>&1 ) & demo=$!
+  n_demo=$(find "$REPO/manifests" -maxdepth 1 -name "*.yaml" | wc -l)
+  running_pods() { curl -sf 127.0.0.1:18250/pods | grep -o '"phase":"Running"' | wc -l; }
+  seen=0
+  for _ in $(seq 300); do seen=$(running_pods 2>/dev/null); [ "$seen" = "$n_demo" ] && break; sleep 0.2; done
+  check host_demo_runs_examples '[ "$seen" = "$n_demo" ]'
+  [ "$seen" = "$n_demo" ] || { echo "  | $seen of $n_demo Running"; sed 's/^/  | /' "$W/demo.log" | tail -15; }
+  kill "$demo" 2>/dev/null; pkill -f "minikubelet-demo/manifests" 2>/dev/null; wait "$demo" 2>/dev/null
+  clean=$(MKL_BIN=$MKL_AGENT_BIN MKL_DEMO_PORT=18250 "$REPO/scripts/demo.sh" --clean 2>&1)
+  echo "$clean" | sed 's/^/  | /'
+  check host_demo_clean 'grep -q "demo.sh: clean" <<<"$clean"'
+else echo "SKIP host_demo: no agent binary (MKL_AGENT_BIN) or port 18250 busy"; fi
+
 # every shell script of the delivery parses
 for f in "$REPO"/scripts/*.sh "$REPO"/vagrant/*.sh "$HERE"/*.sh "$HERE"/lib/*.sh "$HERE"/lib/init \
          "$HERE"/guest/*.sh "$HERE"/harness/*.sh "$HERE"/scenarios/*.sh; do

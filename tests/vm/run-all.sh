@@ -69,7 +69,7 @@ if (cd "$HERE/harness/standin" && "${STATIC[@]}" cargo build -q --release --targ
 else cat "$W/standin.log"; result FAIL build_standin; fi
 bt=$(date +%s)
 if [ -n "${MKL_VM_AGENT:-}" ]; then AGENT=$MKL_VM_AGENT; echo "agent: $AGENT (MKL_VM_AGENT, not built)"
-elif (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked --target $TRIPLE --bin minikubelet) >"$W/agent.log" 2>&1; then
+elif (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked --target $TRIPLE --bin minikubelet --bin minikubelet-shim) >"$W/agent.log" 2>&1; then
   echo "minikubelet built in $(( $(date +%s) - bt ))s"
 else cat "$W/agent.log"; result FAIL build_agent_static; rm -f "$AGENT"; fi
 # the agent scenarios need the real agent, not the skeleton that only prints its version
@@ -94,6 +94,8 @@ mkpayload() {
   chmod 755 "$d/bin/jq"
   [ -x "$STANDIN" ] && cp "$STANDIN" "$d/bin/"
   [ "$agent_ready" = 1 ] && cp "$AGENT" "$d/bin/"
+  # the shim's own small binary beside the agent (install.sh and the agent look for it there)
+  [ "$agent_ready" = 1 ] && [ -x "$(dirname "$AGENT")/minikubelet-shim" ] && cp "$(dirname "$AGENT")/minikubelet-shim" "$d/bin/"
   cp "$REPO/scripts/install.sh" "$d/repo/scripts/"
   cp -r "$REPO/systemd" "$d/repo/"
   mkdir -p "$d/repo/vagrant"; cp "$REPO/vagrant/provision.sh" "$d/repo/vagrant/"
