@@ -87,7 +87,7 @@ fn run_agent(flags: &Flags) -> ExitCode {
     let loaded = match crate::config::load(flags) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("minikubelet: invalid configuration: {e}");
+            eprintln!("minikubelet: {e}");
             return ExitCode::from(2);
         }
     };

@@ -635,3 +635,28 @@ fn logs_rotate_compress_prune_and_are_linked() {
         .expect("container log symlink");
     assert_eq!(std::fs::read_link(link.path()).unwrap(), dir.join("0.log"));
 }
+
+#[test]
+fn a_container_that_cannot_start_is_retried_with_backoff() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "missing.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: missing}\nspec:\n  containers:\n  - {name: c, command: [/nonexistent/binary]}\n",
+    );
+    // First RunContainerError, then an immediate retry that fails again, then CrashLoopBackOff.
+    let c = a.wait_for("CrashLoopBackOff after failed starts", T, |a| {
+        let c = container_status(&a.pod("missing")?, "c")?;
+        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(c)
+    });
+    assert!(c["restartCount"].as_i64().unwrap() >= 1, "{c}");
+    let last = &c["lastState"]["terminated"];
+    assert_eq!(last["reason"], "StartError");
+    assert_eq!(last["exitCode"], 128);
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/binary"),
+        "{last}"
+    );
+}

@@ -515,6 +515,10 @@ impl PodWorker {
             finished_at: now,
         });
         self.config_error(i, status::reasons::RUN_CONTAINER_ERROR, message);
+        // Look again at once: the next sync restarts it per the restart policy, through the
+        // crash-loop backoff (RunContainerError now, CrashLoopBackOff from the second failure),
+        // as the kubelet retries a failed StartContainer.
+        self.slots[i].backoff_until = Some(tokio::time::Instant::now());
     }
 
     async fn run_post_start(&mut self, i: usize, hook: &LifecycleHandler) {

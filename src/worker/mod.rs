@@ -250,7 +250,8 @@ impl PodWorker {
                     .map(|s| s.spec.name.clone())
                     .collect();
                 for name in names {
-                    self.begin_stop(&name, grace, "Stopping container".to_string(), true);
+                    let msg = format!("Stopping container {name}");
+                    self.begin_stop(&name, grace, msg, true);
                 }
                 for s in &mut self.slots {
                     s.stop_probes();
