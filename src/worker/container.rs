@@ -544,12 +544,7 @@ impl PodWorker {
                 msg.clone(),
             );
             let grace = self.grace_seconds();
-            self.begin_stop(
-                &spec.name,
-                grace,
-                format!("FailedPostStartHook: {msg}"),
-                false,
-            );
+            self.begin_stop(&spec.name, grace, format!("FailedPostStartHook: {msg}"));
             self.slots[i].waiting = Some((status::reasons::POST_START_HOOK_ERROR.into(), msg));
         }
     }

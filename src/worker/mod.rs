@@ -251,7 +251,7 @@ impl PodWorker {
                     .collect();
                 for name in names {
                     let msg = format!("Stopping container {name}");
-                    self.begin_stop(&name, grace, msg, true);
+                    self.begin_stop(&name, grace, msg);
                 }
                 for s in &mut self.slots {
                     s.stop_probes();
@@ -322,7 +322,6 @@ impl PodWorker {
                     &name,
                     grace,
                     format!("Container {name} failed {what} probe, will be restarted"),
-                    false,
                 );
             }
             _ => {}
@@ -332,7 +331,7 @@ impl PodWorker {
     /// Stop one running container without blocking the worker: preStop, SIGTERM, wait for the
     /// rest of the grace period (at least 2 s), SIGKILL of its cgroup. The exit arrives through
     /// the PLEG like any other.
-    fn begin_stop(&mut self, name: &str, grace_secs: i64, message: String, run_pre_stop: bool) {
+    fn begin_stop(&mut self, name: &str, grace_secs: i64, message: String) {
         let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
             return;
         };
@@ -350,14 +349,13 @@ impl PodWorker {
         );
         self.stopping.insert(name.to_string(), ());
         let slot = &self.slots[idx];
-        let pre_stop = if run_pre_stop {
-            slot.spec
-                .lifecycle
-                .as_ref()
-                .and_then(|l| l.pre_stop.clone())
-        } else {
-            None
-        };
+        // The kubelet's killContainer runs preStop for every kill: deletion, a failed liveness
+        // or startup probe, a failed postStart hook.
+        let pre_stop = slot
+            .spec
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.clone());
         let job = container::StopJob {
             pod: self.pod.clone(),
             ctx: self.ctx.clone(),
