@@ -17,12 +17,6 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-/// Only the memory threshold, not the default disk ones: the labs run on a VM of their own, but
-/// a shared development disk more than 85% full puts a test node under `DiskPressure`
-/// (`imagefs.available<15%`) and every pod would be refused, which no lab is about (lab 10 sets
-/// its own thresholds).
-const NO_DISK_THRESHOLDS: &str = "--eviction-hard=memory.available<100Mi";
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -187,7 +181,7 @@ fn every_example_and_lab_manifest_is_a_valid_pod_that_runs_shipped_programs() {
 
 #[test]
 fn lab01_hello_is_a_besteffort_static_pod_with_a_cri_log() {
-    let a = Agent::start(&["--hostname-override=minikubelet-debian", NO_DISK_THRESHOLDS]);
+    let a = Agent::start(&["--hostname-override=minikubelet-debian"]);
     a.write_manifest("hello.yaml", &manifest("manifests/labs/hello.yaml"));
     a.wait_running("hello", "hello", T);
     let pod = a.pod("hello").unwrap();
@@ -251,7 +245,7 @@ type QosRow = (
 
 #[test]
 fn lab02_qos_classes_and_their_cgroup_values() {
-    let a = Agent::start(&[NO_DISK_THRESHOLDS]);
+    let a = Agent::start(&[]);
     for n in ["guaranteed", "burstable", "besteffort"] {
         a.write_manifest(
             &format!("{n}.yaml"),
@@ -334,7 +328,7 @@ fn lab02_qos_classes_and_their_cgroup_values() {
 
 #[test]
 fn lab03_oom_is_reported_as_oomkilled() {
-    let a = Agent::start(&[NO_DISK_THRESHOLDS]);
+    let a = Agent::start(&[]);
     a.write_manifest("oom.yaml", &manifest("manifests/labs/oom.yaml"));
     let pod = a.wait_for("eater terminated", T, |a| {
         a.pod("oom").filter(|p| {
@@ -362,7 +356,7 @@ fn lab03_oom_is_reported_as_oomkilled() {
 
 #[test]
 fn lab04_crashloop_backs_off_10s_then_20s_and_starts_fresh_when_put_back() {
-    let a = Agent::start(&[NO_DISK_THRESHOLDS]);
+    let a = Agent::start(&[]);
     let text = manifest("manifests/crashloop.yaml");
     a.write_manifest("crashloop.yaml", &text);
     // First exit: restarted at once; second exit: back-off 10s (the kubelet's initial delay).
@@ -423,7 +417,7 @@ fn node_of(a: &Agent) -> String {
 
 #[test]
 fn lab05_liveness_restarts_the_container_once_the_health_file_is_gone() {
-    let a = Agent::start(&[NO_DISK_THRESHOLDS]);
+    let a = Agent::start(&[]);
     let dir = a.tmp.path().join("probes-demo");
     let port = free_port().to_string();
     let text = isolate(
@@ -476,7 +470,7 @@ fn lab05_liveness_restarts_the_container_once_the_health_file_is_gone() {
 
 #[test]
 fn lab07_edit_makes_a_new_uid_and_delete_cleans_up() {
-    let a = Agent::start(&[NO_DISK_THRESHOLDS]);
+    let a = Agent::start(&[]);
     let text = manifest("manifests/labs/hello.yaml");
     a.write_manifest("hello.yaml", &text);
     a.wait_running("hello", "hello", T);
@@ -529,7 +523,7 @@ fn lab07_edit_makes_a_new_uid_and_delete_cleans_up() {
 
 #[test]
 fn lab08_stopping_and_starting_the_agent_keeps_the_pods() {
-    let mut a = Agent::start(&[NO_DISK_THRESHOLDS]);
+    let mut a = Agent::start(&[]);
     for n in ["guaranteed", "burstable", "besteffort"] {
         a.write_manifest(
             &format!("{n}.yaml"),
