@@ -5,6 +5,14 @@
 //! controllers; `validateSystemRequirements`), gathered in one place so a learner can see what a
 //! node needs before it runs a pod.
 
+/// `println!` that ignores a closed stdout (`minikubelet check | head -1` must not panic).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -18,16 +26,16 @@ struct Report {
 impl Report {
     fn line(&mut self, pass: bool, what: &str, detail: &str, fix: Option<&str>) {
         let tag = if pass { "ok  " } else { "FAIL" };
-        println!("[{tag}] {what}: {detail}");
+        say!("[{tag}] {what}: {detail}");
         if !pass {
             self.ok = false;
             if let Some(fix) = fix {
-                println!("       fix: {fix}");
+                say!("       fix: {fix}");
             }
         }
     }
     fn info(&self, what: &str, detail: &str) {
-        println!("[info] {what}: {detail}");
+        say!("[info] {what}: {detail}");
     }
 }
 
@@ -173,7 +181,7 @@ pub fn report(config: &Config) -> bool {
             }
         },
     }
-    println!(
+    say!(
         "{}",
         if r.ok {
             "all checks passed"

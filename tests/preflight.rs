@@ -134,3 +134,17 @@ fn non_loopback_address_without_tls_is_refused() {
         );
     }
 }
+
+#[test]
+fn check_into_a_closed_pipe_does_not_panic() {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} check | head -1",
+            env!("CARGO_BIN_EXE_minikubelet")
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

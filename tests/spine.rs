@@ -343,6 +343,21 @@ fn crash_loop_delays_and_restart_count() {
     });
     let pod = a.pod("crash").unwrap();
     assert_eq!(pod["status"]["phase"], "Running");
+    // Three instances so far; the oldest was removed with its log and its symlink: only the
+    // current and the previous instance keep a /var/log/containers-style link.
+    let links: Vec<_> = std::fs::read_dir(&a.containers_log_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("crash-"))
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    for l in &links {
+        assert!(
+            std::fs::metadata(l.path()).is_ok(),
+            "dangling link {:?}",
+            l.path()
+        );
+    }
 }
 
 #[test]

@@ -164,6 +164,22 @@ pub fn remove_container_logs(log_path: &Path) {
     }
 }
 
+/// Remove the `/var/log/containers`-style symlinks that point at `log_path` (the kubelet removes
+/// a container's link with its log).
+pub fn remove_container_links(container_logs_dir: &Path, log_path: &Path) {
+    let Ok(entries) = std::fs::read_dir(container_logs_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if std::fs::read_link(&p).is_ok_and(|t| t == log_path)
+            && let Err(err) = std::fs::remove_file(&p)
+        {
+            tracing::warn!(link = %p.display(), error = %err, "remove container log symlink");
+        }
+    }
+}
+
 /// Remove a pod's whole log directory and every symlink pointing into it (what the kubelet's
 /// garbage collection does once a pod is gone).
 pub fn remove_pod_logs(

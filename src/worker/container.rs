@@ -695,6 +695,7 @@ impl PodWorker {
     pub(super) fn remove_instance(&self, id: &str) {
         if let Some(rec) = self.ctx.runtime.get(id) {
             self.ctx.runtime.remove(&rec.meta);
+            crate::logs::remove_container_links(&self.ctx.container_logs_dir, &rec.meta.log_path);
         }
     }
 
