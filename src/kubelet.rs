@@ -305,6 +305,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             server_sources,
             system,
         )),
+        configz: Arc::new(
+            serde_json::json!({ "kubeletconfig": config.to_kubelet_configuration() }),
+        ),
     };
     crate::server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");

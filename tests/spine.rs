@@ -675,3 +675,13 @@ fn a_container_that_cannot_start_is_retried_with_backoff() {
         "{last}"
     );
 }
+
+#[test]
+fn configz_serves_the_effective_configuration() {
+    let a = Agent::start(&["--max-pods=42"]);
+    let v: serde_json::Value = serde_json::from_str(&a.get("/configz").unwrap()).unwrap();
+    let k = &v["kubeletconfig"];
+    assert_eq!(k["maxPods"], 42);
+    assert_eq!(k["staticPodPath"], a.manifests.display().to_string());
+    assert_eq!(k["failSwapOn"], true);
+}

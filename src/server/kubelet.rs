@@ -18,6 +18,13 @@ pub(super) fn routes() -> Router<ServerState> {
         .route("/pods", get(pods))
         .route("/pods/", get(pods))
         .route("/runningpods/", get(running_pods))
+        .route("/configz", get(configz))
+}
+
+/// `/configz`: the configuration in effect after flags, file and defaults, in the
+/// KubeletConfiguration shape, wrapped as the kubelet wraps it.
+async fn configz(State(s): State<ServerState>) -> Json<Value> {
+    Json((*s.configz).clone())
 }
 
 async fn healthz() -> &'static str {

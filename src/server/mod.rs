@@ -49,6 +49,8 @@ pub struct ServerState {
     pub cm: ContainerManager,
     /// What the API-server facade needs beyond the kubelet's state.
     pub api: Arc<apiserver::ApiContext>,
+    /// The effective configuration as `/configz` serves it: `{"kubeletconfig": {...}}`.
+    pub configz: Arc<serde_json::Value>,
 }
 
 /// Errors of the server.
