@@ -310,25 +310,26 @@ async fn remote_command(
     }
 }
 
+/// The kubelet's `/exec` and `/attach` paths, with and without the pod UID: one handler each,
+/// the kind of stream fixed by the route.
+async fn kubelet_remote_command(
+    kind: Kind,
+    s: ServerState,
+    (ns, pod, uid, container): (String, String, Option<String>, String),
+    q: Option<String>,
+    req: Request,
+) -> Response {
+    let q = parse_query(q.as_deref());
+    remote_command(s, kind, ns, pod, uid, container, q, Style::Kubelet, req).await
+}
+
 async fn kubelet_exec(
     State(s): State<ServerState>,
     Path((ns, pod, container)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    let q = parse_query(q.as_deref());
-    remote_command(
-        s,
-        Kind::Exec,
-        ns,
-        pod,
-        None,
-        container,
-        q,
-        Style::Kubelet,
-        req,
-    )
-    .await
+    kubelet_remote_command(Kind::Exec, s, (ns, pod, None, container), q, req).await
 }
 
 async fn kubelet_exec_uid(
@@ -337,19 +338,7 @@ async fn kubelet_exec_uid(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    let q = parse_query(q.as_deref());
-    remote_command(
-        s,
-        Kind::Exec,
-        ns,
-        pod,
-        Some(uid),
-        container,
-        q,
-        Style::Kubelet,
-        req,
-    )
-    .await
+    kubelet_remote_command(Kind::Exec, s, (ns, pod, Some(uid), container), q, req).await
 }
 
 async fn kubelet_attach(
@@ -358,19 +347,7 @@ async fn kubelet_attach(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    let q = parse_query(q.as_deref());
-    remote_command(
-        s,
-        Kind::Attach,
-        ns,
-        pod,
-        None,
-        container,
-        q,
-        Style::Kubelet,
-        req,
-    )
-    .await
+    kubelet_remote_command(Kind::Attach, s, (ns, pod, None, container), q, req).await
 }
 
 async fn kubelet_attach_uid(
@@ -379,19 +356,7 @@ async fn kubelet_attach_uid(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    let q = parse_query(q.as_deref());
-    remote_command(
-        s,
-        Kind::Attach,
-        ns,
-        pod,
-        Some(uid),
-        container,
-        q,
-        Style::Kubelet,
-        req,
-    )
-    .await
+    kubelet_remote_command(Kind::Attach, s, (ns, pod, Some(uid), container), q, req).await
 }
 
 /// `/run`: the kubelet's `RunInContainer` (CRI ExecSync): run `cmd` (split on spaces) to
