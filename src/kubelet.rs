@@ -191,6 +191,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let statuses = Arc::new(StatusManager::default());
     let server_runtime = runtime.clone();
     let server_cm = cm.clone();
+    let stats = Arc::new(crate::stats::StatsProvider::new(
+        cm.clone(),
+        proc_root,
+        &config.root_dir,
+        &config.pod_logs_dir,
+        &node_name,
+    ));
+    crate::metrics::kubelet().set_node_name(&node_name);
     // The runtime's streaming server (containerd's `stream_server_address`): loopback only.
     let streaming = crate::server::streaming::StreamingServer::start(
         crate::server::streaming::StreamingConfig::new(config.streaming_connection_idle_timeout),
@@ -308,6 +316,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         configz: Arc::new(
             serde_json::json!({ "kubeletconfig": config.to_kubelet_configuration() }),
         ),
+        stats,
     };
     crate::server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");

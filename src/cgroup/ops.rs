@@ -1,6 +1,6 @@
 //! The operations on one named cgroup: create, remove, set values, processes, kill, freeze, stats.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -438,6 +438,45 @@ impl CgroupFs {
             let usage = io::read_u64(&mount.join("memory.usage_in_bytes"))?;
             Ok(MemoryStats::new(usage, get("total_inactive_file")?, None))
         }
+    }
+
+    /// Every counter of `name`'s `memory.stat`, as the kernel names them (v1 prefixes the
+    /// hierarchical ones with `total_`; v2's are hierarchical already). The stats summary picks
+    /// its RSS and page-fault figures from these.
+    pub fn memory_stat(&self, name: &CgroupName) -> Result<BTreeMap<String, u64>, Error> {
+        let path = self.dir(Controller::Memory, name)?.join("memory.stat");
+        parse_flat(&path, &io::read_string(&path)?)
+    }
+
+    /// The host's root `memory.stat` (the whole machine), as [`Self::root_memory_stats`] reads it.
+    pub fn root_memory_stat(&self) -> Result<BTreeMap<String, u64>, Error> {
+        let path = self
+            .hierarchy(Controller::Memory)?
+            .mount_point
+            .join("memory.stat");
+        parse_flat(&path, &io::read_string(&path)?)
+    }
+
+    /// Swap used by `name` and below in bytes, where the kernel accounts it: v2
+    /// `memory.swap.current`; v1 `memory.memsw.usage_in_bytes − memory.usage_in_bytes` (only
+    /// with `swapaccount=1`). `None` when the file is absent.
+    pub fn swap_usage(&self, name: &CgroupName) -> Result<Option<u64>, Error> {
+        let dir = self.dir(Controller::Memory, name)?;
+        if self.layout.is_v2() {
+            return match io::read_string_opt(&dir.join("memory.swap.current"))? {
+                Some(t) => Ok(t.trim().parse().ok()),
+                None => Ok(None),
+            };
+        }
+        let Some(memsw) = io::read_string_opt(&dir.join("memory.memsw.usage_in_bytes"))? else {
+            return Ok(None);
+        };
+        let usage = io::read_u64(&dir.join("memory.usage_in_bytes"))?;
+        Ok(memsw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|m| m.saturating_sub(usage)))
     }
 
     /// CPU time used by `name` and below in ns: v1 `cpuacct.usage`, v2 `cpu.stat` `usage_usec` × 1000.

@@ -6,7 +6,8 @@
 //! kubelet hands it to the CRI shim's streaming server (`pkg/kubelet/cri/streaming`).
 //!
 //! Layout, so later parts slot in: `kubelet` holds the kubelet's own endpoints (`/healthz`,
-//! `/pods`, `/runningpods/`; later `/exec`, `/stats/summary`, `/metrics`); `logs` serves
+//! `/pods`, `/runningpods/`); `stats` serves `/stats/summary`, `/metrics` and
+//! `/metrics/resource`; `logs` serves
 //! `/containerLogs`; a `streaming` module will serve `/exec/{token}` and friends; the
 //! `apiserver` facade serves the API-server paths kubectl asks for (`docs/kubectl.md`), and
 //! every path nobody serves gets a 404 `Status`.
@@ -16,6 +17,7 @@ mod debug;
 mod kubelet;
 pub mod logs;
 mod remotecommand;
+mod stats;
 pub mod streaming;
 mod upgrade_proxy;
 
@@ -51,6 +53,8 @@ pub struct ServerState {
     pub api: Arc<apiserver::ApiContext>,
     /// The effective configuration as `/configz` serves it: `{"kubeletconfig": {...}}`.
     pub configz: Arc<serde_json::Value>,
+    /// The stats provider (`/stats/summary`, `/metrics/resource`).
+    pub stats: Arc<crate::stats::StatsProvider>,
 }
 
 /// Errors of the server.
@@ -75,8 +79,10 @@ pub fn router(state: ServerState) -> Router {
         .merge(remotecommand::routes())
         .merge(logs::routes())
         .merge(apiserver::routes())
+        .merge(stats::routes())
         .fallback(apiserver::not_found)
         .method_not_allowed_fallback(apiserver::method_not_allowed)
+        .layer(axum::middleware::from_fn(stats::track))
         .with_state(state)
 }
 

@@ -5,9 +5,9 @@
 //! short window sampled per request; memory is the working set (usage − inactive file), as the
 //! kubelet's summary reports it. The node's CPU comes from `/proc/stat`, its memory from the
 //! root memory cgroup. metrics-server instead scrapes every 15 s and reports the rate between
-//! two scrapes.
+//! two scrapes. The readings are the stats provider's (`crate::stats`), which `/stats/summary`
+//! and `/metrics/resource` serve.
 
-use std::path::Path as FsPath;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,6 +24,7 @@ use super::{ListQuery, api_pods, json};
 use crate::api::quantity::{Format, Quantity};
 use crate::cgroup::CgroupName;
 use crate::server::ServerState;
+use crate::stats::cpu::{node_cpu_ns, rate};
 
 /// How long CPU use is sampled for one request: longer smooths bursts but makes every
 /// `kubectl top` wait that long; half a second reads well for an interactive command.
@@ -56,31 +57,6 @@ fn cpu_quantity(nano_cores: u64) -> String {
 /// Memory in bytes as metrics-server writes it (binary suffixes).
 fn memory_quantity(bytes: u64) -> String {
     Quantity::new(i64::try_from(bytes).unwrap_or(i64::MAX), Format::BinarySI).to_string()
-}
-
-/// Nano-cores used between two CPU-time readings `elapsed` apart.
-fn rate(before: u64, after: u64, elapsed: Duration) -> u64 {
-    let ns = elapsed.as_nanos().max(1);
-    (u128::from(after.saturating_sub(before)) * 1_000_000_000 / ns) as u64
-}
-
-/// Busy CPU time of the whole machine from `/proc/stat`, in nanoseconds.
-fn node_cpu_ns(proc_root: &FsPath) -> Option<u64> {
-    let text = std::fs::read_to_string(proc_root.join("stat")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("cpu "))?;
-    let f: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
-    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|h| *h > 0)
-        .unwrap_or(100) as u64;
-    Some(busy * (1_000_000_000 / hz))
 }
 
 /// The containers of `pod` that run now, with their cgroups.
@@ -289,29 +265,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantities_and_rates() {
+    fn quantities() {
         assert_eq!(cpu_quantity(1_500_000), "1500000n");
         assert_eq!(memory_quantity(10 << 20), "10Mi");
         assert_eq!(memory_quantity(1000), "1k");
-        // 50 ms of CPU time in 500 ms: a tenth of a core.
-        assert_eq!(
-            rate(1_000_000_000, 1_050_000_000, Duration::from_millis(500)),
-            100_000_000
-        );
-        assert_eq!(rate(10, 5, Duration::from_secs(1)), 0);
-    }
-
-    #[test]
-    fn node_cpu_from_proc_stat() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(
-            d.path().join("stat"),
-            "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n",
-        )
-        .unwrap();
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .unwrap()
-            .unwrap() as u64;
-        assert_eq!(node_cpu_ns(d.path()), Some(161 * (1_000_000_000 / hz)));
     }
 }

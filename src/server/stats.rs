@@ -1,0 +1,116 @@
+//! `/stats/summary`, `/metrics/resource` and `/metrics`: the kubelet's stats and metrics
+//! endpoints (`pkg/kubelet/server/stats/handler.go`, and the metrics routes of
+//! `pkg/kubelet/server/server.go` `InstallDefaultHandlers`). The figures come from the stats
+//! provider (`crate::stats`) and the agent's own metrics (`crate::metrics`).
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::ServerState;
+use crate::stats::types::Summary;
+
+/// What Prometheus' text format 0.0.4 is served as (the kubelet's default without negotiation).
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub(super) fn routes() -> Router<ServerState> {
+    Router::new()
+        .route("/stats/summary", get(summary))
+        .route("/metrics", get(metrics))
+        .route("/metrics/resource", get(resource))
+}
+
+/// `?only_cpu_and_memory=true`, as `handleSummary` parses it (`strconv.ParseBool`).
+#[derive(serde::Deserialize, Default)]
+struct SummaryQuery {
+    only_cpu_and_memory: Option<String>,
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Build the summary off the async workers (it reads files and walks log directories).
+async fn build_summary(s: &ServerState, only_cpu_and_memory: bool) -> Option<Summary> {
+    let provider = s.stats.clone();
+    let pods = s.statuses.list();
+    match tokio::task::spawn_blocking(move || provider.summary(&pods, only_cpu_and_memory)).await {
+        Ok(summary) => Some(summary),
+        Err(e) => {
+            tracing::error!(error = %e, "stats summary task failed");
+            None
+        }
+    }
+}
+
+async fn summary(
+    State(s): State<ServerState>,
+    query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = query.unwrap_or_default();
+    let only = match q.only_cpu_and_memory.as_deref() {
+        None => false,
+        Some(v) => {
+            match parse_bool(v) {
+                Some(b) => b,
+                None => {
+                    return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Internal Error: parse form failed: only_cpu_and_memory={v:?} is not a bool"),
+                )
+                    .into_response();
+                }
+            }
+        }
+    };
+    match build_summary(&s, only).await {
+        Some(summary) => axum::Json(summary).into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Error: failed to get node info",
+        )
+            .into_response(),
+    }
+}
+
+fn prometheus(body: String) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROMETHEUS_TEXT),
+    );
+    r
+}
+
+async fn resource(State(s): State<ServerState>) -> Response {
+    let summary = build_summary(&s, true).await;
+    prometheus(crate::metrics::resource::render(summary.as_ref()))
+}
+
+async fn metrics(State(s): State<ServerState>) -> Response {
+    let pods = s.statuses.list();
+    prometheus(crate::metrics::kubelet().render(&pods, s.stats.proc_root()))
+}
+
+/// Middleware: count and time every request as `kubelet_http_requests_total` and
+/// `kubelet_http_requests_duration_seconds` (`pkg/kubelet/server/server.go`'s filter).
+pub(super) async fn track(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = crate::metrics::http_path_bucket(req.uri().path());
+    let long_running = matches!(path, "exec" | "attach" | "portForward")
+        || (path == "containerLogs"
+            && req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "follow=true")));
+    let method = req.method().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    crate::metrics::kubelet().http_request(&method, path, long_running, start.elapsed());
+    resp
+}
