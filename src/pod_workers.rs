@@ -58,6 +58,9 @@ pub struct PodManager {
     evicted: std::collections::HashSet<String>,
     /// The eviction manager's pressure conditions, for the second admission step.
     pressure: Option<watch::Receiver<Vec<NodeCondition>>>,
+    /// UIDs whose worker finished: added again, they are restarted pods
+    /// (`kubelet_restarted_pods_total`).
+    finished_uids: std::collections::HashSet<String>,
 }
 
 impl PodManager {
@@ -83,6 +86,7 @@ impl PodManager {
                 done_tx,
                 evicted: Default::default(),
                 pressure: None,
+                finished_uids: Default::default(),
             },
             done_rx,
         )
@@ -228,6 +232,9 @@ impl PodManager {
         tracing::info!(pod = %name, uid = %uid, file = %p.file.display(), "SyncLoop ADD");
         let pod = Arc::new(p.pod.clone());
         let adopted = self.adopted.remove(&uid).unwrap_or_default();
+        if self.finished_uids.remove(&uid) {
+            crate::metrics::kubelet().pod_restarted(true);
+        }
         let handle = worker::spawn(pod.clone(), adopted, self.ctx.clone(), self.done_tx.clone());
         self.admitted.insert(uid.clone(), pod);
         self.holders.insert(name, uid.clone());
@@ -240,6 +247,7 @@ impl PodManager {
         };
         self.terminating.remove(uid);
         self.admitted.remove(uid);
+        self.finished_uids.insert(uid.to_string());
         // An evicted pod that is still desired stays visible as Failed/Evicted, held like a
         // rejected pod until no pressure condition remains (`PodRequest::Readmit`).
         if self.evicted.remove(uid) {

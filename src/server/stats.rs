@@ -20,6 +20,30 @@ pub(super) fn routes() -> Router<ServerState> {
         .route("/stats/summary", get(summary))
         .route("/metrics", get(metrics))
         .route("/metrics/resource", get(resource))
+        .route("/api/v1/nodes/{name}/proxy/{*path}", get(node_proxy))
+}
+
+/// `nodes/{name}/proxy/{path}`: the API server's proxy to a node's kubelet, which is how
+/// `kubectl get --raw /api/v1/nodes/<node>/proxy/stats/summary` reaches these endpoints. The
+/// facade *is* the kubelet, so the proxy hands the request to the handler itself, for the
+/// read-only kubelet paths.
+async fn node_proxy(
+    State(s): State<ServerState>,
+    axum::extract::Path((name, path)): axum::extract::Path<(String, String)>,
+    query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if name != s.node.name {
+        return super::apiserver::status::ApiError::not_found("nodes", &name).into_response();
+    }
+    match path.trim_end_matches('/') {
+        "stats/summary" => summary(State(s), query).await,
+        "metrics" => metrics(State(s)).await,
+        "metrics/resource" => resource(State(s)).await,
+        "healthz" => "ok".into_response(),
+        other => {
+            super::apiserver::status::ApiError::not_found("nodes/proxy", other).into_response()
+        }
+    }
 }
 
 /// `?only_cpu_and_memory=true`, as `handleSummary` parses it (`strconv.ParseBool`).

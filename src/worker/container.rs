@@ -471,6 +471,7 @@ impl PodWorker {
             return false;
         }
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = state.pid, attempt, "container started");
+        crate::metrics::kubelet().container_started(self.slots[i].kind != Kind::Regular);
         self.event(
             EventType::Normal,
             events::CREATED,

@@ -137,6 +137,9 @@ struct PodWorker {
     terminating: Option<TerminateRequest>,
     old_status: Option<PodStatus>,
     stopping: HashMap<String, ()>,
+    /// `kubelet_pod_start_duration_seconds` is observed once, when every container first runs
+    /// (set from the start for re-adopted pods, which this agent did not start).
+    start_observed: bool,
 }
 
 impl PodWorker {
@@ -166,6 +169,7 @@ impl PodWorker {
             terminating: None,
             old_status: None,
             stopping: HashMap::new(),
+            start_observed: false,
         }
     }
 
@@ -199,22 +203,33 @@ impl PodWorker {
     ) {
         let pod_name = self.pod_name().to_string();
         tracing::info!(pod = %pod_name, uid = ?self.pod.metadata.uid, "pod worker started");
+        self.start_observed = !adopted.is_empty();
         self.adopt(adopted);
-        if let Err(e) = self.ctx.cm.ensure_pod_cgroup(&self.pod) {
-            tracing::error!(pod = %pod_name, error = %e, "create pod cgroup");
-            self.event(
-                EventType::Warning,
-                events::FAILED_CREATE_POD_CONTAINER,
-                None,
-                format!("unable to ensure pod container exists: {e}"),
-            );
+        match self.ctx.cm.ensure_pod_cgroup(&self.pod) {
+            // The pod's cgroup is what this agent has for a sandbox: a started pod
+            // (`kubelet_started_pods_total`), unless a previous agent started it.
+            Ok(_) if !self.start_observed => crate::metrics::kubelet().pod_started(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(pod = %pod_name, error = %e, "create pod cgroup");
+                self.event(
+                    EventType::Warning,
+                    events::FAILED_CREATE_POD_CONTAINER,
+                    None,
+                    format!("unable to ensure pod container exists: {e}"),
+                );
+            }
         }
         // Visible in /pods as Pending (containers ContainerCreating) before the first start,
         // as the kubelet sets the pod's status before it syncs containers.
         self.publish();
+        let mut first_sync = true;
         loop {
             if self.terminating.is_none() {
+                let t = std::time::Instant::now();
                 self.sync().await;
+                crate::metrics::kubelet().observe_pod_sync(first_sync, t.elapsed());
+                first_sync = false;
             }
             self.publish();
             if self.terminating.is_some() && self.all_stopped() {
@@ -264,6 +279,15 @@ impl PodWorker {
             }
             WorkerMsg::Probe(u) => self.on_probe(u),
         }
+    }
+
+    /// Every regular container of the pod runs (the pod "started", for its start duration).
+    fn all_regular_running(&self, status: &PodStatus) -> bool {
+        let cs = status.container_statuses.as_deref().unwrap_or_default();
+        !cs.is_empty()
+            && cs
+                .iter()
+                .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
     }
 
     fn all_stopped(&self) -> bool {
@@ -378,6 +402,12 @@ impl PodWorker {
 
     fn publish(&mut self) {
         let status = self.build_status();
+        if !self.start_observed && self.all_regular_running(&status) {
+            self.start_observed = true;
+            let since = jiff::Timestamp::now().duration_since(self.start_time);
+            let d = std::time::Duration::try_from(since).unwrap_or_default();
+            crate::metrics::kubelet().observe_pod_start(d);
+        }
         self.old_status = Some(status.clone());
         let mut pod = (*self.pod).clone();
         pod.status = Some(status);

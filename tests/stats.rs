@@ -1,0 +1,499 @@
+//! The kubelet's stats and metrics endpoints against the real agent with real pods:
+//! `/stats/summary` (the Summary API), `/metrics/resource` (what metrics-server scrapes) and
+//! `/metrics` (the agent's own kubelet-named metrics), directly and through the API server's
+//! node proxy path as `kubectl get --raw` sends it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Agent, http_get};
+use serde_json::Value;
+
+const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
+const T: Duration = Duration::from_secs(30);
+
+/// Spins on a fifth of a core (its CFS quota) and writes a few log lines.
+const BUSY: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: busy, namespace: default}
+spec:
+  containers:
+  - name: spin
+    image: busybox
+    command: ["sh", "-c", "echo spinning; while :; do :; done"]
+    resources:
+      limits: {cpu: 200m, memory: 64Mi}
+"#;
+
+/// Holds ~16 MiB in a shell variable.
+const HOLDER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: holder, namespace: default}
+spec:
+  containers:
+  - name: hold
+    image: busybox
+    command: ["sh", "-c", "a=$(head -c 16000000 /dev/zero | tr '\\0' x); echo holding; sleep 3600"]
+"#;
+
+/// One Prometheus text sample.
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+    timestamp: Option<i64>,
+}
+
+/// A strict-enough parser of the text exposition format: every non-comment line must be
+/// `name{labels} value [timestamp]`, and every family must be declared by `# TYPE` first.
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut typed: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split_whitespace();
+            let name = it.next().expect("TYPE name").to_string();
+            let kind = it.next().expect("TYPE kind");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            typed.push(name);
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (name_labels, rest) = match line.find('{') {
+            Some(_) => {
+                let close = line.rfind('}').unwrap_or_else(|| panic!("no }} in {line}"));
+                (&line[..close + 1], line[close + 1..].trim())
+            }
+            None => line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("no value in {line}")),
+        };
+        let (name, labels) = match name_labels.find('{') {
+            Some(i) => (
+                &name_labels[..i],
+                parse_labels(&name_labels[i + 1..name_labels.len() - 1]),
+            ),
+            None => (name_labels, BTreeMap::new()),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name {name:?}"
+        );
+        let mut fields = rest.split_whitespace();
+        let value = match fields
+            .next()
+            .unwrap_or_else(|| panic!("no value in {line}"))
+        {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("value {v:?} in {line}")),
+        };
+        let timestamp = fields.next().map(|t| {
+            t.parse()
+                .unwrap_or_else(|_| panic!("timestamp {t:?} in {line}"))
+        });
+        assert!(fields.next().is_none(), "trailing fields in {line}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| typed.iter().any(|t| t == f))
+            .unwrap_or(name);
+        assert!(typed.iter().any(|t| t == family), "{name} has no # TYPE");
+        out.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+            timestamp,
+        });
+    }
+    out
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    while chars.peek().is_some() {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        assert_eq!(
+            chars.next(),
+            Some('"'),
+            "label {key} value must be quoted in {s}"
+        );
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(c) => value.push(c),
+                    None => panic!("dangling escape in {s}"),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.insert(key.trim().to_string(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    out
+}
+
+fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
+    samples.iter().find(|s| {
+        s.name == name
+            && labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
+fn get_ok(a: &Agent, path: &str) -> String {
+    let (code, body) = http_get(a.port, path).unwrap_or_else(|| panic!("GET {path}"));
+    assert_eq!(code, 200, "GET {path}: {body}");
+    body
+}
+
+fn summary(a: &Agent, query: &str) -> Value {
+    serde_json::from_str(&get_ok(a, &format!("/stats/summary{query}"))).expect("summary JSON")
+}
+
+fn pod_stats<'a>(s: &'a Value, name: &str) -> &'a Value {
+    s["pods"]
+        .as_array()
+        .and_then(|ps| {
+            ps.iter().find(|p| {
+                p["podRef"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{name}-")))
+            })
+        })
+        .unwrap_or_else(|| panic!("pod {name} in summary {s:#}"))
+}
+
+fn container_stats<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("container {name} in {pod:#}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn fs_sane(fs: &Value, what: &str) {
+    let cap = u(&fs["capacityBytes"]);
+    let avail = u(&fs["availableBytes"]);
+    assert!(cap > 0 && avail <= cap, "{what}: {fs}");
+    assert!(fs["usedBytes"].is_u64(), "{what}: {fs}");
+    assert!(fs["time"].is_string(), "{what}: {fs}");
+}
+
+#[test]
+fn summary_resource_metrics_and_kubelet_metrics() {
+    let a = Agent::start(&[]);
+    a.write_manifest("busy.yaml", BUSY);
+    a.write_manifest("holder.yaml", HOLDER);
+    a.wait_running("busy", "spin", T);
+    a.wait_running("holder", "hold", T);
+    // The holder has filled its variable once it says so in its log.
+    a.wait_for("holder holding", T, |a| {
+        let p = a.pod("holder")?;
+        let name = p["metadata"]["name"].as_str()?.to_string();
+        let (_, body) = http_get(a.port, &format!("/containerLogs/default/{name}/hold"))?;
+        body.contains("holding").then_some(())
+    });
+
+    // First scrape: cumulative figures, no rate yet for a cgroup seen for the first time.
+    let s1 = summary(&a, "");
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = summary(&a, "");
+
+    let node = &s["node"];
+    assert!(
+        node["nodeName"].as_str().is_some_and(|n| !n.is_empty()),
+        "{node}"
+    );
+    assert!(node["startTime"].is_string());
+    assert!(u(&node["cpu"]["usageCoreNanoSeconds"]) > 0);
+    assert!(
+        node["cpu"]["usageNanoCores"].is_u64(),
+        "rate on the 2nd scrape: {node}"
+    );
+    assert!(u(&node["memory"]["workingSetBytes"]) > 0);
+    assert!(u(&node["memory"]["availableBytes"]) > 0);
+    fs_sane(&node["fs"], "nodefs");
+    fs_sane(&node["runtime"]["imageFs"], "imagefs");
+    assert!(u(&node["rlimit"]["maxpid"]) >= u(&node["rlimit"]["curproc"]));
+    let system: Vec<&str> = node["systemContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(system, ["pods", "kubelet"], "{node}");
+
+    let busy = pod_stats(&s, "busy");
+    let spin = container_stats(busy, "spin");
+    assert_eq!(busy["podRef"]["namespace"], "default");
+    assert!(
+        busy["podRef"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty())
+    );
+    assert!(busy["startTime"].is_string() && spin["startTime"].is_string());
+    // Spinning under a 200m quota: clearly above zero, at most about a fifth of a core
+    // (generous bounds: this is not a timing assertion, only "the rate is a rate").
+    let first_cpu =
+        u(&container_stats(pod_stats(&s1, "busy"), "spin")["cpu"]["usageCoreNanoSeconds"]);
+    assert!(
+        u(&spin["cpu"]["usageCoreNanoSeconds"]) > first_cpu,
+        "{spin}"
+    );
+    let nano_cores = u(&spin["cpu"]["usageNanoCores"]);
+    assert!(
+        nano_cores > 10_000_000 && nano_cores < 600_000_000,
+        "{spin}"
+    );
+    assert!(u(&busy["cpu"]["usageNanoCores"]) >= 10_000_000, "{busy}");
+    assert!(u(&spin["memory"]["workingSetBytes"]) > 0);
+    // A limit: available = limit − working set.
+    assert_eq!(
+        u(&spin["memory"]["availableBytes"]) + u(&spin["memory"]["workingSetBytes"]),
+        64 << 20,
+        "{spin}"
+    );
+    assert!(spin["rootfs"].is_null(), "no writable layer to report");
+    fs_sane(&spin["logs"], "logs");
+    assert!(
+        u(&spin["logs"]["usedBytes"]) > 0,
+        "the container logged a line: {spin}"
+    );
+    fs_sane(&busy["ephemeral-storage"], "ephemeral-storage");
+    assert!(u(&busy["process_stats"]["process_count"]) >= 1, "{busy}");
+
+    let holder = pod_stats(&s, "holder");
+    let hold = container_stats(holder, "hold");
+    assert!(u(&hold["memory"]["workingSetBytes"]) > 15_000_000, "{hold}");
+    assert!(u(&hold["memory"]["rssBytes"]) > 15_000_000, "{hold}");
+    assert!(
+        hold["memory"]["availableBytes"].is_null(),
+        "no limit, no availableBytes: {hold}"
+    );
+    assert!(u(&holder["memory"]["workingSetBytes"]) >= u(&hold["memory"]["workingSetBytes"]));
+
+    // only_cpu_and_memory: no filesystems, processes or rlimit.
+    let s = summary(&a, "?only_cpu_and_memory=true");
+    assert!(
+        s["node"]["fs"].is_null() && s["node"]["rlimit"].is_null(),
+        "{}",
+        s["node"]
+    );
+    let busy = pod_stats(&s, "busy");
+    assert!(busy["ephemeral-storage"].is_null() && busy["process_stats"].is_null());
+    assert!(container_stats(busy, "spin")["cpu"]["usageCoreNanoSeconds"].is_u64());
+    let (code, _) = http_get(a.port, "/stats/summary?only_cpu_and_memory=maybe").unwrap();
+    assert_eq!(code, 500, "a bad bool is refused as the kubelet does");
+
+    // /metrics/resource: parses, has the node, pods and containers, with timestamps.
+    let text = get_ok(&a, "/metrics/resource");
+    let samples = parse_prometheus(&text);
+    let busy_name = pod_stats(&s, "busy")["podRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let holder_name = pod_stats(&s, "holder")["podRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node_cpu = find(&samples, "node_cpu_usage_seconds_total", &[]).expect("node cpu");
+    assert!(node_cpu.value > 0.0 && node_cpu.timestamp.is_some());
+    assert!(find(&samples, "node_memory_working_set_bytes", &[]).is_some_and(|s| s.value > 0.0));
+    for (pod, c) in [(&busy_name, "spin"), (&holder_name, "hold")] {
+        let l = [
+            ("container", c),
+            ("pod", pod.as_str()),
+            ("namespace", "default"),
+        ];
+        let cpu = find(&samples, "container_cpu_usage_seconds_total", &l).expect("container cpu");
+        assert!(
+            cpu.timestamp.is_some_and(|t| t > 1_600_000_000_000),
+            "{cpu:?}"
+        );
+        assert!(
+            find(&samples, "container_memory_working_set_bytes", &l).is_some_and(|s| s.value > 0.0)
+        );
+        let start = find(&samples, "container_start_time_seconds", &l).expect("start time");
+        assert!(
+            start.value > 1_600_000_000.0 && start.timestamp.is_none(),
+            "{start:?}"
+        );
+        let pl = [("pod", pod.as_str()), ("namespace", "default")];
+        assert!(find(&samples, "pod_cpu_usage_seconds_total", &pl).is_some());
+        assert!(find(&samples, "pod_memory_working_set_bytes", &pl).is_some());
+    }
+    assert_eq!(
+        find(&samples, "resource_scrape_error", &[]).map(|s| s.value),
+        Some(0.0)
+    );
+
+    // /metrics: the agent's own, kubelet-named.
+    let samples = parse_prometheus(&get_ok(&a, "/metrics"));
+    let node_name = s["node"]["nodeName"].as_str().unwrap();
+    assert!(
+        find(&samples, "kubelet_node_name", &[("node", node_name)]).is_some_and(|s| s.value == 1.0)
+    );
+    assert_eq!(
+        find(&samples, "kubelet_running_pods", &[]).map(|s| s.value),
+        Some(2.0)
+    );
+    assert_eq!(
+        find(
+            &samples,
+            "kubelet_running_containers",
+            &[("container_state", "running")]
+        )
+        .map(|s| s.value),
+        Some(2.0)
+    );
+    assert_eq!(
+        find(
+            &samples,
+            "kubelet_started_containers_total",
+            &[("container_type", "container")]
+        )
+        .map(|s| s.value),
+        Some(2.0)
+    );
+    assert_eq!(
+        find(&samples, "kubelet_started_pods_total", &[]).map(|s| s.value),
+        Some(2.0)
+    );
+    assert_eq!(
+        find(&samples, "kubelet_pod_start_duration_seconds_count", &[]).map(|s| s.value),
+        Some(2.0)
+    );
+    assert!(
+        find(
+            &samples,
+            "kubelet_pod_worker_duration_seconds_count",
+            &[("operation_type", "create")]
+        )
+        .is_some_and(|s| s.value == 2.0)
+    );
+    assert!(text_has_family(
+        &get_ok(&a, "/metrics"),
+        "kubelet_evictions",
+        "counter"
+    ));
+    assert!(
+        find(
+            &samples,
+            "kubelet_http_requests_total",
+            &[("path", "stats"), ("method", "GET")]
+        )
+        .is_some_and(|s| s.value >= 3.0)
+    );
+    assert!(find(&samples, "process_cpu_seconds_total", &[]).is_some());
+    assert!(find(&samples, "process_resident_memory_bytes", &[]).is_some_and(|s| s.value > 0.0));
+
+    // The API server's node proxy, as kubectl sends it.
+    let home = tempfile::tempdir().unwrap();
+    let raw = |path: &str| {
+        let out = Command::new(KUBECTL)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/bin:/bin")
+            .arg(format!("--server=http://127.0.0.1:{}", a.port))
+            .args(["get", "--raw", path])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = raw(&format!("/api/v1/nodes/{node_name}/proxy/stats/summary"));
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).expect("summary through the proxy");
+    assert_eq!(v["node"]["nodeName"], node_name);
+    let (code, out, err) = raw(&format!("/api/v1/nodes/{node_name}/proxy/metrics/resource"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        parse_prometheus(&out)
+            .iter()
+            .any(|s| s.name == "pod_cpu_usage_seconds_total")
+    );
+    let (code, _, err) = raw("/api/v1/nodes/no-such-node/proxy/stats/summary");
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+
+    // A static pod whose manifest goes and comes back keeps its UID: a restarted pod.
+    a.remove_manifest("holder.yaml");
+    a.wait_for("holder gone", T, |a| {
+        a.pod("holder").is_none().then_some(())
+    });
+    a.write_manifest("holder.yaml", HOLDER);
+    a.wait_running("holder", "hold", T);
+    let deadline = Instant::now() + T;
+    loop {
+        let samples = parse_prometheus(&get_ok(&a, "/metrics"));
+        if find(
+            &samples,
+            "kubelet_restarted_pods_total",
+            &[("static", "true")],
+        )
+        .is_some_and(|s| s.value == 1.0)
+        {
+            assert_eq!(
+                find(
+                    &samples,
+                    "kubelet_started_containers_total",
+                    &[("container_type", "container")]
+                )
+                .map(|s| s.value),
+                Some(3.0)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no restarted pod counted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn text_has_family(text: &str, name: &str, kind: &str) -> bool {
+    text.lines().any(|l| l == format!("# TYPE {name} {kind}"))
+}
+
+#[test]
+fn prometheus_parser_rejects_garbage() {
+    let ok = parse_prometheus("# TYPE a gauge\na{x=\"1\\\"2\",y=\"z\"} 3 1700\n");
+    assert_eq!(ok[0].labels["x"], "1\"2");
+    assert_eq!(ok[0].timestamp, Some(1700));
+    assert!(std::panic::catch_unwind(|| parse_prometheus("a 1\n")).is_err());
+    assert!(std::panic::catch_unwind(|| parse_prometheus("# TYPE a gauge\na x\n")).is_err());
+}
