@@ -8,8 +8,8 @@
 //! The agent runs as the tests run it (`tests/common`): its own test cgroup, temporary
 //! directories, a free port; everything is removed when the benchmark ends.
 //!
-//! Log throughput and `logs -f` latency, the other half of issue 5's benchmarks, need the log
-//! endpoints of the API facade and are measured there.
+//! Log throughput and `logs -f` latency, the other half of issue 5's benchmarks, are
+//! `benches/logs.rs`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
