@@ -460,7 +460,7 @@ impl EvictionManager {
                     final_status: Some(("Failed".into(), "Evicted".into(), message.clone())),
                 },
             });
-            crate::metrics::kubelet().evicted(&threshold.signal.to_string());
+            crate::metrics::kubelet().evicted(threshold.signal.as_str());
             self.decide(Decision {
                 time: rfc3339(jiff::Timestamp::now()),
                 signal: threshold.signal.to_string(),
