@@ -497,3 +497,58 @@ fn prometheus_parser_rejects_garbage() {
     assert!(std::panic::catch_unwind(|| parse_prometheus("a 1\n")).is_err());
     assert!(std::panic::catch_unwind(|| parse_prometheus("# TYPE a gauge\na x\n")).is_err());
 }
+
+/// Fills its log directory: 60 MB of log lines on a 64 MiB tmpfs.
+const LOGGER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  containers:
+  - name: talk
+    command: ["sh", "-c", "sleep 1; yes 'a line of log output that fills the disk quickly' | head -c 60000000; sleep 3600"]
+"#;
+
+#[test]
+fn an_eviction_is_counted_by_its_signal() {
+    let a = Agent::start_in_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<40%",
+            "--eviction-pressure-transition-period=5s",
+            "--container-log-max-size=100Mi",
+        ],
+    );
+    a.write_manifest("chatty.yaml", LOGGER);
+    a.wait_running("chatty", "talk", T);
+    // While it writes, the summary sees its logs grow on the node's filesystem.
+    a.wait_for("chatty's logs in the summary", T, |a| {
+        let s = summary(a, "");
+        let pods = s["pods"].as_array()?;
+        let p = pods.iter().find(|p| {
+            p["podRef"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("chatty-"))
+        })?;
+        let logs = &p["containers"][0]["logs"];
+        (logs["usedBytes"].as_u64()? > 1_000_000
+            && p["ephemeral-storage"]["usedBytes"].as_u64()? >= logs["usedBytes"].as_u64()?
+            && logs["capacityBytes"].as_u64()? <= 64 << 20)
+            .then_some(())
+    });
+    a.wait_for("chatty evicted", T, |a| {
+        a.pod("chatty")
+            .filter(|p| p["status"]["reason"] == "Evicted")
+    });
+    let samples = parse_prometheus(&get_ok(&a, "/metrics"));
+    assert_eq!(
+        find(
+            &samples,
+            "kubelet_evictions",
+            &[("eviction_signal", "nodefs.available")]
+        )
+        .map(|s| s.value),
+        Some(1.0),
+        "{samples:?}"
+    );
+}
