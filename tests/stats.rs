@@ -452,6 +452,37 @@ fn summary_resource_metrics_and_kubelet_metrics() {
         "{err}"
     );
 
+    // The official Python client's node proxy call (it sends the path as `stats%2Fsummary`).
+    let script = r#"
+import json, sys
+from kubernetes import client
+cfg = client.Configuration()
+cfg.host = sys.argv[1]
+api = client.CoreV1Api(client.ApiClient(cfg))
+r = api.connect_get_node_proxy_with_path(sys.argv[2], "stats/summary", _preload_content=False)
+s = json.loads(r.data)
+print("node=%s pods=%d" % (s["node"]["nodeName"], len(s["pods"])))
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &format!("http://127.0.0.1:{}", a.port),
+            node_name,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python client failed (is `kubernetes` installed? .ci/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("node={node_name} pods=2\n")
+    );
+
     // A static pod whose manifest goes and comes back keeps its UID: a restarted pod.
     a.remove_manifest("holder.yaml");
     a.wait_for("holder gone", T, |a| {
