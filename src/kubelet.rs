@@ -148,6 +148,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             reserved_memory: reserved.memory,
             reserved_milli_cpu: reserved.milli_cpu,
             allocatable_pids: (reserved.pids > 0).then_some(capacity.pids - reserved.pids),
+            swap_behavior: config.swap_behavior,
+            swap_total: node::swap_total(proc_root).unwrap_or(0),
         },
     );
     cm.setup_node().context("create the kubepods cgroups")?;
