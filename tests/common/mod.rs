@@ -579,3 +579,36 @@ impl Agent {
         a
     }
 }
+
+/// The kubectl 1.32 binary the tests run (`scripts/deps.sh` finds or fetches it): `$MKL_KUBECTL`,
+/// the versioned binary beside the Cloud SDK's dispatcher, the one deps.sh fetched, or `kubectl`
+/// on PATH when it reports minor 32. Panics with the fix when there is none.
+pub fn kubectl() -> String {
+    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let env = std::env::var("MKL_KUBECTL").ok();
+        let candidates = env.into_iter().chain(
+            [
+                "/usr/lib/google-cloud-sdk/bin/kubectl.1.32",
+                "/usr/local/lib/minikubelet-test/kubectl",
+                "kubectl",
+            ]
+            .map(String::from),
+        );
+        candidates.into_iter().find(|k| {
+            Command::new(k)
+                .args(["version", "--client", "-o", "json"])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                .is_some_and(|v| v["clientVersion"]["minor"] == "32")
+        })
+    });
+    match found {
+        Some(k) => k.clone(),
+        None => panic!(
+            "kubectl 1.32 not found: run scripts/deps.sh, or put one at \
+             /usr/local/lib/minikubelet-test/kubectl, or set MKL_KUBECTL"
+        ),
+    }
+}
