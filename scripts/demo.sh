@@ -11,9 +11,13 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 BIN=${MKL_BIN:-}
 if [ -z "$BIN" ]; then
+  # cargo needs a C linker (cc) and rustup needs curl: a stock cloud image has curl, not gcc.
+  if ! command -v cc >/dev/null || ! command -v curl >/dev/null; then
+    echo "demo.sh: installing curl and gcc (apt-get)"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates gcc libc6-dev
+  fi
   if ! command -v cargo >/dev/null; then
     echo "demo.sh: installing the Rust toolchain with rustup (https://rustup.rs)"
-    command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl build-essential; }
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
