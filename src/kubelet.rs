@@ -210,6 +210,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         memory_capacity: capacity.memory,
         oom_score_adj_floor,
+        root_dir: config.root_dir.clone(),
         pod_logs_dir: config.pod_logs_dir.clone(),
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
@@ -259,6 +260,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             root_dir: config.root_dir.clone(),
             pod_logs_dir: config.pod_logs_dir.clone(),
             enforce_pods,
+            // `localStorageCapacityIsolation` is always on (the kubelet's default); the
+            // config field is accepted and not implemented.
+            local_storage_capacity_isolation: true,
         },
         ctx.cm.clone(),
         statuses.clone(),
