@@ -255,3 +255,317 @@ fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
     // The steady pod keeps running.
     a.wait_running("steady", "main", T);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Disk, inodes, local-storage limits, soft thresholds, minimum reclaim, pids, critical pods and
+// one eviction per cycle. Pods reach their emptyDir at its node path (no volume mounts yet:
+// docs/deviations.md), `<root-dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>`, with the
+// UID from the downward API. Everything is observed through the agent's API: /pods,
+// /debug/eviction, /api/v1/events, /containerLogs, and the order of the agent's log lines.
+
+/// Short cycles so that tests do not wait for the kubelet's 10 s period.
+const MONITOR: &str = "--eviction-monitoring-period=1s";
+
+/// A pod that writes `mib` MiB into its emptyDir `scratch` (after `wait_for` exists, if
+/// given), then sleeps. `extra_spec` is YAML inserted into `spec` (priority, limits, ...).
+fn filler(
+    name: &str,
+    root: &std::path::Path,
+    mib: u32,
+    wait_for: Option<&std::path::Path>,
+    extra_spec: &str,
+    volume: &str,
+) -> String {
+    let wait = wait_for
+        .map(|p| format!("while [ ! -e {} ]; do sleep 0.1; done; ", p.display()))
+        .unwrap_or_default();
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 30
+{extra_spec}
+  volumes:
+  - name: scratch
+    emptyDir: {volume}
+  containers:
+  - name: fill
+    command: ["sh", "-c", "echo hello from {name}; {wait}dd if=/dev/zero of=$DIR/blob bs=1M count={mib} 2>/dev/null; echo filled; sleep 3600"]
+    env:
+    - name: POD_UID
+      valueFrom: {{fieldRef: {{fieldPath: metadata.uid}}}}
+    - name: DIR
+      value: "{root}/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/scratch"
+"#,
+        root = root.display()
+    )
+}
+
+fn evicted(a: &Agent, name: &str) -> Option<Value> {
+    a.pod(name)
+        .filter(|p| phase(p) == "Failed" && p["status"]["reason"] == "Evicted")
+}
+
+fn decisions(a: &Agent) -> Vec<Value> {
+    eviction_report(a)["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The Evicted events of a pod, from the API server surface.
+fn evicted_events(a: &Agent, pod: &str) -> Vec<Value> {
+    let list: Value =
+        serde_json::from_str(&a.get("/api/v1/events").unwrap_or_default()).unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e["reason"] == "Evicted"
+                && e["involvedObject"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{pod}-")))
+        })
+        .collect()
+}
+
+fn has_condition(p: &Value, ty: &str) -> bool {
+    p["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty))
+}
+
+#[test]
+fn disk_pressure_evicts_a_pod_filling_its_empty_dir_with_annotated_event() {
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<40%",
+            "--eviction-pressure-transition-period=30s",
+            MONITOR,
+        ],
+    );
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    a.write_manifest(
+        "fill.yaml",
+        &filler("fill", &a.root_dir, 45, None, "", "{}"),
+    );
+    let p = a.wait_for("fill evicted", T, |a| evicted(a, "fill"));
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("The node was low on resource: ephemeral-storage. Threshold quantity: "),
+        "{msg}"
+    );
+    assert!(has_condition(&p, "DisruptionTarget"), "{p}");
+    assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("True"));
+    // The ranking saw the emptyDir's usage.
+    let d = decisions(&a);
+    let d = d.iter().find(|d| d["action"] == "evicted").unwrap();
+    assert_eq!(d["signal"], "nodefs.available");
+    assert!(d["pod"].as_str().unwrap().starts_with("default/fill-"));
+    // The Evicted event carries the kubelet's annotations as metadata.annotations.
+    let ev = evicted_events(&a, "fill");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let ann = &ev[0]["metadata"]["annotations"];
+    assert_eq!(ann["starved_resource"], "ephemeral-storage", "{}", ev[0]);
+    assert_eq!(ann["offending_containers"], "fill", "{}", ev[0]);
+    assert!(
+        ann["offending_containers_usage"].as_str().is_some(),
+        "{}",
+        ev[0]
+    );
+    assert_eq!(ev[0]["type"], "Warning");
+    // New pods are refused while DiskPressure holds (the condition lingers 30 s).
+    a.write_manifest("late.yaml", GUARANTEED.replace("steady", "late2").as_str());
+    let late = a.wait_for("late2 refused", T, |a| {
+        a.pod("late2").filter(|p| phase(p) == "Failed")
+    });
+    assert_eq!(late["status"]["reason"], "Evicted");
+    assert_eq!(
+        late["status"]["message"],
+        "Pod was rejected: The node had condition: [DiskPressure]. "
+    );
+    // The other pod kept running.
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(
+        container_status(&steady, "main").unwrap()["restartCount"],
+        0
+    );
+    a.remove_manifest("fill.yaml");
+}
+
+#[test]
+fn inode_pressure_evicts_a_pod_creating_many_files() {
+    // 2000 inodes: a pod creating 1200 empty files crosses nodefs.inodesFree<50%.
+    let a = start_on_tmpfs(
+        "64m,nr_inodes=2000",
+        &[
+            "--eviction-hard=nodefs.inodesFree<50%",
+            "--eviction-pressure-transition-period=30s",
+            MONITOR,
+        ],
+    );
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    let files = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: files}
+spec:
+  volumes:
+  - name: scratch
+    emptyDir: {}
+  containers:
+  - name: touch
+    command: ["sh", "-c", "cd $DIR && i=0; while [ $i -lt 1200 ]; do : > f$i; i=$((i+1)); done; echo done; sleep 3600"]
+    env:
+    - name: POD_UID
+      valueFrom: {fieldRef: {fieldPath: metadata.uid}}
+    - name: DIR
+      value: "ROOT/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/scratch"
+"#
+    .replace("ROOT", &a.root_dir.display().to_string());
+    a.write_manifest("files.yaml", &files);
+    let p = a.wait_for("files evicted", T, |a| evicted(a, "files"));
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "The node was low on resource: inodes. Threshold quantity: 1k, available: "
+        ),
+        "{msg}"
+    );
+    assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("True"));
+    let d = decisions(&a);
+    let d = d.iter().find(|d| d["action"] == "evicted").unwrap();
+    assert_eq!(d["signal"], "nodefs.inodesFree");
+    assert_eq!(d["resource"], "inodes");
+    let ev = evicted_events(&a, "files");
+    assert_eq!(
+        ev[0]["metadata"]["annotations"]["starved_resource"],
+        "inodes"
+    );
+    // The steady pod is untouched.
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(phase(&steady), "Running");
+    a.remove_manifest("files.yaml");
+}
+
+/// A pod with two containers whose logs are limited: `a` (1Mi) writes 2 MiB of logs, `b`
+/// (10Mi) only sleeps; the pod's total limit (11Mi) is not reached, so the container check fires.
+const CONTAINER_LIMIT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  containers:
+  - name: a
+    command: ["sh", "-c", "echo hello from the chatty pod; yes 'a line of log output' | head -c 2097152; sleep 3600"]
+    resources:
+      limits: {ephemeral-storage: 1Mi}
+  - name: b
+    command: ["sleep", "3600"]
+    resources:
+      limits: {ephemeral-storage: 10Mi}
+"#;
+
+#[test]
+fn local_storage_limits_evict_the_offending_pods_and_logs_stay_readable() {
+    // No threshold can fire (memory only, at a harmless level): only the limits evict.
+    let a = Agent::start(&[MONITOR]);
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    // emptyDir sizeLimit 1Mi, 4 MiB written.
+    a.write_manifest(
+        "sized.yaml",
+        &filler("sized", &a.root_dir, 4, None, "", "{sizeLimit: 1Mi}"),
+    );
+    // A pod-level ephemeral-storage limit of 2Mi (one container), 3 MiB in an emptyDir
+    // without sizeLimit.
+    a.write_manifest(
+        "podlimit.yaml",
+        &filler("podlimit", &a.root_dir, 3, None, "", "{}").replace(
+            "  - name: fill\n",
+            "  - name: fill\n    resources:\n      limits: {ephemeral-storage: 2Mi}\n",
+        ),
+    );
+    a.write_manifest("chatty.yaml", CONTAINER_LIMIT);
+    for (pod, want) in [
+        (
+            "sized",
+            r#"Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". "#,
+        ),
+        (
+            "podlimit",
+            "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. ",
+        ),
+        (
+            "chatty",
+            r#"Container a exceeded its local ephemeral storage limit "1Mi". "#,
+        ),
+    ] {
+        let p = a.wait_for(&format!("{pod} evicted"), T, |a| evicted(a, pod));
+        assert_eq!(p["status"]["message"], want, "{pod}");
+        // The kubelet adds no DisruptionTarget condition for a local-storage limit eviction.
+        assert!(!has_condition(&p, "DisruptionTarget"), "{p}");
+        let ev = evicted_events(&a, pod);
+        assert_eq!(ev.len(), 1, "{pod}: {ev:?}");
+        assert!(
+            ev[0]["message"].as_str().unwrap().starts_with(want),
+            "{}",
+            ev[0]
+        );
+    }
+    let d = decisions(&a);
+    let signals: Vec<&str> = d
+        .iter()
+        .filter(|d| d["action"] == "evicted")
+        .filter_map(|d| d["signal"].as_str())
+        .collect();
+    for s in [
+        "emptydirfs.limit",
+        "ephemeralpodfs.limit",
+        "ephemeralcontainerfs.limit",
+    ] {
+        assert!(signals.contains(&s), "{s} not in {signals:?}");
+    }
+    assert!(
+        d.iter()
+            .all(|d| d["gracePeriodSeconds"] == 1 || d["action"] != "evicted")
+    );
+    // No pressure condition: nothing else was touched.
+    assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("False"));
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(phase(&steady), "Running");
+
+    // The evicted pod's logs are still readable, as `kubectl logs` of an evicted pod is.
+    let chatty = a.pod("chatty").unwrap();
+    let name = chatty["metadata"]["name"].as_str().unwrap();
+    let (code, body) = common::http_get(
+        a.port,
+        &format!("/containerLogs/default/{name}/a?limitBytes=100"),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("hello from the chatty pod\n"), "{body}");
+    let sized = a.pod("sized").unwrap();
+    let name = sized["metadata"]["name"].as_str().unwrap();
+    let (code, body) =
+        common::http_get(a.port, &format!("/containerLogs/default/{name}/fill")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("hello from sized\n"), "{body}");
+    // Removing the manifest removes the pod and, with it, the logs it kept.
+    let log_dir = a.logs_dir.join(format!(
+        "default_{name}_{}",
+        sized["metadata"]["uid"].as_str().unwrap()
+    ));
+    assert!(log_dir.exists());
+    a.remove_manifest("sized.yaml");
+    a.wait_for("sized gone with its logs", T, |a| {
+        (a.pod("sized").is_none() && !log_dir.exists()).then_some(())
+    });
+}
