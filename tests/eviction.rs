@@ -569,3 +569,355 @@ fn local_storage_limits_evict_the_offending_pods_and_logs_stay_readable() {
         (a.pod("sized").is_none() && !log_dir.exists()).then_some(())
     });
 }
+
+/// RFC 3339 seconds of a report field.
+fn ts(v: &Value) -> jiff::Timestamp {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// The nodefs.available threshold as /debug/eviction shows it.
+fn nodefs_threshold(report: &Value) -> Option<Value> {
+    report["signals"]
+        .as_array()?
+        .iter()
+        .find(|s| s["signal"] == "nodefs.available")?["thresholds"]
+        .as_array()?
+        .first()
+        .cloned()
+}
+
+#[test]
+fn soft_threshold_waits_for_its_grace_period() {
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-soft=nodefs.available<40%",
+            "--eviction-soft-grace-period=nodefs.available=5s",
+            "--eviction-max-pod-grace-period=3",
+            "--eviction-pressure-transition-period=30s",
+            MONITOR,
+        ],
+    );
+    a.write_manifest(
+        "fill.yaml",
+        &filler("fill", &a.root_dir, 45, None, "", "{}"),
+    );
+    // First: the threshold is met (DiskPressure at once, conditions ignore grace) but not
+    // acted on, and the pod is still running.
+    let (met_since, grace) = a.wait_for("soft threshold met, not acted on", T, |a| {
+        let r = eviction_report(a);
+        let t = nodefs_threshold(&r)?;
+        if t["met"] != true || t["actedOn"] != false {
+            return None;
+        }
+        let fill = a.pod("fill")?;
+        assert_eq!(
+            phase(&fill),
+            "Running",
+            "evicted before its grace period: {r}"
+        );
+        assert_eq!(condition(a, "DiskPressure").as_deref(), Some("True"));
+        assert_eq!(t["hard"], false);
+        Some((ts(&t["metSince"]), t["gracePeriod"].as_str()?.to_string()))
+    });
+    assert_eq!(grace, "5s");
+    // Then: evicted once the grace period has passed, with min(evictionMaxPodGracePeriod,
+    // the pod's terminationGracePeriodSeconds) = 3 s.
+    let p = a.wait_for("fill evicted", T, |a| evicted(a, "fill"));
+    assert!(has_condition(&p, "DisruptionTarget"));
+    let d = decisions(&a);
+    let d = d.iter().find(|d| d["action"] == "evicted").unwrap();
+    assert_eq!(d["signal"], "nodefs.available");
+    assert_eq!(d["gracePeriodSeconds"], 3);
+    // The recorded decision comes at least the grace period after the first observation
+    // (both recorded in whole seconds, hence the 1 s allowance).
+    let waited = ts(&d["time"]).duration_since(met_since);
+    assert!(
+        waited >= jiff::SignedDuration::from_secs(4),
+        "decided {waited:?} after the threshold was first met: {d}"
+    );
+    a.remove_manifest("fill.yaml");
+}
+
+/// `Threshold quantity: <q>, available: <a>. ` of an eviction message, in bytes.
+fn threshold_and_available(msg: &str) -> (i64, i64) {
+    let rest = msg.split_once("Threshold quantity: ").unwrap().1;
+    let (q, rest) = rest.split_once(", available: ").unwrap();
+    let avail = rest.split_once(". ").unwrap().0;
+    let parse = |s: &str| {
+        minikubelet::api::quantity::Quantity::parse(s)
+            .unwrap()
+            .value()
+    };
+    (parse(q), parse(avail))
+}
+
+#[test]
+fn minimum_reclaim_keeps_evicting_until_the_extra_amount_is_free() {
+    // 100 MiB disk, threshold 30 MiB free, minimum reclaim 30 MiB: once fired, the threshold
+    // holds until 60 MiB are free. `keeper` (priority 1000) writes 50 MiB, `spike` 30 MiB:
+    // 20 MiB free, the threshold fires and `spike` (lower priority) goes first. That frees
+    // 30 MiB: 50 MiB free is above the threshold but below threshold + minimum reclaim, so
+    // `keeper` is evicted too. Without minimum reclaim it would keep running.
+    let a = start_on_tmpfs(
+        "100m",
+        &[
+            "--eviction-hard=nodefs.available<30%",
+            "--eviction-minimum-reclaim=nodefs.available=30Mi",
+            "--eviction-pressure-transition-period=60s",
+            MONITOR,
+        ],
+    );
+    let go = a.tmp.path().join("go");
+    a.write_manifest(
+        "keeper.yaml",
+        &filler(
+            "keeper",
+            &a.root_dir,
+            50,
+            Some(&go),
+            "  priority: 1000",
+            "{}",
+        ),
+    );
+    a.write_manifest(
+        "spike.yaml",
+        &filler("spike", &a.root_dir, 30, Some(&go), "", "{}"),
+    );
+    a.wait_running("keeper", "fill", T);
+    a.wait_running("spike", "fill", T);
+    std::fs::write(&go, "").unwrap();
+    let spike = a.wait_for("spike evicted", T, |a| evicted(a, "spike"));
+    let keeper = a.wait_for("keeper evicted", T, |a| evicted(a, "keeper"));
+    let (q1, avail1) = threshold_and_available(spike["status"]["message"].as_str().unwrap());
+    let (q2, avail2) = threshold_and_available(keeper["status"]["message"].as_str().unwrap());
+    assert_eq!(q1, q2);
+    assert!(
+        avail1 < q1,
+        "the first eviction is below the threshold: {avail1} {q1}"
+    );
+    // The second eviction happened with more than the threshold free, but less than
+    // threshold + minimum reclaim: the minimum reclaim kept the threshold met.
+    assert!(avail2 > q2, "{avail2} {q2}");
+    assert!(avail2 < q2 + (30 << 20), "{avail2} {q2}");
+    let d: Vec<Value> = decisions(&a)
+        .into_iter()
+        .filter(|d| d["action"] == "evicted")
+        .collect();
+    assert!(d[0]["pod"].as_str().unwrap().starts_with("default/spike-"));
+    assert!(d[1]["pod"].as_str().unwrap().starts_with("default/keeper-"));
+    // After both: 100 MiB free, the threshold and its reclaim are satisfied; nothing more.
+    a.wait_for("threshold resolved", T, |a| {
+        nodefs_threshold(&eviction_report(a)).filter(|t| t["met"] == false)
+    });
+    a.remove_manifest("keeper.yaml");
+    a.remove_manifest("spike.yaml");
+}
+
+#[test]
+fn one_pod_per_cycle_with_the_wait_for_the_first_to_be_gone() {
+    // Two pods of 20 MiB each on 64 MiB with the threshold at 48 MiB free: both must go, but
+    // one per cycle, the second only once the first is cleaned up.
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<75%",
+            "--eviction-pressure-transition-period=60s",
+            MONITOR,
+        ],
+    );
+    let go = a.tmp.path().join("go");
+    a.write_manifest(
+        "one.yaml",
+        &filler("one", &a.root_dir, 20, Some(&go), "", "{}"),
+    );
+    a.write_manifest(
+        "two.yaml",
+        &filler("two", &a.root_dir, 20, Some(&go), "", "{}"),
+    );
+    a.wait_running("one", "fill", T);
+    a.wait_running("two", "fill", T);
+    std::fs::write(&go, "").unwrap();
+    a.wait_for("both evicted", T, |a| {
+        (evicted(a, "one").is_some() && evicted(a, "two").is_some()).then_some(())
+    });
+    let d: Vec<Value> = decisions(&a)
+        .into_iter()
+        .filter(|d| d["action"] == "evicted")
+        .collect();
+    assert_eq!(d.len(), 2, "{d:?}");
+    // Each decision names one pod, in the order of the agent's log: evict, wait until the
+    // pod is cleaned up, evict the next.
+    let log = a.agent_log();
+    let first = d[0]["pod"].as_str().unwrap().trim_start_matches("default/");
+    let second = d[1]["pod"].as_str().unwrap().trim_start_matches("default/");
+    assert_ne!(first, second);
+    let uid_first = a
+        .pods()
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == first)
+        .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = |what: &str, who: &str| {
+        log.lines()
+            .position(|l| l.contains(what) && l.contains(who))
+            .unwrap_or_else(|| panic!("no log line {what:?} for {who}"))
+    };
+    let evicting_first = line(
+        "eviction manager: evicting pod",
+        &format!("pod=default/{first} "),
+    );
+    let cleaned = line("evicted pod is cleaned up", &uid_first);
+    let evicting_second = line(
+        "eviction manager: evicting pod",
+        &format!("pod=default/{second} "),
+    );
+    assert!(
+        evicting_first < cleaned && cleaned < evicting_second,
+        "the second eviction came before the first pod was cleaned up"
+    );
+}
+
+#[test]
+fn critical_pods_are_never_evicted() {
+    // `critical` (system-node-critical) fills 45 MiB, `normal` 5 MiB: `normal` is evicted
+    // (lower priority first); the pressure remains, the ranking then offers only `critical`,
+    // which is skipped cycle after cycle.
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<40%",
+            "--eviction-pressure-transition-period=60s",
+            MONITOR,
+        ],
+    );
+    let go = a.tmp.path().join("go");
+    a.write_manifest(
+        "critical.yaml",
+        &filler(
+            "critical",
+            &a.root_dir,
+            45,
+            Some(&go),
+            "  priorityClassName: system-node-critical",
+            "{}",
+        ),
+    );
+    a.write_manifest(
+        "normal.yaml",
+        &filler("normal", &a.root_dir, 5, Some(&go), "", "{}"),
+    );
+    a.wait_running("critical", "fill", T);
+    a.wait_running("normal", "fill", T);
+    std::fs::write(&go, "").unwrap();
+    a.wait_for("normal evicted", T, |a| evicted(a, "normal"));
+    // At least two cycles that found only the critical pod and skipped it.
+    let d = a.wait_for("the critical pod skipped twice", T, |a| {
+        let d = decisions(a);
+        let skipped = d
+            .iter()
+            .filter(|d| {
+                d["action"] == "skipped"
+                    && d["pod"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("default/critical-"))
+            })
+            .count();
+        (skipped >= 2).then_some(d)
+    });
+    assert!(
+        d.iter()
+            .any(|d| d["action"] == "none"
+                && d["message"] == "unable to evict any pods from the node"),
+        "{d:?}"
+    );
+    assert!(
+        !d.iter().any(|d| d["action"] == "evicted"
+            && d["pod"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("default/critical-"))),
+        "{d:?}"
+    );
+    let critical = a.pod("critical").unwrap();
+    assert_eq!(phase(&critical), "Running");
+    assert_eq!(
+        container_status(&critical, "fill").unwrap()["restartCount"],
+        0
+    );
+    assert!(a.log_contains("eviction manager: cannot evict a critical pod"));
+    a.remove_manifest("critical.yaml");
+}
+
+/// `pid.available` as the agent computes it: min(pid_max, threads-max) − running tasks.
+fn pid_available_now() -> i64 {
+    let read = |p: &str| -> i64 { std::fs::read_to_string(p).unwrap().trim().parse().unwrap() };
+    let max = read("/proc/sys/kernel/pid_max").min(read("/proc/sys/kernel/threads-max"));
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap();
+    let running: i64 = loadavg
+        .split_whitespace()
+        .nth(3)
+        .and_then(|f| f.split_once('/'))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap();
+    max - running
+}
+
+#[test]
+fn pid_pressure_evicts_the_pod_with_most_processes() {
+    // The threshold sits 300 pids below what is available now; `forker` starts 600 sleeping
+    // processes. The margin absorbs what other processes on the machine start meanwhile.
+    let threshold = pid_available_now() - 300;
+    let a = Agent::start(&[
+        &format!("--eviction-hard=pid.available<{threshold}"),
+        "--eviction-pressure-transition-period=60s",
+        MONITOR,
+    ]);
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    a.write_manifest(
+        "forker.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: forker}
+spec:
+  containers:
+  - name: fork
+    command: ["sh", "-c", "i=0; while [ $i -lt 600 ]; do sleep 3600 & i=$((i+1)); done; wait"]
+"#,
+    );
+    let p = a.wait_for("forker evicted", T, |a| evicted(a, "forker"));
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "The node was low on resource: pids. Threshold quantity: {}",
+            minikubelet::eviction::helpers::binary_si(threshold)
+        )),
+        "{msg}"
+    );
+    assert!(has_condition(&p, "DisruptionTarget"));
+    assert_eq!(condition(&a, "PIDPressure").as_deref(), Some("True"));
+    let r = eviction_report(&a);
+    let d = r["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["action"] == "evicted")
+        .cloned()
+        .unwrap();
+    assert_eq!(d["signal"], "pid.available");
+    assert_eq!(d["resource"], "pids");
+    assert!(d["pod"].as_str().unwrap().starts_with("default/forker-"));
+    let ev = evicted_events(&a, "forker");
+    assert_eq!(ev[0]["metadata"]["annotations"]["starved_resource"], "pids");
+    // Its 600 processes are gone with its cgroup; the steady pod was never touched.
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(phase(&steady), "Running");
+    assert_eq!(
+        container_status(&steady, "main").unwrap()["restartCount"],
+        0
+    );
+    a.remove_manifest("forker.yaml");
+}
