@@ -243,6 +243,25 @@ fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
     );
     assert!(msg.contains("Container talk was using "), "{msg}");
     assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("True"));
+    // The evicted pod keeps its logs, which still fill the disk; the next cycle's node-level
+    // reclaim removes them (the kubelet's container GC under disk pressure), and that is
+    // enough: no other pod is evicted.
+    let d = a.wait_for("a reclaimed decision", T, |a| {
+        decisions(a)
+            .into_iter()
+            .find(|d| d["action"] == "reclaimed")
+    });
+    assert_eq!(d["signal"], "nodefs.available");
+    assert!(
+        a.log_contains("removed the exited containers and logs of evicted pods to reclaim disk")
+    );
+    assert!(
+        !decisions(&a).iter().any(|d| d["action"] == "evicted"
+            && d["pod"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("default/steady-"))),
+        "the steady pod was evicted"
+    );
     // Under DiskPressure every new pod is refused.
     a.write_manifest("late.yaml", GUARANTEED.replace("steady", "late2").as_str());
     let late = a.wait_for("late2 refused", Duration::from_secs(5), |a| {
