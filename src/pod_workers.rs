@@ -345,6 +345,15 @@ impl PodManager {
                 self.ctx.runtime.remove(&rec.meta);
             }
         }
+        // cleanupOrphanedPodDirs: pod directories (emptyDir volumes) of pods that are gone.
+        if let Ok(rd) = std::fs::read_dir(self.ctx.root_dir.join("pods")) {
+            for e in rd.flatten() {
+                let uid = e.file_name().to_string_lossy().to_string();
+                if !desired.contains(&uid) && !self.workers.contains_key(&uid) {
+                    crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
+                }
+            }
+        }
         for (uid, cg) in self.ctx.cm.existing_pod_cgroups() {
             if !desired.contains(&uid) && !self.workers.contains_key(&uid) {
                 tracing::info!(uid = %uid, cgroup = %cg, "removing orphaned pod cgroup");
