@@ -427,6 +427,11 @@ impl PodWorker {
         } else {
             tracing::info!(pod = %self.pod_name(), uid = %uid, "keeping the terminated pod's exited containers and logs until the pod is removed or replaced");
         }
+        // The volumes of a terminated pod are torn down at once (the kubelet unmounts the
+        // volumes of terminated pods): an evicted pod's emptyDir frees its space now. Before
+        // the pod cgroup goes, since the eviction manager takes a gone cgroup to mean the pod's
+        // resources are reclaimed (`podResourcesAreReclaimed` checks volumes first, too).
+        crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
         match self.ctx.cm.pod_cgroup(&self.pod) {
             Ok(pod_cg) => {
                 if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
@@ -435,9 +440,6 @@ impl PodWorker {
             }
             Err(e) => tracing::warn!(pod = %self.pod_name(), error = %e, "pod cgroup name"),
         }
-        // The volumes of a terminated pod are torn down at once (the kubelet unmounts the
-        // volumes of terminated pods): an evicted pod's emptyDir frees its space now.
-        crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
         if !keep_dead {
             crate::logs::remove_pod_logs(
                 &self.ctx.pod_logs_dir,
