@@ -249,6 +249,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let server_sources = config.static_pod_path.as_ref().map(|_| pods_rx.clone());
     let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    if !config.eviction.local_storage_capacity_isolation {
+        tracing::warn!(
+            "localStorageCapacityIsolation is false: emptyDir sizeLimit and ephemeral-storage limits are not enforced; unlike the kubelet, ephemeral-storage stays in the node's capacity (docs/deviations.md)"
+        );
+    }
     let (eviction, eviction_view) = crate::eviction::manager::EvictionManager::new(
         crate::eviction::manager::ManagerConfig {
             node_name: node_name.clone(),
@@ -260,9 +265,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             root_dir: config.root_dir.clone(),
             pod_logs_dir: config.pod_logs_dir.clone(),
             enforce_pods,
-            // `localStorageCapacityIsolation` is always on (the kubelet's default); the
-            // config field is accepted and not implemented.
-            local_storage_capacity_isolation: true,
+            local_storage_capacity_isolation: config.eviction.local_storage_capacity_isolation,
         },
         ctx.cm.clone(),
         statuses.clone(),
