@@ -940,3 +940,52 @@ spec:
     );
     a.remove_manifest("forker.yaml");
 }
+
+#[test]
+fn local_storage_capacity_isolation_false_enforces_no_limits() {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+         localStorageCapacityIsolation: false\nevictionHard: {memory.available: 100Mi}\n\
+         evictionMonitoringPeriod: 1s\n",
+    )
+    .unwrap();
+    let a = Agent::start(&[&format!("--config={}", cfg.display())]);
+    assert!(a.log_contains("localStorageCapacityIsolation is false"));
+    a.write_manifest(
+        "sized.yaml",
+        &filler("sized", &a.root_dir, 4, None, "", "{sizeLimit: 1Mi}"),
+    );
+    a.wait_running("sized", "fill", T);
+    // Once the 4 MiB are written, three more published cycles (1 s each) see it over its
+    // sizeLimit and leave it running.
+    let name = a.pod("sized").unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.wait_for("sized filled", T, |a| {
+        a.get(&format!("/containerLogs/default/{name}/fill"))
+            .filter(|l| l.contains("filled"))
+    });
+    let volume_seen = |a: &Agent| {
+        let r = eviction_report(a);
+        let pods = r["ranking"]["pods"].as_array().cloned().unwrap_or_default();
+        pods.iter()
+            .find(|p| p["pod"] == format!("default/{name}"))
+            .and_then(|p| p["stats"]["volumes"]["scratch"].as_i64())
+            .filter(|b| *b > 1 << 20)
+            .and(r["observedAt"].as_str().map(String::from))
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let at = a.wait_for("a cycle seeing the emptyDir over its limit", T, |a| {
+            volume_seen(a).filter(|at| !seen.contains(at))
+        });
+        seen.push(at);
+    }
+    let p = a.pod("sized").unwrap();
+    assert_eq!(phase(&p), "Running", "{p}");
+    assert!(decisions(&a).iter().all(|d| d["action"] != "evicted"));
+}
