@@ -6,8 +6,13 @@
 //! pod that allocates 300 MiB pushes kubepods' working set past 240 MiB: it is evicted, while a
 //! Guaranteed pod within its request keeps running. The machine itself is never short.
 //!
-//! Disk: the agent's root dir and logs live on a 64 MiB tmpfs mounted in a private mount
-//! namespace (`unshare -m`); a pod writing logs fast crosses `nodefs.available<20%`.
+//! Disk: the agent's root dir and logs live on a small tmpfs mounted in a private mount
+//! namespace (`unshare -m`, `Agent::start_in_tmpfs`); pods fill their logs or their emptyDir
+//! (reached at its node path) to cross `nodefs.available`, or create many files on a tmpfs with
+//! few inodes to cross `nodefs.inodesFree`. The same setup shows soft grace periods, minimum
+//! reclaim, one eviction per cycle and critical pods. Local-storage limits (emptyDir
+//! `sizeLimit`, `ephemeral-storage`) need no pressure at all; `pid.available` uses a threshold
+//! just below what is free when the test starts.
 
 mod common;
 
