@@ -212,6 +212,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         memory_capacity: capacity.memory,
         oom_score_adj_floor,
+        root_dir: config.root_dir.clone(),
         pod_logs_dir: config.pod_logs_dir.clone(),
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
@@ -250,6 +251,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let server_sources = config.static_pod_path.as_ref().map(|_| pods_rx.clone());
     let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    if !config.eviction.local_storage_capacity_isolation {
+        tracing::warn!(
+            "localStorageCapacityIsolation is false: emptyDir sizeLimit and ephemeral-storage limits are not enforced; unlike the kubelet, ephemeral-storage stays in the node's capacity (docs/deviations.md)"
+        );
+    }
     let (eviction, eviction_view) = crate::eviction::manager::EvictionManager::new(
         crate::eviction::manager::ManagerConfig {
             node_name: node_name.clone(),
@@ -261,6 +267,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             root_dir: config.root_dir.clone(),
             pod_logs_dir: config.pod_logs_dir.clone(),
             enforce_pods,
+            local_storage_capacity_isolation: config.eviction.local_storage_capacity_isolation,
         },
         ctx.cm.clone(),
         statuses.clone(),

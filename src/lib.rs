@@ -29,4 +29,5 @@ pub mod shim;
 pub mod source;
 pub mod status;
 pub mod status_manager;
+pub mod volumes;
 pub mod worker;

@@ -106,7 +106,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "registerWithTaints",
     "registerNode",
     "tracing",
-    "localStorageCapacityIsolation",
     "containerRuntimeEndpoint",
     "imageServiceEndpoint",
     "failCgroupV1",
@@ -191,6 +190,9 @@ pub(super) fn decode(
                 s.merge_default_eviction_settings = Some(d.bool(key, v)?);
             }
             "kernelMemcgNotification" => s.kernel_memcg_notification = Some(d.bool(key, v)?),
+            "localStorageCapacityIsolation" => {
+                s.local_storage_capacity_isolation = Some(d.bool(key, v)?);
+            }
             "streamingConnectionIdleTimeout" => {
                 s.streaming_connection_idle_timeout = d.duration_or_default(key, v)?;
             }

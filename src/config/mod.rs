@@ -220,6 +220,9 @@ pub struct Eviction {
     pub kernel_memcg_notification: bool,
     /// Parsed thresholds: hard, soft, allocatable copies, containerfs copies (single filesystem).
     pub thresholds: Vec<Threshold>,
+    /// `localStorageCapacityIsolation` (default true): emptyDir `sizeLimit` and
+    /// `ephemeral-storage` limits are enforced by eviction.
+    pub local_storage_capacity_isolation: bool,
 }
 
 /// The validated configuration of one minikubelet.
@@ -326,6 +329,8 @@ pub(crate) struct Settings {
     client_ca_file: Option<PathBuf>,
     logging_format: Option<String>,
     logging_verbosity: Option<i64>,
+    /// Config file only, as in the kubelet (no flag).
+    local_storage_capacity_isolation: Option<bool>,
 }
 
 impl Settings {
@@ -365,6 +370,7 @@ impl Settings {
             client_ca_file: f.client_ca_file.clone(),
             logging_format: f.logging_format.clone(),
             logging_verbosity: f.v.map(i64::from),
+            local_storage_capacity_isolation: None,
         }
     }
 
@@ -425,6 +431,9 @@ impl Settings {
             client_ca_file: self.client_ca_file.or(file.client_ca_file),
             logging_format: self.logging_format.or(file.logging_format),
             logging_verbosity: self.logging_verbosity.or(file.logging_verbosity),
+            local_storage_capacity_isolation: self
+                .local_storage_capacity_isolation
+                .or(file.local_storage_capacity_isolation),
         }
     }
 }
@@ -688,6 +697,7 @@ fn build(
         merge_default_eviction_settings: merge,
         kernel_memcg_notification: s.kernel_memcg_notification.unwrap_or(false),
         thresholds,
+        local_storage_capacity_isolation: s.local_storage_capacity_isolation.unwrap_or(true),
     };
 
     Ok(Config {
@@ -961,6 +971,7 @@ impl Config {
             "evictionMonitoringPeriod": format_go_duration(self.eviction.monitoring_period),
             "mergeDefaultEvictionSettings": self.eviction.merge_default_eviction_settings,
             "kernelMemcgNotification": self.eviction.kernel_memcg_notification,
+            "localStorageCapacityIsolation": self.eviction.local_storage_capacity_isolation,
             "logging": {
                 "format": self.logging.format.as_str(),
                 "verbosity": self.logging.verbosity,

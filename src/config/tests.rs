@@ -100,6 +100,7 @@ fn defaults_without_flags_or_file() {
     );
     assert_eq!(c.eviction.max_pod_grace_period, 0);
     assert!(!c.eviction.kernel_memcg_notification);
+    assert!(c.eviction.local_storage_capacity_isolation);
     assert!(!c.allow_insecure_manifest_path);
     assert_eq!(
         c.eviction.hard,
@@ -285,6 +286,7 @@ evictionMaxPodGracePeriod: 30
 evictionPressureTransitionPeriod: 1m
 evictionMonitoringPeriod: 5s
 kernelMemcgNotification: true
+localStorageCapacityIsolation: false
 memorySwap:
   swapBehavior: LimitedSwap
 streamingConnectionIdleTimeout: 30m
@@ -322,6 +324,7 @@ logging:
     );
     assert_eq!(c.eviction.monitoring_period, Duration::from_secs(5));
     assert!(c.eviction.kernel_memcg_notification);
+    assert!(!c.eviction.local_storage_capacity_isolation);
     assert_eq!(c.swap_behavior, SwapBehavior::LimitedSwap);
     assert_eq!(
         c.streaming_connection_idle_timeout,
