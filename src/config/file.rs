@@ -226,7 +226,20 @@ pub(super) fn decode(
                             }
                         }
                         "x509" => {}
-                        "anonymous" | "webhook" => d.not_implemented(&field),
+                        "anonymous" if !v.is_null() => {
+                            for (k2, v2) in d.object(&field, v)? {
+                                let field2 = format!("{field}.{k2}");
+                                match k2.as_str() {
+                                    "enabled" if !v2.is_null() => {
+                                        s.anonymous_auth = Some(d.bool(&field2, v2)?)
+                                    }
+                                    "enabled" => {}
+                                    _ => d.unknown(&field2),
+                                }
+                            }
+                        }
+                        "anonymous" => {}
+                        "webhook" => d.not_implemented(&field),
                         _ => d.unknown(&field),
                     }
                 }
