@@ -277,7 +277,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %addr, tls = security.tls.is_some(), authentication = security.authn.is_some(), startup = ?started.elapsed(), "serving the kubelet API");
     let kubeconfig = config.root_dir.join("kubeconfig");
     let serving_cert = match (&security.tls, &config.tls_cert_file) {
-        (Some(_), Some(cert)) => crate::server::tls::ca_data_for_kubeconfig(cert).ok(),
+        (Some(_), Some(cert)) => {
+            crate::server::tls::ca_data_for_kubeconfig(cert, config.client_ca_file.as_deref()).ok()
+        }
         _ => None,
     };
     let text =

@@ -242,14 +242,28 @@ impl axum::extract::connect_info::Connected<IncomingStream<'_, TcpListener>> for
     }
 }
 
-/// The certificate kubectl should trust for this server, as `certificate-authority-data`:
-/// the serving certificate file itself. A client that has the server's own certificate among
-/// its trust anchors accepts it whether it is self-signed or issued by a CA (Go's
-/// `x509.Verify` and OpenSSL's partial-chain mode both do).
-pub fn ca_data_for_kubeconfig(cert_file: &Path) -> Result<Vec<u8>, TlsError> {
-    let chain = read_certificates("--tls-cert-file", cert_file)?;
+/// The certificates a client should trust for this server, as the kubeconfig's
+/// `certificate-authority-data`: the serving certificate file itself, then the client CA
+/// bundle if there is one (in a lab one CA usually signs both).
+///
+/// Go (kubectl) and curl accept a server whose own certificate is among their trust anchors,
+/// self-signed or not. Clients that need the chain to end in a self-signed root (OpenSSL
+/// without partial-chain mode, as the Python client uses it) need the issuing CA in this set:
+/// from the serving file (put the full chain there) or from the client CA.
+pub fn ca_data_for_kubeconfig(
+    cert_file: &Path,
+    client_ca_file: Option<&Path>,
+) -> Result<Vec<u8>, TlsError> {
+    let mut certs = read_certificates("--tls-cert-file", cert_file)?;
+    if let Some(ca) = client_ca_file {
+        for cert in read_certificates("--client-ca-file", ca)? {
+            if !certs.contains(&cert) {
+                certs.push(cert);
+            }
+        }
+    }
     let mut pem = Vec::new();
-    for cert in chain {
+    for cert in certs {
         pem.extend_from_slice(pem_encode(&cert).as_bytes());
     }
     Ok(pem)
@@ -321,10 +335,23 @@ mod tests {
             "{e}"
         );
 
-        let pem = String::from_utf8(ca_data_for_kubeconfig(&cert_file).unwrap()).unwrap();
+        let pem = String::from_utf8(ca_data_for_kubeconfig(&cert_file, None).unwrap()).unwrap();
         let again: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(again, vec![cert.der().clone()]);
+
+        // The client CA is added once; the serving certificate comes first.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let ca_file = write(dir.path(), "ca.crt", &format!("{}{}", ca.pem(), cert.pem()));
+        let pem = ca_data_for_kubeconfig(&cert_file, Some(&ca_file)).unwrap();
+        let again: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(again, vec![cert.der().clone(), ca.der().clone()]);
     }
 }

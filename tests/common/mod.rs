@@ -310,12 +310,18 @@ impl Agent {
             });
         }
         self.child = Some(cmd.spawn().expect("spawn minikubelet"));
+        // Over TLS the plain /healthz probe cannot work: wait for the log line instead.
+        let tls = self.has_flag("--tls-cert-file");
+        let serving_lines = self.agent_log().matches("serving the kubelet API").count();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
             }
-            if self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
+            if tls && self.agent_log().matches("serving the kubelet API").count() > serving_lines {
+                return;
+            }
+            if !tls && self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
