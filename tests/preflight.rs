@@ -184,6 +184,16 @@ fn non_loopback_address_without_tls_or_authentication_is_refused() {
     }
     // Refused before anything was touched: not even the root dir exists.
     assert!(!root.exists());
+    // `minikubelet check` says the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .args(["check", "--address=0.0.0.0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[FAIL] kubelet API: refusing to listen on 0.0.0.0 without TLS"),
+        "{text}"
+    );
 }
 
 #[test]

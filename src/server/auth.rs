@@ -278,7 +278,17 @@ pub async fn authenticate(
             next.run(req).await
         }
         Err(why) => {
-            tracing::info!(reason = %why, method = %req.method(), path = %req.uri().path(), "unauthorized request");
+            // A wrong token is worth a line (the API server logs "Unable to authenticate the
+            // request"); a request without credentials is routine, and a flood of them should
+            // not flood the log.
+            match why {
+                Unauthenticated::InvalidToken => {
+                    tracing::info!(reason = %why, method = %req.method(), path = %req.uri().path(), "unauthorized request");
+                }
+                Unauthenticated::NoCredentials => {
+                    tracing::debug!(reason = %why, method = %req.method(), path = %req.uri().path(), "unauthorized request");
+                }
+            }
             ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
         }
     }

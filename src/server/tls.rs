@@ -27,9 +27,10 @@ use tokio_rustls::server::TlsStream;
 
 use super::auth::{PeerIdentity, user_from_certificate};
 
-/// How long a client may take to finish the TLS handshake. Go's `http.Server` has no default
-/// here, the API server uses 10 s for its TLS handshake: long enough for a slow link, short
-/// enough that a client which connects and says nothing does not hold a slot for long.
+/// How long a client may take to finish the TLS handshake. Go's `http.Server` has no separate
+/// handshake timeout; 10 s is what Go's HTTP client allows (`Transport.TLSHandshakeTimeout`):
+/// long enough for a slow link, short enough that a client which connects and says nothing
+/// does not hold one of the [`MAX_PENDING_HANDSHAKES`] slots for long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handshakes in progress at once. More connections wait in the kernel's accept queue: this
