@@ -20,7 +20,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
 const T: Duration = Duration::from_secs(30);
 const TOKEN: &str = "s3cr3t-token-for-bob";
 
@@ -189,7 +188,7 @@ fn assert_unauthorized(o: &Out, what: &str) {
 
 /// kubectl 1.32 with the agent's own kubeconfig, a fresh HOME, and `creds`.
 fn kubectl(a: &Agent, home: &Path, creds: &[String], args: &[&str]) -> Command {
-    let mut c = Command::new(KUBECTL);
+    let mut c = Command::new(common::kubectl());
     c.env_clear()
         .env("HOME", home)
         .env("PATH", "/usr/bin:/bin")
@@ -461,7 +460,7 @@ fn kubectl_python_and_streams_over_tls() {
         vec!["config", "set-credentials", "bob", &token[0]],
         vec!["config", "set-context", "--current", "--user=bob"],
     ] {
-        let mut c = Command::new(KUBECTL);
+        let mut c = Command::new(common::kubectl());
         c.env_clear()
             .env("HOME", home.path())
             .arg(format!("--kubeconfig={}", py_kc.display()))
