@@ -11,9 +11,13 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 BIN=${MKL_BIN:-}
 if [ -z "$BIN" ]; then
+  # cargo needs a C linker (cc) and rustup needs curl: a stock cloud image has curl, not gcc.
+  if ! command -v cc >/dev/null || ! command -v curl >/dev/null; then
+    echo "demo.sh: installing curl and gcc (apt-get)"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends curl ca-certificates gcc libc6-dev
+  fi
   if ! command -v cargo >/dev/null; then
     echo "demo.sh: installing the Rust toolchain with rustup (https://rustup.rs)"
-    command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl build-essential; }
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
@@ -25,18 +29,21 @@ MANIFESTS=$ROOT/manifests
 PORT=${MKL_DEMO_PORT:-10250}
 ARGS=(--pod-manifest-path="$MANIFESTS" --root-dir="$ROOT" --cgroup-root=minikubelet-demo --port="$PORT")
 
-# On cgroup v2 a relative cgroup root needs a cgroup of the agent's own (v2 forbids processes in
-# a cgroup that delegates controllers, and this shell's session scope holds the shell): with
-# systemd, start the agent in a delegated transient scope, as a Delegate=yes service would be.
-LAUNCH=()
-if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && command -v systemd-run >/dev/null \
-   && [ -d /run/systemd/system ]; then
-  LAUNCH=(systemd-run --quiet --collect --scope -p Delegate=yes --unit="minikubelet-demo-$$")
-fi
+# The cgroup root. cgroup v1: minikubelet-demo, relative, beneath this shell's own cgroup in
+# each hierarchy. cgroup v2: /minikubelet-demo, absolute, as the systemd unit does it: a relative
+# root on v2 needs a delegated cgroup of the agent's own (v2 forbids processes in a cgroup whose
+# controllers are delegated), and a scope that still holds the pods after Ctrl-C could not be
+# reused by the next run or by --clean. An absolute root is what the kubelet itself uses.
+V2=0; [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && V2=1
+if [ $V2 = 1 ]; then ARGS[2]=--cgroup-root=/minikubelet-demo; fi
 
-# The demo cgroups: minikubelet-demo beneath this shell's cgroup in each hierarchy (on v2 with
-# systemd, beneath the agent's scope: those go away with the scope).
+# The demo cgroups: minikubelet-demo beneath this shell's cgroup in each hierarchy (v1), or
+# /sys/fs/cgroup/minikubelet-demo (v2).
 demo_cgroups() {
+  if [ $V2 = 1 ]; then
+    if [ -d /sys/fs/cgroup/minikubelet-demo ]; then echo /sys/fs/cgroup/minikubelet-demo; fi
+    return
+  fi
   while IFS=: read -r _ ctrls path; do
     case $ctrls in name=*) continue ;; esac
     if [ -z "$ctrls" ]; then d=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && d=/sys/fs/cgroup/unified
@@ -48,7 +55,7 @@ demo_cgroups() {
 if [ "${1:-}" = "--clean" ]; then
   mkdir -p "$MANIFESTS"; rm -f "$MANIFESTS"/*.yaml
   echo "demo.sh: stopping the demo pods (an agent with an empty manifest directory removes them)"
-  "${LAUNCH[@]}" "$BIN" "${ARGS[@]}" >/dev/null 2>&1 & agent=$!
+  "$BIN" "${ARGS[@]}" >/dev/null 2>&1 & agent=$!
   for _ in $(seq 300); do
     if curl -sf "127.0.0.1:$PORT/pods" 2>/dev/null | grep -q '"items":\[\]'; then break; fi
     sleep 0.1
@@ -65,4 +72,4 @@ fi
 install -d -m 755 "$MANIFESTS"
 install -m 644 manifests/*.yaml "$MANIFESTS"/
 echo "demo.sh: pods from $MANIFESTS; try: kubectl --kubeconfig $ROOT/kubeconfig get pods"
-exec "${LAUNCH[@]}" "$BIN" "${ARGS[@]}" "${@}"
+exec "$BIN" "${ARGS[@]}" "${@}"

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (sudo): the tests create real cgroups" >&2; exit 2; }
 step() { echo "=== $*"; }
+# What the tests need (QEMU, debootstrap, Rust, the Python client, kubectl 1.32): installed when
+# missing, so this command works on a fresh Debian or Ubuntu machine. MKL_NO_DEPS=1 skips it.
+if [ "${MKL_NO_DEPS:-0}" != 1 ]; then step "dependencies (scripts/deps.sh)"; scripts/deps.sh; fi
 step "cargo fmt --check"; cargo fmt --all -- --check
 step "cargo clippy";      cargo clippy --all-targets --locked -- -D warnings
 step "unit and integration tests"

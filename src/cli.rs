@@ -57,7 +57,10 @@ pub fn main() -> ExitCode {
         Some(Command::Shim { state_dir }) => crate::shim::main(&state_dir),
         Some(Command::ExplainEviction { port }) => match crate::eviction::explain::fetch(port) {
             Ok(report) => {
-                print!("{}", crate::eviction::explain::render(&report));
+                // A closed stdout (`explain-eviction | head`) is not an error worth a panic.
+                use std::io::Write;
+                let text = crate::eviction::explain::render(&report);
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -7,7 +7,7 @@
 //! storage (`--event-ttl`). Every event is also logged through `tracing` before correlation,
 //! like the kubelet's `StartStructuredLogging`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -78,6 +78,8 @@ pub const PROBE_WARNING: &str = "ProbeWarning";
 pub const FAILED_SYNC: &str = "FailedSync";
 /// Manifest validation failed (config sources).
 pub const FAILED_VALIDATION: &str = "FailedValidation";
+/// An emptyDir volume could not be set up (`events.FailedMountVolume`).
+pub const FAILED_MOUNT: &str = "FailedMount";
 /// postStart hook failed.
 pub const FAILED_POST_START_HOOK: &str = "FailedPostStartHook";
 /// preStop hook failed.
@@ -393,20 +395,42 @@ impl EventRecorder {
     /// Record an event about `object` (client-go `Event`): logged, then aggregated,
     /// de-duplicated, spam-filtered and stored.
     pub fn event(&self, object: ObjectRef, type_: EventType, reason: &str, message: String) {
+        self.annotated_event(object, type_, reason, message, BTreeMap::new());
+    }
+
+    /// Record an event with annotations (client-go `AnnotatedEventf`): they become the Event's
+    /// `metadata.annotations`, as the eviction manager's `offending_containers`,
+    /// `offending_containers_usage` and `starved_resource` do on an `Evicted` event.
+    pub fn annotated_event(
+        &self,
+        object: ObjectRef,
+        type_: EventType,
+        reason: &str,
+        message: String,
+        annotations: BTreeMap<String, String>,
+    ) {
         let field_path = object.field_path.as_deref().unwrap_or("");
+        let annotations_text = annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         match type_ {
             EventType::Normal => tracing::info!(
                 object = %object, kind = %object.kind, field_path, reason, message = %message,
-                "event"
+                annotations = %annotations_text, "event"
             ),
             EventType::Warning => tracing::warn!(
                 object = %object, kind = %object.kind, field_path, reason, message = %message,
-                "event"
+                annotations = %annotations_text, "event"
             ),
         }
         let now = (self.inner.clock)();
         let mut state = self.lock();
-        let event = self.make_event(&mut state, &object, type_, reason, message, now);
+        let mut event = self.make_event(&mut state, &object, type_, reason, message, now);
+        if !annotations.is_empty() {
+            event.metadata.annotations = Some(annotations);
+        }
         let (event, key) = aggregate(&mut state, event, now);
         let event = observe(&mut state, event, &key);
         if !spam_filter_accepts(&mut state, &event, now) {
@@ -839,6 +863,47 @@ mod tests {
         assert_eq!(json["involvedObject"]["fieldPath"], "spec.containers{app}");
         assert_eq!(json["reportingComponent"], "kubelet");
         assert_eq!(json["count"], 1);
+    }
+
+    #[test]
+    fn annotated_event_carries_its_annotations() {
+        let (_fake, rec) = recorder();
+        let p = test_pod("u1");
+        let annotations: BTreeMap<String, String> = [
+            ("offending_containers", "app"),
+            ("offending_containers_usage", "280Mi"),
+            ("starved_resource", "memory"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        rec.annotated_event(
+            ObjectRef::pod(&p),
+            EventType::Warning,
+            EVICTED,
+            "The node was low on resource: memory. ".into(),
+            annotations.clone(),
+        );
+        rec.event(
+            ObjectRef::pod(&p),
+            EventType::Normal,
+            KILLING,
+            "Stopping container app".into(),
+        );
+        let events = rec.list();
+        let v = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(v["reason"], "Evicted");
+        assert_eq!(
+            v["metadata"]["annotations"],
+            serde_json::json!({
+                "offending_containers": "app",
+                "offending_containers_usage": "280Mi",
+                "starved_resource": "memory"
+            })
+        );
+        // An event without annotations has none (not an empty map).
+        let v = serde_json::to_value(&events[1]).unwrap();
+        assert!(v["metadata"].get("annotations").is_none(), "{v}");
     }
 
     #[test]

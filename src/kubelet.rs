@@ -68,24 +68,12 @@ fn hard_threshold(config: &Config, signal: Signal, capacity: i64) -> i64 {
         .unwrap_or(0)
 }
 
-/// The API can run exec in any container: on anything but loopback it would need TLS and
-/// authentication (the kubelet's `--tls-cert-file`, `--client-ca-file`, webhook or token auth).
-/// minikubelet does not serve TLS yet, so it refuses such an address instead of exposing an
-/// unauthenticated exec endpoint.
-pub fn preflight_address(config: &Config) -> anyhow::Result<()> {
-    if config.address.is_loopback() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "refusing to listen on {}: on a non-loopback address the kubelet API (which can exec into every container) needs TLS and authentication (--tls-cert-file, --tls-private-key-file, --client-ca-file), and minikubelet does not serve TLS yet; use --address=127.0.0.1 and reach it through an SSH tunnel (ssh -L 10250:127.0.0.1:10250 node)",
-        config.address
-    )
-}
-
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    preflight_address(&config)?;
+    // First, before anything is touched: the API can exec into every container, so an unsafe
+    // address/TLS/authentication combination stops the agent (`server::auth::check_serving`).
+    let security = crate::server::auth::Security::from_config(&config)?;
     preflight_swap(&config)?;
     let node_name = config.node_name()?;
     if let Some(path) = &config.static_pod_path {
@@ -148,6 +136,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             reserved_memory: reserved.memory,
             reserved_milli_cpu: reserved.milli_cpu,
             allocatable_pids: (reserved.pids > 0).then_some(capacity.pids - reserved.pids),
+            swap_behavior: config.swap_behavior,
+            swap_total: node::swap_total(proc_root).unwrap_or(0),
         },
     );
     cm.setup_node().context("create the kubepods cgroups")?;
@@ -218,6 +208,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         memory_capacity: capacity.memory,
         oom_score_adj_floor,
+        root_dir: config.root_dir.clone(),
         pod_logs_dir: config.pod_logs_dir.clone(),
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
@@ -256,6 +247,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let server_sources = config.static_pod_path.as_ref().map(|_| pods_rx.clone());
     let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+    if !config.eviction.local_storage_capacity_isolation {
+        tracing::warn!(
+            "localStorageCapacityIsolation is false: emptyDir sizeLimit and ephemeral-storage limits are not enforced; unlike the kubelet, ephemeral-storage stays in the node's capacity (docs/deviations.md)"
+        );
+    }
     let (eviction, eviction_view) = crate::eviction::manager::EvictionManager::new(
         crate::eviction::manager::ManagerConfig {
             node_name: node_name.clone(),
@@ -267,6 +263,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             root_dir: config.root_dir.clone(),
             pod_logs_dir: config.pod_logs_dir.clone(),
             enforce_pods,
+            local_storage_capacity_isolation: config.eviction.local_storage_capacity_isolation,
         },
         ctx.cm.clone(),
         statuses.clone(),
@@ -285,13 +282,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let addr = std::net::SocketAddr::new(config.address, config.port);
     let listener = crate::server::bind(addr).await?;
-    tracing::info!(address = %addr, startup = ?started.elapsed(), "serving the kubelet API");
+    tracing::info!(address = %addr, tls = security.tls.is_some(), authentication = security.authn.is_some(), startup = ?started.elapsed(), "serving the kubelet API");
     let kubeconfig = config.root_dir.join("kubeconfig");
-    let text = crate::server::apiserver::kubeconfig(
-        config.address,
-        config.port,
-        config.tls_cert_file.as_deref(),
-    );
+    let serving_cert = match (&security.tls, &config.tls_cert_file) {
+        (Some(_), Some(cert)) => {
+            crate::server::tls::ca_data_for_kubeconfig(cert, config.client_ca_file.as_deref()).ok()
+        }
+        _ => None,
+    };
+    let text =
+        crate::server::apiserver::kubeconfig(config.address, config.port, serving_cert.as_deref());
     if let Err(e) = write_atomic(&kubeconfig, text.as_bytes()) {
         tracing::warn!(path = %kubeconfig.display(), error = %e, "write kubeconfig");
     } else {
@@ -318,7 +318,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
         stats,
     };
-    crate::server::serve(listener, state, shutdown_signal()).await?;
+    crate::server::serve(listener, state, security, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");
     Ok(())
 }

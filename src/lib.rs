@@ -31,4 +31,5 @@ pub mod source;
 pub mod stats;
 pub mod status;
 pub mod status_manager;
+pub mod volumes;
 pub mod worker;

@@ -99,8 +99,17 @@ pub fn capacity(proc_root: &Path, root_dir: &Path, max_pods: i64) -> Resources {
 
 /// `MemTotal` from meminfo, in bytes.
 pub fn mem_total(proc_root: &Path) -> Option<i64> {
+    meminfo_bytes(proc_root, "MemTotal:")
+}
+
+/// `SwapTotal` from meminfo, in bytes (cadvisor's `MachineInfo.SwapCapacity`).
+pub fn swap_total(proc_root: &Path) -> Option<i64> {
+    meminfo_bytes(proc_root, "SwapTotal:")
+}
+
+fn meminfo_bytes(proc_root: &Path, key: &str) -> Option<i64> {
     let text = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
     let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

@@ -37,6 +37,13 @@ pub enum PodRequest {
     /// No pressure condition remains: pods evicted or refused under pressure that are still
     /// desired are admitted again, as new instances (a controller would replace them).
     Readmit,
+    /// Disk pressure: remove the exited containers (and their logs) that evicted pods kept,
+    /// the eviction manager's node-level reclaim (`containerGC.DeleteAllUnusedContainers`).
+    /// The reply carries how many containers were removed.
+    ReclaimDeadContainers {
+        /// Where the count goes.
+        reply: tokio::sync::oneshot::Sender<usize>,
+    },
 }
 
 /// The pod manager: desired pods, admitted pods, and one worker per admitted pod.
@@ -56,6 +63,9 @@ pub struct PodManager {
     done_tx: mpsc::UnboundedSender<String>,
     /// UIDs being evicted: once terminated they stay `Failed`/`Evicted` until re-admitted.
     evicted: std::collections::HashSet<String>,
+    /// Evicted pods whose exited containers and logs are kept until they are removed or
+    /// replaced (or reclaimed under disk pressure).
+    kept_dead: std::collections::HashSet<String>,
     /// The eviction manager's pressure conditions, for the second admission step.
     pressure: Option<watch::Receiver<Vec<NodeCondition>>>,
     /// UIDs whose worker finished: added again, they are restarted pods
@@ -85,6 +95,7 @@ impl PodManager {
                 orphans_cleaned: false,
                 done_tx,
                 evicted: Default::default(),
+                kept_dead: Default::default(),
                 pressure: None,
                 finished_uids: Default::default(),
             },
@@ -125,11 +136,37 @@ impl PodManager {
 
     fn request(&mut self, req: PodRequest, set: &PodSet) {
         match req {
+            PodRequest::ReclaimDeadContainers { reply } => {
+                let mut removed = 0;
+                for (uid, p) in &self.rejected {
+                    if self.kept_dead.remove(uid) {
+                        removed += worker::remove_dead_containers(&self.ctx, p);
+                    }
+                }
+                if removed > 0 {
+                    tracing::info!(
+                        containers = removed,
+                        "eviction manager: removed the exited containers and logs of evicted pods to reclaim disk"
+                    );
+                }
+                let _ = reply.send(removed);
+            }
             PodRequest::Readmit => {
                 let before = self.rejected.len();
-                self.rejected.retain(|_, p| {
-                    p.status.as_ref().and_then(|s| s.reason.as_deref()) != Some(EVICTED)
+                let mut readmitted = Vec::new();
+                self.rejected.retain(|uid, p| {
+                    let evicted =
+                        p.status.as_ref().and_then(|s| s.reason.as_deref()) == Some(EVICTED);
+                    if evicted {
+                        readmitted.push((uid.clone(), p.clone()));
+                    }
+                    !evicted
                 });
+                // The new instance has the same UID (and so the same log directory): the
+                // evicted instance's containers and logs go now.
+                for (uid, p) in readmitted {
+                    self.forget_dead(&uid, &p);
+                }
                 if self.rejected.len() != before {
                     tracing::info!(
                         pods = before - self.rejected.len(),
@@ -171,13 +208,18 @@ impl PodManager {
             }
             self.admitted.remove(&uid);
         }
-        self.rejected.retain(|uid, _| {
+        let mut removed = Vec::new();
+        self.rejected.retain(|uid, p| {
             let keep = desired.contains_key(uid.as_str());
             if !keep {
                 self.ctx.statuses.remove(uid);
+                removed.push((uid.clone(), p.clone()));
             }
             keep
         });
+        for (uid, p) in removed {
+            self.forget_dead(&uid, &p);
+        }
         self.pending.retain(|_, p| desired.contains_key(p.uid()));
         // ADD: pods not seen before
         for p in &set.pods {
@@ -246,16 +288,26 @@ impl PodManager {
             return;
         };
         self.terminating.remove(uid);
-        self.admitted.remove(uid);
+        let admitted_pod = self.admitted.remove(uid);
         self.finished_uids.insert(uid.to_string());
         // An evicted pod that is still desired stays visible as Failed/Evicted, held like a
         // rejected pod until no pressure condition remains (`PodRequest::Readmit`).
+        // Its exited containers and logs stay until it is removed or replaced.
         if self.evicted.remove(uid) {
+            self.kept_dead.insert(uid.to_string());
             match self.ctx.statuses.get(uid) {
                 Some(pod) if set.pods.iter().any(|p| p.uid() == uid) => {
                     self.rejected.insert(uid.to_string(), pod);
                 }
-                _ => self.ctx.statuses.remove(uid),
+                Some(pod) => {
+                    self.ctx.statuses.remove(uid);
+                    self.forget_dead(uid, &pod);
+                }
+                None => {
+                    if let Some(pod) = admitted_pod {
+                        self.forget_dead(uid, &pod);
+                    }
+                }
             }
         }
         if self.holders.get(&w.full_name).map(String::as_str) == Some(uid) {
@@ -271,6 +323,14 @@ impl PodManager {
         self.ctx
             .cm
             .update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));
+    }
+
+    /// The pod is removed or replaced: the exited containers and logs it kept go with it.
+    fn forget_dead(&mut self, uid: &str, pod: &Pod) {
+        if self.kept_dead.remove(uid) {
+            let n = worker::remove_dead_containers(&self.ctx, pod);
+            tracing::info!(uid = %uid, containers = n, "removed the exited containers and logs of a pod that was evicted");
+        }
     }
 
     /// Kill and remove what a previous agent left for pods that are no longer desired
@@ -291,6 +351,15 @@ impl PodManager {
                     let _ = self.ctx.cm.destroy(&cg);
                 }
                 self.ctx.runtime.remove(&rec.meta);
+            }
+        }
+        // cleanupOrphanedPodDirs: pod directories (emptyDir volumes) of pods that are gone.
+        if let Ok(rd) = std::fs::read_dir(self.ctx.root_dir.join("pods")) {
+            for e in rd.flatten() {
+                let uid = e.file_name().to_string_lossy().to_string();
+                if !desired.contains(&uid) && !self.workers.contains_key(&uid) {
+                    crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
+                }
             }
         }
         for (uid, cg) in self.ctx.cm.existing_pod_cgroups() {

@@ -181,6 +181,28 @@ pub fn report(config: &Config) -> bool {
             }
         },
     }
+    let addr = std::net::SocketAddr::new(config.address, config.port);
+    match crate::server::auth::Security::from_config(config) {
+        Ok(sec) => {
+            let scheme = if sec.tls.is_some() { "https" } else { "http" };
+            let authn = match &sec.authn {
+                None => "no authentication (loopback: anyone on the node may ask)".to_string(),
+                Some(a) => format!(
+                    "requests must authenticate (client certificates: {}, tokens: {}, anonymous: {})",
+                    if a.client_certificates { "yes" } else { "no" },
+                    a.tokens.as_ref().map_or(0, |t| t.len()),
+                    if a.anonymous { "allowed" } else { "refused" },
+                ),
+            };
+            r.line(
+                true,
+                "kubelet API",
+                &format!("{scheme}://{addr}, {authn}"),
+                None,
+            );
+        }
+        Err(e) => r.line(false, "kubelet API", &e.to_string(), None),
+    }
     say!(
         "{}",
         if r.ok {

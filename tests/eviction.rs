@@ -6,8 +6,13 @@
 //! pod that allocates 300 MiB pushes kubepods' working set past 240 MiB: it is evicted, while a
 //! Guaranteed pod within its request keeps running. The machine itself is never short.
 //!
-//! Disk: the agent's root dir and logs live on a 64 MiB tmpfs mounted in a private mount
-//! namespace (`unshare -m`); a pod writing logs fast crosses `nodefs.available<20%`.
+//! Disk: the agent's root dir and logs live on a small tmpfs mounted in a private mount
+//! namespace (`unshare -m`, `Agent::start_in_tmpfs`); pods fill their logs or their emptyDir
+//! (reached at its node path) to cross `nodefs.available`, or create many files on a tmpfs with
+//! few inodes to cross `nodefs.inodesFree`. The same setup shows soft grace periods, minimum
+//! reclaim, one eviction per cycle and critical pods. Local-storage limits (emptyDir
+//! `sizeLimit`, `ephemeral-storage`) need no pressure at all; `pid.available` uses a threshold
+//! just below what is free when the test starts.
 
 mod common;
 
@@ -243,6 +248,25 @@ fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
     );
     assert!(msg.contains("Container talk was using "), "{msg}");
     assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("True"));
+    // The evicted pod keeps its logs, which still fill the disk; the next cycle's node-level
+    // reclaim removes them (the kubelet's container GC under disk pressure), and that is
+    // enough: no other pod is evicted.
+    let d = a.wait_for("a reclaimed decision", T, |a| {
+        decisions(a)
+            .into_iter()
+            .find(|d| d["action"] == "reclaimed")
+    });
+    assert_eq!(d["signal"], "nodefs.available");
+    assert!(
+        a.log_contains("removed the exited containers and logs of evicted pods to reclaim disk")
+    );
+    assert!(
+        !decisions(&a).iter().any(|d| d["action"] == "evicted"
+            && d["pod"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("default/steady-"))),
+        "the steady pod was evicted"
+    );
     // Under DiskPressure every new pod is refused.
     a.write_manifest("late.yaml", GUARANTEED.replace("steady", "late2").as_str());
     let late = a.wait_for("late2 refused", Duration::from_secs(5), |a| {
@@ -254,4 +278,719 @@ fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
     );
     // The steady pod keeps running.
     a.wait_running("steady", "main", T);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disk, inodes, local-storage limits, soft thresholds, minimum reclaim, pids, critical pods and
+// one eviction per cycle. Pods reach their emptyDir at its node path (no volume mounts yet:
+// docs/deviations.md), `<root-dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>`, with the
+// UID from the downward API. Everything is observed through the agent's API: /pods,
+// /debug/eviction, /api/v1/events, /containerLogs, and the order of the agent's log lines.
+
+/// Short cycles so that tests do not wait for the kubelet's 10 s period.
+const MONITOR: &str = "--eviction-monitoring-period=1s";
+
+/// A pod that writes `mib` MiB into its emptyDir `scratch` (after `wait_for` exists, if
+/// given), then sleeps. `extra_spec` is YAML inserted into `spec` (priority, limits, ...).
+fn filler(
+    name: &str,
+    root: &std::path::Path,
+    mib: u32,
+    wait_for: Option<&std::path::Path>,
+    extra_spec: &str,
+    volume: &str,
+) -> String {
+    let wait = wait_for
+        .map(|p| format!("while [ ! -e {} ]; do sleep 0.1; done; ", p.display()))
+        .unwrap_or_default();
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 30
+{extra_spec}
+  volumes:
+  - name: scratch
+    emptyDir: {volume}
+  containers:
+  - name: fill
+    command: ["sh", "-c", "echo hello from {name}; {wait}dd if=/dev/zero of=$DIR/blob bs=1M count={mib} 2>/dev/null; echo filled; sleep 3600"]
+    env:
+    - name: POD_UID
+      valueFrom: {{fieldRef: {{fieldPath: metadata.uid}}}}
+    - name: DIR
+      value: "{root}/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/scratch"
+"#,
+        root = root.display()
+    )
+}
+
+fn evicted(a: &Agent, name: &str) -> Option<Value> {
+    a.pod(name)
+        .filter(|p| phase(p) == "Failed" && p["status"]["reason"] == "Evicted")
+}
+
+fn decisions(a: &Agent) -> Vec<Value> {
+    eviction_report(a)["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The Evicted events of a pod, from the API server surface.
+fn evicted_events(a: &Agent, pod: &str) -> Vec<Value> {
+    let list: Value =
+        serde_json::from_str(&a.get("/api/v1/events").unwrap_or_default()).unwrap_or(Value::Null);
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e["reason"] == "Evicted"
+                && e["involvedObject"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{pod}-")))
+        })
+        .collect()
+}
+
+fn has_condition(p: &Value, ty: &str) -> bool {
+    p["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty))
+}
+
+#[test]
+fn disk_pressure_evicts_a_pod_filling_its_empty_dir_with_annotated_event() {
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<40%",
+            "--eviction-pressure-transition-period=30s",
+            MONITOR,
+        ],
+    );
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    a.write_manifest(
+        "fill.yaml",
+        &filler("fill", &a.root_dir, 45, None, "", "{}"),
+    );
+    let p = a.wait_for("fill evicted", T, |a| evicted(a, "fill"));
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("The node was low on resource: ephemeral-storage. Threshold quantity: "),
+        "{msg}"
+    );
+    assert!(has_condition(&p, "DisruptionTarget"), "{p}");
+    assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("True"));
+    // The ranking saw the emptyDir's usage.
+    let d = decisions(&a);
+    let d = d.iter().find(|d| d["action"] == "evicted").unwrap();
+    assert_eq!(d["signal"], "nodefs.available");
+    assert!(d["pod"].as_str().unwrap().starts_with("default/fill-"));
+    // The Evicted event carries the kubelet's annotations as metadata.annotations.
+    let ev = evicted_events(&a, "fill");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let ann = &ev[0]["metadata"]["annotations"];
+    assert_eq!(ann["starved_resource"], "ephemeral-storage", "{}", ev[0]);
+    assert_eq!(ann["offending_containers"], "fill", "{}", ev[0]);
+    assert!(
+        ann["offending_containers_usage"].as_str().is_some(),
+        "{}",
+        ev[0]
+    );
+    assert_eq!(ev[0]["type"], "Warning");
+    // New pods are refused while DiskPressure holds (the condition lingers 30 s).
+    a.write_manifest("late.yaml", GUARANTEED.replace("steady", "late2").as_str());
+    let late = a.wait_for("late2 refused", T, |a| {
+        a.pod("late2").filter(|p| phase(p) == "Failed")
+    });
+    assert_eq!(late["status"]["reason"], "Evicted");
+    assert_eq!(
+        late["status"]["message"],
+        "Pod was rejected: The node had condition: [DiskPressure]. "
+    );
+    // The other pod kept running.
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(
+        container_status(&steady, "main").unwrap()["restartCount"],
+        0
+    );
+    a.remove_manifest("fill.yaml");
+}
+
+#[test]
+fn inode_pressure_evicts_a_pod_creating_many_files() {
+    // 2000 inodes: a pod creating 1200 empty files crosses nodefs.inodesFree<50%.
+    let a = start_on_tmpfs(
+        "64m,nr_inodes=2000",
+        &[
+            "--eviction-hard=nodefs.inodesFree<50%",
+            "--eviction-pressure-transition-period=30s",
+            MONITOR,
+        ],
+    );
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    let files = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: files}
+spec:
+  volumes:
+  - name: scratch
+    emptyDir: {}
+  containers:
+  - name: touch
+    command: ["sh", "-c", "cd $DIR && i=0; while [ $i -lt 1200 ]; do : > f$i; i=$((i+1)); done; echo done; sleep 3600"]
+    env:
+    - name: POD_UID
+      valueFrom: {fieldRef: {fieldPath: metadata.uid}}
+    - name: DIR
+      value: "ROOT/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/scratch"
+"#
+    .replace("ROOT", &a.root_dir.display().to_string());
+    a.write_manifest("files.yaml", &files);
+    let p = a.wait_for("files evicted", T, |a| evicted(a, "files"));
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "The node was low on resource: inodes. Threshold quantity: 1k, available: "
+        ),
+        "{msg}"
+    );
+    assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("True"));
+    let d = decisions(&a);
+    let d = d.iter().find(|d| d["action"] == "evicted").unwrap();
+    assert_eq!(d["signal"], "nodefs.inodesFree");
+    assert_eq!(d["resource"], "inodes");
+    let ev = evicted_events(&a, "files");
+    assert_eq!(
+        ev[0]["metadata"]["annotations"]["starved_resource"],
+        "inodes"
+    );
+    // The steady pod is untouched.
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(phase(&steady), "Running");
+    a.remove_manifest("files.yaml");
+}
+
+/// A pod with two containers whose logs are limited: `a` (1Mi) writes 2 MiB of logs, `b`
+/// (10Mi) only sleeps; the pod's total limit (11Mi) is not reached, so the container check fires.
+const CONTAINER_LIMIT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  containers:
+  - name: a
+    command: ["sh", "-c", "echo hello from the chatty pod; yes 'a line of log output' | head -c 2097152; sleep 3600"]
+    resources:
+      limits: {ephemeral-storage: 1Mi}
+  - name: b
+    command: ["sleep", "3600"]
+    resources:
+      limits: {ephemeral-storage: 10Mi}
+"#;
+
+#[test]
+fn local_storage_limits_evict_the_offending_pods_and_logs_stay_readable() {
+    // No threshold can fire (memory only, at a harmless level): only the limits evict.
+    let a = Agent::start(&[MONITOR]);
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    // emptyDir sizeLimit 1Mi, 4 MiB written.
+    a.write_manifest(
+        "sized.yaml",
+        &filler("sized", &a.root_dir, 4, None, "", "{sizeLimit: 1Mi}"),
+    );
+    // A pod-level ephemeral-storage limit of 2Mi (one container), 3 MiB in an emptyDir
+    // without sizeLimit.
+    a.write_manifest(
+        "podlimit.yaml",
+        &filler("podlimit", &a.root_dir, 3, None, "", "{}").replace(
+            "  - name: fill\n",
+            "  - name: fill\n    resources:\n      limits: {ephemeral-storage: 2Mi}\n",
+        ),
+    );
+    a.write_manifest("chatty.yaml", CONTAINER_LIMIT);
+    for (pod, want) in [
+        (
+            "sized",
+            r#"Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". "#,
+        ),
+        (
+            "podlimit",
+            "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. ",
+        ),
+        (
+            "chatty",
+            r#"Container a exceeded its local ephemeral storage limit "1Mi". "#,
+        ),
+    ] {
+        let p = a.wait_for(&format!("{pod} evicted"), T, |a| evicted(a, pod));
+        assert_eq!(p["status"]["message"], want, "{pod}");
+        // The kubelet adds no DisruptionTarget condition for a local-storage limit eviction.
+        assert!(!has_condition(&p, "DisruptionTarget"), "{p}");
+        let ev = evicted_events(&a, pod);
+        assert_eq!(ev.len(), 1, "{pod}: {ev:?}");
+        assert!(
+            ev[0]["message"].as_str().unwrap().starts_with(want),
+            "{}",
+            ev[0]
+        );
+    }
+    let d = decisions(&a);
+    let signals: Vec<&str> = d
+        .iter()
+        .filter(|d| d["action"] == "evicted")
+        .filter_map(|d| d["signal"].as_str())
+        .collect();
+    for s in [
+        "emptydirfs.limit",
+        "ephemeralpodfs.limit",
+        "ephemeralcontainerfs.limit",
+    ] {
+        assert!(signals.contains(&s), "{s} not in {signals:?}");
+    }
+    assert!(
+        d.iter()
+            .all(|d| d["gracePeriodSeconds"] == 1 || d["action"] != "evicted")
+    );
+    // No pressure condition: nothing else was touched.
+    assert_eq!(condition(&a, "DiskPressure").as_deref(), Some("False"));
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(phase(&steady), "Running");
+
+    // The evicted pod's logs are still readable, as `kubectl logs` of an evicted pod is.
+    let chatty = a.pod("chatty").unwrap();
+    let name = chatty["metadata"]["name"].as_str().unwrap();
+    let (code, body) = common::http_get(
+        a.port,
+        &format!("/containerLogs/default/{name}/a?limitBytes=100"),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("hello from the chatty pod\n"), "{body}");
+    let sized = a.pod("sized").unwrap();
+    let name = sized["metadata"]["name"].as_str().unwrap();
+    let (code, body) =
+        common::http_get(a.port, &format!("/containerLogs/default/{name}/fill")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("hello from sized\n"), "{body}");
+    // Removing the manifest removes the pod and, with it, the logs it kept.
+    let log_dir = a.logs_dir.join(format!(
+        "default_{name}_{}",
+        sized["metadata"]["uid"].as_str().unwrap()
+    ));
+    assert!(log_dir.exists());
+    a.remove_manifest("sized.yaml");
+    a.wait_for("sized gone with its logs", T, |a| {
+        (a.pod("sized").is_none() && !log_dir.exists()).then_some(())
+    });
+}
+
+/// RFC 3339 seconds of a report field.
+fn ts(v: &Value) -> jiff::Timestamp {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// The nodefs.available threshold as /debug/eviction shows it.
+fn nodefs_threshold(report: &Value) -> Option<Value> {
+    report["signals"]
+        .as_array()?
+        .iter()
+        .find(|s| s["signal"] == "nodefs.available")?["thresholds"]
+        .as_array()?
+        .first()
+        .cloned()
+}
+
+#[test]
+fn soft_threshold_waits_for_its_grace_period() {
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-soft=nodefs.available<40%",
+            "--eviction-soft-grace-period=nodefs.available=5s",
+            "--eviction-max-pod-grace-period=3",
+            "--eviction-pressure-transition-period=30s",
+            MONITOR,
+        ],
+    );
+    a.write_manifest(
+        "fill.yaml",
+        &filler("fill", &a.root_dir, 45, None, "", "{}"),
+    );
+    // First: the threshold is met (DiskPressure at once, conditions ignore grace) but not
+    // acted on, and the pod is still running.
+    let (met_since, grace) = a.wait_for("soft threshold met, not acted on", T, |a| {
+        let r = eviction_report(a);
+        let t = nodefs_threshold(&r)?;
+        if t["met"] != true || t["actedOn"] != false {
+            return None;
+        }
+        let fill = a.pod("fill")?;
+        assert_eq!(
+            phase(&fill),
+            "Running",
+            "evicted before its grace period: {r}"
+        );
+        assert_eq!(condition(a, "DiskPressure").as_deref(), Some("True"));
+        assert_eq!(t["hard"], false);
+        Some((ts(&t["metSince"]), t["gracePeriod"].as_str()?.to_string()))
+    });
+    assert_eq!(grace, "5s");
+    // Then: evicted once the grace period has passed, with min(evictionMaxPodGracePeriod,
+    // the pod's terminationGracePeriodSeconds) = 3 s.
+    let p = a.wait_for("fill evicted", T, |a| evicted(a, "fill"));
+    assert!(has_condition(&p, "DisruptionTarget"));
+    let d = decisions(&a);
+    let d = d.iter().find(|d| d["action"] == "evicted").unwrap();
+    assert_eq!(d["signal"], "nodefs.available");
+    assert_eq!(d["gracePeriodSeconds"], 3);
+    // The recorded decision comes at least the grace period after the first observation
+    // (both recorded in whole seconds, hence the 1 s allowance).
+    let waited = ts(&d["time"]).duration_since(met_since);
+    assert!(
+        waited >= jiff::SignedDuration::from_secs(4),
+        "decided {waited:?} after the threshold was first met: {d}"
+    );
+    a.remove_manifest("fill.yaml");
+}
+
+/// `Threshold quantity: <q>, available: <a>. ` of an eviction message, in bytes.
+fn threshold_and_available(msg: &str) -> (i64, i64) {
+    let rest = msg.split_once("Threshold quantity: ").unwrap().1;
+    let (q, rest) = rest.split_once(", available: ").unwrap();
+    let avail = rest.split_once(". ").unwrap().0;
+    let parse = |s: &str| {
+        minikubelet::api::quantity::Quantity::parse(s)
+            .unwrap()
+            .value()
+    };
+    (parse(q), parse(avail))
+}
+
+#[test]
+fn minimum_reclaim_keeps_evicting_until_the_extra_amount_is_free() {
+    // 100 MiB disk, threshold 30 MiB free, minimum reclaim 30 MiB: once fired, the threshold
+    // holds until 60 MiB are free. `keeper` (priority 1000) writes 50 MiB, `spike` 30 MiB:
+    // 20 MiB free, the threshold fires and `spike` (lower priority) goes first. That frees
+    // 30 MiB: 50 MiB free is above the threshold but below threshold + minimum reclaim, so
+    // `keeper` is evicted too. Without minimum reclaim it would keep running.
+    let a = start_on_tmpfs(
+        "100m",
+        &[
+            "--eviction-hard=nodefs.available<30%",
+            "--eviction-minimum-reclaim=nodefs.available=30Mi",
+            "--eviction-pressure-transition-period=60s",
+            MONITOR,
+        ],
+    );
+    let go = a.tmp.path().join("go");
+    a.write_manifest(
+        "keeper.yaml",
+        &filler(
+            "keeper",
+            &a.root_dir,
+            50,
+            Some(&go),
+            "  priority: 1000",
+            "{}",
+        ),
+    );
+    a.write_manifest(
+        "spike.yaml",
+        &filler("spike", &a.root_dir, 30, Some(&go), "", "{}"),
+    );
+    a.wait_running("keeper", "fill", T);
+    a.wait_running("spike", "fill", T);
+    std::fs::write(&go, "").unwrap();
+    let spike = a.wait_for("spike evicted", T, |a| evicted(a, "spike"));
+    let keeper = a.wait_for("keeper evicted", T, |a| evicted(a, "keeper"));
+    let (q1, avail1) = threshold_and_available(spike["status"]["message"].as_str().unwrap());
+    let (q2, avail2) = threshold_and_available(keeper["status"]["message"].as_str().unwrap());
+    assert_eq!(q1, q2);
+    assert!(
+        avail1 < q1,
+        "the first eviction is below the threshold: {avail1} {q1}"
+    );
+    // The second eviction happened with more than the threshold free, but less than
+    // threshold + minimum reclaim: the minimum reclaim kept the threshold met.
+    assert!(avail2 > q2, "{avail2} {q2}");
+    assert!(avail2 < q2 + (30 << 20), "{avail2} {q2}");
+    let d: Vec<Value> = decisions(&a)
+        .into_iter()
+        .filter(|d| d["action"] == "evicted")
+        .collect();
+    assert!(d[0]["pod"].as_str().unwrap().starts_with("default/spike-"));
+    assert!(d[1]["pod"].as_str().unwrap().starts_with("default/keeper-"));
+    // After both: 100 MiB free, the threshold and its reclaim are satisfied; nothing more.
+    a.wait_for("threshold resolved", T, |a| {
+        nodefs_threshold(&eviction_report(a)).filter(|t| t["met"] == false)
+    });
+    a.remove_manifest("keeper.yaml");
+    a.remove_manifest("spike.yaml");
+}
+
+#[test]
+fn one_pod_per_cycle_with_the_wait_for_the_first_to_be_gone() {
+    // Two pods of 20 MiB each on 64 MiB with the threshold at 48 MiB free: both must go, but
+    // one per cycle, the second only once the first is cleaned up.
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<75%",
+            "--eviction-pressure-transition-period=60s",
+            MONITOR,
+        ],
+    );
+    let go = a.tmp.path().join("go");
+    a.write_manifest(
+        "one.yaml",
+        &filler("one", &a.root_dir, 20, Some(&go), "", "{}"),
+    );
+    a.write_manifest(
+        "two.yaml",
+        &filler("two", &a.root_dir, 20, Some(&go), "", "{}"),
+    );
+    a.wait_running("one", "fill", T);
+    a.wait_running("two", "fill", T);
+    std::fs::write(&go, "").unwrap();
+    a.wait_for("both evicted", T, |a| {
+        (evicted(a, "one").is_some() && evicted(a, "two").is_some()).then_some(())
+    });
+    let d: Vec<Value> = decisions(&a)
+        .into_iter()
+        .filter(|d| d["action"] == "evicted")
+        .collect();
+    assert_eq!(d.len(), 2, "{d:?}");
+    // Each decision names one pod, in the order of the agent's log: evict, wait until the
+    // pod is cleaned up, evict the next.
+    let log = a.agent_log();
+    let first = d[0]["pod"].as_str().unwrap().trim_start_matches("default/");
+    let second = d[1]["pod"].as_str().unwrap().trim_start_matches("default/");
+    assert_ne!(first, second);
+    let uid_first = a
+        .pods()
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == first)
+        .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = |what: &str, who: &str| {
+        log.lines()
+            .position(|l| l.contains(what) && l.contains(who))
+            .unwrap_or_else(|| panic!("no log line {what:?} for {who}"))
+    };
+    let evicting_first = line(
+        "eviction manager: evicting pod",
+        &format!("pod=default/{first} "),
+    );
+    let cleaned = line("evicted pod is cleaned up", &uid_first);
+    let evicting_second = line(
+        "eviction manager: evicting pod",
+        &format!("pod=default/{second} "),
+    );
+    assert!(
+        evicting_first < cleaned && cleaned < evicting_second,
+        "the second eviction came before the first pod was cleaned up"
+    );
+}
+
+#[test]
+fn critical_pods_are_never_evicted() {
+    // `critical` (system-node-critical) fills 45 MiB, `normal` 5 MiB: `normal` is evicted
+    // (lower priority first); the pressure remains, the ranking then offers only `critical`,
+    // which is skipped cycle after cycle.
+    let a = start_on_tmpfs(
+        "64m",
+        &[
+            "--eviction-hard=nodefs.available<40%",
+            "--eviction-pressure-transition-period=60s",
+            MONITOR,
+        ],
+    );
+    let go = a.tmp.path().join("go");
+    a.write_manifest(
+        "critical.yaml",
+        &filler(
+            "critical",
+            &a.root_dir,
+            45,
+            Some(&go),
+            "  priorityClassName: system-node-critical",
+            "{}",
+        ),
+    );
+    a.write_manifest(
+        "normal.yaml",
+        &filler("normal", &a.root_dir, 5, Some(&go), "", "{}"),
+    );
+    a.wait_running("critical", "fill", T);
+    a.wait_running("normal", "fill", T);
+    std::fs::write(&go, "").unwrap();
+    a.wait_for("normal evicted", T, |a| evicted(a, "normal"));
+    // At least two cycles that found only the critical pod and skipped it.
+    let d = a.wait_for("the critical pod skipped twice", T, |a| {
+        let d = decisions(a);
+        let skipped = d
+            .iter()
+            .filter(|d| {
+                d["action"] == "skipped"
+                    && d["pod"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with("default/critical-"))
+            })
+            .count();
+        (skipped >= 2).then_some(d)
+    });
+    assert!(
+        d.iter()
+            .any(|d| d["action"] == "none"
+                && d["message"] == "unable to evict any pods from the node"),
+        "{d:?}"
+    );
+    assert!(
+        !d.iter().any(|d| d["action"] == "evicted"
+            && d["pod"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("default/critical-"))),
+        "{d:?}"
+    );
+    let critical = a.pod("critical").unwrap();
+    assert_eq!(phase(&critical), "Running");
+    assert_eq!(
+        container_status(&critical, "fill").unwrap()["restartCount"],
+        0
+    );
+    assert!(a.log_contains("eviction manager: cannot evict a critical pod"));
+    a.remove_manifest("critical.yaml");
+}
+
+/// `pid.available` as the agent computes it: min(pid_max, threads-max) − running tasks.
+fn pid_available_now() -> i64 {
+    let read = |p: &str| -> i64 { std::fs::read_to_string(p).unwrap().trim().parse().unwrap() };
+    let max = read("/proc/sys/kernel/pid_max").min(read("/proc/sys/kernel/threads-max"));
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap();
+    let running: i64 = loadavg
+        .split_whitespace()
+        .nth(3)
+        .and_then(|f| f.split_once('/'))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap();
+    max - running
+}
+
+#[test]
+fn pid_pressure_evicts_the_pod_with_most_processes() {
+    // The threshold sits 300 pids below what is available now; `forker` starts 600 sleeping
+    // processes. The margin absorbs what other processes on the machine start meanwhile.
+    let threshold = pid_available_now() - 300;
+    let a = Agent::start(&[
+        &format!("--eviction-hard=pid.available<{threshold}"),
+        "--eviction-pressure-transition-period=60s",
+        MONITOR,
+    ]);
+    a.write_manifest("steady.yaml", GUARANTEED);
+    a.wait_running("steady", "main", T);
+    a.write_manifest(
+        "forker.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: forker}
+spec:
+  containers:
+  - name: fork
+    command: ["sh", "-c", "i=0; while [ $i -lt 600 ]; do sleep 3600 & i=$((i+1)); done; wait"]
+"#,
+    );
+    let p = a.wait_for("forker evicted", T, |a| evicted(a, "forker"));
+    let msg = p["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "The node was low on resource: pids. Threshold quantity: {}",
+            minikubelet::eviction::helpers::binary_si(threshold)
+        )),
+        "{msg}"
+    );
+    assert!(has_condition(&p, "DisruptionTarget"));
+    assert_eq!(condition(&a, "PIDPressure").as_deref(), Some("True"));
+    let r = eviction_report(&a);
+    let d = r["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["action"] == "evicted")
+        .cloned()
+        .unwrap();
+    assert_eq!(d["signal"], "pid.available");
+    assert_eq!(d["resource"], "pids");
+    assert!(d["pod"].as_str().unwrap().starts_with("default/forker-"));
+    let ev = evicted_events(&a, "forker");
+    assert_eq!(ev[0]["metadata"]["annotations"]["starved_resource"], "pids");
+    // Its 600 processes are gone with its cgroup; the steady pod was never touched.
+    let steady = a.pod("steady").unwrap();
+    assert_eq!(phase(&steady), "Running");
+    assert_eq!(
+        container_status(&steady, "main").unwrap()["restartCount"],
+        0
+    );
+    a.remove_manifest("forker.yaml");
+}
+
+#[test]
+fn local_storage_capacity_isolation_false_enforces_no_limits() {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+         localStorageCapacityIsolation: false\nevictionHard: {memory.available: 100Mi}\n\
+         evictionMonitoringPeriod: 1s\n",
+    )
+    .unwrap();
+    let a = Agent::start(&[&format!("--config={}", cfg.display())]);
+    assert!(a.log_contains("localStorageCapacityIsolation is false"));
+    a.write_manifest(
+        "sized.yaml",
+        &filler("sized", &a.root_dir, 4, None, "", "{sizeLimit: 1Mi}"),
+    );
+    a.wait_running("sized", "fill", T);
+    // Once the 4 MiB are written, three more published cycles (1 s each) see it over its
+    // sizeLimit and leave it running.
+    let name = a.pod("sized").unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.wait_for("sized filled", T, |a| {
+        a.get(&format!("/containerLogs/default/{name}/fill"))
+            .filter(|l| l.contains("filled"))
+    });
+    let volume_seen = |a: &Agent| {
+        let r = eviction_report(a);
+        let pods = r["ranking"]["pods"].as_array().cloned().unwrap_or_default();
+        pods.iter()
+            .find(|p| p["pod"] == format!("default/{name}"))
+            .and_then(|p| p["stats"]["volumes"]["scratch"].as_i64())
+            .filter(|b| *b > 1 << 20)
+            .and(r["observedAt"].as_str().map(String::from))
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let at = a.wait_for("a cycle seeing the emptyDir over its limit", T, |a| {
+            volume_seen(a).filter(|at| !seen.contains(at))
+        });
+        seen.push(at);
+    }
+    let p = a.pod("sized").unwrap();
+    assert_eq!(phase(&p), "Running", "{p}");
+    assert!(decisions(&a).iter().all(|d| d["action"] != "evicted"));
 }

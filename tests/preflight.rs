@@ -117,22 +117,83 @@ fn config_file_unknown_field_warns_and_bad_value_stops() {
 }
 
 #[test]
-fn non_loopback_address_without_tls_is_refused() {
+fn non_loopback_address_without_tls_or_authentication_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let cert = tmp.path().join("kubelet.crt");
+    let key = tmp.path().join("kubelet.key");
+    let k = rcgen::KeyPair::generate().unwrap();
+    let c = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&k)
+        .unwrap();
+    std::fs::write(&cert, c.pem()).unwrap();
+    std::fs::write(&key, k.serialize_pem()).unwrap();
+    let tls = [
+        format!("--tls-cert-file={}", cert.display()),
+        format!("--tls-private-key-file={}", key.display()),
+    ];
+    let missing = tmp.path().join("missing.csv");
+    let cases: Vec<(Vec<String>, &[&str])> = vec![
+        // No TLS: the message names the flags and the loopback way out.
+        (
+            vec![],
+            &[
+                "refusing to listen on",
+                "without TLS",
+                "--tls-cert-file",
+                "--client-ca-file",
+                "--address=127.0.0.1",
+            ],
+        ),
+        // TLS but nobody to authenticate against.
+        (
+            tls.to_vec(),
+            &[
+                "without authentication",
+                "--client-ca-file",
+                "--token-auth-file",
+                "--anonymous-auth=true",
+            ],
+        ),
+        // An unreadable token file is named.
+        (
+            [
+                tls.to_vec(),
+                vec![format!("--token-auth-file={}", missing.display())],
+            ]
+            .concat(),
+            &["--token-auth-file", "missing.csv"],
+        ),
+    ];
     for addr in ["0.0.0.0", "::"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
-            .arg(format!("--address={addr}"))
-            .arg(format!("--root-dir={}", tmp.path().display()))
-            .arg("--port=1")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{addr}: started without TLS");
-        assert!(
-            err.contains("refusing to listen on") && err.contains("--address=127.0.0.1"),
-            "{addr}: {err}"
-        );
+        for (flags, want) in &cases {
+            let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+                .arg(format!("--address={addr}"))
+                .arg(format!("--root-dir={}", root.display()))
+                .arg("--port=1")
+                .args(flags)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{addr} {flags:?}: started");
+            for w in *want {
+                assert!(err.contains(w), "{addr} {flags:?}: {w:?} not in {err}");
+            }
+        }
     }
+    // Refused before anything was touched: not even the root dir exists.
+    assert!(!root.exists());
+    // `minikubelet check` says the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .args(["check", "--address=0.0.0.0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[FAIL] kubelet API: refusing to listen on 0.0.0.0 without TLS"),
+        "{text}"
+    );
 }
 
 #[test]

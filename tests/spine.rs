@@ -74,9 +74,17 @@ fn start_edit_delete_with_cgroup_values() {
         let f = |n| a.pod_cgroup_file(&uid, Some("main"), n).unwrap();
         assert_eq!(read(&f("memory.max")), (64 << 20).to_string());
         assert_eq!(read(&f("cpu.max")), "50000 100000");
+        // NoSwap (swapBehavior ""): memory.swap.max = 0, where the kernel has swap accounting.
+        if let Some(swap) = a.pod_cgroup_file(&uid, Some("main"), "memory.swap.max") {
+            assert_eq!(read(&swap), "0");
+        }
     } else {
         let f = |n| a.pod_cgroup_file(&uid, Some("main"), n).unwrap();
         assert_eq!(read(&f("memory.limit_in_bytes")), (64 << 20).to_string());
+        // NoSwap on v1: memory+swap limited to the memory limit (needs swapaccount).
+        if let Some(memsw) = a.pod_cgroup_file(&uid, Some("main"), "memory.memsw.limit_in_bytes") {
+            assert_eq!(read(&memsw), (64 << 20).to_string());
+        }
         assert_eq!(read(&f("cpu.shares")), "256");
         assert_eq!(read(&f("cpu.cfs_quota_us")), "50000");
         assert_eq!(read(&f("cpu.cfs_period_us")), "100000");

@@ -29,7 +29,7 @@ spec:
       limits: {cpu: 200m, memory: 64Mi}
 "#;
 
-/// Holds ~16 MiB in a shell variable.
+/// Holds ~16 MiB in a shell variable; has an emptyDir volume.
 const HOLDER: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -39,6 +39,9 @@ spec:
   - name: hold
     image: busybox
     command: ["sh", "-c", "a=$(head -c 16000000 /dev/zero | tr '\\0' x); echo holding; sleep 3600"]
+  volumes:
+  - name: scratch
+    emptyDir: {}
 "#;
 
 /// One Prometheus text sample.
@@ -300,6 +303,9 @@ fn summary_resource_metrics_and_kubelet_metrics() {
         "no limit, no availableBytes: {hold}"
     );
     assert!(u(&holder["memory"]["workingSetBytes"]) >= u(&hold["memory"]["workingSetBytes"]));
+    // Its emptyDir volume, as `volume[]`.
+    assert_eq!(holder["volume"][0]["name"], "scratch", "{holder}");
+    fs_sane(&holder["volume"][0], "emptyDir");
 
     // only_cpu_and_memory: no filesystems, processes or rlimit.
     let s = summary(&a, "?only_cpu_and_memory=true");

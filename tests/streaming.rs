@@ -17,7 +17,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const T: Duration = Duration::from_secs(20);
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
 
 /// A pod with a long-running main container (its env and working dir checked by exec), a side
 /// container reading stdin, and a few-lines printer for attach.
@@ -89,7 +88,7 @@ fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
 
 /// kubectl 1.32 against the agent, with a fresh HOME (no discovery cache).
 fn kubectl(a: &Agent, home: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(KUBECTL);
+    let mut c = Command::new(common::kubectl());
     c.env_clear()
         .env("HOME", home)
         .env("PATH", "/usr/bin:/bin")
@@ -245,7 +244,8 @@ fn kubectl_exec_with_a_tty() {
     let home = tempfile::tempdir().unwrap();
     // script(1) gives kubectl a real terminal, so -t is kept and a resize is sent.
     let inner = format!(
-        "{KUBECTL} --server=http://127.0.0.1:{} exec -it {pod} -- sh -c 'test -t 0 && echo TTY-OK; stty size; exit 130'",
+        "{} --server=http://127.0.0.1:{} exec -it {pod} -- sh -c 'test -t 0 && echo TTY-OK; stty size; exit 130'",
+        common::kubectl(),
         a.port
     );
     let mut cmd = Command::new("script");

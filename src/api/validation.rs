@@ -1733,7 +1733,8 @@ const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
     ),
     (
         "].volumeMounts",
-        "volume mounts are not implemented yet: nothing is mounted into the container",
+        "volume mounts are not implemented yet: nothing is mounted into the container; an emptyDir \
+         volume is the directory <root-dir>/pods/<pod uid>/volumes/kubernetes.io~empty-dir/<name>",
     ),
     ("].volumeDevices", "volume devices are not implemented yet"),
     (

@@ -30,6 +30,7 @@
 //! |---|---|---|
 //! | [`CgroupFs::create`] | `mkdir` in each hierarchy | `mkdir`, and `+cpu +memory +pids` into each new parent's `cgroup.subtree_control` |
 //! | [`CgroupFs::set_memory_limit`] | `memory.limit_in_bytes` (bytes or `-1`) | `memory.max` (bytes or `max`) |
+//! | [`CgroupFs::set_memory_swap_limit`] | `memory.memsw.limit_in_bytes` = the memory limit (NoSwap; skipped without swap accounting) | `memory.swap.max` (`0` or the LimitedSwap bytes; skipped without the file) |
 //! | [`CgroupFs::set_cpu_shares`] | `cpu.shares` | `cpu.weight` = `1 + ((shares-2)*9999)/262142` |
 //! | [`CgroupFs::set_cpu_quota`] | `cpu.cfs_period_us`, `cpu.cfs_quota_us` (`-1`) | `cpu.max` (`<quota> <period>` / `max <period>`) |
 //! | [`CgroupFs::set_pids_max`] | `pids.max` | `pids.max` |
@@ -56,6 +57,7 @@ use std::path::{Path, PathBuf};
 
 pub use detect::RootFs;
 pub use join::ProcsJoin;
+pub use ops::SwapLimit;
 
 /// The kubelet's minimum `cpu.shares` (`MinShares`).
 pub const MIN_SHARES: u64 = 2;

@@ -113,6 +113,58 @@ pub fn container_resource_config(container: &Container) -> ResourceConfig {
     }
 }
 
+/// The swap a container may use (`configureContainerSwapResources` with the `NodeSwap` gate on,
+/// its default since 1.30): `LimitedSwap` gives a Burstable, non-critical pod's container with a
+/// memory request that differs from its limit `request / MemTotal × SwapTotal` bytes, on cgroup
+/// v2 only (`calcSwapForBurstablePods`); everyone else, and `NoSwap` or `""`, gets no swap.
+///
+/// Deviation: "critical" is by priority only. The kubelet's `IsCriticalPod` also counts every
+/// static pod, so on a real kubelet no static pod ever swaps; minikubelet runs nothing else, so
+/// that rule would make `LimitedSwap` inert (the same reasoning as for eviction).
+pub fn container_swap_limit(
+    pod: &Pod,
+    container: &Container,
+    behavior: crate::config::SwapBehavior,
+    machine: SwapMachine,
+) -> crate::cgroup::SwapLimit {
+    use crate::cgroup::SwapLimit;
+    let r = ContainerResources::of(container);
+    let limit = r.limits.memory.map(|q| q.value());
+    let no_swap = SwapLimit::None {
+        memory_limit: limit.filter(|l| *l > 0),
+    };
+    if behavior != crate::config::SwapBehavior::LimitedSwap || !machine.cgroup_v2 {
+        return no_swap;
+    }
+    let request = r.requests.memory.map_or(0, |q| q.value());
+    let requests_nothing = request == 0 && limit.unwrap_or(0) == 0;
+    let request_equals_limit = limit.is_some_and(|l| l == request);
+    if qos_class(pod) != QosClass::Burstable
+        || crate::eviction::helpers::is_critical(pod)
+        || requests_nothing
+        || request_equals_limit
+    {
+        return no_swap;
+    }
+    if machine.mem_total <= 0 || request > machine.mem_total {
+        // calcSwapForBurstablePods: "container request %d is larger than total memory %d".
+        return no_swap;
+    }
+    let share = request as f64 / machine.mem_total as f64;
+    SwapLimit::Limited((share * machine.swap_total as f64) as i64)
+}
+
+/// What the swap formula needs to know of the machine (cadvisor's `MachineInfo`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwapMachine {
+    /// `MemTotal` in bytes.
+    pub mem_total: i64,
+    /// `SwapTotal` in bytes.
+    pub swap_total: i64,
+    /// The cgroup hierarchy is v2 (LimitedSwap needs it).
+    pub cgroup_v2: bool,
+}
+
 /// Settings that shape a pod's cgroup values (kubelet flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PodResourceOptions {
@@ -214,6 +266,65 @@ pub fn pod_resource_config_with(pod: &Pod, opts: &PodResourceOptions) -> Resourc
 mod tests {
     use super::*;
     use crate::api::resources::test_support::{container, list, pod, sidecar};
+
+    #[test]
+    fn swap_limits_like_the_kubelet() {
+        use crate::cgroup::SwapLimit;
+        use crate::config::SwapBehavior;
+        let gib = 1i64 << 30;
+        let v2 = SwapMachine {
+            mem_total: 8 * gib,
+            swap_total: 4 * gib,
+            cgroup_v2: true,
+        };
+        let burstable = container("c", "memory=1Gi", "memory=2Gi");
+        let p = pod(vec![], vec![burstable.clone()]);
+        // LimitedSwap: request / MemTotal x SwapTotal = 1/8 x 4Gi.
+        assert_eq!(
+            container_swap_limit(&p, &burstable, SwapBehavior::LimitedSwap, v2),
+            SwapLimit::Limited(gib / 2)
+        );
+        // NoSwap and "" never swap; the v1 memsw value is the memory limit.
+        for b in [SwapBehavior::NoSwap, SwapBehavior::Unset] {
+            assert_eq!(
+                container_swap_limit(&p, &burstable, b, v2),
+                SwapLimit::None {
+                    memory_limit: Some(2 * gib)
+                }
+            );
+        }
+        // LimitedSwap on v1 falls back to NoSwap.
+        let v1 = SwapMachine {
+            cgroup_v2: false,
+            ..v2
+        };
+        assert!(matches!(
+            container_swap_limit(&p, &burstable, SwapBehavior::LimitedSwap, v1),
+            SwapLimit::None { .. }
+        ));
+        // Guaranteed, BestEffort, request == limit, no memory request: no swap.
+        let guaranteed = container("c", "cpu=1,memory=1Gi", "cpu=1,memory=1Gi");
+        let best = container("c", "", "");
+        let equal = container("c", "cpu=100m,memory=1Gi", "memory=1Gi");
+        let cpu_only = container("c", "cpu=100m", "");
+        for c in [guaranteed, best, equal, cpu_only] {
+            let p = pod(vec![], vec![c.clone()]);
+            assert!(
+                matches!(
+                    container_swap_limit(&p, &c, SwapBehavior::LimitedSwap, v2),
+                    SwapLimit::None { .. }
+                ),
+                "{c:?}"
+            );
+        }
+        // A request larger than MemTotal is an error in the kubelet: NoSwap.
+        let huge = container("c", "memory=16Gi", "memory=32Gi");
+        let p = pod(vec![], vec![huge.clone()]);
+        assert!(matches!(
+            container_swap_limit(&p, &huge, SwapBehavior::LimitedSwap, v2),
+            SwapLimit::None { .. }
+        ));
+    }
 
     #[test]
     fn milli_cpu_to_shares_table() {

@@ -55,6 +55,10 @@ pub struct CmConfig {
     pub reserved_milli_cpu: i64,
     /// pid.max for `kubepods` (allocatable pids) if any are reserved.
     pub allocatable_pids: Option<i64>,
+    /// `memorySwap.swapBehavior`.
+    pub swap_behavior: crate::config::SwapBehavior,
+    /// `SwapTotal` in bytes (LimitedSwap divides it among Burstable containers).
+    pub swap_total: i64,
 }
 
 /// The container manager.
@@ -181,6 +185,18 @@ impl ContainerManager {
         }
         self.cgroups.create(&name).map_err(wrap(&name))?;
         self.apply(&name, &helpers::container_resource_config(container))?;
+        let machine = helpers::SwapMachine {
+            mem_total: self.cfg.capacity_memory,
+            swap_total: self.cfg.swap_total,
+            cgroup_v2: self.cgroups.layout().is_v2(),
+        };
+        let swap = helpers::container_swap_limit(pod, container, self.cfg.swap_behavior, machine);
+        match self.cgroups.set_memory_swap_limit(&name, swap) {
+            Ok(true) => tracing::debug!(cgroup = %name, ?swap, "container swap limit set"),
+            // swapControllerAvailable() == false: the kubelet logs and leaves it alone.
+            Ok(false) => tracing::debug!(cgroup = %name, "no swap cgroup controller present"),
+            Err(e) => return Err(wrap(&name)(e)),
+        }
         // cgroup v2: the whole container is one OOM unit, as the kubelet sets it
         // (unless singleProcessOOMKill); a no-op on v1.
         self.cgroups

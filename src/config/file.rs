@@ -106,7 +106,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "registerWithTaints",
     "registerNode",
     "tracing",
-    "localStorageCapacityIsolation",
     "containerRuntimeEndpoint",
     "imageServiceEndpoint",
     "failCgroupV1",
@@ -191,6 +190,9 @@ pub(super) fn decode(
                 s.merge_default_eviction_settings = Some(d.bool(key, v)?);
             }
             "kernelMemcgNotification" => s.kernel_memcg_notification = Some(d.bool(key, v)?),
+            "localStorageCapacityIsolation" => {
+                s.local_storage_capacity_isolation = Some(d.bool(key, v)?);
+            }
             "streamingConnectionIdleTimeout" => {
                 s.streaming_connection_idle_timeout = d.duration_or_default(key, v)?;
             }
@@ -224,7 +226,20 @@ pub(super) fn decode(
                             }
                         }
                         "x509" => {}
-                        "anonymous" | "webhook" => d.not_implemented(&field),
+                        "anonymous" if !v.is_null() => {
+                            for (k2, v2) in d.object(&field, v)? {
+                                let field2 = format!("{field}.{k2}");
+                                match k2.as_str() {
+                                    "enabled" if !v2.is_null() => {
+                                        s.anonymous_auth = Some(d.bool(&field2, v2)?)
+                                    }
+                                    "enabled" => {}
+                                    _ => d.unknown(&field2),
+                                }
+                            }
+                        }
+                        "anonymous" => {}
+                        "webhook" => d.not_implemented(&field),
                         _ => d.unknown(&field),
                     }
                 }

@@ -170,6 +170,17 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,
 
+    /// Bearer tokens, one `token,user,uid,"group1,group2"` line each (the kube-apiserver's
+    /// --token-auth-file; the kubelet asks the API server instead, see docs/deviations.md).
+    #[arg(long, value_name = "FILE")]
+    pub token_auth_file: Option<PathBuf>,
+
+    /// Serve requests without credentials as system:anonymous (authentication.anonymous.enabled)
+    /// [default: false, unlike the kubelet's true: minikubelet has no authorizer to limit them].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub anonymous_auth: Option<bool>,
+
     /// Run manifests from a directory that users other than root can write (not a kubelet flag) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]

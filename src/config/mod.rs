@@ -220,6 +220,9 @@ pub struct Eviction {
     pub kernel_memcg_notification: bool,
     /// Parsed thresholds: hard, soft, allocatable copies, containerfs copies (single filesystem).
     pub thresholds: Vec<Threshold>,
+    /// `localStorageCapacityIsolation` (default true): emptyDir `sizeLimit` and
+    /// `ephemeral-storage` limits are enforced by eviction.
+    pub local_storage_capacity_isolation: bool,
 }
 
 /// The validated configuration of one minikubelet.
@@ -285,6 +288,10 @@ pub struct Config {
     pub tls_private_key_file: Option<PathBuf>,
     /// `authentication.x509.clientCAFile`.
     pub client_ca_file: Option<PathBuf>,
+    /// `--token-auth-file` (the kube-apiserver's flag; ours).
+    pub token_auth_file: Option<PathBuf>,
+    /// `authentication.anonymous.enabled`.
+    pub anonymous_auth: bool,
     /// `--allow-insecure-manifest-path` (ours).
     pub allow_insecure_manifest_path: bool,
 }
@@ -324,8 +331,12 @@ pub(crate) struct Settings {
     tls_cert_file: Option<PathBuf>,
     tls_private_key_file: Option<PathBuf>,
     client_ca_file: Option<PathBuf>,
+    token_auth_file: Option<PathBuf>,
+    anonymous_auth: Option<bool>,
     logging_format: Option<String>,
     logging_verbosity: Option<i64>,
+    /// Config file only, as in the kubelet (no flag).
+    local_storage_capacity_isolation: Option<bool>,
 }
 
 impl Settings {
@@ -363,8 +374,11 @@ impl Settings {
             tls_cert_file: f.tls_cert_file.clone(),
             tls_private_key_file: f.tls_private_key_file.clone(),
             client_ca_file: f.client_ca_file.clone(),
+            token_auth_file: f.token_auth_file.clone(),
+            anonymous_auth: f.anonymous_auth,
             logging_format: f.logging_format.clone(),
             logging_verbosity: f.v.map(i64::from),
+            local_storage_capacity_isolation: None,
         }
     }
 
@@ -423,8 +437,13 @@ impl Settings {
             tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
             tls_private_key_file: self.tls_private_key_file.or(file.tls_private_key_file),
             client_ca_file: self.client_ca_file.or(file.client_ca_file),
+            token_auth_file: self.token_auth_file.or(file.token_auth_file),
+            anonymous_auth: self.anonymous_auth.or(file.anonymous_auth),
             logging_format: self.logging_format.or(file.logging_format),
             logging_verbosity: self.logging_verbosity.or(file.logging_verbosity),
+            local_storage_capacity_isolation: self
+                .local_storage_capacity_isolation
+                .or(file.local_storage_capacity_isolation),
         }
     }
 }
@@ -644,6 +663,7 @@ fn build(
         );
     }
     let client_ca_file = s.client_ca_file.filter(|p| !p.as_os_str().is_empty());
+    let token_auth_file = s.token_auth_file.filter(|p| !p.as_os_str().is_empty());
 
     // Eviction.
     let max_pod_grace = s.eviction_max_pod_grace_period.unwrap_or(0);
@@ -688,6 +708,7 @@ fn build(
         merge_default_eviction_settings: merge,
         kernel_memcg_notification: s.kernel_memcg_notification.unwrap_or(false),
         thresholds,
+        local_storage_capacity_isolation: s.local_storage_capacity_isolation.unwrap_or(true),
     };
 
     Ok(Config {
@@ -721,6 +742,8 @@ fn build(
         tls_cert_file,
         tls_private_key_file,
         client_ca_file,
+        token_auth_file,
+        anonymous_auth: s.anonymous_auth.unwrap_or(false),
         allow_insecure_manifest_path: flags.allow_insecure_manifest_path.unwrap_or(false),
     })
 }
@@ -932,7 +955,10 @@ impl Config {
             "port": self.port,
             "tlsCertFile": path(&self.tls_cert_file),
             "tlsPrivateKeyFile": path(&self.tls_private_key_file),
-            "authentication": { "x509": { "clientCAFile": path(&self.client_ca_file) } },
+            "authentication": {
+                "x509": { "clientCAFile": path(&self.client_ca_file) },
+                "anonymous": { "enabled": self.anonymous_auth },
+            },
             "streamingConnectionIdleTimeout": format_go_duration(self.streaming_connection_idle_timeout),
             "cgroupRoot": self.cgroup_root,
             "cgroupsPerQOS": self.cgroups_per_qos,
@@ -961,6 +987,7 @@ impl Config {
             "evictionMonitoringPeriod": format_go_duration(self.eviction.monitoring_period),
             "mergeDefaultEvictionSettings": self.eviction.merge_default_eviction_settings,
             "kernelMemcgNotification": self.eviction.kernel_memcg_notification,
+            "localStorageCapacityIsolation": self.eviction.local_storage_capacity_isolation,
             "logging": {
                 "format": self.logging.format.as_str(),
                 "verbosity": self.logging.verbosity,
@@ -973,8 +1000,10 @@ impl Config {
                     map.remove(key);
                 }
             }
-            if self.client_ca_file.is_none() {
-                map.remove("authentication");
+            if self.client_ca_file.is_none()
+                && let Some(authn) = map.get_mut("authentication").and_then(Value::as_object_mut)
+            {
+                authn.remove("x509");
             }
         }
         obj

@@ -100,6 +100,7 @@ fn defaults_without_flags_or_file() {
     );
     assert_eq!(c.eviction.max_pod_grace_period, 0);
     assert!(!c.eviction.kernel_memcg_notification);
+    assert!(c.eviction.local_storage_capacity_isolation);
     assert!(!c.allow_insecure_manifest_path);
     assert_eq!(
         c.eviction.hard,
@@ -285,6 +286,7 @@ evictionMaxPodGracePeriod: 30
 evictionPressureTransitionPeriod: 1m
 evictionMonitoringPeriod: 5s
 kernelMemcgNotification: true
+localStorageCapacityIsolation: false
 memorySwap:
   swapBehavior: LimitedSwap
 streamingConnectionIdleTimeout: 30m
@@ -322,6 +324,7 @@ logging:
     );
     assert_eq!(c.eviction.monitoring_period, Duration::from_secs(5));
     assert!(c.eviction.kernel_memcg_notification);
+    assert!(!c.eviction.local_storage_capacity_isolation);
     assert_eq!(c.swap_behavior, SwapBehavior::LimitedSwap);
     assert_eq!(
         c.streaming_connection_idle_timeout,
@@ -418,9 +421,33 @@ fn relative_paths_in_the_file_resolve_against_its_directory() {
 }
 
 #[test]
+fn authentication_settings_from_file_and_flags() {
+    let c = load_file("authentication:\n  anonymous:\n    enabled: true\n", &[])
+        .unwrap()
+        .config;
+    assert!(c.anonymous_auth);
+    assert_eq!(c.token_auth_file, None);
+    let c = load_file(
+        "authentication:\n  anonymous:\n    enabled: true\n",
+        &[
+            "--anonymous-auth=false",
+            "--token-auth-file=/etc/tokens.csv",
+        ],
+    )
+    .unwrap()
+    .config;
+    assert!(!c.anonymous_auth, "the flag wins over the file");
+    assert_eq!(c.token_auth_file, Some(PathBuf::from("/etc/tokens.csv")));
+    assert!(
+        !load_args(&[]).unwrap().config.anonymous_auth,
+        "off by default"
+    );
+}
+
+#[test]
 fn unknown_and_unimplemented_fields_are_warnings() {
     let Loaded { warnings, .. } = load_file(
-        "clusterDNS: [10.96.0.10]\nhairpinMode: hairpin-veth\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  anonymous:\n    enabled: false\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",
+        "clusterDNS: [10.96.0.10]\nhairpinMode: hairpin-veth\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  webhook:\n    enabled: true\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",
         &[],
     )
     .unwrap();
@@ -430,7 +457,7 @@ fn unknown_and_unimplemented_fields_are_warnings() {
         "kubelet field \"hairpinMode\" is not implemented by minikubelet; ignored",
         "unknown field \"fooBar\" ignored",
         "unknown field \"memorySwap.bogus\" ignored",
-        "kubelet field \"authentication.anonymous\" is not implemented",
+        "kubelet field \"authentication.webhook\" is not implemented",
         "kubelet field \"logging.flushFrequency\" is not implemented",
         "unknown field \"logging.colour\" ignored",
         // Flag-only settings in the kubelet too.
@@ -875,14 +902,11 @@ fn serializes_as_kubelet_configuration_and_reloads_identically() {
 #[test]
 fn defaults_serialize_without_empty_paths() {
     let v = serde_json::to_value(load(&Flags::default()).unwrap().config).unwrap();
-    for key in [
-        "staticPodPath",
-        "tlsCertFile",
-        "tlsPrivateKeyFile",
-        "authentication",
-    ] {
+    for key in ["staticPodPath", "tlsCertFile", "tlsPrivateKeyFile"] {
         assert!(v.get(key).is_none(), "{key}");
     }
+    assert!(v["authentication"].get("x509").is_none());
+    assert_eq!(v["authentication"]["anonymous"]["enabled"], false);
     assert_eq!(v["cgroupRoot"], "/");
     assert_eq!(v["memorySwap"]["swapBehavior"], "");
     assert_eq!(v["evictionHard"]["memory.available"], "100Mi");

@@ -483,6 +483,7 @@ mod tests {
                 ephemeral_storage: Some(m),
                 processes: Some(m),
                 inodes: Some(m),
+                volumes: Default::default(),
                 containers: vec![ContainerUsage {
                     name: "c".into(),
                     memory_working_set: Some(m),

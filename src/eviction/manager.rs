@@ -31,6 +31,7 @@ use crate::eviction::helpers::{
     self, Candidate, EvictionState, NodeCondition, Resource, is_critical, pod_priority,
     signal_resource,
 };
+use crate::eviction::local_storage;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
 use crate::eviction::thresholds::{Signal, Threshold};
 use crate::pod_workers::PodRequest;
@@ -50,6 +51,8 @@ const POD_CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 const POD_CLEANUP_POLL: Duration = Duration::from_millis(100);
 /// The kubelet's `immediateEvictionGracePeriodSeconds` for hard thresholds.
 const IMMEDIATE_EVICTION_GRACE_SECONDS: i64 = 1;
+/// How long the node-level disk reclaim waits for the pod manager to remove dead containers.
+const RECLAIM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Decisions kept for `/debug/eviction`: enough to explain a burst, bounded for memory.
 const MAX_DECISIONS: usize = 20;
 /// The note added wherever minikubelet decides differently from the kubelet.
@@ -77,6 +80,9 @@ pub struct ManagerConfig {
     /// `enforceNodeAllocatable` contains `pods` (kubepods is limited, so
     /// `allocatableMemory.available` is observed).
     pub enforce_pods: bool,
+    /// The kubelet's `localStorageCapacityIsolation` (default true): emptyDir `sizeLimit` and
+    /// `ephemeral-storage` limits are enforced by eviction ([`super::local_storage`]).
+    pub local_storage_capacity_isolation: bool,
 }
 
 /// One threshold as `/debug/eviction` shows it.
@@ -161,7 +167,8 @@ pub struct Decision {
     pub signal: String,
     /// The starved resource.
     pub resource: String,
-    /// `evicted`, `skipped` (critical) or `none` (nothing evictable).
+    /// `evicted`, `skipped` (critical), `reclaimed` (disk freed by removing evicted pods' dead
+    /// containers and logs, no eviction needed) or `none` (nothing evictable).
     pub action: String,
     /// `namespace/name`, if a pod.
     pub pod: Option<String>,
@@ -369,6 +376,17 @@ impl EvictionManager {
             })
             .collect();
         helpers::rank(resource, &mut ranked);
+        // localStorageEviction: runs before the thresholds and, if it evicts, ends the cycle.
+        if self.cfg.local_storage_capacity_isolation {
+            let evicted = self.local_storage_eviction(&ranked);
+            if !evicted.is_empty() {
+                self.publish(&obs, resource, &ranked, &act);
+                for (uid, cg) in &evicted {
+                    self.wait_for_cleanup(uid, cg.as_ref()).await;
+                }
+                return true;
+            }
+        }
         let mut evicted = None;
         if let Some(threshold) = act.first() {
             // The first time this threshold was seen met, for the reaction time.
@@ -385,8 +403,30 @@ impl EvictionManager {
                 format!("Attempting to reclaim {}", resource.as_str()),
             );
             tracing::warn!(signal = %threshold.signal, resource = resource.as_str(), "eviction manager: attempting to reclaim");
-            // Node-level reclaim (image and dead-container GC) has nothing to free here: there
-            // are no images and exited containers are removed with their pods.
+            // reclaimNodeLevelResources: for disk signals, the dead containers (and logs) that
+            // evicted pods keep; there are no images to collect. Enough if every threshold is
+            // then clear including its minimum reclaim.
+            if matches!(resource, Resource::EphemeralStorage | Resource::Inodes)
+                && self.reclaim_node_level_resources(&obs).await
+            {
+                tracing::info!(
+                    resource = resource.as_str(),
+                    "eviction manager: able to reduce resource pressure without evicting pods"
+                );
+                self.decide(Decision {
+                    time: rfc3339(jiff::Timestamp::now()),
+                    signal: threshold.signal.to_string(),
+                    resource: resource.as_str().into(),
+                    action: "reclaimed".into(),
+                    pod: None,
+                    message: "removed the exited containers and logs of evicted pods; no pod needs to be evicted".into(),
+                    grace_period_seconds: None,
+                    reaction_ms: None,
+                    kubelet_would: None,
+                });
+                self.publish(&obs, resource, &ranked, &act);
+                return false;
+            }
             evicted = self.evict_one(threshold, resource, &act, &obs, &ranked, crossed);
         }
         self.publish(&obs, resource, &ranked, &act);
@@ -447,17 +487,19 @@ impl EvictionManager {
                 starved_resource = resource.as_str(),
                 "eviction manager: evicting pod"
             );
-            self.recorder.event(
+            self.recorder.annotated_event(
                 ObjectRef::pod(pod),
                 EventType::Warning,
                 events::EVICTED,
                 format!("{message}(Static pod evicted: {STATIC_POD_NOTE}.)"),
+                annotations.clone(),
             );
             let _ = self.requests.send(PodRequest::Terminate {
                 uid: uid.clone(),
                 req: TerminateRequest {
                     grace_override: Some(grace),
                     final_status: Some(("Failed".into(), "Evicted".into(), message.clone())),
+                    disruption_target: true,
                 },
             });
             crate::metrics::kubelet().evicted(threshold.signal.as_str());
@@ -489,6 +531,101 @@ impl EvictionManager {
             kubelet_would: None,
         });
         None
+    }
+
+    /// `localStorageEviction`: every pod over an emptyDir `sizeLimit` or an
+    /// `ephemeral-storage` limit is evicted at once (1 s grace, no `DisruptionTarget`, no
+    /// annotations), unless critical. Returns the evicted pods' UIDs and cgroups.
+    fn local_storage_eviction(
+        &mut self,
+        ranked: &[Candidate],
+    ) -> Vec<(String, Option<CgroupName>)> {
+        let mut out = Vec::new();
+        for c in ranked {
+            let Some(hit) = local_storage::limit_eviction(&c.pod, c.usage.as_ref()) else {
+                continue;
+            };
+            let pod = &c.pod;
+            let name = pod_name(pod);
+            if is_critical(pod) {
+                tracing::error!(pod = %name, "eviction manager: cannot evict a critical pod");
+                self.decide(Decision {
+                    time: rfc3339(jiff::Timestamp::now()),
+                    signal: hit.signal.into(),
+                    resource: Resource::EphemeralStorage.as_str().into(),
+                    action: "skipped".into(),
+                    pod: Some(name),
+                    message: format!("{}(critical pod: not evicted)", hit.message),
+                    grace_period_seconds: None,
+                    reaction_ms: None,
+                    kubelet_would: None,
+                });
+                continue;
+            }
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            tracing::warn!(
+                pod = %name, uid = %uid, limit = hit.signal, grace_period = IMMEDIATE_EVICTION_GRACE_SECONDS,
+                message = %hit.message, "eviction manager: evicting pod over its local storage limit"
+            );
+            self.recorder.event(
+                ObjectRef::pod(pod),
+                EventType::Warning,
+                events::EVICTED,
+                format!("{}(Static pod evicted: {STATIC_POD_NOTE}.)", hit.message),
+            );
+            let _ = self.requests.send(PodRequest::Terminate {
+                uid: uid.clone(),
+                req: TerminateRequest {
+                    grace_override: Some(IMMEDIATE_EVICTION_GRACE_SECONDS),
+                    final_status: Some(("Failed".into(), "Evicted".into(), hit.message.clone())),
+                    disruption_target: false,
+                },
+            });
+            self.decide(Decision {
+                time: rfc3339(jiff::Timestamp::now()),
+                signal: hit.signal.into(),
+                resource: Resource::EphemeralStorage.as_str().into(),
+                action: "evicted".into(),
+                pod: Some(name),
+                message: hit.message,
+                grace_period_seconds: Some(IMMEDIATE_EVICTION_GRACE_SECONDS),
+                reaction_ms: None,
+                kubelet_would: Some(
+                    "not evict this pod: the kubelet never evicts static pods".into(),
+                ),
+            });
+            out.push((uid, self.cm.pod_cgroup(pod).ok()));
+        }
+        out
+    }
+
+    /// `reclaimNodeLevelResources` for disk: ask the pod manager to remove the exited
+    /// containers and logs of evicted pods, then re-read the filesystem; true if no threshold
+    /// is met any more, minimum reclaim included.
+    async fn reclaim_node_level_resources(&mut self, obs: &Observations) -> bool {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self
+            .requests
+            .send(PodRequest::ReclaimDeadContainers { reply })
+            .is_err()
+        {
+            return false;
+        }
+        // The pod manager answers at once (a few file removals); the bound only keeps a
+        // wedged pod manager from stalling eviction, at the price of evicting a pod the
+        // reclaim might have spared.
+        let removed = match tokio::time::timeout(RECLAIM_TIMEOUT, rx).await {
+            Ok(Ok(n)) => n,
+            _ => return false,
+        };
+        if removed == 0 {
+            return false;
+        }
+        let Ok(fs) = signals::fs_stats(&self.cfg.root_dir) else {
+            return false;
+        };
+        let after = signals::with_fs(obs, &fs);
+        helpers::thresholds_met(&self.cfg.thresholds, &after, true).is_empty()
     }
 
     fn decide(&mut self, d: Decision) {
@@ -554,8 +691,8 @@ impl EvictionManager {
             pod.metadata.name.as_deref().unwrap_or_default(),
             uid,
         );
-        let (bytes, inodes, per_container) =
-            signals::pod_local_storage(&log_dir, &self.cfg.root_dir, uid);
+        let storage = signals::pod_local_storage(&log_dir, &self.cfg.root_dir, uid);
+        let per_container = &storage.per_container;
         let containers = pod
             .spec
             .as_ref()
@@ -573,8 +710,9 @@ impl EvictionManager {
         Some(PodUsage {
             memory_working_set,
             processes,
-            ephemeral_storage: Some(bytes),
-            inodes: Some(inodes),
+            ephemeral_storage: Some(storage.bytes),
+            inodes: Some(storage.inodes),
+            volumes: storage.per_volume,
             containers,
         })
     }

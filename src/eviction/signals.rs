@@ -211,26 +211,33 @@ pub fn observations(inputs: &NodeInputs) -> Observations {
         out.insert(Signal::AllocatableMemoryAvailable, obs);
     }
     if let Some(fs) = &inputs.nodefs {
-        let (bytes, inodes) = fs_observations(fs);
-        for s in [
-            Signal::NodeFsAvailable,
-            Signal::ImageFsAvailable,
-            Signal::ContainerFsAvailable,
-        ] {
-            out.insert(s, bytes);
-        }
-        if let Some(inodes) = inodes {
-            for s in [
-                Signal::NodeFsInodesFree,
-                Signal::ImageFsInodesFree,
-                Signal::ContainerFsInodesFree,
-            ] {
-                out.insert(s, inodes);
-            }
-        }
+        out = with_fs(&out, fs);
     }
     if let Some(p) = inputs.pids {
         out.insert(Signal::PidAvailable, p);
+    }
+    out
+}
+
+/// `obs` with its filesystem signals replaced by a new statvfs (after a node-level reclaim).
+pub fn with_fs(obs: &Observations, fs: &FsStats) -> Observations {
+    let mut out = obs.clone();
+    let (bytes, inodes) = fs_observations(fs);
+    for s in [
+        Signal::NodeFsAvailable,
+        Signal::ImageFsAvailable,
+        Signal::ContainerFsAvailable,
+    ] {
+        out.insert(s, bytes);
+    }
+    if let Some(inodes) = inodes {
+        for s in [
+            Signal::NodeFsInodesFree,
+            Signal::ImageFsInodesFree,
+            Signal::ContainerFsInodesFree,
+        ] {
+            out.insert(s, inodes);
+        }
     }
     out
 }
@@ -280,18 +287,30 @@ pub struct PodUsage {
     pub ephemeral_storage: Option<i64>,
     /// Inodes used by the same.
     pub inodes: Option<i64>,
+    /// Bytes used by each emptyDir volume.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, i64>,
     /// Per container.
     pub containers: Vec<ContainerUsage>,
 }
 
+/// Local storage of one pod, as the summary's pod stats give it to the eviction manager.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalStorage {
+    /// Logs plus emptyDir volumes, bytes (`PodStats.EphemeralStorage.UsedBytes`).
+    pub bytes: i64,
+    /// Inodes of the same.
+    pub inodes: i64,
+    /// Log bytes per container (`ContainerStats.Logs`; there is no writable layer).
+    pub per_container: BTreeMap<String, i64>,
+    /// Bytes per emptyDir volume (`PodStats.VolumeStats`).
+    pub per_volume: BTreeMap<String, i64>,
+}
+
 /// Local storage of a pod: its log directory (per container subdirectory) and its emptyDir
 /// volumes under `<root_dir>/pods/<uid>/volumes/kubernetes.io~empty-dir` (the kubelet's
-/// layout), returning (pod bytes, pod inodes, per-container log bytes).
-pub fn pod_local_storage(
-    pod_log_dir: &Path,
-    root_dir: &Path,
-    uid: &str,
-) -> (i64, i64, BTreeMap<String, i64>) {
+/// layout, see [`crate::volumes`]).
+pub fn pod_local_storage(pod_log_dir: &Path, root_dir: &Path, uid: &str) -> LocalStorage {
     let (mut bytes, mut inodes) = dir_usage(pod_log_dir);
     let mut per_container = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(pod_log_dir) {
@@ -302,14 +321,22 @@ pub fn pod_local_storage(
             }
         }
     }
-    let empty_dirs = root_dir
-        .join("pods")
-        .join(uid)
-        .join("volumes/kubernetes.io~empty-dir");
-    let (b, i) = dir_usage(&empty_dirs);
-    bytes += b;
-    inodes += i;
-    (bytes, inodes, per_container)
+    let mut per_volume = BTreeMap::new();
+    let empty_dirs = crate::volumes::empty_dirs_dir(root_dir, uid);
+    if let Ok(rd) = std::fs::read_dir(&empty_dirs) {
+        for e in rd.flatten() {
+            let (b, i) = dir_usage(&e.path());
+            bytes += b;
+            inodes += i;
+            per_volume.insert(e.file_name().to_string_lossy().to_string(), b);
+        }
+    }
+    LocalStorage {
+        bytes,
+        inodes,
+        per_container,
+        per_volume,
+    }
 }
 
 #[cfg(test)]
@@ -443,10 +470,12 @@ mod tests {
             .join("root/pods/uid1/volumes/kubernetes.io~empty-dir/cache");
         std::fs::create_dir_all(&vol).unwrap();
         std::fs::write(vol.join("f"), vec![b'y'; 32 * 1024]).unwrap();
-        let (bytes, inodes, per) = pod_local_storage(&logs, &d.path().join("root"), "uid1");
-        assert!(bytes >= 96 * 1024, "{bytes}");
-        assert!(inodes >= 5, "{inodes}");
-        assert!(per["web"] >= 64 * 1024);
+        let ls = pod_local_storage(&logs, &d.path().join("root"), "uid1");
+        assert!(ls.bytes >= 96 * 1024, "{}", ls.bytes);
+        assert!(ls.inodes >= 5, "{}", ls.inodes);
+        assert!(ls.per_container["web"] >= 64 * 1024);
+        assert!(ls.per_volume["cache"] >= 32 * 1024);
+        assert!(ls.per_volume["cache"] < 64 * 1024);
         assert_eq!(dir_usage(&d.path().join("nothing")), (0, 0));
     }
 }

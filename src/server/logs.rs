@@ -34,7 +34,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use tokio::sync::mpsc;
 
 use super::ServerState;
-use super::apiserver::status::{ApiError, FieldError, FieldErrorKind, aggregate};
+use super::names::check_names;
+use super::status::{ApiError, FieldError, FieldErrorKind, aggregate};
 use crate::logs::{COMPRESS_SUFFIX, CriRecord, LogOptions, Stream, UnixTime, log_files, read_logs};
 use crate::runtime::Runtime;
 
@@ -204,19 +205,6 @@ impl PodLogOptions {
             },
         }
     }
-}
-
-/// Whether `s` can be a Kubernetes object name (a DNS subdomain: lower-case alphanumerics, `-`
-/// and `.`, at most 253 characters, starting and ending alphanumeric). This rules out `..`,
-/// `/` and anything else that could reach outside the pod's own files.
-pub fn is_object_name(s: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars().all(|c| alnum(c) || c == '-' || c == '.')
-        && s.starts_with(alnum)
-        && s.ends_with(alnum)
-        && !s.contains("..")
 }
 
 /// The pod named `name` in `namespace`, as the status manager has it.
@@ -394,17 +382,12 @@ async fn container_logs(
     UrlPath((namespace, pod_name, container)): UrlPath<(String, String, String)>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    for (what, v) in [
+    if let Err(e) = check_names(&[
         ("namespace", &namespace),
         ("pod", &pod_name),
         ("container", &container),
-    ] {
-        if !is_object_name(v) {
-            return ApiError::bad_request(format!(
-                "invalid {what} name {v:?}: must be a lower-case RFC 1123 name"
-            ))
-            .into_response();
-        }
+    ]) {
+        return e.into_response();
     }
     let Ok(Query(pairs)) = query else {
         return ApiError::bad_request("Unable to decode query.").into_response();
@@ -884,26 +867,6 @@ mod tests {
             o.to_log_options(now).since_time,
             Some("2025-01-01T00:00:10Z".parse().unwrap())
         );
-    }
-
-    #[test]
-    fn object_names() {
-        let cases = [
-            ("web-node1", true),
-            ("a.b", true),
-            ("kube-system", true),
-            ("..", false),
-            ("a..b", false),
-            ("../etc", false),
-            ("a/b", false),
-            ("Web", false),
-            ("", false),
-            ("-a", false),
-            ("a_b", false),
-        ];
-        for (n, want) in cases {
-            assert_eq!(is_object_name(n), want, "{n}");
-        }
     }
 
     fn pod(v: serde_json::Value) -> Pod {

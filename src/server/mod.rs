@@ -13,12 +13,16 @@
 //! every path nobody serves gets a 404 `Status`.
 
 pub mod apiserver;
+pub mod auth;
 mod debug;
 mod kubelet;
 pub mod logs;
+pub mod names;
 mod remotecommand;
 mod stats;
+pub mod status;
 pub mod streaming;
+pub mod tls;
 mod upgrade_proxy;
 
 use std::net::SocketAddr;
@@ -93,17 +97,38 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerErr
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
-/// Serve until `shutdown` resolves.
+/// Serve until `shutdown` resolves: over TLS if `security.tls` is set, every request through
+/// the authenticator if `security.authn` is set.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ServerState,
+    security: auth::Security,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServerError::Serve { addr, source })
+    let mut app = router(state);
+    if let Some(authn) = security.authn {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            authn,
+            auth::authenticate,
+        ));
+    }
+    let app = app.into_make_service_with_connect_info::<auth::PeerIdentity>();
+    let served = match security.tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|source| ServerError::Serve { addr, source })?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    served.map_err(|source| ServerError::Serve { addr, source })
 }

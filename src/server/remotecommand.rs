@@ -30,8 +30,8 @@ use axum::routing::{any, post};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::ServerState;
-use super::streaming::status::Refusal;
-use super::streaming::{AttachRequest, ExecRequest, PortForwardRequest, StreamingError, status};
+use super::status::{self, Refusal};
+use super::streaming::{AttachRequest, ExecRequest, PortForwardRequest, StreamingError};
 use super::upgrade_proxy::proxy_stream;
 use crate::runtime::exec::{container_exec_context, exec_sync};
 
@@ -164,28 +164,12 @@ fn options(q: &[(String, String)], style: Style) -> Result<Options, Refusal> {
     Ok(o)
 }
 
-/// Is `s` a DNS-1123 subdomain (pod names, namespaces, container names all fit in it)? Names
-/// reach file paths and lookups, so nothing else is let through.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
 fn valid_uid(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn check_names(names: &[(&str, &str)]) -> Result<(), Refusal> {
-    for (what, name) in names {
-        if !valid_name(name) {
-            return Err(status::bad_request(format!("invalid {what} name {name:?}")).into());
-        }
-    }
-    Ok(())
+    super::names::check_names(names).map_err(Refusal::from)
 }
 
 /// The kubelet's `GetPodByName` (+ the UID check of the `{uid}` paths).
@@ -219,11 +203,7 @@ fn streaming_error(e: StreamingError) -> Response {
     match e {
         StreamingError::InvalidArgument(m) => status::bad_request(m),
         StreamingError::Cache(c) => {
-            let mut r = status::error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                c.to_string(),
-            );
+            let mut r = status::error_response(StatusCode::TOO_MANY_REQUESTS, c.to_string());
             // The kubelet's hint: only a flood fills the cache; wait a token's lifetime.
             r.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -614,13 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn names() {
-        for ok in ["web", "web-node1", "kube-system", "a.b-c", "x"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in ["", "..", "../etc", "a/b", "Web", "-a", "a-", "a b", "a%2fb"] {
-            assert!(!valid_name(bad), "{bad}");
-        }
+    fn uids() {
         assert!(valid_uid("0f1e2d3c-aaaa-bbbb-cccc-0123456789ab"));
         assert!(!valid_uid("../x"));
     }

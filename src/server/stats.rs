@@ -33,16 +33,14 @@ async fn node_proxy(
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if name != s.node.name {
-        return super::apiserver::status::ApiError::not_found("nodes", &name).into_response();
+        return super::status::ApiError::not_found("nodes", &name).into_response();
     }
     match path.trim_end_matches('/') {
         "stats/summary" => summary(State(s), query).await,
         "metrics" => metrics(State(s)).await,
         "metrics/resource" => resource(State(s)).await,
         "healthz" => "ok".into_response(),
-        other => {
-            super::apiserver::status::ApiError::not_found("nodes/proxy", other).into_response()
-        }
+        other => super::status::ApiError::not_found("nodes/proxy", other).into_response(),
     }
 }
 

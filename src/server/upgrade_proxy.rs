@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::streaming::status;
+use super::status;
 
 /// How long connecting to the streaming server and reading its answer may take. It is on
 /// loopback in the same process: anything slow means it is overloaded or wedged.

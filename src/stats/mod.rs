@@ -387,9 +387,9 @@ impl StatsProvider {
         };
         if let Some(fs) = nodefs {
             let log_dir = crate::logs::pod_log_dir(&self.pod_logs_dir, &namespace, &name, &uid);
-            let (bytes, inodes, _) = signals::pod_local_storage(&log_dir, &self.root_dir, &uid);
+            let ls = signals::pod_local_storage(&log_dir, &self.root_dir, &uid);
             stats.ephemeral_storage =
-                Some(fs.stats(Some((bytes.max(0) as u64, inodes.max(0) as u64))));
+                Some(fs.stats(Some((ls.bytes.max(0) as u64, ls.inodes.max(0) as u64))));
             stats.volume_stats = self.empty_dirs(pod, &uid, fs);
             stats.process_stats = self.cm.cgroups().pids(&pod_cg).ok().map(|p| ProcessStats {
                 process_count: Some(p.len() as u64),
@@ -401,22 +401,15 @@ impl StatsProvider {
     /// Usage of each of the pod's emptyDir volumes that exists on disk
     /// (`<root-dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>`).
     fn empty_dirs(&self, pod: &Pod, uid: &str, fs: &Fs) -> Vec<VolumeStats> {
-        let base = self
-            .root_dir
-            .join("pods")
-            .join(uid)
-            .join("volumes/kubernetes.io~empty-dir");
-        pod.spec
-            .iter()
-            .flat_map(|s| s.volumes.iter().flatten())
-            .filter(|v| v.empty_dir.is_some())
-            .filter_map(|v| {
-                let dir = base.join(&v.name);
+        crate::volumes::empty_dir_volumes(pod)
+            .into_iter()
+            .filter_map(|name| {
+                let dir = crate::volumes::empty_dir_path(&self.root_dir, uid, &name);
                 dir.is_dir().then(|| {
                     let (bytes, inodes) = signals::dir_usage(&dir);
                     VolumeStats {
                         fs: fs.stats(Some((bytes.max(0) as u64, inodes.max(0) as u64))),
-                        name: v.name.clone(),
+                        name,
                     }
                 })
             })

@@ -793,7 +793,11 @@ impl PodWorker {
             jiff::Timestamp::now(),
         );
         let mut conditions = conditions;
-        if let Some(m) = &message {
+        let disruption = self
+            .terminating
+            .as_ref()
+            .is_some_and(|t| t.disruption_target);
+        if let Some(m) = message.as_ref().filter(|_| disruption) {
             // `evictPod`: the DisruptionTarget condition of a pod the kubelet terminates.
             conditions.retain(|c| c.type_ != "DisruptionTarget");
             let since = self

@@ -45,6 +45,8 @@ pub struct PodContext {
     /// The lowest `oom_score_adj` the agent may give a container (see
     /// `kubelet::apply_own_oom_score_adj`).
     pub oom_score_adj_floor: i32,
+    /// `--root-dir` (pod directories and their emptyDir volumes).
+    pub root_dir: PathBuf,
     /// `--pod-logs-dir`.
     pub pod_logs_dir: PathBuf,
     /// Directory of the `/var/log/containers`-style symlinks.
@@ -62,6 +64,10 @@ pub struct TerminateRequest {
     pub grace_override: Option<i64>,
     /// Final phase, reason and message to report (eviction), if any.
     pub final_status: Option<(String, String, String)>,
+    /// Add the condition `DisruptionTarget=True` (reason `TerminationByKubelet`, the final
+    /// message). The kubelet adds it for threshold evictions, not for local-storage limit
+    /// evictions (`evictPod` is called with no condition there).
+    pub disruption_target: bool,
 }
 
 /// Messages a pod worker acts on.
@@ -219,6 +225,15 @@ impl PodWorker {
                     format!("unable to ensure pod container exists: {e}"),
                 );
             }
+        }
+        if let Err(e) = crate::volumes::set_up_pod_volumes(&self.ctx.root_dir, &self.pod) {
+            tracing::error!(pod = %pod_name, error = %e, "set up pod volumes");
+            self.event(
+                EventType::Warning,
+                events::FAILED_MOUNT,
+                None,
+                format!("MountVolume.SetUp failed: {e}"),
+            );
         }
         // Visible in /pods as Pending (containers ContainerCreating) before the first start,
         // as the kubelet sets the pod's status before it syncs containers.
@@ -416,18 +431,37 @@ impl PodWorker {
 
     fn cleanup(&mut self) {
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
-        // The worker knows every instance it still keeps (older ones were removed as it went),
-        // so it removes those directly instead of listing every container on the node.
-        let ids: Vec<String> = self
-            .slots
-            .iter()
-            .flat_map(|s| [s.last.as_ref(), s.previous.as_ref()])
-            .flatten()
-            .map(|f| f.id.clone())
-            .collect();
-        for id in ids {
-            self.remove_instance(&id);
+        // A pod terminated with a final status (eviction) keeps that status visible, and, like
+        // the kubelet, which keeps dead containers until the pod object goes (or container GC
+        // reclaims disk), keeps its exited containers and their logs so that `kubectl logs`
+        // still shows what the evicted pod wrote. The pod manager removes them when the pod is
+        // removed or replaced, or when the eviction manager reclaims disk
+        // ([`remove_dead_containers`]).
+        let keep_dead = self
+            .terminating
+            .as_ref()
+            .is_some_and(|t| t.final_status.is_some());
+        if !keep_dead {
+            // The worker knows every instance it still keeps (older ones were removed as it
+            // went), so it removes those directly instead of listing every container on the node.
+            let ids: Vec<String> = self
+                .slots
+                .iter()
+                .flat_map(|s| [s.last.as_ref(), s.previous.as_ref()])
+                .flatten()
+                .map(|f| f.id.clone())
+                .collect();
+            for id in ids {
+                self.remove_instance(&id);
+            }
+        } else {
+            tracing::info!(pod = %self.pod_name(), uid = %uid, "keeping the terminated pod's exited containers and logs until the pod is removed or replaced");
         }
+        // The volumes of a terminated pod are torn down at once (the kubelet unmounts the
+        // volumes of terminated pods): an evicted pod's emptyDir frees its space now. Before
+        // the pod cgroup goes, since the eviction manager takes a gone cgroup to mean the pod's
+        // resources are reclaimed (`podResourcesAreReclaimed` checks volumes first, too).
+        crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
         match self.ctx.cm.pod_cgroup(&self.pod) {
             Ok(pod_cg) => {
                 if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
@@ -436,23 +470,46 @@ impl PodWorker {
             }
             Err(e) => tracing::warn!(pod = %self.pod_name(), error = %e, "pod cgroup name"),
         }
-        crate::logs::remove_pod_logs(
-            &self.ctx.pod_logs_dir,
-            &self.ctx.container_logs_dir,
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-            self.pod_name(),
-            &uid,
-        );
-        // A pod terminated with a final status (eviction) keeps it visible; the pod manager
-        // decides when it goes.
-        if self
-            .terminating
-            .as_ref()
-            .is_none_or(|t| t.final_status.is_none())
-        {
+        if !keep_dead {
+            crate::logs::remove_pod_logs(
+                &self.ctx.pod_logs_dir,
+                &self.ctx.container_logs_dir,
+                self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+                self.pod_name(),
+                &uid,
+            );
+            // A pod terminated with a final status (eviction) keeps it visible; the pod manager
+            // decides when it goes.
             self.ctx.statuses.remove(&uid);
         }
     }
+}
+
+/// Remove the exited containers a terminated pod kept (its runtime records, log files and
+/// `/var/log/containers` links) and its log directory: the container GC of a pod that is gone
+/// (`kuberuntime_gc.go` `evictPodLogsDirectories` / `removeOldestN` for a deleted pod).
+/// Returns how many containers were removed.
+pub fn remove_dead_containers(ctx: &PodContext, pod: &Pod) -> usize {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    if uid.is_empty() {
+        return 0;
+    }
+    let mut n = 0;
+    for rec in ctx.runtime.list() {
+        if rec.meta.pod_uid == uid && !rec.is_running() {
+            ctx.runtime.remove(&rec.meta);
+            crate::logs::remove_container_links(&ctx.container_logs_dir, &rec.meta.log_path);
+            n += 1;
+        }
+    }
+    crate::logs::remove_pod_logs(
+        &ctx.pod_logs_dir,
+        &ctx.container_logs_dir,
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        uid,
+    );
+    n
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

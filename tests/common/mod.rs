@@ -310,12 +310,18 @@ impl Agent {
             });
         }
         self.child = Some(cmd.spawn().expect("spawn minikubelet"));
+        // Over TLS the plain /healthz probe cannot work: wait for the log line instead.
+        let tls = self.has_flag("--tls-cert-file");
+        let serving_lines = self.agent_log().matches("serving the kubelet API").count();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
             }
-            if self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
+            if tls && self.agent_log().matches("serving the kubelet API").count() > serving_lines {
+                return;
+            }
+            if !tls && self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -577,5 +583,38 @@ impl Agent {
         ];
         a.spawn();
         a
+    }
+}
+
+/// The kubectl 1.32 binary the tests run (`scripts/deps.sh` finds or fetches it): `$MKL_KUBECTL`,
+/// the versioned binary beside the Cloud SDK's dispatcher, the one deps.sh fetched, or `kubectl`
+/// on PATH when it reports minor 32. Panics with the fix when there is none.
+pub fn kubectl() -> String {
+    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let env = std::env::var("MKL_KUBECTL").ok();
+        let candidates = env.into_iter().chain(
+            [
+                "/usr/lib/google-cloud-sdk/bin/kubectl.1.32",
+                "/usr/local/lib/minikubelet-test/kubectl",
+                "kubectl",
+            ]
+            .map(String::from),
+        );
+        candidates.into_iter().find(|k| {
+            Command::new(k)
+                .args(["version", "--client", "-o", "json"])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                .is_some_and(|v| v["clientVersion"]["minor"] == "32")
+        })
+    });
+    match found {
+        Some(k) => k.clone(),
+        None => panic!(
+            "kubectl 1.32 not found: run scripts/deps.sh, or put one at \
+             /usr/local/lib/minikubelet-test/kubectl, or set MKL_KUBECTL"
+        ),
     }
 }

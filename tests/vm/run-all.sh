@@ -96,7 +96,7 @@ mkpayload() {
   [ "$agent_ready" = 1 ] && cp "$AGENT" "$d/bin/"
   # the shim's own small binary beside the agent (install.sh and the agent look for it there)
   [ "$agent_ready" = 1 ] && [ -x "$(dirname "$AGENT")/minikubelet-shim" ] && cp "$(dirname "$AGENT")/minikubelet-shim" "$d/bin/"
-  cp "$REPO/scripts/install.sh" "$d/repo/scripts/"
+  cp "$REPO/scripts/install.sh" "$REPO/scripts/demo.sh" "$d/repo/scripts/"
   cp -r "$REPO/systemd" "$d/repo/"
   mkdir -p "$d/repo/vagrant"; cp "$REPO/vagrant/provision.sh" "$d/repo/vagrant/"
   mkdir -p "$d/repo/manifests"; cp "$REPO"/manifests/*.yaml "$d/repo/manifests/" 2>/dev/null || true

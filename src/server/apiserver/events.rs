@@ -13,12 +13,12 @@ use k8s_openapi::api::core::v1::Event;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::status::ApiError;
 use super::table::{self, EVENT_COLUMNS, IncludeObject};
 use super::watch::{self, Encoder, WATCH_BUFFER};
 use super::{ListQuery, json, paginate, wants_table};
 use crate::events::WatchEvent;
 use crate::server::ServerState;
+use crate::server::status::ApiError;
 
 /// The field selectors of the event registry (`event.ToSelectableFields`).
 const EVENT_FIELDS: [&str; 13] = [

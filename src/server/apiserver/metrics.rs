@@ -19,11 +19,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use super::status::ApiError;
 use super::{ListQuery, api_pods, json};
 use crate::api::quantity::{Format, Quantity};
 use crate::cgroup::CgroupName;
 use crate::server::ServerState;
+use crate::server::status::ApiError;
 use crate::stats::cpu::{node_cpu_ns, rate};
 
 /// How long CPU use is sampled for one request: longer smooths bursts but makes every

@@ -22,7 +22,6 @@ mod metrics;
 mod nodes;
 mod pods;
 mod selectors;
-pub mod status;
 pub mod table;
 mod watch;
 
@@ -42,8 +41,8 @@ use serde_json::Value;
 use super::ServerState;
 use crate::api::static_pod::{CONFIG_HASH_ANNOTATION, CONFIG_SEEN_ANNOTATION};
 use crate::node::SystemInfo;
+use crate::server::status::ApiError;
 use crate::source::PodSet;
-use status::ApiError;
 use table::IncludeObject;
 
 /// The API server's `kubernetes.io/config.mirror` annotation on a mirror pod.
@@ -106,14 +105,11 @@ pub(super) fn routes() -> Router<ServerState> {
 }
 
 /// The kubeconfig the agent writes at `<root-dir>/kubeconfig`: one cluster at the agent's
-/// address (a wildcard address becomes loopback), namespace `default`, no user. With TLS the
-/// server is `https://` and the serving certificate is the CA to trust; client credentials are
-/// left to the user.
-pub fn kubeconfig(
-    address: std::net::IpAddr,
-    port: u16,
-    tls_cert_file: Option<&std::path::Path>,
-) -> String {
+/// address (a wildcard address becomes loopback), namespace `default`, no user. With TLS
+/// (`serving_cert_pem`) the server is `https://` and the serving certificate itself is the CA
+/// to trust, embedded so the file can be copied elsewhere; client credentials are left to the
+/// user (`kubectl --token=...`, `--client-certificate/--client-key`: docs/kubectl.md).
+pub fn kubeconfig(address: std::net::IpAddr, port: u16, serving_cert_pem: Option<&[u8]>) -> String {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     let host = match address {
         IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -124,14 +120,12 @@ pub fn kubeconfig(
         IpAddr::V6(a) => format!("[{a}]"),
         a => a.to_string(),
     };
-    let (scheme, ca) = match tls_cert_file {
-        Some(cert) => (
-            "https",
-            format!(
-                "\n    certificate-authority: {:?}",
-                cert.display().to_string()
-            ),
-        ),
+    let (scheme, ca) = match serving_cert_pem {
+        Some(pem) => {
+            use base64::Engine;
+            let data = base64::engine::general_purpose::STANDARD.encode(pem);
+            ("https", format!("\n    certificate-authority-data: {data}"))
+        }
         None => ("http", String::new()),
     };
     format!(
@@ -372,12 +366,12 @@ mod tests {
             ("::", None, "server: http://[::1]:10250\n"),
             (
                 "10.0.0.5",
-                Some("/etc/k/cert.pem"),
-                "server: https://10.0.0.5:10250\n    certificate-authority: \"/etc/k/cert.pem\"\n",
+                Some(&b"PEM"[..]),
+                "server: https://10.0.0.5:10250\n    certificate-authority-data: UEVN\n",
             ),
         ];
         for (addr, cert, want) in cases {
-            let k = kubeconfig(addr.parse().unwrap(), 10250, cert.map(std::path::Path::new));
+            let k = kubeconfig(addr.parse().unwrap(), 10250, cert);
             assert!(k.contains(want), "{k}");
             assert!(k.contains("namespace: default"));
             assert!(k.contains("current-context: minikubelet"));

@@ -18,10 +18,10 @@ use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Node};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::json;
 
-use super::status::ApiError;
 use super::table::{self, NAMESPACE_COLUMNS, NODE_COLUMNS};
 use super::{ListQuery, json, node_object, wants_table};
 use crate::server::ServerState;
+use crate::server::status::ApiError;
 
 /// The kubelet's `nodeLeaseDurationSeconds` default.
 const NODE_LEASE_DURATION_SECONDS: i32 = 40;

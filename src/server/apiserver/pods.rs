@@ -14,12 +14,13 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::status::ApiError;
 use super::table::{self, IncludeObject, POD_COLUMNS};
 use super::watch::{self, Encoder, WATCH_BUFFER};
 use super::{ListQuery, api_pod, api_pods, json, paginate, pod_key, wants_table};
 use crate::server::ServerState;
-use crate::server::logs::{PodLogOptions, has_container, is_object_name, serve_logs};
+use crate::server::logs::{PodLogOptions, has_container, serve_logs};
+use crate::server::names::is_object_name;
+use crate::server::status::ApiError;
 use crate::status_manager::PodChange;
 
 /// The field selectors the pod registry supports (`pod.ToSelectableFields` + `PodIndexFunc`).

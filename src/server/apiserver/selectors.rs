@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::status::ApiError;
+use crate::server::status::ApiError;
 
 /// One `key=value` / `key!=value` term of a field selector.
 #[derive(Clone, Debug, PartialEq, Eq)]

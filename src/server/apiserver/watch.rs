@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::status::ApiError;
 use super::table::{Column, IncludeObject, row, table};
+use crate::server::status::ApiError;
 
 /// Events queued for a slow watcher before the producer waits.
 pub const WATCH_BUFFER: usize = 64;

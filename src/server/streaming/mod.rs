@@ -27,7 +27,6 @@ pub mod portforward;
 pub mod remotecommand;
 pub mod request_cache;
 pub mod spdy;
-pub mod status;
 pub mod wsstream;
 
 use std::net::SocketAddr;
@@ -46,8 +45,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::runtime::Runtime;
 use crate::runtime::exec::{StreamOptions, container_exec_context};
+use crate::server::status::{self, Refusal};
 use request_cache::{CacheError, RequestCache};
-use status::Refusal;
 
 /// The kubelet's `streamCreationTimeout`: how long the server waits for a SPDY client to open
 /// all the streams a session needs. Generous for a slow network; a client that never opens them
@@ -281,7 +280,6 @@ impl StreamingServer {
         self.sessions.clone().try_acquire_owned().map_err(|_| {
             status::error_response(
                 StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
                 format!(
                     "too many streaming sessions ({} at once)",
                     self.config.max_sessions
@@ -478,7 +476,6 @@ async fn serve_command(srv: Arc<StreamingServer>, cmd: Command, req: Request) ->
             let Some(protocol) = pick(&offered, &remotecommand::SPDY_PROTOCOLS) else {
                 return status::error_response(
                     StatusCode::FORBIDDEN,
-                    "Forbidden",
                     format!(
                         "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports {:?}",
                         remotecommand::SPDY_PROTOCOLS
@@ -571,7 +568,6 @@ async fn serve_port_forward(
             if pick(&offered, &[portforward::PORT_FORWARD_PROTOCOL]).is_none() {
                 return status::error_response(
                     StatusCode::FORBIDDEN,
-                    "Forbidden",
                     format!(
                         "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [{:?}]",
                         portforward::PORT_FORWARD_PROTOCOL

@@ -23,9 +23,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::status;
 use super::wsstream::{self, ChannelProtocol};
 use crate::runtime::exec::{ExecContext, StreamOptions, exec_streaming};
+use crate::server::status;
 use crate::shim::attach as shim_attach;
 
 /// Messages buffered between a transport and its session, each way. Small: the channels only

@@ -1,7 +1,9 @@
 #!/bin/bash
-# Debian bookworm minbase + systemd 252 as an ext4 image ($1), from the mirror apt uses; mke2fs -d
-# fills the image (no loop mount). The image does not depend on the kernel (it has no modules: the
-# initramfs loads them before switch_root). A test runs as vmlab-run.service once boot is done.
+# Debian bookworm minbase + systemd 252 + python3 and curl (which every stock Debian/Ubuntu image
+# has; the web, probes-and-hooks and memory-hog examples need python3, scripts/demo.sh curl) as an
+# ext4 image ($1), from the mirror apt uses; mke2fs -d fills the image (no loop mount). The image
+# does not depend on the kernel (it has no modules: the initramfs loads them before switch_root).
+# A test runs as vmlab-run.service once boot is done.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); . "$HERE/common.sh"
 CACHE=$MKL_VM_CACHE; IMG=${1:?usage: mkrootfs.sh OUT.img}; D=$CACHE/rootfs.tree
@@ -9,7 +11,7 @@ command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get inst
 MIRROR=${MKL_VM_MIRROR:-$( (grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
   grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}') | grep -v security | head -1 || true)}
 rm -rf "$D"
-debootstrap --variant=minbase --include=systemd-sysv,dbus bookworm "$D" "${MIRROR:?no Debian mirror found in the apt sources}" \
+debootstrap --variant=minbase --include=systemd-sysv,dbus,python3,curl bookworm "$D" "${MIRROR:?no Debian mirror found in the apt sources}" \
   > "$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log"; exit 1; }
 echo vmlab > "$D/etc/hostname"; : > "$D/etc/fstab"; : > "$D/etc/machine-id"
 # no gettys/timers; no pseudo-fs mounts or modprobe@ units (rootfs has no modules)

@@ -47,6 +47,13 @@ all_running() { for c in $TEST_CTRS; do [ "$(ctr_state $c)" = running ] || retur
 check as_test_pods_running 'wait_for 90 all_running'
 check as_every_manifest_is_a_pod 'wait_for 30 "[ \"\$(pods_json | jq \".items | length\")\" = $n_manifests ]"'
 note "pods: $(pods_json | jq -c '[.items[] | {n: .metadata.name, p: .status.phase}]')"
+# The examples run on a stock Debian with nothing but what it ships (python3 included): every
+# example pod other than the crash loop becomes Ready; the web example answers on 8080.
+ready() { pods_json | jq -e --arg p "$1" '.items[] | select(.metadata.name | startswith($p + "-"))
+  | .status.conditions[]? | select(.type == "Ready") | .status == "True"' >/dev/null 2>&1; }
+examples_ready() { for p in guaranteed burstable besteffort web probes-and-hooks; do ready $p || return 1; done; }
+check as_examples_ready 'wait_for 90 examples_ready'
+check as_example_web_serves 'MKL_PORT=8080 http / | grep -qi "directory listing"'
 # With an absolute cgroupRoot the agent has no reason to move into a leaf: the unit's cgroup
 # never delegates controllers. It and its shims stay in the unit's cgroup (or its agent/ leaf).
 in_unit() { cat $UCG/cgroup.procs $UCG/agent/cgroup.procs 2>/dev/null | grep -qx "$1"; }
@@ -77,5 +84,21 @@ cp ./bin/minikubelet /tmp/minikubelet-v2; echo >> /tmp/minikubelet-v2
 check as_upgrade_restarts './repo/scripts/install.sh --binary /tmp/minikubelet-v2 --start | grep -q restarting && healthz_ok'
 check as_upgrade_keeps_pods 'wait_for 30 all_running && [ "$(ctr_pids)" = "$before" ]'
 systemctl stop $U
+
+# The README's first command on a cgroup v2 + systemd machine (the built binary instead of
+# cargo): examples run under the absolute /minikubelet-demo; Ctrl-C leaves them running; --clean
+# stops them and removes every demo cgroup. Its own port and root dir, beside the unit's pods.
+demo() { MKL_BIN=$PAYLOAD/bin/minikubelet MKL_DEMO_PORT=10260 repo/scripts/demo.sh "$@"; }
+demo > /tmp/demo.log 2>&1 & demo_pid=$!   # demo.sh execs the agent: $! is the agent
+n_demo=$(ls repo/manifests/*.yaml | wc -l)
+demo_pods() { MKL_PORT=10260 http /pods | jq '[.items[] | select(.status.phase == "Running")] | length' 2>/dev/null; }
+check demo_runs_examples 'wait_for 90 "[ \"\$(demo_pods)\" = $n_demo ]"'
+[ "$(demo_pods)" = "$n_demo" ] || sed 's/^/  | /' /tmp/demo.log | tail -15
+check demo_cgroup_root_absolute '[ -n "$(find $CG/minikubelet-demo/kubepods -type d -name "pod*" | head -1)" ]'
+demo_procs=$(procs_tree $CG/minikubelet-demo | sort | tr '\n' ' ')
+kill -INT $demo_pid 2>/dev/null; wait $demo_pid 2>/dev/null
+check demo_ctrl_c_keeps_pods '[ -n "$demo_procs" ] && [ "$(procs_tree $CG/minikubelet-demo | sort | tr "\n" " ")" = "$demo_procs" ]'
+check demo_clean 'demo --clean 2>&1 | grep -q "demo.sh: clean"'
+check demo_clean_no_cgroup '[ ! -d $CG/minikubelet-demo ]'
 [ "$fail" = 0 ] || dump_journal
 finish

@@ -1,5 +1,9 @@
-//! `metav1.Status` error bodies, so that kubectl prints `Error from server (Reason): message`
-//! (apimachinery `pkg/api/errors`).
+//! `metav1.Status`: the one builder for every error answer of the kubelet API, the API-server
+//! facade, the logs endpoint and the streaming server (so kubectl prints `Error from server
+//! (Reason): message`), and for the exit status a remote command sends on its error stream.
+//!
+//! Mirrors apimachinery's `pkg/api/errors` (`StatusError`, `NewNotFound`, ...) and
+//! `remotecommand.writeStatus`/`v4WriteStatusFunc` (the error stream).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -207,6 +211,80 @@ pub fn aggregate(errs: &[FieldError]) -> String {
     }
 }
 
+/// An error answer decided early, carried in `Result`s (boxed: a `Response` is large).
+#[derive(Debug)]
+pub struct Refusal(pub Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Self {
+        Refusal(Box::new(r))
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal(Box::new(e.into_response()))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// An HTTP error answer with a Status body and the reason the API server pairs with `code`.
+pub fn error_response(code: StatusCode, message: impl Into<String>) -> Response {
+    ApiError::new(code, message).into_response()
+}
+
+/// 400 BadRequest.
+pub fn bad_request(message: impl Into<String>) -> Response {
+    error_response(StatusCode::BAD_REQUEST, message)
+}
+
+/// 404 NotFound with a free-form message (the kubelet's `http.Error(w, msg, 404)` paths).
+pub fn not_found(message: impl Into<String>) -> Response {
+    error_response(StatusCode::NOT_FOUND, message)
+}
+
+/// 500 InternalError with a free-form message.
+pub fn internal(message: impl Into<String>) -> Response {
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, message)
+}
+
+/// The error-stream Status for a command that exited 0.
+pub fn success() -> Value {
+    json!({"metadata": {}, "status": "Success"})
+}
+
+/// The error-stream Status for a non-zero exit code, as the kubelet words it; kubectl prints
+/// `command terminated with exit code N` and exits with N.
+pub fn non_zero_exit(command: &[String], code: i32) -> Value {
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!(
+            "command terminated with non-zero exit code: error executing command [{}], exit code {code}",
+            command.join(" ")
+        ),
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+    })
+}
+
+/// The error-stream Status for any other failure after the upgrade
+/// (`apierrors.NewInternalError`).
+pub fn internal_error(message: &str) -> Value {
+    let mut v = ApiError::internal(message).to_status();
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("kind");
+        obj.remove("apiVersion");
+    }
+    v["details"] = json!({"causes": [{"message": message}]});
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +334,47 @@ mod tests {
             assert_eq!(v["reason"], reason);
             assert_eq!(v["message"], message);
         }
+    }
+
+    #[test]
+    fn exit_status_shapes_kubectl_reads() {
+        let argv = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
+        let cases = [
+            (success(), json!({"metadata": {}, "status": "Success"})),
+            (
+                non_zero_exit(&argv, 3),
+                json!({
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3",
+                    "reason": "NonZeroExitCode",
+                    "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+                }),
+            ),
+            (
+                internal_error("boom"),
+                json!({
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": "Internal error occurred: boom",
+                    "reason": "InternalError",
+                    "details": {"causes": [{"message": "boom"}]},
+                    "code": 500,
+                }),
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn unauthorized_is_the_api_servers_status() {
+        assert_eq!(
+            ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized").to_status(),
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
+        );
     }
 
     #[test]

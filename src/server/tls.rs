@@ -1,0 +1,358 @@
+//! Serving the kubelet API over TLS: the serving certificate and key
+//! (`--tls-cert-file`, `--tls-private-key-file`), client certificates verified against
+//! `--client-ca-file`, and the listener that does the TLS handshake before axum sees a
+//! connection.
+//!
+//! Mirrors the kubelet's `InitializeTLS` (`cmd/kubelet/app/server.go`) and the secure serving
+//! of `k8s.io/apiserver` (`SecureServingInfo`): client certificates are *requested* but not
+//! required (`tls.VerifyClientCertIfGiven`), so bearer tokens still work; a certificate that
+//! is sent must chain to the client CA, or the handshake fails. Unlike the kubelet,
+//! minikubelet does not make a self-signed certificate when none is given: without
+//! `--tls-cert-file` it serves plain HTTP, which it allows on loopback only.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::IncomingStream;
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::auth::{PeerIdentity, user_from_certificate};
+
+/// How long a client may take to finish the TLS handshake. Go's `http.Server` has no separate
+/// handshake timeout; 10 s is what Go's HTTP client allows (`Transport.TLSHandshakeTimeout`):
+/// long enough for a slow link, short enough that a client which connects and says nothing
+/// does not hold one of the [`MAX_PENDING_HANDSHAKES`] slots for long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in progress at once. More connections wait in the kernel's accept queue: this
+/// bounds the memory and CPU a flood of half-open connections can take, at the cost of
+/// delaying honest clients while it lasts.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+
+/// Finished connections waiting for axum to pick them up (axum accepts in a tight loop, so
+/// this is only a small buffer).
+const ACCEPTED_QUEUE: usize = 16;
+
+/// Why the TLS configuration could not be built; each names the file and the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate file could not be read or parsed.
+    #[error("{flag} {path}: {message}")]
+    File {
+        /// The flag that named the file.
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// rustls refused the certificate/key pair or the CA.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn file_error(flag: &'static str, path: &Path, message: impl Into<String>) -> TlsError {
+    TlsError::File {
+        flag,
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// All PEM certificates of `path` (a serving chain or a CA bundle).
+fn read_certificates(
+    flag: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| file_error(flag, path, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(file_error(
+            flag,
+            path,
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+        ));
+    }
+    Ok(certs)
+}
+
+/// The rustls server configuration: the serving certificate chain and key, and when a client
+/// CA is given, a verifier that checks client certificates against it if one is sent.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = read_certificates("--tls-cert-file", cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        file_error(
+            "--tls-private-key-file",
+            key_file,
+            format!("no PEM private key (PKCS#8, PKCS#1 or SEC1) could be read: {e}"),
+        )
+    })?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_ca_file {
+        Some(ca_file) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_certificates("--client-ca-file", ca_file)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| file_error("--client-ca-file", ca_file, e.to_string()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| file_error("--client-ca-file", ca_file, e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        TlsError::Config(format!(
+            "{} and {} do not make a usable certificate/key pair: {e}",
+            cert_file.display(),
+            key_file.display()
+        ))
+    })?;
+    // The server speaks HTTP/1.1 only (exec/attach/port-forward upgrade an HTTP/1.1
+    // connection); saying so in ALPN keeps clients from trying HTTP/2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TCP listener whose connections come out TLS-terminated. A background task accepts and
+/// runs handshakes concurrently (a slow client does not hold up the others); failed
+/// handshakes are logged and dropped. Dropping the listener stops the task.
+pub struct TlsListener {
+    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsListener {
+    /// Wraps `listener`; handshakes use `config`.
+    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
+        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
+        Ok(TlsListener {
+            accepted,
+            local_addr,
+            task,
+        })
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let Ok(permit) = pending.clone().acquire_owned().await else {
+            return;
+        };
+        let (tcp, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning (axum's
+                // own accept loop does the same).
+                tracing::warn!(error = %e, "accept on the kubelet API port failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let _ = tx.send((tls, remote)).await;
+                }
+                // Scanners and clients that do not trust our certificate end here: not
+                // worth more than a debug line each.
+                Ok(Err(e)) => {
+                    tracing::debug!(remote = %remote, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    tracing::debug!(remote = %remote, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                }
+            }
+        });
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(conn) => conn,
+            // The accept task ended (only when the runtime shuts down): accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, TlsListener>> for PeerIdentity {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        // The certificates rustls verified against the client CA during the handshake; the
+        // first is the client's own.
+        let client_cert = stream
+            .io()
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|der| user_from_certificate(der))
+            .map(Arc::new);
+        PeerIdentity { client_cert }
+    }
+}
+
+impl axum::extract::connect_info::Connected<IncomingStream<'_, TcpListener>> for PeerIdentity {
+    fn connect_info(_: IncomingStream<'_, TcpListener>) -> Self {
+        PeerIdentity::default()
+    }
+}
+
+/// The certificates a client should trust for this server, as the kubeconfig's
+/// `certificate-authority-data`: the serving certificate file itself, then the client CA
+/// bundle if there is one (in a lab one CA usually signs both).
+///
+/// Go (kubectl) and curl accept a server whose own certificate is among their trust anchors,
+/// self-signed or not. Clients that need the chain to end in a self-signed root (OpenSSL
+/// without partial-chain mode, as the Python client uses it) need the issuing CA in this set:
+/// from the serving file (put the full chain there) or from the client CA.
+pub fn ca_data_for_kubeconfig(
+    cert_file: &Path,
+    client_ca_file: Option<&Path>,
+) -> Result<Vec<u8>, TlsError> {
+    let mut certs = read_certificates("--tls-cert-file", cert_file)?;
+    if let Some(ca) = client_ca_file {
+        for cert in read_certificates("--client-ca-file", ca)? {
+            if !certs.contains(&cert) {
+                certs.push(cert);
+            }
+        }
+    }
+    let mut pem = Vec::new();
+    for cert in certs {
+        pem.extend_from_slice(pem_encode(&cert).as_bytes());
+    }
+    Ok(pem)
+}
+
+fn pem_encode(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn bad_files_are_named_with_their_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_file = write(dir.path(), "kubelet.crt", &cert.pem());
+        let key_file = write(dir.path(), "kubelet.key", &key.serialize_pem());
+        let empty = write(dir.path(), "empty.pem", "");
+
+        assert!(server_config(&cert_file, &key_file, None).is_ok());
+        assert!(server_config(&cert_file, &key_file, Some(&cert_file)).is_ok());
+
+        let e = server_config(&empty, &key_file, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--tls-cert-file ") && e.contains("empty.pem"),
+            "{e}"
+        );
+        let e = server_config(&cert_file, &empty, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--tls-private-key-file "), "{e}");
+        let e = server_config(&cert_file, &key_file, Some(&dir.path().join("nope.crt")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--client-ca-file ") && e.contains("nope.crt"),
+            "{e}"
+        );
+
+        let other = rcgen::KeyPair::generate().unwrap();
+        let other_key = write(dir.path(), "other.key", &other.serialize_pem());
+        let e = server_config(&cert_file, &other_key, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("do not make a usable certificate/key pair"),
+            "{e}"
+        );
+
+        let pem = String::from_utf8(ca_data_for_kubeconfig(&cert_file, None).unwrap()).unwrap();
+        let again: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(again, vec![cert.der().clone()]);
+
+        // The client CA is added once; the serving certificate comes first.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&ca_key)
+            .unwrap();
+        let ca_file = write(dir.path(), "ca.crt", &format!("{}{}", ca.pem(), cert.pem()));
+        let pem = ca_data_for_kubeconfig(&cert_file, Some(&ca_file)).unwrap();
+        let again: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(again, vec![cert.der().clone(), ca.der().clone()]);
+    }
+}

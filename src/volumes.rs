@@ -1,0 +1,144 @@
+//! Pod volumes on the node: the pod directory under `--root-dir` and its `emptyDir` volumes.
+//!
+//! Mirrors the directory layout of `pkg/kubelet/kubelet_getters.go` (`getPodDir`,
+//! `getPodVolumesDir`, `getPodVolumeDir`: `<root-dir>/pods/<uid>/volumes/<plugin>/<volume>`,
+//! the plugin name escaped as `kubernetes.io~empty-dir`) and `pkg/volume/emptydir/empty_dir.go`
+//! (`SetUp`: a directory with mode 0777 on the node's disk; `TearDown`: removed with its
+//! contents). The volume manager's attach/mount loop is not modelled: a pod's emptyDir
+//! directories are created by its worker before the first container starts and removed when
+//! the pod has terminated (the kubelet unmounts and tears down the volumes of terminated pods,
+//! and `cleanupOrphanedPodDirs` removes the pod directory).
+//!
+//! **Deviation** (see `docs/deviations.md`): containers run in the node's mount namespace, so
+//! `volumeMounts` are not mounted; a container reaches its emptyDir at the directory's node path,
+//! e.g. `<root-dir>/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/<name>` with `POD_UID` from
+//! the downward API (`fieldRef: metadata.uid`). What is written there counts as the pod's local
+//! ephemeral storage for eviction, as in the kubelet.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Pod;
+
+/// The escaped plugin directory name of `kubernetes.io/empty-dir`.
+pub const EMPTY_DIR_PLUGIN_DIR: &str = "kubernetes.io~empty-dir";
+
+/// Errors setting up a pod's volumes, naming the directory.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A directory could not be created or given its mode.
+    #[error("set up emptyDir volume {volume:?} at {path}: {source}")]
+    SetUp {
+        /// The volume's name.
+        volume: String,
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// `<root_dir>/pods/<uid>` (`getPodDir`).
+pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
+    root_dir.join("pods").join(uid)
+}
+
+/// `<root_dir>/pods/<uid>/volumes/kubernetes.io~empty-dir` (`getPodVolumesDir` + plugin).
+pub fn empty_dirs_dir(root_dir: &Path, uid: &str) -> PathBuf {
+    pod_dir(root_dir, uid)
+        .join("volumes")
+        .join(EMPTY_DIR_PLUGIN_DIR)
+}
+
+/// The directory of one emptyDir volume (`getPodVolumeDir`).
+pub fn empty_dir_path(root_dir: &Path, uid: &str, volume: &str) -> PathBuf {
+    empty_dirs_dir(root_dir, uid).join(volume)
+}
+
+/// The names of the pod's emptyDir volumes, in spec order.
+pub fn empty_dir_volumes(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter(|v| v.empty_dir.is_some())
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+/// `emptyDir` `SetUp` for every emptyDir volume of the pod: the directory, mode 0777 (the
+/// kubelet's default for a disk-backed emptyDir). Existing directories (an agent restart) keep
+/// their contents, as the kubelet's do.
+pub fn set_up_pod_volumes(root_dir: &Path, pod: &Pod) -> Result<Vec<PathBuf>, VolumeError> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let mut out = Vec::new();
+    for name in empty_dir_volumes(pod) {
+        let path = empty_dir_path(root_dir, uid, &name);
+        let err = |source| VolumeError::SetUp {
+            volume: name.clone(),
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&path).map_err(err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// `TearDown` of every volume and removal of the pod directory, once the pod has terminated.
+/// Failures are logged: a directory left behind only costs disk space.
+pub fn tear_down_pod_dir(root_dir: &Path, uid: &str) {
+    if uid.is_empty() {
+        return;
+    }
+    let dir = pod_dir(root_dir, uid);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {
+            tracing::info!(path = %dir.display(), "removed the pod directory and its emptyDir volumes")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %dir.display(), error = %e, "remove pod directory"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "uid": "u1"},
+            "spec": {"containers": [{"name": "c"}], "volumes": [
+                {"name": "cache", "emptyDir": {"sizeLimit": "1Mi"}},
+                {"name": "host", "hostPath": {"path": "/tmp"}},
+                {"name": "scratch", "emptyDir": {}}
+            ]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_dirs_are_set_up_and_torn_down() {
+        let root = tempfile::tempdir().unwrap();
+        let p = pod();
+        assert_eq!(empty_dir_volumes(&p), vec!["cache", "scratch"]);
+        let dirs = set_up_pod_volumes(root.path(), &p).unwrap();
+        assert_eq!(
+            dirs[0],
+            root.path()
+                .join("pods/u1/volumes/kubernetes.io~empty-dir/cache")
+        );
+        for d in &dirs {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o777);
+        }
+        std::fs::write(dirs[1].join("f"), b"x").unwrap();
+        // Set up again (agent restart): contents stay.
+        set_up_pod_volumes(root.path(), &p).unwrap();
+        assert!(dirs[1].join("f").exists());
+        tear_down_pod_dir(root.path(), "u1");
+        assert!(!root.path().join("pods/u1").exists());
+        assert!(root.path().join("pods").exists());
+        tear_down_pod_dir(root.path(), "u1");
+    }
+}
