@@ -11,7 +11,8 @@
 //!   cycle (`MINIKUBELET_EVICTION_FAST_POLL=off`, no notifier).
 //!
 //! `cargo bench --bench eviction` (as root). `MKL_BENCH_RUNS=<n>` runs per way (default 10; the
-//! periodic way takes ~7 s a run). It never fails on a missed target; it exits 0 unless the
+//! periodic way takes ~11 s a run). Each run starts after a random part of the period its way
+//! depends on (1 s, 100 ms, 10 s), so that runs are not phase-locked to the previous cycle. It never fails on a missed target; it exits 0 unless the
 //! set-up itself breaks. The agent runs as the tests run it (`tests/common`), in a cgroup of
 //! its own that is removed at the end.
 //!
@@ -85,19 +86,28 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     print_machine(runs);
-    let ways: [(&str, &[&str], &[&str]); 3] = [
-        ("notifier", &[], &["--kernel-memcg-notification=true"]),
-        ("fast poll", &[], &[]),
+    // (name, wrapper, flags, the period its reaction depends on: each run starts after a
+    // random part of it, so that runs are not phase-locked to the cycle of the previous
+    // eviction, which would show the worst case every time)
+    let ways: [(&str, &[&str], &[&str], Duration); 3] = [
+        (
+            "notifier",
+            &[],
+            &["--kernel-memcg-notification=true"],
+            Duration::from_secs(1),
+        ),
+        ("fast poll", &[], &[], Duration::from_millis(100)),
         (
             "periodic",
             &["env", "MINIKUBELET_EVICTION_FAST_POLL=off"],
             &[],
+            Duration::from_secs(10),
         ),
     ];
     let mut results = Vec::new();
-    for (name, wrapper, flags) in ways {
+    for (name, wrapper, flags, phase) in ways {
         eprintln!("-- {name}: {runs} runs");
-        let samples = run_way(runs, wrapper, flags);
+        let samples = run_way(runs, wrapper, flags, phase);
         results.push((name, samples));
     }
     println!();
@@ -149,7 +159,7 @@ fn main() {
     }
 }
 
-fn run_way(runs: usize, wrapper: &[&str], flags: &[&str]) -> Vec<Sample> {
+fn run_way(runs: usize, wrapper: &[&str], flags: &[&str], phase: Duration) -> Vec<Sample> {
     let reserved = mem_total() - KUBEPODS;
     let mut args = vec![
         format!("--system-reserved=memory={reserved}"),
@@ -167,6 +177,7 @@ fn run_way(runs: usize, wrapper: &[&str], flags: &[&str]) -> Vec<Sample> {
     let mut out = Vec::new();
     for i in 0..runs {
         let stamp = stamps.join(format!("hog-{i}"));
+        std::thread::sleep(phase.mul_f64(rand::random::<f64>()));
         agent.write_manifest(&format!("hog-{i}.yaml"), &manifest(i, &kp, &stamp, cross));
         let crossed_ns = wait("crossing stamp", || read_i64(&stamp));
         let pid = wait("pid stamp", || read_i64(&with_ext(&stamp, "pid")));
