@@ -54,6 +54,12 @@ pub const PSI_TRIGGER: &str = "some 150000 1000000";
 /// second; 50 ms bounds the wake-ups to 20/s per notifier while delaying a second, distinct
 /// crossing by at most 50 ms.
 pub const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(50);
+/// A v1 notifier is re-armed when its usage value moved by at least this much. The root memory
+/// cgroup's inactive file cache moves by a few pages all the time; re-registering for each page
+/// would cost an eventfd and two opens per read for nothing, while 1 MiB of error is far below
+/// any threshold's precision (the kernel itself checks thresholds only every 128 charged pages
+/// per CPU, 512 KiB).
+pub const REARM_SLACK: u64 = 1 << 20;
 /// How many wake-ups may wait for the manager. One is enough: a pending wake-up already makes
 /// it re-read every signal; more would only queue identical work.
 const WAKE_QUEUE: usize = 1;
@@ -527,7 +533,9 @@ impl ThresholdNotifiers {
                     continue;
                 }
             };
-            if n.armed_bytes == Some(bytes) {
+            if n.armed_bytes
+                .is_some_and(|a| a.abs_diff(bytes) < REARM_SLACK)
+            {
                 continue;
             }
             let first = n.armed_bytes.is_none();
