@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (sudo): minikubelet creates cgroups" >&2; exit 2; }
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 BIN=${MKL_BIN:-}
 if [ -z "$BIN" ]; then
   # cargo needs a C linker (cc) and rustup needs curl: a stock cloud image has curl, not gcc.
@@ -19,7 +19,7 @@ if [ -z "$BIN" ]; then
   if ! command -v cargo >/dev/null; then
     echo "demo.sh: installing the Rust toolchain with rustup (https://rustup.rs)"
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-    export PATH="$HOME/.cargo/bin:$PATH"
+    export PATH="${HOME:-/root}/.cargo/bin:$PATH"
   fi
   cargo build --release --locked
   BIN=${CARGO_TARGET_DIR:-target}/release/minikubelet

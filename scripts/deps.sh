@@ -6,7 +6,7 @@
 # Prints what it could not install, and which tests will fail for it, instead of stopping.
 set -uo pipefail
 export DEBIAN_FRONTEND=noninteractive
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 say() { echo "deps: $*"; }
 
 apt_pkgs=(qemu-system-x86 qemu-utils debootstrap zstd xz-utils e2fsprogs systemd util-linux

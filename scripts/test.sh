@@ -4,7 +4,7 @@
 # cgroup v2 / systemd VM tests when tests/vm exists. Prints each runner's own summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (sudo): the tests create real cgroups" >&2; exit 2; }
 step() { echo "=== $*"; }
 # What the tests need (QEMU, debootstrap, Rust, the Python client, kubectl 1.32): installed when

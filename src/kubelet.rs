@@ -264,6 +264,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pod_logs_dir: config.pod_logs_dir.clone(),
             enforce_pods,
             local_storage_capacity_isolation: config.eviction.local_storage_capacity_isolation,
+            kernel_memcg_notification: config.eviction.kernel_memcg_notification,
+            // A debugging and benchmarking switch, not a kubelet setting (docs/configuration.md).
+            fast_poll: std::env::var(crate::eviction::manager::FAST_POLL_ENV)
+                .map(|v| v != "off")
+                .unwrap_or(true),
         },
         ctx.cm.clone(),
         statuses.clone(),

@@ -9,7 +9,10 @@
 //!   `Evicted` event says so.
 //! - **Faster reaction.** Besides the periodic cycle (`evictionMonitoringPeriod`, 10 s), a cheap
 //!   poll re-reads the node signals every [`FAST_POLL`] and runs a full cycle the moment a
-//!   threshold becomes met, or when a grace or transition period ends.
+//!   threshold becomes met, or when a grace or transition period ends. With
+//!   `kernelMemcgNotification`, the kernel's memory notifications
+//!   ([`super::threshold_notifier`]) wake the loop as the kubelet's do, and on cgroup v1 the
+//!   memory part of the poll slows to [`NOTIFIED_MEMORY_POLL`].
 //!
 //! Everything the manager knows is published as a [`Report`] (served at `/debug/eviction` and
 //! `/debug/node`), and node conditions go to the pod manager for admission.
@@ -33,6 +36,7 @@ use crate::eviction::helpers::{
 };
 use crate::eviction::local_storage;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
+use crate::eviction::threshold_notifier::{SignalWatch, ThresholdNotifiers, Wake};
 use crate::eviction::thresholds::{Signal, Threshold};
 use crate::pod_workers::PodRequest;
 use crate::status_manager::StatusManager;
@@ -42,6 +46,16 @@ use crate::worker::TerminateRequest;
 /// small cgroupfs/procfs reads and one statvfs (well under a millisecond); 100 ms bounds the
 /// detection delay of a crossing far below the kubelet's 10 s while costing ~0.1% of a core.
 pub const FAST_POLL: Duration = Duration::from_millis(100);
+/// How often the memory signals are re-read when every memory threshold has a cgroup v1
+/// notification armed: the kernel reports the crossing itself, so the poll is only a safety
+/// net for what the usage threshold cannot see (the inactive file cache shrinking under a
+/// constant usage moves the working set without moving usage). 1 s cuts the poll's memory
+/// reads tenfold and bounds such a missed crossing to 1 s; disk and pids keep [`FAST_POLL`].
+pub const NOTIFIED_MEMORY_POLL: Duration = Duration::from_secs(1);
+/// The environment variable that turns the fast poll off (`off`): only the periodic cycle and
+/// the notifiers remain, as in the kubelet. For the reaction benchmark's baseline and for tests
+/// that must show a notification was the trigger; not a kubelet setting.
+pub const FAST_POLL_ENV: &str = "MINIKUBELET_EVICTION_FAST_POLL";
 /// The kubelet's `podCleanupTimeout`: how long a cycle waits for an evicted pod to be gone
 /// before the next one may evict again. Longer avoids evicting a second pod needlessly while
 /// the first still releases its memory; shorter recovers sooner from a pod that hangs.
@@ -83,6 +97,10 @@ pub struct ManagerConfig {
     /// The kubelet's `localStorageCapacityIsolation` (default true): emptyDir `sizeLimit` and
     /// `ephemeral-storage` limits are enforced by eviction ([`super::local_storage`]).
     pub local_storage_capacity_isolation: bool,
+    /// `kernelMemcgNotification`: arm the kernel's memory notifications.
+    pub kernel_memcg_notification: bool,
+    /// The fast poll ([`FAST_POLL`]); false only through [`FAST_POLL_ENV`].
+    pub fast_poll: bool,
 }
 
 /// One threshold as `/debug/eviction` shows it.
@@ -182,6 +200,51 @@ pub struct Decision {
     pub kubelet_would: Option<String>,
 }
 
+/// What made a cycle run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// `evictionMonitoringPeriod` elapsed (the kubelet's only trigger without notifications).
+    Period,
+    /// The fast poll saw a threshold become met.
+    Poll,
+    /// A kernel notification woke the loop and a threshold was met.
+    Notification {
+        /// The notified signal.
+        signal: String,
+        /// `memcg-threshold`, `psi-trigger` or `memory.events`.
+        mechanism: &'static str,
+    },
+    /// A soft grace period or the pressure transition period ended.
+    Deadline,
+    /// The previous cycle evicted a pod and a threshold is still met.
+    Retry,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Period => f.write_str("period"),
+            Trigger::Poll => f.write_str("poll"),
+            Trigger::Notification { mechanism, .. } => write!(f, "notification:{mechanism}"),
+            Trigger::Deadline => f.write_str("deadline"),
+            Trigger::Retry => f.write_str("retry"),
+        }
+    }
+}
+
+/// A decision with what made its cycle run, as `/debug/eviction` lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggeredDecision {
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// What ran the cycle: `period`, `poll`, `notification:<mechanism>`, `deadline`, `retry`.
+    pub trigger: String,
+    /// When, to the millisecond (RFC 3339), for latency measurements.
+    pub decided_at: String,
+}
+
 /// Everything the eviction manager knows, for `/debug/eviction` and `/debug/node`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -195,13 +258,15 @@ pub struct Report {
     /// The current ranking.
     pub ranking: Option<Ranking>,
     /// Last decisions, newest last.
-    pub decisions: Vec<Decision>,
+    pub decisions: Vec<TriggeredDecision>,
     /// Timing settings.
     pub monitoring_period: String,
     /// Transition period.
     pub pressure_transition_period: String,
     /// Fast poll period.
     pub fast_poll: String,
+    /// How each memory signal is watched (notifications or the poll), and why.
+    pub memory_watches: Vec<SignalWatch>,
     /// How minikubelet's eviction differs from the kubelet's.
     pub deviations: Vec<String>,
 }
@@ -237,10 +302,20 @@ pub struct EvictionManager {
     mem_total: Option<i64>,
     /// status of each condition and its last transition time
     transitions: BTreeMap<NodeCondition, (bool, jiff::Timestamp)>,
-    decisions: VecDeque<Decision>,
+    decisions: VecDeque<TriggeredDecision>,
     report_tx: watch::Sender<Arc<Report>>,
     conditions_tx: watch::Sender<Vec<NodeCondition>>,
     last_sync: Instant,
+    /// What made the running cycle run (recorded with its decisions).
+    trigger: Trigger,
+    /// Memory stats of the last memory read (root, kubepods), reused while the memory poll
+    /// is slowed by an armed notifier.
+    memory_cache: (
+        Option<crate::cgroup::MemoryStats>,
+        Option<crate::cgroup::MemoryStats>,
+    ),
+    /// How the memory signals are watched (for the report).
+    watches: Vec<SignalWatch>,
 }
 
 fn rfc3339(t: jiff::Timestamp) -> String {
@@ -287,21 +362,50 @@ impl EvictionManager {
             report_tx,
             conditions_tx,
             last_sync: Instant::now(),
+            trigger: Trigger::Period,
+            memory_cache: (None, None),
+            watches: Vec::new(),
         };
         (m, EvictionView { report, conditions })
     }
 
-    /// Run forever: the fast poll, and a full cycle on a new crossing, a deadline, or every
-    /// monitoring period.
+    /// Run forever: the fast poll and the kernel's notifications, and a full cycle on a new
+    /// crossing, a deadline, or every monitoring period.
     pub async fn run(mut self) {
+        let mut notifiers = ThresholdNotifiers::start(
+            self.cfg.kernel_memcg_notification,
+            &self.cm,
+            &self.cfg.thresholds,
+            self.cfg.enforce_pods,
+        );
+        self.watches = notifiers.watches.clone();
         tracing::info!(
             thresholds = self.cfg.thresholds.len(),
             monitoring_period = ?self.cfg.monitoring_period,
-            fast_poll = ?FAST_POLL,
+            fast_poll = if self.cfg.fast_poll { format!("{FAST_POLL:?}") } else { format!("off ({FAST_POLL_ENV}=off)") },
+            kernel_memcg_notification = self.cfg.kernel_memcg_notification,
             "eviction manager started"
         );
+        for w in &notifiers.watches {
+            tracing::info!(
+                signal = %w.signal,
+                mechanism = %w.mechanisms.join("+"),
+                cgroup = %w.cgroup.as_deref().unwrap_or(""),
+                reason = %w.reason,
+                "eviction manager: memory signal watched"
+            );
+        }
+        if self.cfg.fast_poll {
+            tracing::info!(
+                signals = "nodefs, imagefs, containerfs (statvfs), pid.available",
+                mechanism = "poll",
+                interval = ?FAST_POLL,
+                "eviction manager: disk and pid signals polled (a deviation: the kubelet reads them every cycle; see docs/deviations.md)"
+            );
+        }
         let mut last_full: Option<Instant> = None;
-        // Thresholds met at the previous poll: a threshold that is met now and was not is a
+        let mut last_memory: Option<Instant> = None;
+        // Thresholds met at the previous read: a threshold that is met now and was not is a
         // crossing, which runs a full cycle at once.
         let mut poll_met: Vec<Threshold> = Vec::new();
         // The last cycle evicted a pod: if a threshold is still met once it is gone, go on
@@ -310,41 +414,103 @@ impl EvictionManager {
         let mut tick = tokio::time::interval(FAST_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            let woken: Option<Wake> = tokio::select! {
+                _ = tick.tick() => None,
+                w = notifiers.next() => Some(w),
+            };
             let now = Instant::now();
-            let obs = signals::observations(&self.node_inputs(last_full.is_none()));
-            let met = helpers::thresholds_met(&self.cfg.thresholds, &obs, false);
-            let new_crossing = met.iter().any(|t| !poll_met.contains(t));
-            let retry = again && !met.is_empty();
-            poll_met = met;
             let periodic = last_full.is_none_or(|l| now >= l + self.cfg.monitoring_period);
             let deadline = self
                 .state
                 .next_deadline(self.cfg.pressure_transition_period)
                 .is_some_and(|d| d > self.last_sync && d <= now);
-            if new_crossing || retry || periodic || deadline {
-                if new_crossing {
-                    tracing::debug!("eviction: a threshold was crossed; running a cycle now");
-                }
-                again = self.synchronize(obs, now).await;
-                last_full = Some(Instant::now());
+            if !self.cfg.fast_poll && woken.is_none() && !periodic && !deadline {
+                continue;
             }
+            // The memory signals: at every tick, or every NOTIFIED_MEMORY_POLL when the kernel
+            // reports crossings itself; always on a notification and before a cycle.
+            let memory_poll = if notifiers.exact() {
+                NOTIFIED_MEMORY_POLL
+            } else {
+                FAST_POLL
+            };
+            let read_memory = woken.is_some()
+                || periodic
+                || deadline
+                || again
+                || last_memory.is_none_or(|l| now >= l + memory_poll);
+            let mut obs =
+                signals::observations(&self.node_inputs(last_full.is_none(), read_memory));
+            if read_memory {
+                last_memory = Some(now);
+            }
+            let met = helpers::thresholds_met(&self.cfg.thresholds, &obs, false);
+            let new_crossing = met.iter().any(|t| !poll_met.contains(t));
+            let retry = again && !met.is_empty();
+            poll_met = met;
+            if !(new_crossing || retry || periodic || deadline) {
+                if read_memory {
+                    let (root, kubepods) = self.memory_cache;
+                    notifiers.update_thresholds(&obs, root.as_ref(), kubepods.as_ref());
+                }
+                continue;
+            }
+            if !read_memory {
+                // A disk or pid crossing: the cycle decides on fresh memory figures too.
+                obs = signals::observations(&self.node_inputs(false, true));
+                last_memory = Some(now);
+            }
+            self.trigger = if periodic {
+                Trigger::Period
+            } else if new_crossing {
+                match &woken {
+                    Some(w) => Trigger::Notification {
+                        signal: w.signal.to_string(),
+                        mechanism: w.mechanism.as_str(),
+                    },
+                    None => Trigger::Poll,
+                }
+            } else if deadline {
+                Trigger::Deadline
+            } else {
+                Trigger::Retry
+            };
+            if new_crossing {
+                tracing::info!(
+                    trigger = %self.trigger,
+                    notified_signal = %woken.as_ref().map(|w| w.signal.as_str()).unwrap_or(""),
+                    "eviction manager: a threshold was crossed; running a cycle now"
+                );
+            } else {
+                tracing::debug!(trigger = %self.trigger, "eviction manager: running a cycle");
+            }
+            again = self.synchronize(obs.clone(), now).await;
+            last_full = Some(Instant::now());
+            // `UpdateThreshold`: the usage value moves with the inactive file cache.
+            let (root, kubepods) = self.memory_cache;
+            notifiers.update_thresholds(&obs, root.as_ref(), kubepods.as_ref());
         }
     }
 
-    fn node_inputs(&mut self, refresh_total: bool) -> NodeInputs {
+    fn node_inputs(&mut self, refresh_total: bool, read_memory: bool) -> NodeInputs {
         if refresh_total || self.mem_total.is_none() {
             self.mem_total = signals::mem_total(&self.cfg.proc_root).ok();
         }
         let cgroups = self.cm.cgroups();
+        if read_memory {
+            self.memory_cache = (
+                cgroups.root_memory_stats().ok(),
+                if self.cfg.enforce_pods {
+                    cgroups.memory_stats(&self.cm.kubepods()).ok()
+                } else {
+                    None
+                },
+            );
+        }
         NodeInputs {
             mem_total: self.mem_total,
-            root_memory: cgroups.root_memory_stats().ok(),
-            kubepods_memory: if self.cfg.enforce_pods {
-                cgroups.memory_stats(&self.cm.kubepods()).ok()
-            } else {
-                None
-            },
+            root_memory: self.memory_cache.0,
+            kubepods_memory: self.memory_cache.1,
             nodefs: signals::fs_stats(&self.cfg.root_dir).ok(),
             pids: signals::pid_available(&self.cfg.proc_root).ok(),
         }
@@ -632,7 +798,15 @@ impl EvictionManager {
         if self.decisions.len() >= MAX_DECISIONS {
             self.decisions.pop_front();
         }
-        self.decisions.push_back(d);
+        self.decisions.push_back(TriggeredDecision {
+            decision: d,
+            trigger: self.trigger.to_string(),
+            decided_at: jiff::Timestamp::now()
+                .round(jiff::Unit::Millisecond)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+                .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string(),
+        });
     }
 
     /// `waitForPodsCleanup`: until the pod's cgroup is gone and its status is terminal.
@@ -850,7 +1024,12 @@ impl EvictionManager {
             decisions: self.decisions.iter().cloned().collect(),
             monitoring_period: format!("{:?}", self.cfg.monitoring_period),
             pressure_transition_period: format!("{:?}", self.cfg.pressure_transition_period),
-            fast_poll: format!("{FAST_POLL:?}"),
+            fast_poll: if self.cfg.fast_poll {
+                format!("{FAST_POLL:?}")
+            } else {
+                "off".into()
+            },
+            memory_watches: self.watches.clone(),
             deviations: vec![
                 STATIC_POD_NOTE.into(),
                 format!(

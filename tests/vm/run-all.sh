@@ -7,7 +7,8 @@
 # version, in ${MKL_VM_CACHE:-/var/cache/minikubelet-vm}, never in the clone), builds the agent
 # statically into its own target dir, builds a Debian 12 + systemd 252 rootfs (cached), then boots:
 #   harness-cgroup2  busybox initramfs, pure cgroup v2: the harness proves itself (no agent needed)
-#   agent-cgroup2    busybox initramfs: the agent's cgroup v2 scenario (scenarios/agent-cgroup2.sh)
+#   agent-cgroup2    busybox initramfs: the agent's cgroup v2 scenarios (scenarios/agent-cgroup2.sh,
+#                    then agent-cgroup2-eviction.sh: v2 eviction notifications)
 #   harness-systemd  Debian 12 + systemd 252: install.sh + minikubelet.service with a stand-in agent
 #   agent-systemd    Debian 12 + systemd 252: the same with the real agent (scenarios/agent-systemd.sh)
 # and runs the host-side delivery checks (host-checks.sh). Every check prints PASS/FAIL/SKIP NAME;
@@ -126,9 +127,9 @@ if [ -f "$CACHE/KVER" ]; then
   MKL_VM_APPEND="mkl.disk=/dev/vda" vm harness-cgroup2 -p "$W/h2" -t 180 -c "${MKL_VM_SMP:-2}" \
     -- -drive "file=$W/h2-disk.img,if=virtio,format=raw"
   if [ "$agent_ready" = 1 ]; then
-    mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh"
+    mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh" "$HERE/scenarios/agent-cgroup2-eviction.sh"
     mke2fs -q -F -t ext4 -L swapfs "$W/a2-disk.img" 64M >/dev/null 2>&1
-    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 300 -m 768 -c "${MKL_VM_SMP:-2}" \
+    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 420 -m 768 -c "${MKL_VM_SMP:-2}" \
       -- -drive "file=$W/a2-disk.img,if=virtio,format=raw"
   else agent_skip agent_cgroup2; fi
 fi

@@ -48,10 +48,10 @@ check as_test_pods_running 'wait_for 90 all_running'
 check as_every_manifest_is_a_pod 'wait_for 30 "[ \"\$(pods_json | jq \".items | length\")\" = $n_manifests ]"'
 note "pods: $(pods_json | jq -c '[.items[] | {n: .metadata.name, p: .status.phase}]')"
 # The examples run on a stock Debian with nothing but what it ships (python3 included): every
-# example pod other than the crash loop becomes Ready; the web example answers on 8080.
+# pod other than the crash loop becomes Ready; the web example answers on 8080.
 ready() { pods_json | jq -e --arg p "$1" '.items[] | select(.metadata.name | startswith($p + "-"))
   | .status.conditions[]? | select(.type == "Ready") | .status == "True"' >/dev/null 2>&1; }
-examples_ready() { for p in guaranteed burstable besteffort web probes-and-hooks; do ready $p || return 1; done; }
+examples_ready() { for p in web probes-and-hooks vm-guaranteed vm-burstable vm-besteffort; do ready $p || return 1; done; }
 check as_examples_ready 'wait_for 90 examples_ready'
 check as_example_web_serves 'MKL_PORT=8080 http / | grep -qi "directory listing"'
 # With an absolute cgroupRoot the agent has no reason to move into a leaf: the unit's cgroup

@@ -1,0 +1,174 @@
+//! The eviction manager's kernel notifications (`src/eviction/threshold_notifier.rs`), with the
+//! real binary and real cgroups: nothing mocked.
+//!
+//! On cgroup v1 (this suite's machines) the agent registers eventfds in `cgroup.event_control`
+//! of the root memory cgroup (`memory.available`) and of `kubepods`
+//! (`allocatableMemory.available`), as the kubelet does with `kernelMemcgNotification`. To show
+//! that a notification, not the poll or the period, made the decision, the agent runs with the
+//! fast poll off (`MINIKUBELET_EVICTION_FAST_POLL=off`) and a one-hour monitoring period: after
+//! its first cycle at start, nothing but a notification can run a cycle. Assertions are on the
+//! trigger recorded with the decision, never on a time. The cgroup v2 path is exercised in the
+//! VM tests (`tests/vm/scenarios/agent-cgroup2.sh`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::Agent;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+fn mem_total() -> i64 {
+    let m = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: i64 = m
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// A BestEffort pod that allocates (and touches) 300 MiB steadily, 4 MiB every 10 ms.
+const HOG: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  containers:
+  - name: eat
+    command: ["python3", "-c", "import time\nb = []\ntime.sleep(0.5)\nfor i in range(75):\n    b.append(b'x' * (4 << 20))\n    time.sleep(0.01)\ntime.sleep(3600)"]
+"#;
+
+fn phase(p: &Value) -> &str {
+    p["status"]["phase"].as_str().unwrap_or("")
+}
+
+fn eviction_report(a: &Agent) -> Value {
+    serde_json::from_str(&a.get("/debug/eviction").unwrap_or_default()).unwrap_or(Value::Null)
+}
+
+/// The log lines that mention `needle`.
+fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(needle)).collect()
+}
+
+#[test]
+fn memcg_notification_triggers_the_eviction_on_cgroup_v1() {
+    if common::is_v2() {
+        eprintln!("skipped: cgroup v2 host (the v1 memcg notifier is covered by tests/vm on v2)");
+        return;
+    }
+    // kubepods = 640 MiB; memory.available<400Mi is copied to allocatableMemory.available.
+    let reserved = mem_total() - (640 << 20);
+    let a = Agent::start_wrapped(
+        &["env", "MINIKUBELET_EVICTION_FAST_POLL=off"],
+        &[
+            &format!("--system-reserved=memory={reserved}"),
+            "--eviction-hard=memory.available<400Mi",
+            "--kernel-memcg-notification=true",
+            "--eviction-monitoring-period=1h",
+            "--eviction-pressure-transition-period=5s",
+        ],
+    );
+    // The first cycle (at start) arms both notifiers: registration accepted by the kernel.
+    let armed = a.wait_for("notifiers armed", T, |a| {
+        let log = a.agent_log();
+        let lines: Vec<String> = lines_with(&log, "created memoryThresholdNotifier")
+            .into_iter()
+            .map(String::from)
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    });
+    let kubepods = armed
+        .iter()
+        .find(|l| l.contains("signal=allocatableMemory.available"))
+        .unwrap_or_else(|| panic!("no kubepods notifier in {armed:#?}"));
+    assert!(
+        kubepods.contains("mechanism=memcg-threshold")
+            && kubepods.contains(&format!("{}/pods/kubepods", a.cgroup.name)),
+        "{kubepods}"
+    );
+    let root = armed
+        .iter()
+        .find(|l| l.contains("signal=memory.available"))
+        .unwrap_or_else(|| panic!("no root notifier in {armed:#?}"));
+    // memory.available compares the root memory cgroup's usage: the hierarchy's root.
+    assert!(root.contains("cgroup=/sys/fs/cgroup/memory "), "{root}");
+    let log = a.agent_log();
+    assert!(
+        log.contains("fast_poll=\"off (MINIKUBELET_EVICTION_FAST_POLL=off)\"")
+            || log.contains("fast_poll=off (MINIKUBELET_EVICTION_FAST_POLL=off)"),
+        "{log}"
+    );
+    let report = eviction_report(&a);
+    let watches = report["memoryWatches"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        watches
+            .iter()
+            .any(|w| w["signal"] == "allocatableMemory.available"
+                && w["mechanisms"] == serde_json::json!(["memcg-threshold"])),
+        "{report}"
+    );
+
+    a.write_manifest("hog.yaml", HOG);
+    let hog = a.wait_for("hog evicted", T, |a| {
+        a.pod("hog")
+            .filter(|p| phase(p) == "Failed" && p["status"]["reason"] == "Evicted")
+    });
+    let msg = hog["status"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("The node was low on resource: memory. Threshold quantity: 400Mi"),
+        "{msg}"
+    );
+    // Decided in a cycle the kubepods notification ran: neither the poll (off) nor the period
+    // (1 h) could have run it.
+    let report = eviction_report(&a);
+    let d = report["decisions"]
+        .as_array()
+        .and_then(|ds| ds.iter().find(|d| d["action"] == "evicted").cloned())
+        .unwrap_or_else(|| panic!("no eviction decision in {report}"));
+    assert_eq!(d["signal"], "allocatableMemory.available", "{d}");
+    assert_eq!(d["trigger"], "notification:memcg-threshold", "{d}");
+    let log = a.agent_log();
+    let crossed = lines_with(&log, "a threshold was crossed; running a cycle now");
+    assert!(
+        crossed
+            .iter()
+            .any(|l| l.contains("trigger=notification:memcg-threshold")
+                && l.contains("notified_signal=allocatableMemory.available")),
+        "{crossed:#?}"
+    );
+    assert!(
+        !crossed.iter().any(|l| l.contains("trigger=poll")),
+        "{crossed:#?}"
+    );
+}
+
+#[test]
+fn without_kernel_memcg_notification_the_poll_is_used_and_said() {
+    let a = Agent::start(&["--eviction-hard=memory.available<100Mi"]);
+    let line = a.wait_for("memory signal watched", T, |a| {
+        lines_with(&a.agent_log(), "eviction manager: memory signal watched")
+            .first()
+            .map(|l| l.to_string())
+    });
+    assert!(
+        line.contains("signal=memory.available")
+            && line.contains("mechanism=poll")
+            && line.contains("kernelMemcgNotification is false"),
+        "{line}"
+    );
+    assert!(!a.log_contains("created memoryThresholdNotifier"));
+    let report = eviction_report(&a);
+    assert_eq!(report["fastPoll"], "100ms", "{report}");
+    assert_eq!(
+        report["memoryWatches"][0]["mechanisms"],
+        serde_json::json!(["poll"]),
+        "{report}"
+    );
+}
