@@ -107,7 +107,8 @@ pub fn swap_total(proc_root: &Path) -> Option<i64> {
     meminfo_bytes(proc_root, "SwapTotal:")
 }
 
-fn meminfo_bytes(proc_root: &Path, key: &str) -> Option<i64> {
+/// One `<key> <n> kB` line of meminfo, in bytes (`key` includes the colon).
+pub fn meminfo_bytes(proc_root: &Path, key: &str) -> Option<i64> {
     let text = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
     let line = text.lines().find(|l| l.starts_with(key))?;
     let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;

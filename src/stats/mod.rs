@@ -144,17 +144,12 @@ fn running_containers(pod: &Pod) -> Vec<(String, Option<Time>)> {
 
 /// Swap in use and free on the machine from `meminfo`.
 fn node_swap(proc_root: &Path) -> Option<SwapStats> {
-    let text = std::fs::read_to_string(proc_root.join("meminfo")).ok()?;
-    let kib = |key: &str| -> Option<u64> {
-        let line = text.lines().find(|l| l.starts_with(key))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok()
-    };
-    let total = kib("SwapTotal:")?;
-    let free = kib("SwapFree:")?;
+    let total = crate::node::swap_total(proc_root)?;
+    let free = crate::node::meminfo_bytes(proc_root, "SwapFree:")?;
     Some(SwapStats {
         time: Time::now(),
-        swap_available_bytes: Some(free * 1024),
-        swap_usage_bytes: Some(total.saturating_sub(free) * 1024),
+        swap_available_bytes: Some(free.max(0) as u64),
+        swap_usage_bytes: Some((total - free).max(0) as u64),
     })
 }
 
