@@ -88,17 +88,20 @@ systemctl stop $U
 # The README's first command on a cgroup v2 + systemd machine (the built binary instead of
 # cargo): examples run under the absolute /minikubelet-demo; Ctrl-C leaves them running; --clean
 # stops them and removes every demo cgroup. Its own port and root dir, beside the unit's pods.
-demo() { MKL_BIN=$PAYLOAD/bin/minikubelet MKL_DEMO_PORT=10260 repo/scripts/demo.sh "$@"; }
-demo > /tmp/demo.log 2>&1 & demo_pid=$!   # demo.sh execs the agent: $! is the agent
+# exec: the background subshell becomes demo.sh, which execs the agent, so $! is the agent.
+demo() { MKL_BIN=$PAYLOAD/bin/minikubelet MKL_DEMO_PORT=10260 exec repo/scripts/demo.sh "$@"; }
+demo > /tmp/demo.log 2>&1 & demo_pid=$!
 n_demo=$(ls repo/manifests/*.yaml | wc -l)
 demo_pods() { MKL_PORT=10260 http /pods | jq '[.items[] | select(.status.phase == "Running")] | length' 2>/dev/null; }
 check demo_runs_examples 'wait_for 90 "[ \"\$(demo_pods)\" = $n_demo ]"'
 [ "$(demo_pods)" = "$n_demo" ] || sed 's/^/  | /' /tmp/demo.log | tail -15
 check demo_cgroup_root_absolute '[ -n "$(find $CG/minikubelet-demo/kubepods -type d -name "pod*" | head -1)" ]'
 demo_procs=$(procs_tree $CG/minikubelet-demo | sort | tr '\n' ' ')
-kill -INT $demo_pid 2>/dev/null; wait $demo_pid 2>/dev/null
+# SIGTERM, as Ctrl-C's stand-in: a non-interactive shell starts background jobs with SIGINT
+# ignored. The agent leaves its pods running on either signal.
+kill -TERM $demo_pid 2>/dev/null; wait $demo_pid 2>/dev/null
 check demo_ctrl_c_keeps_pods '[ -n "$demo_procs" ] && [ "$(procs_tree $CG/minikubelet-demo | sort | tr "\n" " ")" = "$demo_procs" ]'
-check demo_clean 'demo --clean 2>&1 | grep -q "demo.sh: clean"'
+check demo_clean '(demo --clean) 2>&1 | grep -q "demo.sh: clean"'
 check demo_clean_no_cgroup '[ ! -d $CG/minikubelet-demo ]'
 [ "$fail" = 0 ] || dump_journal
 finish
