@@ -23,17 +23,6 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-fn mem_total() -> i64 {
-    let m = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kib: i64 = m
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 const GUARANTEED: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -88,7 +77,7 @@ fn condition(a: &Agent, ty: &str) -> Option<String> {
 
 #[test]
 fn memory_pressure_evicts_besteffort_keeps_guaranteed_and_readmits() {
-    let reserved = mem_total() - (640 << 20);
+    let reserved = common::mem_total() - (640 << 20);
     let a = Agent::start(&[
         &format!("--system-reserved=memory={reserved}"),
         "--eviction-hard=memory.available<400Mi",

@@ -19,17 +19,6 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-fn mem_total() -> i64 {
-    let m = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kib: i64 = m
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 /// A BestEffort pod that allocates (and touches) 300 MiB steadily, 4 MiB every 10 ms.
 const HOG: &str = r#"
 apiVersion: v1
@@ -61,7 +50,7 @@ fn memcg_notification_triggers_the_eviction_on_cgroup_v1() {
         return;
     }
     // kubepods = 640 MiB; memory.available<400Mi is copied to allocatableMemory.available.
-    let reserved = mem_total() - (640 << 20);
+    let reserved = common::mem_total() - (640 << 20);
     let a = Agent::start_wrapped(
         &["env", "MINIKUBELET_EVICTION_FAST_POLL=off"],
         &[

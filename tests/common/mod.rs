@@ -618,3 +618,8 @@ pub fn kubectl() -> String {
         ),
     }
 }
+
+/// The machine's `MemTotal` in bytes (the node's memory capacity).
+pub fn mem_total() -> i64 {
+    minikubelet::node::mem_total(Path::new("/proc")).expect("MemTotal in /proc/meminfo")
+}

@@ -96,16 +96,16 @@ demo_pods() { MKL_PORT=10260 http /pods | jq '[.items[] | select(.status.phase =
 check demo_runs_examples 'wait_for 90 "[ \"\$(demo_pods)\" = $n_demo ]"'
 [ "$(demo_pods)" = "$n_demo" ] || sed 's/^/  | /' /tmp/demo.log | tail -15
 check demo_cgroup_root_absolute '[ -n "$(find $CG/minikubelet-demo/kubepods -type d -name "pod*" | head -1)" ]'
-# the first (main) process of each cgroup of every demo pod but the crash loop, whose container
-# comes and goes; exec probes add short-lived processes with higher pids
-crash_uid=$(MKL_PORT=10260 http /pods | jq -r '.items[] | select(.metadata.name | startswith("crashloop-")) | .metadata.uid')
-steady_procs() { for f in $(find $CG/minikubelet-demo -name cgroup.procs | grep -v "pod$crash_uid" | sort); do
-  sort -n "$f" | head -1; done | tr '\n' ' '; }
-demo_procs=$(steady_procs)
+# the web example's server process, before and after the agent goes
+web_uid=$(MKL_PORT=10260 http /pods | jq -r '.items[] | select(.metadata.name | startswith("web-")) | .metadata.uid')
+web_cg=$(find $CG/minikubelet-demo -type d -path "*/pod$web_uid/http" | head -1)
+web_pid=$(sort -n "$web_cg/cgroup.procs" 2>/dev/null | head -1)
+note "demo agent $demo_pid; web pod $web_uid, cgroup $web_cg, pid $web_pid"
 # SIGTERM, as Ctrl-C's stand-in: a non-interactive shell starts background jobs with SIGINT
 # ignored. The agent leaves its pods running on either signal.
 kill -TERM $demo_pid 2>/dev/null; wait $demo_pid 2>/dev/null
-check demo_ctrl_c_keeps_pods '[ -n "$crash_uid" ] && [ -n "$demo_procs" ] && [ "$(steady_procs)" = "$demo_procs" ]'
+check demo_agent_gone '[ ! -d /proc/$demo_pid ]'
+check demo_ctrl_c_keeps_pods '[ -n "$web_pid" ] && [ -d /proc/$web_pid ] && grep -qx "$web_pid" "$web_cg/cgroup.procs"'
 check demo_clean '(demo --clean) 2>&1 | grep -q "demo.sh: clean"'
 check demo_clean_no_cgroup '[ ! -d $CG/minikubelet-demo ]'
 [ "$fail" = 0 ] || dump_journal
