@@ -97,10 +97,10 @@ check demo_runs_examples 'wait_for 90 "[ \"\$(demo_pods)\" = $n_demo ]"'
 [ "$(demo_pods)" = "$n_demo" ] || sed 's/^/  | /' /tmp/demo.log | tail -15
 check demo_cgroup_root_absolute '[ -n "$(find $CG/minikubelet-demo/kubepods -type d -name "pod*" | head -1)" ]'
 # the web example's server process, before and after the agent goes
-web_uid=$(MKL_PORT=10260 http /pods | jq -r '.items[] | select(.metadata.name | startswith("web-")) | .metadata.uid')
-web_cg=$(find $CG/minikubelet-demo -type d -path "*/pod$web_uid/http" | head -1)
+web_cg=$(container_cg $CG/minikubelet-demo http)
 web_pid=$(sort -n "$web_cg/cgroup.procs" 2>/dev/null | head -1)
-note "demo agent $demo_pid; web pod $web_uid, cgroup $web_cg, pid $web_pid"
+note "demo agent $demo_pid; web container cgroup $web_cg, pid $web_pid"
+[ -n "$web_pid" ] || note "demo cgroups: $(cd $CG/minikubelet-demo && find . -type d | tr '\n' ' ')"
 # SIGTERM, as Ctrl-C's stand-in: a non-interactive shell starts background jobs with SIGINT
 # ignored. The agent leaves its pods running on either signal.
 kill -TERM $demo_pid 2>/dev/null; wait $demo_pid 2>/dev/null
