@@ -96,20 +96,17 @@ demo_pods() { MKL_PORT=10260 http /pods | jq '[.items[] | select(.status.phase =
 check demo_runs_examples 'wait_for 90 "[ \"\$(demo_pods)\" = $n_demo ]"'
 [ "$(demo_pods)" = "$n_demo" ] || sed 's/^/  | /' /tmp/demo.log | tail -15
 check demo_cgroup_root_absolute '[ -n "$(find $CG/minikubelet-demo/kubepods -type d -name "pod*" | head -1)" ]'
-# the web example's server process, before and after the agent goes
-web_cg=$(container_cg $CG/minikubelet-demo http)
-web_pid=$(sort -n "$web_cg/cgroup.procs" 2>/dev/null | head -1)
-note "demo agent $demo_pid; web container cgroup $web_cg, pid $web_pid"
-[ -n "$web_pid" ] || note "demo cgroups: $(cd $CG/minikubelet-demo && find . -type d | tr '\n' ' ')"
+# a sleeper container's process, before and after the agent goes (not the web example: the
+# unit's web pod still holds port 8080 on this node, so the demo's one crash-loops here; pods
+# share the node's network until pod networking exists)
+ctr_cg=$(container_cg $CG/minikubelet-demo sleeper)
+ctr_pid=$(sort -n "$ctr_cg/cgroup.procs" 2>/dev/null | head -1)
+note "demo agent $demo_pid; container cgroup $ctr_cg, pid $ctr_pid"
 # SIGTERM, as Ctrl-C's stand-in: a non-interactive shell starts background jobs with SIGINT
 # ignored. The agent leaves its pods running on either signal.
 kill -TERM $demo_pid 2>/dev/null; wait $demo_pid 2>/dev/null
 check demo_agent_gone '[ ! -d /proc/$demo_pid ]'
-# NOT a check yet: in this VM the web server process was gone right after the demo agent's
-# SIGTERM (three runs), while the unit's pods survive `systemctl stop` (as_stop_pods_running).
-# Under investigation (issue 3 note); reported here so the next run shows it.
-if [ -n "$web_pid" ] && [ -d /proc/$web_pid ]; then note "demo: web pid $web_pid survived the agent"
-else note "demo: web pid $web_pid did NOT survive the agent's SIGTERM"; fi
+check demo_ctrl_c_keeps_pods '[ -n "$ctr_pid" ] && [ -d /proc/$ctr_pid ] && grep -qx "$ctr_pid" "$ctr_cg/cgroup.procs"'
 check demo_clean '(demo --clean) 2>&1 | grep -q "demo.sh: clean"'
 check demo_clean_no_cgroup '[ ! -d $CG/minikubelet-demo ]'
 [ "$fail" = 0 ] || dump_journal
