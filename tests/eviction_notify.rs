@@ -19,7 +19,9 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-/// A BestEffort pod that allocates (and touches) 300 MiB steadily, 4 MiB every 10 ms.
+/// A BestEffort pod that allocates (and touches) 480 MiB steadily, 4 MiB every 10 ms: well past
+/// the armed usage value even when `inactive_file` (added to it at arming time, as the kubelet
+/// does) was large then, since nothing re-arms the notifier in this test (poll off, 1 h period).
 const HOG: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -27,7 +29,7 @@ metadata: {name: hog}
 spec:
   containers:
   - name: eat
-    command: ["python3", "-c", "import time\nb = []\ntime.sleep(0.5)\nfor i in range(75):\n    b.append(b'x' * (4 << 20))\n    time.sleep(0.01)\ntime.sleep(3600)"]
+    command: ["python3", "-c", "import time\nb = []\ntime.sleep(0.5)\nfor i in range(120):\n    b.append(b'x' * (4 << 20))\n    time.sleep(0.01)\ntime.sleep(3600)"]
 "#;
 
 fn phase(p: &Value) -> &str {
