@@ -124,7 +124,7 @@ fn memory(
 }
 
 /// `running.startedAt` of each running container of the pod (init and regular), by name.
-fn running_containers(pod: &Pod) -> Vec<(String, Option<Time>)> {
+pub(crate) fn running_containers(pod: &Pod) -> Vec<(String, Option<Time>)> {
     let Some(st) = pod.status.as_ref() else {
         return Vec::new();
     };

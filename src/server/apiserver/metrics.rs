@@ -61,19 +61,9 @@ fn memory_quantity(bytes: u64) -> String {
 
 /// The containers of `pod` that run now, with their cgroups.
 fn running_containers(s: &ServerState, pod: &Pod) -> Vec<(String, CgroupName)> {
-    let Some(st) = pod.status.as_ref() else {
-        return Vec::new();
-    };
-    [&st.init_container_statuses, &st.container_statuses]
+    crate::stats::running_containers(pod)
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-        .filter_map(|c| {
-            s.cm.container_cgroup(pod, &c.name)
-                .ok()
-                .map(|cg| (c.name.clone(), cg))
-        })
+        .filter_map(|(name, _)| s.cm.container_cgroup(pod, &name).ok().map(|cg| (name, cg)))
         .collect()
 }
 
