@@ -40,6 +40,9 @@ enum Command {
     Shim {
         /// The container's state directory.
         state_dir: PathBuf,
+        /// Started ahead of the container: wait for the agent's go on stdin.
+        #[arg(long)]
+        prestarted: bool,
     },
 }
 
@@ -50,11 +53,29 @@ pub fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "shim")
         && let Some(dir) = args.get(2)
     {
-        return crate::shim::main(std::path::Path::new(dir));
+        let launch = if args
+            .get(3)
+            .is_some_and(|a| a == crate::shim::PRESTARTED_ARG)
+        {
+            crate::shim::Launch::Prestarted
+        } else {
+            crate::shim::Launch::Now
+        };
+        return crate::shim::main(std::path::Path::new(dir), launch);
     }
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Shim { state_dir }) => crate::shim::main(&state_dir),
+        Some(Command::Shim {
+            state_dir,
+            prestarted,
+        }) => crate::shim::main(
+            &state_dir,
+            if prestarted {
+                crate::shim::Launch::Prestarted
+            } else {
+                crate::shim::Launch::Now
+            },
+        ),
         Some(Command::ExplainEviction { port }) => match crate::eviction::explain::fetch(port) {
             Ok(report) => {
                 // A closed stdout (`explain-eviction | head`) is not an error worth a panic.

@@ -163,7 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("find the minikubelet binary (for the shims)")?;
     let shim_exe = crate::shim::shim_exe(&exe);
     tracing::debug!(shim = %shim_exe.display(), separate = shim_exe != exe, "shim binary");
-    let runtime = Runtime::new(&config.root_dir, shim_exe)?;
+    let mut runtime = Runtime::new(&config.root_dir, shim_exe)?;
     let mut adopted: HashMap<String, Vec<crate::runtime::ContainerRecord>> = HashMap::new();
     for rec in runtime.list() {
         adopted
@@ -178,6 +178,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
 
+    // After the listing above: a spare's state dir appears only when a container gets it.
+    runtime.prestart_shims();
     let statuses = Arc::new(StatusManager::default());
     let server_runtime = runtime.clone();
     let server_cm = cm.clone();

@@ -705,3 +705,136 @@ fn without_the_small_binary_the_agent_itself_is_the_shim() {
         "cargo builds the small binary beside the agent"
     );
 }
+
+/// Pids of live processes whose cmdline names `state_dir` (a prestarted shim, before and after
+/// its container starts).
+fn shims_for(state_dir: &Path) -> Vec<i32> {
+    let want = state_dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == want))
+        })
+        .filter(|pid| proc_field(*pid, "status", "State:").is_some_and(|s| !s.starts_with('Z')))
+        .collect()
+}
+
+#[test]
+fn a_prestarted_shim_waits_then_runs_its_request_and_writes_the_state_dir() {
+    for exe in [small_exe(), exe()] {
+        let fx = Fixture::new();
+        let p = shim::prestart(exe, &fx.state_dir).unwrap();
+        let waiting = shims_for(&fx.state_dir);
+        assert_eq!(waiting.len(), 1, "one shim waits: {waiting:?}");
+        assert!(!fx.state_dir.exists(), "a waiting shim writes nothing");
+        // Detached already: its own session, not the test's child.
+        assert_ne!(
+            proc_field(waiting[0], "status", "PPid:"),
+            Some(std::process::id().to_string())
+        );
+        let cfg = fx.config(&["sh", "-c", "echo hello; exec sleep 1000"]);
+        let request = shim::StartRequest {
+            config: cfg.clone(),
+            meta_json: "{\n  \"id\": \"the agent's record\"\n}".into(),
+        };
+        let res = p.start(&request);
+        let mut guard = Guard::default();
+        if let Ok(st) = &res {
+            guard.containers.push((st.clone(), fx.state_dir.clone()));
+        }
+        let state = res.unwrap();
+        assert_eq!(
+            state.shim_pid, waiting[0],
+            "the waiting shim runs the container"
+        );
+        assert_eq!(ppid_of(state.pid), state.shim_pid);
+        assert!(shim::shim_alive(&state, &fx.state_dir));
+        assert_eq!(shim::read_config(&fx.state_dir).unwrap(), cfg);
+        assert_eq!(
+            std::fs::read_to_string(fx.state_dir.join(shim::META_FILE)).unwrap(),
+            request.meta_json
+        );
+        assert_eq!(
+            shim::read_state(&fx.state_dir).unwrap(),
+            Some(state.clone())
+        );
+        assert!(fx.state_dir.join(shim::SHIM_LOG_FILE).exists());
+        let until = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&fx.log_path).is_ok_and(|t| t.contains("hello")) {
+            assert!(Instant::now() < until, "no log line");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: plain kill(2) of the container.
+        unsafe { libc::kill(state.pid, libc::SIGKILL) };
+        assert_eq!(fx.wait_exit(Duration::from_secs(10)).exit_code, 137);
+    }
+}
+
+#[test]
+fn a_prestarted_shim_that_is_not_used_exits_touching_nothing() {
+    let fx = Fixture::new();
+    let p = shim::prestart(small_exe(), &fx.state_dir).unwrap();
+    let waiting = shims_for(&fx.state_dir);
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    drop(p);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !shims_for(&fx.state_dir).is_empty() {
+        assert!(Instant::now() < until, "the unused shim did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!fx.state_dir.exists());
+}
+
+#[test]
+fn a_prestarted_shim_records_start_failures_in_its_state_dir() {
+    // A container that cannot exec: the same answer and exit.json as a direct start, and the
+    // records beside them.
+    let fx = Fixture::new();
+    let p = shim::prestart(small_exe(), &fx.state_dir).unwrap();
+    let request = shim::StartRequest {
+        config: fx.config(&["/nonexistent/cmd"]),
+        meta_json: "{}".into(),
+    };
+    let err = p.start(&request).unwrap_err();
+    let ShimError::StartFailed { status, .. } = err else {
+        panic!("{err}");
+    };
+    assert!(
+        status
+            .start_error
+            .as_deref()
+            .is_some_and(|e| e.contains("/nonexistent/cmd")),
+        "{status:?}"
+    );
+    assert_eq!(shim::read_exit(&fx.state_dir).unwrap(), Some(*status));
+    assert_eq!(shim::read_config(&fx.state_dir).unwrap(), request.config);
+    assert!(fx.state_dir.join(shim::META_FILE).exists());
+
+    // A request that is not one: reported, not run.
+    let fx = Fixture::new();
+    let mut child = std::process::Command::new(small_exe())
+        .arg("shim")
+        .arg(&fx.state_dir)
+        .arg(shim::PRESTARTED_ARG)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"not json").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.stdout.starts_with(b"{\"Failed\""), "{out:?}");
+    let exit = shim::read_exit(&fx.state_dir).unwrap().unwrap();
+    assert!(
+        exit.start_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("read the agent's start request")),
+        "{exit:?}"
+    );
+}

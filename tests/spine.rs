@@ -394,20 +394,49 @@ spec:
     });
 }
 
-#[test]
-fn containers_are_started_by_the_small_shim_binary() {
-    let a = Agent::start(&[]);
-    a.write_manifest("sleeper.yaml", SLEEPER);
-    let c = a.wait_running("sleeper", "main", T);
+/// `(pid, argv)` of every process whose argv holds an argument under `dir`.
+fn processes_with_arg_under(dir: &std::path::Path) -> Vec<(i32, Vec<String>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if argv
+            .iter()
+            .any(|a| std::path::Path::new(a).starts_with(dir))
+        {
+            out.push((pid, argv));
+        }
+    }
+    out
+}
+
+/// The container's state dir, by the container ID in its status.
+fn state_dir_of(c: &serde_json::Value, a: &Agent) -> std::path::PathBuf {
     let id = c["containerID"]
         .as_str()
         .unwrap()
         .rsplit('/')
         .next()
         .unwrap();
-    let state =
-        std::fs::read_to_string(a.root_dir.join("containers").join(id).join("state.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&state).unwrap();
+    a.root_dir.join("containers").join(id)
+}
+
+#[test]
+fn containers_are_started_by_a_prestarted_small_shim() {
+    let mut a = Agent::start(&[]);
+    a.write_manifest("sleeper.yaml", SLEEPER);
+    let c = a.wait_running("sleeper", "main", T);
+    let dir = state_dir_of(&c, &a);
+    let v: serde_json::Value = serde_json::from_str(&read(&dir.join("state.json"))).unwrap();
     let shim_pid = v["shim_pid"].as_i64().unwrap();
     let exe = std::fs::read_link(format!("/proc/{shim_pid}/exe")).unwrap();
     let name = exe.file_name().unwrap().to_string_lossy().into_owned();
@@ -418,6 +447,72 @@ fn containers_are_started_by_the_small_shim_binary() {
         exe.display()
     );
     assert!(a.log_contains("shim binary"), "{}", a.agent_log());
+    assert!(a.log_contains("spare shim on"), "{}", a.agent_log());
+    // The shim was started ahead of the container, and wrote the state dir itself: the same
+    // records as a shim the agent starts directly.
+    let containers = a.root_dir.join("containers");
+    let procs = processes_with_arg_under(&containers);
+    let (_, argv) = procs
+        .iter()
+        .find(|(p, _)| i64::from(*p) == shim_pid)
+        .expect("the container's shim");
+    assert_eq!(argv[1..], ["shim", &dir.to_string_lossy(), "--prestarted"]);
+    let meta: serde_json::Value = serde_json::from_str(&read(&dir.join("meta.json"))).unwrap();
+    assert_eq!(meta["container_name"], "main");
+    assert_eq!(meta["pod_name"], "sleeper-vm");
+    let config: serde_json::Value = serde_json::from_str(&read(&dir.join("config.json"))).unwrap();
+    assert_eq!(config["argv"], serde_json::json!(["sleep", "3600"]));
+    assert!(dir.join("shim.log").exists());
+    // One spare waits for the next container: its state dir does not exist yet.
+    let spare_of = |procs: &[(i32, Vec<String>)]| -> Vec<i32> {
+        procs
+            .iter()
+            .filter(|(_, argv)| {
+                argv.last().is_some_and(|a| a == "--prestarted")
+                    && argv
+                        .get(2)
+                        .is_some_and(|d| !std::path::Path::new(d).exists())
+            })
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    let spares = a.wait_for("one spare shim waiting", T, |_| {
+        let s = spare_of(&processes_with_arg_under(&containers));
+        (s.len() == 1).then_some(s)
+    });
+    // The agent's exit closes the spare's pipe: it exits, and the container stays.
+    a.stop();
+    a.wait_for("the spare shim to exit with the agent", T, |_| {
+        (!spares.iter().any(|p| alive(*p))).then_some(())
+    });
+    assert!(alive(shim_pid as i32), "the container's shim stays");
+    for d in std::fs::read_dir(&containers).unwrap().flatten() {
+        assert!(
+            d.path().join("meta.json").exists(),
+            "{}",
+            d.path().display()
+        );
+    }
+}
+
+#[test]
+fn with_prestart_off_every_container_execs_its_shim() {
+    let a = Agent::start_wrapped(&["env", "MINIKUBELET_SHIM_PRESTART=off"], &[]);
+    a.write_manifest("sleeper.yaml", SLEEPER);
+    let c = a.wait_running("sleeper", "main", T);
+    let dir = state_dir_of(&c, &a);
+    let v: serde_json::Value = serde_json::from_str(&read(&dir.join("state.json"))).unwrap();
+    let shim_pid = v["shim_pid"].as_i64().unwrap() as i32;
+    let procs = processes_with_arg_under(&a.root_dir.join("containers"));
+    assert_eq!(
+        procs.len(),
+        1,
+        "only the container's shim, no spare: {procs:?}"
+    );
+    assert_eq!(procs[0].0, shim_pid);
+    assert_eq!(procs[0].1[1..], ["shim", &dir.to_string_lossy()]);
+    assert!(a.log_contains("spare shim off"), "{}", a.agent_log());
+    assert!(dir.join("meta.json").exists() && dir.join("config.json").exists());
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod env;
 pub mod exec;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -101,7 +102,29 @@ impl ContainerRecord {
 pub struct Runtime {
     containers_dir: PathBuf,
     shim_exe: PathBuf,
+    /// The spare shim, when [`Runtime::prestart_shims`] turned it on.
+    spare: Option<Arc<SpareShim>>,
 }
+
+/// One shim kept started ahead of the next container ([`shim::prestart`]), so that a pod start
+/// does not wait for the exec of the shim binary, the dynamic loader and the launcher's fork
+/// (about a millisecond of the ~3 ms a start takes; see docs/benchmarks.md). Nothing like it
+/// exists in the kubelet or containerd, which start a shim per container on demand; it is a
+/// latency optimisation of this runtime only, and changes no behaviour a user sees except one
+/// idle `minikubelet-shim ... --prestarted` process beside the agent.
+///
+/// A background thread refills the slot after each take. The spare's container ID (and so its
+/// state dir) is chosen when it is started; [`Runtime::next_container`] hands out that ID.
+#[derive(Debug)]
+struct SpareShim {
+    slot: Mutex<Option<(String, shim::Prestarted)>>,
+    refill: Mutex<std::sync::mpsc::Sender<()>>,
+}
+
+/// The environment variable that turns the spare shim off (`MINIKUBELET_SHIM_PRESTART=off`):
+/// for measuring what it saves (`cargo bench --bench spine` prints both), or when an idle
+/// extra process is unwelcome.
+pub const SHIM_PRESTART_ENV: &str = "MINIKUBELET_SHIM_PRESTART";
 
 impl Runtime {
     /// A runtime keeping its state under `<root_dir>/containers`, starting shims from `shim_exe`.
@@ -118,9 +141,63 @@ impl Runtime {
         let rt = Runtime {
             containers_dir,
             shim_exe,
+            spare: None,
         };
         rt.remove_incomplete();
         Ok(rt)
+    }
+
+    /// Keeps one shim started ahead of the next container ([`SpareShim`]), unless
+    /// [`SHIM_PRESTART_ENV`] is `off`. Starts the refill thread and the first spare.
+    pub fn prestart_shims(&mut self) {
+        if std::env::var(SHIM_PRESTART_ENV).is_ok_and(|v| v == "off") {
+            tracing::info!(
+                env = SHIM_PRESTART_ENV,
+                "spare shim off: every container start execs its shim"
+            );
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let spare = Arc::new(SpareShim {
+            slot: Mutex::new(None),
+            refill: Mutex::new(tx),
+        });
+        let weak = Arc::downgrade(&spare);
+        let (exe, dir) = (self.shim_exe.clone(), self.containers_dir.clone());
+        let spawned = std::thread::Builder::new()
+            .name("shim-prestart".into())
+            .spawn(move || refill_spares(&exe, &dir, &weak, &rx));
+        match spawned {
+            Ok(_) => {
+                tracing::info!(
+                    env = SHIM_PRESTART_ENV,
+                    "spare shim on: one shim waits, started ahead of the next container (not a kubelet or containerd behaviour; {}=off turns it off)",
+                    SHIM_PRESTART_ENV
+                );
+                spare.request_refill();
+                self.spare = Some(spare);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "spare shim thread could not start; shims start on demand");
+            }
+        }
+    }
+
+    /// The ID for the next container and, when one is ready, the shim prestarted for it (pass
+    /// it to [`Runtime::create_and_start`]). Dropping the shim unused makes it exit.
+    pub fn next_container(&self) -> (String, Option<shim::Prestarted>) {
+        let Some(spare) = &self.spare else {
+            return (Self::new_id(), None);
+        };
+        match spare.slot.lock().ok().and_then(|mut s| s.take()) {
+            // Refilled once this start is done (`create_and_start`): starting the next spare
+            // now would compete with this start for the CPUs.
+            Some((id, p)) => (id, Some(p)),
+            None => {
+                spare.request_refill();
+                (Self::new_id(), None)
+            }
+        }
     }
 
     /// Removes state directories without a readable `meta.json`. Only safe while nothing
@@ -154,32 +231,54 @@ impl Runtime {
         &self,
         meta: &ContainerMeta,
         cfg: &ShimConfig,
+        prestarted: Option<shim::Prestarted>,
     ) -> Result<ShimState, RuntimeError> {
         let dir = self.dir(&meta.id);
-        let io = |action, path: &Path, source| RuntimeError::Io {
+        let encode = |what, source| RuntimeError::Encode {
             id: meta.id.clone(),
-            action,
-            path: path.to_path_buf(),
+            what,
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-        for (name, value, what) in [
-            ("meta.json", serde_json::to_vec_pretty(meta), "meta"),
-            ("config.json", serde_json::to_vec_pretty(cfg), "config"),
-        ] {
-            let bytes = value.map_err(|source| RuntimeError::Encode {
-                id: meta.id.clone(),
-                what,
-                source,
-            })?;
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).map_err(|e| io("write", &path, e))?;
-        }
-        tracing::debug!(container_id = %meta.id, container = %meta.container_name, pod = %meta.pod_name, "starting shim");
-        shim::start(&self.shim_exe, &dir).map_err(|source| RuntimeError::Shim {
+        let meta_json = serde_json::to_string_pretty(meta).map_err(|e| encode("meta", e))?;
+        let shim_error = |source| RuntimeError::Shim {
             id: meta.id.clone(),
             source,
-        })
+        };
+        match prestarted {
+            // A spare started for this very ID (see `next_container`): the request goes down
+            // its pipe, and the shim writes the state dir once the container runs.
+            Some(p) if p.state_dir() == shim::absolute(&dir) => {
+                tracing::debug!(container_id = %meta.id, container = %meta.container_name, pod = %meta.pod_name, "starting prestarted shim");
+                let request = shim::StartRequest {
+                    config: cfg.clone(),
+                    meta_json,
+                };
+                let started = p.start(&request).map_err(shim_error);
+                if let Some(spare) = &self.spare {
+                    spare.request_refill();
+                }
+                started
+            }
+            _ => {
+                let io = |action, path: &Path, source| RuntimeError::Io {
+                    id: meta.id.clone(),
+                    action,
+                    path: path.to_path_buf(),
+                    source,
+                };
+                std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+                let config = serde_json::to_vec_pretty(cfg).map_err(|e| encode("config", e))?;
+                for (name, bytes) in [
+                    (shim::META_FILE, meta_json.as_bytes()),
+                    (shim::CONFIG_FILE, &config[..]),
+                ] {
+                    let path = dir.join(name);
+                    std::fs::write(&path, bytes).map_err(|e| io("write", &path, e))?;
+                }
+                tracing::debug!(container_id = %meta.id, container = %meta.container_name, pod = %meta.pod_name, "starting shim");
+                shim::start(&self.shim_exe, &dir).map_err(shim_error)
+            }
+        }
     }
 
     /// CRI ListContainers: every container with a readable `meta.json`. Read-only: a directory
@@ -201,7 +300,7 @@ impl Runtime {
 
     fn load(&self, dir: &Path) -> Option<ContainerRecord> {
         let meta: ContainerMeta =
-            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
+            serde_json::from_slice(&std::fs::read(dir.join(shim::META_FILE)).ok()?).ok()?;
         Some(ContainerRecord {
             dir: dir.to_path_buf(),
             meta,
@@ -232,6 +331,47 @@ impl Runtime {
             tracing::warn!(container_id = %meta.id, path = %dir.display(), error = %e, "remove container state");
         }
         crate::logs::remove_container_logs(&meta.log_path);
+    }
+}
+
+impl SpareShim {
+    fn request_refill(&self) {
+        if let Ok(tx) = self.refill.lock() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The `shim-prestart` thread: on each request, start a spare shim if the slot is empty. Ends
+/// when the runtime (every clone of it) is gone.
+fn refill_spares(
+    exe: &Path,
+    containers_dir: &Path,
+    spare: &std::sync::Weak<SpareShim>,
+    requests: &std::sync::mpsc::Receiver<()>,
+) {
+    let mut warned = false;
+    while requests.recv().is_ok() {
+        // Requests that piled up during a burst of starts need one spare, not one each.
+        while requests.try_recv().is_ok() {}
+        let Some(spare) = spare.upgrade() else { return };
+        if spare.slot.lock().is_ok_and(|s| s.is_some()) {
+            continue;
+        }
+        let id = Runtime::new_id();
+        match shim::prestart(exe, &containers_dir.join(&id)) {
+            Ok(p) => {
+                if let Ok(mut slot) = spare.slot.lock() {
+                    *slot = Some((id, p));
+                }
+            }
+            // Containers still start (each execs its shim); say so once, not per start.
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "could not prestart a spare shim; shims start on demand");
+            }
+            Err(e) => tracing::debug!(error = %e, "could not prestart a spare shim"),
+        }
     }
 }
 

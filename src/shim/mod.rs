@@ -39,10 +39,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use supervisor::main;
+pub use supervisor::{Launch, main};
 
 /// The container's spec as the agent hands it to the shim.
 pub const CONFIG_FILE: &str = "config.json";
+/// The runtime's record of the container (`crate::runtime::ContainerMeta`).
+pub const META_FILE: &str = "meta.json";
 /// The running container's identity, written by the shim.
 pub const STATE_FILE: &str = "state.json";
 /// The container's exit, written by the shim.
@@ -67,6 +69,10 @@ pub fn shim_exe(agent_exe: &Path) -> PathBuf {
         _ => agent_exe.to_path_buf(),
     }
 }
+
+/// The trailing argument of a shim started ahead of its container: `<exe> shim <state-dir>
+/// --prestarted` ([`prestart`], [`Launch::Prestarted`]).
+pub const PRESTARTED_ARG: &str = "--prestarted";
 
 /// How long [`start`] waits for the shim's answer. Normal starts take a few milliseconds; the
 /// bound is for a wedged start (e.g. a cgroup.procs write stuck behind
@@ -139,6 +145,19 @@ pub struct ExitStatus {
     pub finished_at: String,
     /// Why it could not start, e.g. `exec "foo": No such file or directory`.
     pub start_error: Option<String>,
+}
+
+/// What the agent sends a prestarted shim on its stdin (then closes it), as JSON: the
+/// container to run and the agent's record of it (`meta.json`, already rendered). The shim
+/// creates the state dir and writes `config.json` and `meta.json` itself once the container
+/// runs, so no file is written on the pod start path, yet the records exist even when the
+/// agent dies right after sending this.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StartRequest {
+    /// Written as `config.json`.
+    pub config: ShimConfig,
+    /// Written verbatim as `meta.json` (the runtime's `ContainerMeta`, pretty JSON).
+    pub meta_json: String,
 }
 
 /// The shim's one-line answer on the handshake pipe.
@@ -314,6 +333,117 @@ pub fn start(exe: &Path, state_dir: &Path) -> Result<ShimState, ShimError> {
         }
         let _ = launcher.wait();
     }
+    take_answer(answer, state_dir, started)
+}
+
+/// A shim started ahead of its container by [`prestart`]: detached, exec'd and waiting for
+/// [`Prestarted::start`]. Dropping it closes the shim's stdin: it exits, touching nothing.
+///
+/// This takes the exec of the shim binary (and the dynamic loader, and the launcher's fork)
+/// off the pod start latency path: the agent keeps one spare (see `crate::runtime`).
+#[derive(Debug)]
+pub struct Prestarted {
+    state_dir: PathBuf,
+    go: std::io::PipeWriter,
+    answer: std::io::PipeReader,
+}
+
+/// How long [`prestart`] waits for the launcher to fork the shim and exit (it does so at once).
+/// Only bounds a binary that is not a shim at all; off the pod start path.
+const LAUNCHER_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts a shim for a state dir that does not exist yet ([`Launch::Prestarted`]). Returns
+/// once the launcher has forked the shim and exited: the shim is then detached and blocks on
+/// its stdin until [`Prestarted::start`].
+///
+/// Blocking (about a millisecond): call it from a blocking thread.
+pub fn prestart(exe: &Path, state_dir: &Path) -> Result<Prestarted, ShimError> {
+    let state_dir = absolute(state_dir);
+    let handshake = |source| ShimError::Handshake {
+        state_dir: state_dir.clone(),
+        source,
+    };
+    let (answer, answer_w) = std::io::pipe().map_err(handshake)?;
+    let (go_r, go) = std::io::pipe().map_err(handshake)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("shim")
+        .arg(&state_dir)
+        .arg(PRESTARTED_ARG)
+        .env_clear()
+        .stdin(Stdio::from(go_r))
+        .stdout(Stdio::from(answer_w))
+        .stderr(Stdio::null());
+    let spawned = cmd.spawn();
+    drop(cmd);
+    let mut launcher = spawned.map_err(|source| ShimError::Spawn {
+        exe: exe.to_path_buf(),
+        state_dir: state_dir.clone(),
+        source,
+    })?;
+    let deadline = Instant::now() + LAUNCHER_EXIT_TIMEOUT;
+    loop {
+        match launcher.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => {
+                // The launcher lives ~1 ms (exec, fork, exit): a short nap reaps it soon
+                // after; a longer one only delays when the spare becomes available.
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            _ => {
+                let _ = launcher.kill();
+                let _ = launcher.wait();
+                return Err(ShimError::NoReport {
+                    state_dir,
+                    detail: format!(
+                        "the launcher did not exit within {LAUNCHER_EXIT_TIMEOUT:?} (not a minikubelet shim?)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(Prestarted {
+        state_dir,
+        go,
+        answer,
+    })
+}
+
+impl Prestarted {
+    /// The state dir this shim was started for (absolute).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Sends the shim its container ([`StartRequest`]) and waits for its answer, as [`start`]
+    /// does. The state dir need not exist: the shim makes it.
+    pub fn start(self, request: &StartRequest) -> Result<ShimState, ShimError> {
+        use std::io::Write;
+        let started = Instant::now();
+        let Prestarted {
+            state_dir,
+            mut go,
+            mut answer,
+        } = self;
+        let bytes = serde_json::to_vec(request).map_err(|e| ShimError::Write {
+            path: state_dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        // EPIPE: the shim is gone (killed while waiting); the answer pipe then reads EOF and
+        // the error below says so. The shim reads to EOF, so a request bigger than the pipe's
+        // buffer (a large env) is fine.
+        let _ = go.write_all(&bytes);
+        drop(go);
+        let got = read_answer(&mut answer, started + START_TIMEOUT);
+        take_answer(got, state_dir, started)
+    }
+}
+
+/// Turns what a shim wrote on the handshake pipe into the container's state or an error.
+fn take_answer(
+    answer: Result<Vec<u8>, AnswerError>,
+    state_dir: PathBuf,
+    started: Instant,
+) -> Result<ShimState, ShimError> {
     let answer = match answer {
         Ok(a) => a,
         Err(AnswerError::Timeout) => {
@@ -392,7 +522,8 @@ fn read_answer(
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute (against the current directory), as shims are given their state dir.
+pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 

@@ -21,8 +21,9 @@ use nix::unistd::{ForkResult, Pid, fork, getpid, setsid};
 use super::attach::AttachServer;
 use super::child::{self, Container};
 use super::{
-    EXIT_FILE, ExitStatus, Handshake, SHIM_LOG_FILE, STATE_FILE, ShimConfig, ShimState, absolute,
-    exit_code_of, failure, read_config, write_json_atomic,
+    CONFIG_FILE, EXIT_FILE, ExitStatus, Handshake, META_FILE, SHIM_LOG_FILE, STATE_FILE,
+    ShimConfig, ShimState, StartRequest, absolute, exit_code_of, failure, read_config,
+    write_json_atomic,
 };
 use crate::logs::{CriLogWriter, LineSplitter, Stream, Tag, UnixTime};
 
@@ -39,11 +40,23 @@ const READ_BUF_SIZE: usize = 16 * 1024;
 /// Reads per stream per wakeup before the other stream gets its turn.
 const MAX_READS_PER_WAKEUP: usize = 8;
 
+/// How the agent started this shim: for a container whose state dir is ready, or ahead of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// `<exe> shim <state-dir>`: `config.json` is written; start the container at once.
+    Now,
+    /// `<exe> shim <state-dir> --prestarted` ([`super::PRESTARTED_ARG`]): started ahead of its
+    /// container ([`super::prestart`]). The shim detaches, then reads its stdin (a pipe from
+    /// the agent) to EOF: a [`super::StartRequest`] says what to run; nothing at all (the
+    /// agent dropped it, or died) makes it exit without touching the state dir.
+    Prestarted,
+}
+
 /// Runs the `shim` subcommand. Must be called before any thread exists: it forks.
 ///
 /// In the process the agent started (the launcher) this forks the shim and returns at once;
 /// the shim then runs until the container is gone and returns the shim's exit code.
-pub fn main(state_dir: &Path) -> ExitCode {
+pub fn main(state_dir: &Path, launch: Launch) -> ExitCode {
     let state_dir = absolute(state_dir);
     // Nothing the agent leaked to us (sockets, files) may be held by a long-lived shim.
     // SAFETY: closes fds >= 3, none of which this process uses yet.
@@ -65,7 +78,17 @@ pub fn main(state_dir: &Path) -> ExitCode {
         Ok(ForkResult::Parent { .. }) => ExitCode::SUCCESS,
         Ok(ForkResult::Child) => {
             let _ = setsid();
-            run(&state_dir)
+            match launch {
+                Launch::Now => run(&state_dir, None),
+                Launch::Prestarted => match wait_for_request() {
+                    None => ExitCode::SUCCESS,
+                    Some(Ok(req)) => run(&state_dir, Some(req)),
+                    Some(Err(e)) => {
+                        make_state_dir(&state_dir);
+                        start_failed(&state_dir, format!("read the agent's start request: {e}"))
+                    }
+                },
+            }
         }
         Err(e) => {
             start_failed(&state_dir, format!("fork shim: {}", e.desc()));
@@ -74,12 +97,25 @@ pub fn main(state_dir: &Path) -> ExitCode {
     }
 }
 
-fn run(state_dir: &Path) -> ExitCode {
-    redirect_stderr(&state_dir.join(SHIM_LOG_FILE));
+/// Starts and supervises the container. `request` is a prestarted shim's [`StartRequest`]: its
+/// state dir is written only once the container runs (or failed to), off the start path.
+fn run(state_dir: &Path, request: Option<StartRequest>) -> ExitCode {
+    let (cfg, mut unwritten) = match request {
+        Some(req) => (req.config, Some(req.meta_json)),
+        None => {
+            redirect_stderr(&state_dir.join(SHIM_LOG_FILE));
+            match read_config(state_dir) {
+                Ok(c) => (c, None),
+                Err(e) => return start_failed(state_dir, e.to_string()),
+            }
+        }
+    };
     let _ = std::env::set_current_dir("/");
-    let cfg = match read_config(state_dir) {
-        Ok(c) => c,
-        Err(e) => return start_failed(state_dir, e.to_string()),
+    let fail = |unwritten: &mut Option<String>, msg: String| {
+        if let Some(meta) = unwritten.take() {
+            write_state_dir(state_dir, &cfg, &meta);
+        }
+        start_failed(state_dir, msg)
     };
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         diag(&cfg, &format!("set child subreaper: {}", e.desc()));
@@ -87,20 +123,23 @@ fn run(state_dir: &Path) -> ExitCode {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     if let Err(e) = mask.thread_block() {
-        return start_failed(state_dir, format!("block SIGCHLD: {}", e.desc()));
+        return fail(&mut unwritten, format!("block SIGCHLD: {}", e.desc()));
     }
     let sigfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
         Ok(fd) => fd,
-        Err(e) => return start_failed(state_dir, format!("signalfd: {}", e.desc())),
+        Err(e) => return fail(&mut unwritten, format!("signalfd: {}", e.desc())),
     };
     let mut writer = match CriLogWriter::open(&cfg.log_path, cfg.log_max_size) {
         Ok(w) => w,
-        Err(e) => return start_failed(state_dir, format!("open log file: {e}")),
+        Err(e) => return fail(&mut unwritten, format!("open log file: {e}")),
     };
     let container = match child::spawn(&cfg) {
         Ok(c) => c,
-        Err(msg) => return start_failed(state_dir, msg),
+        Err(msg) => return fail(&mut unwritten, msg),
     };
+    if let Some(meta) = unwritten.take() {
+        write_state_dir(state_dir, &cfg, &meta);
+    }
     let started_at = UnixTime::now().rfc3339_nano().to_string();
     let state = ShimState {
         shim_pid: getpid().as_raw(),
@@ -363,6 +402,47 @@ fn start_failed(state_dir: &Path, message: String) -> ExitCode {
             failure()
         }
     }
+}
+
+/// A prestarted shim's wait: reads stdin to EOF. `None`: nothing came (the agent will not use
+/// this shim); else the parsed [`StartRequest`]. Either way stdin becomes /dev/null, so the
+/// long-lived shim keeps no end of the agent's pipe.
+fn wait_for_request() -> Option<Result<StartRequest, String>> {
+    let mut bytes = Vec::new();
+    let read = std::io::stdin().lock().read_to_end(&mut bytes);
+    redirect(libc::STDIN_FILENO, Path::new("/dev/null"), true);
+    match read {
+        Ok(_) if bytes.is_empty() => None,
+        Ok(_) => Some(serde_json::from_slice(&bytes).map_err(|e| e.to_string())),
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// Creates the state dir; a failure is only noted (the answer still reaches the agent).
+fn make_state_dir(state_dir: &Path) {
+    if let Err(e) = std::fs::create_dir_all(state_dir) {
+        eprintln!(
+            "shim[{}]: create {}: {e}",
+            std::process::id(),
+            state_dir.display()
+        );
+    }
+}
+
+/// A prestarted shim's part of the state dir: the directory, `config.json` and `meta.json`
+/// (the same bytes the agent writes for a shim it starts directly), then its own `shim.log`.
+fn write_state_dir(state_dir: &Path, cfg: &ShimConfig, meta_json: &str) {
+    make_state_dir(state_dir);
+    let config = serde_json::to_vec_pretty(cfg).unwrap_or_default();
+    for (name, bytes) in [
+        (CONFIG_FILE, &config[..]),
+        (META_FILE, meta_json.as_bytes()),
+    ] {
+        if let Err(e) = std::fs::write(state_dir.join(name), bytes) {
+            diag(cfg, &format!("write {name}: {e}"));
+        }
+    }
+    redirect_stderr(&state_dir.join(SHIM_LOG_FILE));
 }
 
 /// Sends the answer on stdout (the agent's pipe) and closes it: stdout becomes /dev/null.

@@ -19,7 +19,7 @@ use crate::cgroup::CgroupName;
 use crate::events::{self, EventType};
 use crate::prober::{self, ProbeType, ProbeWorkerHandle};
 use crate::runtime::exec::ExecContext;
-use crate::runtime::{ContainerMeta, ContainerRecord, Runtime, env};
+use crate::runtime::{ContainerMeta, ContainerRecord, env};
 use crate::shim::{ExitStatus, ShimConfig, ShimState};
 use crate::status;
 
@@ -378,7 +378,7 @@ impl PodWorker {
             .clone()
             .unwrap_or_else(|| "default".into());
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let id = Runtime::new_id();
+        let (id, prestarted) = ctx.runtime.next_container();
         let log_path = crate::logs::container_log_path(
             &ctx.pod_logs_dir,
             &ns,
@@ -397,14 +397,6 @@ impl PodWorker {
             );
             return false;
         }
-        crate::logs::link_container_log(
-            &ctx.container_logs_dir,
-            self.pod_name(),
-            &ns,
-            &name,
-            &id,
-            &log_path,
-        );
         let exec = exec_context(
             &pod,
             &spec,
@@ -449,10 +441,23 @@ impl PodWorker {
             self.remove_instance(&prev.id);
         }
         let rt = ctx.runtime.clone();
+        let link_target = meta.log_path.clone();
         let started = tokio::task::spawn_blocking(move || {
-            rt.create_and_start(&meta, &shim_cfg).map(|s| (s, meta))
+            rt.create_and_start(&meta, &shim_cfg, prestarted)
+                .map(|s| (s, meta))
         })
         .await;
+        // The `/var/log/containers` link, once the start is done: it serves log collectors,
+        // not the container, so it stays off the pod start path (the kubelet makes it between
+        // CreateContainer and StartContainer).
+        crate::logs::link_container_log(
+            &ctx.container_logs_dir,
+            self.pod_name(),
+            &ns,
+            &name,
+            &id,
+            &link_target,
+        );
         let (state, meta) = match started {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {

@@ -75,6 +75,9 @@ check as_restart_no_container_restarts '[ -n "$r0" ] && [ "$(restarts)" = "$r0" 
 
 check as_stop 'systemctl stop $U && [ "$(systemctl is-active $U)" = inactive ]'
 check as_stop_agent_gone 'wait_for 10 "[ ! -d /proc/$main2 ]"'
+# The agent's spare shim (`minikubelet-shim ... --prestarted`) exits when the agent's end of
+# its pipe closes, a moment after the agent: give it that moment, no more.
+wait_for 5 '[ -z "$(strays_after_stop "$UCG" "$PODS" "$BIN")" ]'
 strays=$(strays_after_stop "$UCG" "$PODS" "$BIN"); [ -n "$strays" ] && note "strays: $strays"
 check as_stop_no_strays '[ -z "$strays" ]'
 check as_stop_pods_running '[ "$(ctr_pids)" = "$before" ]'
