@@ -408,8 +408,10 @@ impl EvictionManager {
         // Thresholds met at the previous read: a threshold that is met now and was not is a
         // crossing, which runs a full cycle at once.
         let mut poll_met: Vec<Threshold> = Vec::new();
-        // The last cycle evicted a pod: if a threshold is still met once it is gone, go on
-        // without waiting for the next period.
+        // The last cycle evicted a pod (and waited for it to be cleaned up): run the next cycle
+        // at once, as the kubelet's loop does after `waitForPodsCleanup`. That cycle decides
+        // with the minimum reclaim (a threshold stays met until signal >= threshold + reclaim),
+        // which the poll's plain comparison below does not see.
         let mut again = false;
         let mut tick = tokio::time::interval(FAST_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -424,7 +426,7 @@ impl EvictionManager {
                 .state
                 .next_deadline(self.cfg.pressure_transition_period)
                 .is_some_and(|d| d > self.last_sync && d <= now);
-            if !self.cfg.fast_poll && woken.is_none() && !periodic && !deadline {
+            if !self.cfg.fast_poll && woken.is_none() && !periodic && !deadline && !again {
                 continue;
             }
             // The memory signals: at every tick, or every NOTIFIED_MEMORY_POLL when the kernel
@@ -446,7 +448,7 @@ impl EvictionManager {
             }
             let met = helpers::thresholds_met(&self.cfg.thresholds, &obs, false);
             let new_crossing = met.iter().any(|t| !poll_met.contains(t));
-            let retry = again && !met.is_empty();
+            let retry = again;
             poll_met = met;
             if !(new_crossing || retry || periodic || deadline) {
                 if read_memory {

@@ -122,8 +122,8 @@ struct SpareShim {
 }
 
 /// The environment variable that turns the spare shim off (`MINIKUBELET_SHIM_PRESTART=off`):
-/// for measuring what it saves (`cargo bench --bench spine` prints both), or when an idle
-/// extra process is unwelcome.
+/// for measuring what it saves (run `cargo bench --bench spine` with and without it), or when
+/// an idle extra process is unwelcome.
 pub const SHIM_PRESTART_ENV: &str = "MINIKUBELET_SHIM_PRESTART";
 
 impl Runtime {
@@ -201,7 +201,8 @@ impl Runtime {
     }
 
     /// Removes state directories without a readable `meta.json`. Only safe while nothing
-    /// creates containers: `create_and_start` makes the directory before it writes `meta.json`.
+    /// creates containers: `create_and_start` (or the prestarted shim it hands a container to)
+    /// makes the directory before it writes `meta.json`.
     fn remove_incomplete(&self) {
         let Ok(entries) = std::fs::read_dir(&self.containers_dir) else {
             return;
