@@ -310,21 +310,7 @@ pub fn start(exe: &Path, state_dir: &Path) -> Result<ShimState, ShimError> {
         state_dir: state_dir.clone(),
         source,
     })?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("shim")
-        .arg(&state_dir)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::null());
-    let spawned = cmd.spawn();
-    // Drop our copy of the pipe's write end, or we would never see EOF.
-    drop(cmd);
-    let mut launcher = spawned.map_err(|source| ShimError::Spawn {
-        exe: exe.to_path_buf(),
-        state_dir: state_dir.clone(),
-        source,
-    })?;
+    let mut launcher = spawn_launcher(exe, &state_dir, None, Stdio::null(), writer)?;
     let answer = read_answer(&mut reader, started + START_TIMEOUT);
     // The launcher exits right after forking the shim; reap it so the agent keeps no zombie.
     if !matches!(launcher.try_wait(), Ok(Some(_))) {
@@ -334,6 +320,34 @@ pub fn start(exe: &Path, state_dir: &Path) -> Result<ShimState, ShimError> {
         let _ = launcher.wait();
     }
     take_answer(answer, state_dir, started)
+}
+
+/// Runs `<exe> shim <state-dir> [flag]` (the launcher) with an empty environment, `stdin`, the
+/// handshake pipe's write end as stdout, and no stderr.
+fn spawn_launcher(
+    exe: &Path,
+    state_dir: &Path,
+    flag: Option<&str>,
+    stdin: Stdio,
+    answer: std::io::PipeWriter,
+) -> Result<std::process::Child, ShimError> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("shim").arg(state_dir);
+    if let Some(flag) = flag {
+        cmd.arg(flag);
+    }
+    cmd.env_clear()
+        .stdin(stdin)
+        .stdout(Stdio::from(answer))
+        .stderr(Stdio::null());
+    let spawned = cmd.spawn();
+    // Drop our copies of the child's pipe ends, or we would never see EOF.
+    drop(cmd);
+    spawned.map_err(|source| ShimError::Spawn {
+        exe: exe.to_path_buf(),
+        state_dir: state_dir.to_path_buf(),
+        source,
+    })
 }
 
 /// A shim started ahead of its container by [`prestart`]: detached, exec'd and waiting for
@@ -365,21 +379,13 @@ pub fn prestart(exe: &Path, state_dir: &Path) -> Result<Prestarted, ShimError> {
     };
     let (answer, answer_w) = std::io::pipe().map_err(handshake)?;
     let (go_r, go) = std::io::pipe().map_err(handshake)?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("shim")
-        .arg(&state_dir)
-        .arg(PRESTARTED_ARG)
-        .env_clear()
-        .stdin(Stdio::from(go_r))
-        .stdout(Stdio::from(answer_w))
-        .stderr(Stdio::null());
-    let spawned = cmd.spawn();
-    drop(cmd);
-    let mut launcher = spawned.map_err(|source| ShimError::Spawn {
-        exe: exe.to_path_buf(),
-        state_dir: state_dir.clone(),
-        source,
-    })?;
+    let mut launcher = spawn_launcher(
+        exe,
+        &state_dir,
+        Some(PRESTARTED_ARG),
+        Stdio::from(go_r),
+        answer_w,
+    )?;
     let deadline = Instant::now() + LAUNCHER_EXIT_TIMEOUT;
     loop {
         match launcher.try_wait() {
