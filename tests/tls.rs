@@ -536,3 +536,66 @@ fn anonymous_enabled_serves_requests_without_credentials_but_not_wrong_tokens() 
         "wrong token with anonymous enabled",
     );
 }
+
+#[test]
+fn the_serving_certificate_is_reloaded_when_its_files_change() {
+    // As the kubelet's ReloadKubeletServerCertificateFile (beta, on by default since 1.31): a
+    // certificate renewed on disk is served without a restart; a pair that does not load is
+    // refused and the previous one stays.
+    let pki = Pki::new();
+    let mut a = start_tls_agent(&pki, &[]);
+    let healthz = |ca: &str| {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "10"])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {TOKEN}"))
+            .arg("--cacert")
+            .arg(pki.path(ca))
+            .arg(format!("https://127.0.0.1:{}/healthz", a.port));
+        run(c)
+    };
+    assert_eq!(healthz("ca.crt").stdout, "ok");
+
+    // A renewed certificate from another CA, written as cert-manager does (file by file,
+    // each through a rename).
+    let (new_ca, new_ca_key) = ca("renewed-ca");
+    std::fs::write(pki.path("renewed-ca.crt"), new_ca.pem()).unwrap();
+    let issuer = Issuer::new(ca_params("renewed-ca"), new_ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "node1");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let replace = |name: &str, text: &str| {
+        let tmp = pki.path(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, pki.path(name)).unwrap();
+    };
+    replace("server.crt", &p.signed_by(&key, &issuer).unwrap().pem());
+    replace("server.key", &key.serialize_pem());
+    a.wait_for("the renewed certificate to be served", T, |_| {
+        (healthz("renewed-ca.crt").stdout == "ok").then_some(())
+    });
+    let old = healthz("ca.crt");
+    assert_ne!(
+        old.code, 0,
+        "the old CA no longer verifies the server: {old:?}"
+    );
+    assert!(
+        a.log_contains("loaded a new serving certificate"),
+        "{}",
+        a.agent_log()
+    );
+
+    // A key that is not one: logged, and the renewed certificate is still served.
+    replace(
+        "server.key",
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    );
+    a.wait_for("the broken key to be noticed", T, |a| {
+        let _ = healthz("renewed-ca.crt");
+        a.log_contains("do not load; still serving the previous certificate")
+            .then_some(())
+    });
+    assert_eq!(healthz("renewed-ca.crt").stdout, "ok");
+    a.stop();
+}

@@ -8,7 +8,9 @@
 //! required (`tls.VerifyClientCertIfGiven`), so bearer tokens still work; a certificate that
 //! is sent must chain to the client CA, or the handshake fails. Unlike the kubelet,
 //! minikubelet does not make a self-signed certificate when none is given: without
-//! `--tls-cert-file` it serves plain HTTP, which it allows on loopback only.
+//! `--tls-cert-file` it serves plain HTTP, which it allows on loopback only. The serving
+//! certificate is re-read when its files change (`ReloadKubeletServerCertificateFile`); the
+//! client CA is read once, as in the kubelet 1.32.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,8 @@ use axum::serve::IncomingStream;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -86,14 +89,13 @@ fn read_certificates(
     Ok(certs)
 }
 
-/// The rustls server configuration: the serving certificate chain and key, and when a client
-/// CA is given, a verifier that checks client certificates against it if one is sent.
-pub fn server_config(
+/// The serving certificate and key from their files as one rustls `CertifiedKey`, with the
+/// flag-named errors of start-up.
+fn load_serving_pair(
     cert_file: &Path,
     key_file: &Path,
-    client_ca_file: Option<&Path>,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = read_certificates("--tls-cert-file", cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
         file_error(
@@ -102,6 +104,98 @@ pub fn server_config(
             format!("no PEM private key (PKCS#8, PKCS#1 or SEC1) could be read: {e}"),
         )
     })?;
+    CertifiedKey::from_der(chain, key, provider)
+        .map(Arc::new)
+        .map_err(|e| {
+            TlsError::Config(format!(
+                "{} and {} do not make a usable certificate/key pair: {e}",
+                cert_file.display(),
+                key_file.display()
+            ))
+        })
+}
+
+/// How often, at most, a new connection makes the server look at the certificate files again.
+/// The kubelet's dynamic file content watches them with fsnotify and re-reads them every
+/// minute; here a handshake checks their modification times (two `stat`s), at most once per
+/// interval: shorter picks a renewed certificate up sooner, longer saves the `stat`s under a
+/// flood of connections.
+const CERT_FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The serving certificate, re-read when its files change (the kubelet's
+/// `ReloadKubeletServerCertificateFile`, beta and on by default since 1.31: a certificate
+/// renewed on disk, by cert-manager or a cron job, is served without a restart). A pair that
+/// does not load (a half-written file, a key that does not match) is logged and the previous
+/// one stays in use, as `dynamiccertificates` does.
+#[derive(Debug)]
+struct ServingCertificate {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    state: std::sync::Mutex<ServingState>,
+}
+
+#[derive(Debug)]
+struct ServingState {
+    current: Arc<CertifiedKey>,
+    /// The files' modification times when last read (loaded or not).
+    stamp: Option<(std::time::SystemTime, std::time::SystemTime)>,
+    checked: std::time::Instant,
+}
+
+impl ServingCertificate {
+    fn stamp(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some((mtime(&self.cert_file)?, mtime(&self.key_file)?))
+    }
+}
+
+impl ResolvesServerCert for ServingCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut state = self.state.lock().ok()?;
+        if state.checked.elapsed() >= CERT_FILE_CHECK_INTERVAL {
+            state.checked = std::time::Instant::now();
+            let stamp = self.stamp();
+            if stamp.is_some() && stamp != state.stamp {
+                state.stamp = stamp;
+                match load_serving_pair(&self.cert_file, &self.key_file, &self.provider) {
+                    Ok(pair) => {
+                        tracing::info!(cert_file = %self.cert_file.display(), key_file = %self.key_file.display(), "loaded a new serving certificate");
+                        state.current = pair;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "serving certificate files changed but do not load; still serving the previous certificate");
+                    }
+                }
+            }
+        }
+        Some(state.current.clone())
+    }
+}
+
+/// The rustls server configuration: the serving certificate chain and key (re-read when the
+/// files change, see [`ServingCertificate`]), and when a client CA is given, a verifier that
+/// checks client certificates against it if one is sent.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca_file: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let serving = ServingCertificate {
+        cert_file: cert_file.to_path_buf(),
+        key_file: key_file.to_path_buf(),
+        provider: provider.clone(),
+        state: std::sync::Mutex::new(ServingState {
+            current: load_serving_pair(cert_file, key_file, &provider)?,
+            stamp: None,
+            checked: std::time::Instant::now(),
+        }),
+    };
+    let stamp = serving.stamp();
+    if let Ok(mut state) = serving.state.lock() {
+        state.stamp = stamp;
+    }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
@@ -121,13 +215,7 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        TlsError::Config(format!(
-            "{} and {} do not make a usable certificate/key pair: {e}",
-            cert_file.display(),
-            key_file.display()
-        ))
-    })?;
+    let mut config = builder.with_cert_resolver(Arc::new(serving));
     // The server speaks HTTP/1.1 only (exec/attach/port-forward upgrade an HTTP/1.1
     // connection); saying so in ALPN keeps clients from trying HTTP/2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
