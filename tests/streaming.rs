@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Agent, container_status};
+use common::{Agent, TALKER, container_status};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -36,54 +36,18 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
-/// The result of running a client.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+type Run = common::ClientRun;
 
-/// Runs `cmd` with `stdin`, killing it after `timeout`.
-fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn client");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let st = child.wait().unwrap();
-            let (o, e) = (out_t.join().unwrap(), err_t.join().unwrap());
-            panic!("client timed out ({st}); stdout {o:?} stderr {e:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    }
+/// Runs `cmd` with `stdin`, killing it after `timeout`; a client still running then fails the
+/// test.
+fn run(cmd: Command, stdin: &[u8], timeout: Duration) -> Run {
+    let r = common::run_client(cmd, stdin, timeout);
+    assert!(
+        !r.timed_out,
+        "client timed out; stdout {:?} stderr {:?}",
+        r.stdout, r.stderr
+    );
+    r
 }
 
 /// kubectl 1.32 against the agent, with a fresh HOME (no discovery cache).
@@ -269,21 +233,6 @@ fn kubectl_exec_with_a_tty() {
     assert!(r.stdout.contains("TTY-OK"), "{:?} {:?}", r.stdout, r.stderr);
     assert_eq!(r.code, 130, "{:?} {:?}", r.stdout, r.stderr);
 }
-
-/// The container of the attach tests: reads stdin (once), answers each line, then exits.
-const TALKER: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: talker}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: main
-    image: debian
-    command: ["sh", "-c", "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done; echo bye"]
-    stdin: true
-    stdinOnce: true
-"#;
 
 #[test]
 fn kubectl_attach_to_stdin_and_output() {

@@ -113,49 +113,11 @@ fn client_params(cn: &str) -> CertificateParams {
     p
 }
 
-/// What a client printed and how it ended.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+type Out = common::ClientRun;
 
-/// Runs `cmd` to completion, killed after 30 s.
-fn run(mut cmd: Command) -> Out {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn client");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + T;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code().unwrap_or(-1);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -9;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    }
+/// Runs `cmd` to completion, with no input, killed after 30 s (`code` -1 then).
+fn run(cmd: Command) -> Out {
+    common::run_client(cmd, b"", T)
 }
 
 /// curl against `https://127.0.0.1:<port><path>` trusting the test CA; `-w` appends the
@@ -211,6 +173,26 @@ spec:
     image: debian
     command: ["sh", "-c", "echo hello-over-tls; sleep 3600"]
 "#;
+
+/// Waits (over HTTPS, with the token) until the pod named `<name>-<node>` has its first
+/// container running; its full name.
+fn wait_running_over_tls(a: &Agent, pki: &Pki, name: &str) -> String {
+    a.wait_for(&format!("{name} running"), T, |a| {
+        let o = curl(
+            a,
+            pki,
+            "/pods",
+            &["-H", &format!("Authorization: Bearer {TOKEN}")],
+        );
+        let v: serde_json::Value = serde_json::from_str(&code_and_body(&o).1).ok()?;
+        v["items"].as_array()?.iter().find_map(|p| {
+            let full = p["metadata"]["name"].as_str()?;
+            (full.starts_with(&format!("{name}-"))
+                && p["status"]["containerStatuses"][0]["state"]["running"].is_object())
+            .then(|| full.to_string())
+        })
+    })
+}
 
 fn start_tls_agent(pki: &Pki, extra: &[&str]) -> Agent {
     let mut flags = pki.flags();
@@ -288,20 +270,7 @@ fn kubectl_python_and_streams_over_tls() {
     let pki = Pki::new();
     let a = start_tls_agent(&pki, &[]);
     a.write_manifest("box.yaml", PODS);
-    a.wait_for("box running", T, |a| {
-        let o = curl(
-            a,
-            &pki,
-            "/pods",
-            &["-H", &format!("Authorization: Bearer {TOKEN}")],
-        );
-        let v: serde_json::Value = serde_json::from_str(&code_and_body(&o).1).ok()?;
-        v["items"]
-            .as_array()?
-            .iter()
-            .any(|p| p["status"]["containerStatuses"][0]["state"]["running"].is_object())
-            .then_some(())
-    });
+    wait_running_over_tls(&a, &pki, "box");
 
     // The kubeconfig the agent wrote speaks https and trusts the serving certificate.
     let kc = std::fs::read_to_string(a.root_dir.join("kubeconfig")).unwrap();
@@ -598,4 +567,40 @@ fn the_serving_certificate_is_reloaded_when_its_files_change() {
     });
     assert_eq!(healthz("renewed-ca.crt").stdout, "ok");
     a.stop();
+}
+
+#[test]
+fn kubectl_attach_over_tls_with_a_client_certificate() {
+    // Attach is the one stream the TLS test above leaves out: kubectl upgrades an HTTPS
+    // connection authenticated by its client certificate, sends stdin and reads the output.
+    let pki = Pki::new();
+    let a = start_tls_agent(&pki, &[]);
+    a.write_manifest("talker.yaml", common::TALKER);
+    let pod = wait_running_over_tls(&a, &pki, "talker");
+    let home = tempfile::tempdir().unwrap();
+    let cert = vec![
+        format!("--client-certificate={}", pki.path("client.crt").display()),
+        format!("--client-key={}", pki.path("client.key").display()),
+    ];
+    let r = common::run_client(
+        kubectl(&a, home.path(), &cert, &["attach", "-i", &pod]),
+        b"over-tls\n",
+        T,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "got over-tls\nbye\n", "{r:?}");
+    // The rogue client's certificate does not chain to the client CA: no attach.
+    let rogue = vec![
+        format!(
+            "--client-certificate={}",
+            pki.path("rogue-client.crt").display()
+        ),
+        format!("--client-key={}", pki.path("rogue-client.key").display()),
+    ];
+    let r = common::run_client(
+        kubectl(&a, home.path(), &rogue, &["attach", "-i", &pod]),
+        b"no\n",
+        T,
+    );
+    assert_ne!(r.code, 0, "{r:?}");
 }

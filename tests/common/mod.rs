@@ -623,3 +623,71 @@ pub fn kubectl() -> String {
 pub fn mem_total() -> i64 {
     minikubelet::node::mem_total(Path::new("/proc")).expect("MemTotal in /proc/meminfo")
 }
+
+/// What a client (kubectl, curl, python) printed and how it ended.
+#[derive(Debug)]
+pub struct ClientRun {
+    /// The exit code; -1 when killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// It was still running at the timeout and was killed.
+    pub timed_out: bool,
+}
+
+/// Runs `cmd` with `stdin` written to it (then closed), killed after `timeout`.
+pub fn run_client(mut cmd: Command, stdin: &[u8], timeout: Duration) -> ClientRun {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn client");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let (status, timed_out) = loop {
+        if let Some(st) = child.try_wait().expect("wait for client") {
+            break (st, false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break (child.wait().expect("wait for client"), true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ClientRun {
+        code: status.code().unwrap_or(-1),
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+        timed_out,
+    }
+}
+
+/// The container of the attach tests: reads stdin (once), answers each line, then exits.
+pub const TALKER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: debian
+    command: ["sh", "-c", "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done; echo bye"]
+    stdin: true
+    stdinOnce: true
+"#;
