@@ -838,3 +838,25 @@ fn a_prestarted_shim_records_start_failures_in_its_state_dir() {
         "{exit:?}"
     );
 }
+
+#[test]
+fn a_container_whose_log_cannot_be_opened_never_runs() {
+    // The shim opens the log while the child joins its cgroups; the child execs only once the
+    // log is open. Here the log's directory cannot be made (its parent is a file).
+    let fx = Fixture::new();
+    let marker = fx.state_dir.with_file_name("ran");
+    let blocker = fx.state_dir.with_file_name("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let mut cfg = fx.config(&["touch", &marker.to_string_lossy()]);
+    cfg.log_path = blocker.join("c").join("0.log");
+    let (res, _guard) = fx.start(&cfg);
+    let err = res.unwrap_err().to_string();
+    assert!(
+        err.contains("create log directory") && err.contains("Not a directory"),
+        "{err}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!marker.exists(), "the container ran without its log");
+    let exit = shim::read_exit(&fx.state_dir).unwrap().unwrap();
+    assert_eq!(exit.exit_code, 128);
+}

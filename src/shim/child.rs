@@ -10,6 +10,11 @@
 //! dispositions survive exec), `execve` through the `PATH` candidates. A failing step writes
 //! `(step, index, errno)` to a close-on-exec pipe and `_exit`s; a successful exec closes the
 //! pipe, which is how the shim tells the two apart.
+//!
+//! Just before `execve` the child waits for one byte on a *gate* pipe: the shim meanwhile runs
+//! what the container needs but the child's steps do not (opening the CRI log file), so the
+//! two overlap instead of adding up, and a container never runs without its log: if that
+//! fails, the shim closes the gate and the child `_exit`s without exec'ing.
 use std::ffi::{CString, c_char};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -51,6 +56,7 @@ enum Step {
     Stdio = 8,
     Exec = 9,
     NotFound = 10,
+    Gate = 11,
 }
 
 impl Step {
@@ -67,6 +73,7 @@ impl Step {
             Stdio,
             Exec,
             NotFound,
+            Gate,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -186,13 +193,20 @@ impl Prepared {
             Step::Stdio => format!("set up stdio: {err}"),
             Step::Exec => format!("exec {argv0:?}: {err}"),
             Step::NotFound => format!("exec {argv0:?}: executable file not found in $PATH"),
+            Step::Gate => format!("wait for the shim before exec: {err}"),
         }
     }
 }
 
-/// Forks and execs the container. Returns once it has exec'd, or the start error's message.
-/// The caller must have blocked SIGCHLD (the child unblocks everything before exec).
-pub(super) fn spawn(cfg: &ShimConfig) -> Result<Container, String> {
+/// Forks and execs the container. Returns once it has exec'd (with what `before_exec`
+/// returned), or the start error's message. `before_exec` runs in the shim while the child
+/// takes its steps; the child execs only once it has returned `Ok` (its error is the start
+/// error otherwise). The caller must have blocked SIGCHLD (the child unblocks everything
+/// before exec).
+pub(super) fn spawn<T>(
+    cfg: &ShimConfig,
+    before_exec: impl FnOnce() -> Result<T, String>,
+) -> Result<(Container, T), String> {
     let prep = Prepared::new(cfg)?;
     let argv_ptrs = null_terminated(&prep.argv);
     let envp_ptrs = null_terminated(&prep.envp);
@@ -210,6 +224,7 @@ pub(super) fn spawn(cfg: &ShimConfig) -> Result<Container, String> {
         (OwnedFd::from(null), None)
     };
     let (report_r, report_w) = pipe("exec report")?;
+    let (gate_r, gate_w) = pipe("exec gate")?;
 
     // SAFETY: the shim is single-threaded, and the child only makes async-signal-safe calls
     // on memory prepared above before exec or _exit.
@@ -221,23 +236,40 @@ pub(super) fn spawn(cfg: &ShimConfig) -> Result<Container, String> {
                 stdout: out_w.as_raw_fd(),
                 stderr: err_w.as_raw_fd(),
                 report: report_w.as_raw_fd(),
+                gate: gate_r.as_raw_fd(),
+                gate_writer: gate_w.as_raw_fd(),
             };
             // SAFETY: see above; never returns.
             unsafe { exec_child(&prep, &argv_ptrs, &envp_ptrs, fds) }
         }
         Ok(ForkResult::Parent { child }) => {
-            drop((in_r, out_w, err_w, report_w));
-            match read_report(&report_r) {
+            drop((in_r, out_w, err_w, report_w, gate_r));
+            let gate = before_exec();
+            if gate.is_ok() {
+                // EPIPE (ignored) if the child already failed a step and exited.
+                let _ = nix::unistd::write(&gate_w, b"g");
+            }
+            drop(gate_w);
+            let report = read_report(&report_r);
+            let ready = match gate {
+                Ok(v) => v,
+                Err(msg) => {
+                    let _ = waitpid(child, None);
+                    return Err(msg);
+                }
+            };
+            match report {
                 None => {
                     for fd in [&out_r, &err_r] {
                         set_nonblocking(fd.as_raw_fd());
                     }
-                    Ok(Container {
+                    let container = Container {
                         pid: child,
                         stdout: out_r,
                         stderr: err_r,
                         stdin: in_w,
-                    })
+                    };
+                    Ok((container, ready))
                 }
                 Some((step, index, errno)) => {
                     let _ = waitpid(child, None);
@@ -300,6 +332,10 @@ struct ChildFds {
     stdout: RawFd,
     stderr: RawFd,
     report: RawFd,
+    gate: RawFd,
+    /// The shim's end of the gate, closed first: else the child would hold it open itself and
+    /// never see the EOF that says "do not exec".
+    gate_writer: RawFd,
 }
 
 /// Reports a failed step to the shim and exits. Async-signal-safe.
@@ -346,6 +382,7 @@ unsafe fn exec_child(
 ) -> ! {
     // SAFETY: every call below is an async-signal-safe syscall wrapper on prepared memory.
     unsafe {
+        libc::close(fds.gate_writer);
         if libc::setsid() < 0 {
             fail(fds.report, Step::Setsid, 0, errno());
         }
@@ -402,6 +439,19 @@ unsafe fn exec_child(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+
+        // The gate: one byte once the shim has the container's log open; EOF if it failed.
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(fds.gate, (&raw mut byte).cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            fail(fds.report, Step::Gate, 0, if n < 0 { errno() } else { 0 });
+        }
 
         let mut saw_eacces = false;
         let mut last = libc::ENOENT;

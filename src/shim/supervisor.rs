@@ -129,12 +129,19 @@ fn run(state_dir: &Path, request: Option<StartRequest>) -> ExitCode {
         Ok(fd) => fd,
         Err(e) => return fail(&mut unwritten, format!("signalfd: {}", e.desc())),
     };
-    let mut writer = match CriLogWriter::open(&cfg.log_path, cfg.log_max_size) {
-        Ok(w) => w,
-        Err(e) => return fail(&mut unwritten, format!("open log file: {e}")),
-    };
-    let container = match child::spawn(&cfg) {
-        Ok(c) => c,
+    // The log (and its directory, `<pod-logs-dir>/<ns>_<pod>_<uid>/<container>/`, which the
+    // kubelet makes before CreateContainer) is made while the child joins its cgroups: the
+    // child execs only once it is open.
+    let spawned = child::spawn(&cfg, || {
+        if let Some(dir) = cfg.log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("create log directory {}: {e}", dir.display()))?;
+        }
+        CriLogWriter::open(&cfg.log_path, cfg.log_max_size)
+            .map_err(|e| format!("open log file: {e}"))
+    });
+    let (container, mut writer) = match spawned {
+        Ok(v) => v,
         Err(msg) => return fail(&mut unwritten, msg),
     };
     if let Some(meta) = unwritten.take() {

@@ -387,16 +387,8 @@ impl PodWorker {
             &name,
             attempt,
         );
-        if let Some(dir) = log_path.parent()
-            && let Err(e) = std::fs::create_dir_all(dir)
-        {
-            self.config_error(
-                i,
-                status::reasons::CREATE_CONTAINER_ERROR,
-                format!("create log directory {}: {e}", dir.display()),
-            );
-            return false;
-        }
+        // The log directory and file are made by the shim, while the container's process
+        // joins its cgroups (`shim::child`): off the start path.
         let exec = exec_context(
             &pod,
             &spec,
