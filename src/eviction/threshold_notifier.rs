@@ -277,6 +277,12 @@ struct MemoryThresholdNotifier {
     cgroup: PathBuf,
     /// v1: the usage value registered now.
     armed_bytes: Option<u64>,
+    /// v1: the registration has fired. The kernel signals a memcg threshold when usage
+    /// crosses it, so a fired registration stays silent while usage keeps rising: it must be
+    /// replaced even if its value would not move (found by a flaky test: the inactive file
+    /// cache grew between arming and the crossing, the cycle saw the threshold not met, and
+    /// the re-arm was skipped as within [`REARM_SLACK`], so nothing woke the manager again).
+    spent: bool,
     /// The waiting tasks; aborting them closes their fds.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -391,6 +397,7 @@ impl ThresholdNotifiers {
                         threshold: t.clone(),
                         cgroup: cgroup.clone(),
                         armed_bytes: None,
+                        spent: false,
                         tasks: Vec::new(),
                     });
                 }
@@ -489,6 +496,7 @@ impl ThresholdNotifiers {
                 threshold: (*first).clone(),
                 cgroup,
                 armed_bytes: None,
+                spent: false,
                 tasks,
             });
         }
@@ -533,8 +541,9 @@ impl ThresholdNotifiers {
                     continue;
                 }
             };
-            if n.armed_bytes
-                .is_some_and(|a| a.abs_diff(bytes) < REARM_SLACK)
+            if !n.spent
+                && n.armed_bytes
+                    .is_some_and(|a| a.abs_diff(bytes) < REARM_SLACK)
             {
                 continue;
             }
@@ -559,6 +568,7 @@ impl ThresholdNotifiers {
                     }
                     n.tasks.push(task);
                     n.armed_bytes = Some(bytes);
+                    n.spent = false;
                     if first {
                         tracing::info!(
                             signal = %n.threshold.signal,
@@ -582,10 +592,21 @@ impl ThresholdNotifiers {
         }
     }
 
-    /// The next notification; pending forever when nothing is armed. Cancel-safe.
+    /// The next notification; pending forever when nothing is armed. Cancel-safe. A v1
+    /// registration that fired is marked spent: the next [`Self::update_thresholds`] replaces
+    /// it.
     pub async fn next(&mut self) -> Wake {
         match self.rx.recv().await {
-            Some(w) => w,
+            Some(w) => {
+                if w.mechanism == Mechanism::MemcgThreshold {
+                    for n in &mut self.notifiers {
+                        if n.threshold.signal == w.signal {
+                            n.spent = true;
+                        }
+                    }
+                }
+                w
+            }
             // Unreachable while `self.tx` lives; wait forever rather than spin.
             None => std::future::pending().await,
         }
