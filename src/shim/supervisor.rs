@@ -144,10 +144,10 @@ fn run(state_dir: &Path, request: Option<StartRequest>) -> ExitCode {
         Ok(v) => v,
         Err(msg) => return fail(&mut unwritten, msg),
     };
+    let started_at = UnixTime::now().rfc3339_nano().to_string();
     if let Some(meta) = unwritten.take() {
         write_state_dir(state_dir, &cfg, &meta);
     }
-    let started_at = UnixTime::now().rfc3339_nano().to_string();
     let state = ShimState {
         shim_pid: getpid().as_raw(),
         pid: container.pid.as_raw(),
