@@ -253,6 +253,16 @@ fn spawn_waiter<T: AsRawFd + Send + Sync + 'static>(
     }))
 }
 
+/// `memory.usage_in_bytes` of a v1 memory cgroup; `None` when unreadable (the next cycle
+/// reports the cgroup's errors).
+fn read_usage(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join(MEMORY_USAGE_ATTRIBUTE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn drain_eventfd(efd: &EventFd) {
     // EAGAIN when already drained: nothing to do.
     let _ = efd.read();
@@ -569,6 +579,20 @@ impl ThresholdNotifiers {
                     n.tasks.push(task);
                     n.armed_bytes = Some(bytes);
                     n.spent = false;
+                    // The kernel signals crossings only: a value that usage already passed
+                    // while the cycle ran (a fast allocator moves hundreds of MiB a second)
+                    // would stay silent until usage fell below it again. Wake the manager now,
+                    // as the crossing would have; the next update re-arms.
+                    if let Some(usage) = read_usage(&n.cgroup).filter(|u| *u >= bytes) {
+                        tracing::debug!(signal = %n.threshold.signal, usage_threshold = bytes, usage,
+                            "eviction manager: usage already past the value just armed; waking the manager now");
+                        n.spent = true;
+                        let _ = tx.try_send(Wake {
+                            signal: n.threshold.signal,
+                            mechanism: Mechanism::MemcgThreshold,
+                            path: n.cgroup.join(MEMORY_USAGE_ATTRIBUTE),
+                        });
+                    }
                     if first {
                         tracing::info!(
                             signal = %n.threshold.signal,
