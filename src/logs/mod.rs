@@ -16,7 +16,7 @@ pub use manager::{
     COMPRESS_SUFFIX, CONTAINER_LOG_MONITOR_INTERVAL, HousekeepingReport, LogManager, TMP_SUFFIX,
     rotated_logs,
 };
-pub use reader::{CriRecord, CriRecords, LogOptions, log_files, read_logs};
+pub use reader::{CriRecord, CriRecords, LogOptions, RecordWriter, log_files, read_logs};
 pub use timestamp::{TimeBuf, UnixTime};
 
 /// The kubelet's default `podLogsDir`.

@@ -3,7 +3,7 @@
 //!
 //! Deviation: the kubelet reads only the live file, so `--tail` and `--since` cannot reach past a
 //! rotation (kubernetes #11046); this reader walks `N.log.<ts>.gz`, `N.log.<ts>`, then `N.log`.
-//! Following (`-f`) is left to the caller (a later issue), which can reuse [`CriRecords`].
+//! Following (`-f`) is `server::logs`'s, which writes through the same [`RecordWriter`].
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -151,11 +151,7 @@ pub fn read_logs(
     out: &mut dyn Write,
 ) -> Result<u64, LogsError> {
     let records = CriRecords::open(log_path)?;
-    let mut w = LimitedWriter {
-        out,
-        written: 0,
-        limit: opts.limit_bytes,
-    };
+    let mut w = RecordWriter::new(out, opts);
     let write_err = |source| LogsError::io("write logs of", log_path, source);
     match opts.tail_lines {
         Some(n) => {
@@ -167,37 +163,62 @@ pub fn read_logs(
                 }
             }
             for r in last {
-                if !w.record(&r, opts).map_err(write_err)? {
+                if !w.record(&r).map_err(write_err)? {
                     break;
                 }
             }
         }
         None => {
             for r in records {
-                if !w.record(&r?, opts).map_err(write_err)? {
+                if !w.record(&r?).map_err(write_err)? {
                     break;
                 }
             }
         }
     }
-    Ok(w.written)
+    Ok(w.written())
 }
 
-struct LimitedWriter<'a> {
-    out: &'a mut dyn Write,
+/// Writes CRI records as `kubectl logs` shows them: the `sinceTime` and `stream` filters,
+/// `timestamps`, and the `limitBytes` cut. Shared by [`read_logs`] and the follower of
+/// `server::logs`.
+pub struct RecordWriter<'a, W: Write + ?Sized> {
+    out: &'a mut W,
+    opts: &'a LogOptions,
     written: u64,
-    limit: Option<u64>,
 }
 
-impl LimitedWriter<'_> {
+impl<'a, W: Write + ?Sized> RecordWriter<'a, W> {
+    /// A writer to `out` with the options of one request.
+    pub fn new(out: &'a mut W, opts: &'a LogOptions) -> Self {
+        RecordWriter {
+            out,
+            opts,
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Flushes the output.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Writes one record if the filters keep it; `false` once the byte limit is reached.
-    fn record(&mut self, r: &CriRecord, opts: &LogOptions) -> std::io::Result<bool> {
-        if opts.since_time.is_some_and(|since| r.timestamp < since)
-            || opts.stream.is_some_and(|s| s != r.stream)
+    pub fn record(&mut self, r: &CriRecord) -> std::io::Result<bool> {
+        if self
+            .opts
+            .since_time
+            .is_some_and(|since| r.timestamp < since)
+            || self.opts.stream.is_some_and(|s| s != r.stream)
         {
             return Ok(true);
         }
-        if opts.timestamps {
+        if self.opts.timestamps {
             let ts = UnixTime::from_jiff(r.timestamp).rfc3339_fixed();
             if !self.put(ts.as_bytes())? || !self.put(b" ")? {
                 return Ok(false);
@@ -213,11 +234,12 @@ impl LimitedWriter<'_> {
     }
 
     fn put(&mut self, b: &[u8]) -> std::io::Result<bool> {
-        let room = self.limit.map_or(u64::MAX, |l| l - self.written);
+        let limit = self.opts.limit_bytes;
+        let room = limit.map_or(u64::MAX, |l| l.saturating_sub(self.written));
         let n = (b.len() as u64).min(room) as usize;
         self.out.write_all(&b[..n])?;
         self.written += n as u64;
-        Ok(n == b.len() && self.limit != Some(self.written))
+        Ok(n == b.len() && limit != Some(self.written))
     }
 }
 

@@ -36,7 +36,9 @@ use tokio::sync::mpsc;
 use super::ServerState;
 use super::names::check_names;
 use super::status::{ApiError, FieldError, FieldErrorKind, aggregate};
-use crate::logs::{COMPRESS_SUFFIX, CriRecord, LogOptions, Stream, UnixTime, log_files, read_logs};
+use crate::logs::{
+    COMPRESS_SUFFIX, CriRecord, LogOptions, RecordWriter, Stream, log_files, read_logs,
+};
 use crate::runtime::Runtime;
 
 /// How long a follower with nothing new waits before it checks again whether its container
@@ -453,12 +455,11 @@ impl Write for ChunkWriter {
     }
 }
 
-/// Writes records as `kubectl logs` shows them, applying `since`, `stream`, `timestamps` and
-/// the byte limit; while catching up with `tailLines`, keeps only the last N records.
+/// Writes records as `kubectl logs` shows them ([`RecordWriter`]); while catching up with
+/// `tailLines`, keeps only the last N records.
 struct Emitter<'a, W: Write> {
-    out: &'a mut W,
-    opts: &'a LogOptions,
-    written: u64,
+    w: RecordWriter<'a, W>,
+    tail_lines: Option<u64>,
     /// `Some` while catching up under `tailLines`.
     ring: Option<VecDeque<CriRecord>>,
 }
@@ -466,56 +467,24 @@ struct Emitter<'a, W: Write> {
 impl<W: Write> Emitter<'_, W> {
     /// Takes one record; `false` once the byte limit is reached.
     fn push(&mut self, r: CriRecord) -> std::io::Result<bool> {
-        if let (Some(ring), Some(n)) = (self.ring.as_mut(), self.opts.tail_lines) {
+        if let (Some(ring), Some(n)) = (self.ring.as_mut(), self.tail_lines) {
             ring.push_back(r);
             if ring.len() as u64 > n {
                 ring.pop_front();
             }
             return Ok(true);
         }
-        self.write(&r)
+        self.w.record(&r)
     }
 
     /// Ends catching up: writes the records the tail kept.
     fn caught_up(&mut self) -> std::io::Result<bool> {
         for r in self.ring.take().unwrap_or_default() {
-            if !self.write(&r)? {
+            if !self.w.record(&r)? {
                 return Ok(false);
             }
         }
         Ok(true)
-    }
-
-    fn write(&mut self, r: &CriRecord) -> std::io::Result<bool> {
-        if self.opts.since_time.is_some_and(|s| r.timestamp < s)
-            || self.opts.stream.is_some_and(|s| s != r.stream)
-        {
-            return Ok(true);
-        }
-        if self.opts.timestamps {
-            let ts = UnixTime::from_jiff(r.timestamp).rfc3339_fixed();
-            if !self.put(ts.as_bytes())? || !self.put(b" ")? {
-                return Ok(false);
-            }
-        }
-        if !self.put(&r.content)? {
-            return Ok(false);
-        }
-        if !r.partial && !self.put(b"\n")? {
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn put(&mut self, b: &[u8]) -> std::io::Result<bool> {
-        let room = self
-            .opts
-            .limit_bytes
-            .map_or(u64::MAX, |l| l.saturating_sub(self.written));
-        let n = (b.len() as u64).min(room) as usize;
-        self.out.write_all(&b[..n])?;
-        self.written += n as u64;
-        Ok(n == b.len() && self.opts.limit_bytes != Some(self.written))
     }
 }
 
@@ -699,9 +668,8 @@ pub fn follow_logs<W: Write>(
     let waker = Waker::new(dir);
     let mut live = LiveFile::open(log_path);
     let mut em = Emitter {
-        out,
-        opts,
-        written: 0,
+        w: RecordWriter::new(out, opts),
+        tail_lines: opts.tail_lines,
         ring: opts.tail_lines.map(|_| VecDeque::new()),
     };
     let files = log_files(log_path).map_err(std::io::Error::other)?;
@@ -720,7 +688,7 @@ pub fn follow_logs<W: Write>(
         if !live.read_available(&mut em)? {
             return Ok(FollowEnd::LimitReached);
         }
-        em.out.flush()?;
+        em.w.flush()?;
         if live.rotated() {
             if !live.read_available(&mut em)? {
                 return Ok(FollowEnd::LimitReached);
@@ -735,7 +703,7 @@ pub fn follow_logs<W: Write>(
                 live.reopen();
                 live.read_available(&mut em)?;
             }
-            em.out.flush()?;
+            em.w.flush()?;
             return Ok(FollowEnd::InstanceEnded);
         }
         if client_gone() {
