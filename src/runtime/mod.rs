@@ -147,7 +147,7 @@ impl Runtime {
         Ok(rt)
     }
 
-    /// Keeps one shim started ahead of the next container ([`SpareShim`]), unless
+    /// Keeps one shim started ahead of the next container (`SpareShim`), unless
     /// [`SHIM_PRESTART_ENV`] is `off`. Starts the refill thread and the first spare.
     pub fn prestart_shims(&mut self) {
         if std::env::var(SHIM_PRESTART_ENV).is_ok_and(|v| v == "off") {

@@ -174,7 +174,7 @@ impl ResolvesServerCert for ServingCertificate {
 }
 
 /// The rustls server configuration: the serving certificate chain and key (re-read when the
-/// files change, see [`ServingCertificate`]), and when a client CA is given, a verifier that
+/// files change, see `ServingCertificate`), and when a client CA is given, a verifier that
 /// checks client certificates against it if one is sent.
 pub fn server_config(
     cert_file: &Path,

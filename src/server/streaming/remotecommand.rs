@@ -6,7 +6,7 @@
 //! - the *session* ([`run_exec`], [`run_attach`]) moves bytes between [`ClientInput`] /
 //!   [`ServerOutput`] and a process (its pipes or pty) or a container's attach socket, and
 //!   returns an [`Outcome`];
-//! - the *transport* ([`serve_websocket`] here, the SPDY one in [`super::spdy_exec`]) decodes
+//! - the *transport* ([`serve_websocket`] here, the SPDY one in [`serve_spdy`]) decodes
 //!   the client's frames into [`ClientInput`], encodes [`ServerOutput`], and at the end writes
 //!   the outcome on the error stream and closes properly (WebSocket Close 1000).
 //!
@@ -98,7 +98,7 @@ impl Outcome {
 }
 
 /// The CRI exec session: starts `argv` in the container's context and moves bytes until the
-/// process exits (then its output is drained, bounded by [`DRAIN_TIMEOUT`]) or the client goes
+/// process exits (then its output is drained, bounded by `DRAIN_TIMEOUT`) or the client goes
 /// away (then the process group is killed).
 pub async fn run_exec(
     ctx: ExecContext,
