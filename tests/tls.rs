@@ -604,3 +604,58 @@ fn kubectl_attach_over_tls_with_a_client_certificate() {
     );
     assert_ne!(r.code, 0, "{r:?}");
 }
+
+/// `--tls-min-version` and `--tls-cipher-suites`, seen by curl (OpenSSL): a TLS 1.2 client is
+/// refused by a TLS 1.3-only server; a TLS 1.2 client offering only a suite that is not listed
+/// is refused, one offering a listed suite is served. The serving key is ECDSA (rcgen's
+/// default), so the ECDHE_ECDSA suites are the ones that apply.
+#[test]
+fn tls_min_version_and_cipher_suites_restrict_the_handshake() {
+    let pki = Pki::new();
+    let tls12 = ["--tlsv1.2", "--tls-max", "1.2"];
+    {
+        let a = start_tls_agent(&pki, &["--tls-min-version=VersionTLS13"]);
+        let o = curl(&a, &pki, "/healthz", &tls12);
+        assert_eq!(
+            code_and_body(&o).0,
+            0,
+            "TLS 1.2 against VersionTLS13: {o:?}"
+        );
+        let o = curl(
+            &a,
+            &pki,
+            "/healthz",
+            &["-H", &format!("Authorization: Bearer {TOKEN}")],
+        );
+        assert_eq!(code_and_body(&o), (200, "ok".to_string()), "TLS 1.3: {o:?}");
+    }
+    let a = start_tls_agent(
+        &pki,
+        &["--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"],
+    );
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let with = |cipher: &str| {
+        let mut args = tls12.to_vec();
+        args.extend(["--ciphers", cipher, "-H", &bearer]);
+        curl(&a, &pki, "/healthz", &args)
+    };
+    let o = with("ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert_eq!(code_and_body(&o).0, 0, "an unlisted TLS 1.2 suite: {o:?}");
+    let o = with("ECDHE-ECDSA-AES256-GCM-SHA384");
+    assert_eq!(
+        code_and_body(&o),
+        (200, "ok".to_string()),
+        "the listed suite: {o:?}"
+    );
+    // TLS 1.3 is not restricted by the list, as in Go.
+    let o = curl(&a, &pki, "/healthz", &["-H", &bearer]);
+    assert_eq!(code_and_body(&o), (200, "ok".to_string()), "TLS 1.3: {o:?}");
+    let configz: serde_json::Value =
+        serde_json::from_str(&code_and_body(&curl(&a, &pki, "/configz", &["-H", &bearer])).1)
+            .unwrap_or_default();
+    assert_eq!(
+        configz["kubeletconfig"]["tlsCipherSuites"],
+        serde_json::json!(["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]),
+        "{configz}"
+    );
+}

@@ -25,8 +25,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "staticPodURL",
     "staticPodURLHeader",
     "readOnlyPort",
-    "tlsCipherSuites",
-    "tlsMinVersion",
     "rotateCertificates",
     "serverTLSBootstrap",
     "authorization",
@@ -198,6 +196,8 @@ pub(super) fn decode(
             }
             "tlsCertFile" => s.tls_cert_file = d.path_field(key, v)?,
             "tlsPrivateKeyFile" => s.tls_private_key_file = d.path_field(key, v)?,
+            "tlsMinVersion" => s.tls_min_version = Some(d.string(key, v)?),
+            "tlsCipherSuites" => s.tls_cipher_suites = Some(d.string_list(key, v)?),
             "memorySwap" => {
                 for (k, v) in d.object(key, v)? {
                     let field = format!("{key}.{k}");

@@ -166,6 +166,16 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub tls_private_key_file: Option<PathBuf>,
 
+    /// Minimum TLS version of the kubelet API: VersionTLS10, VersionTLS11, VersionTLS12 or
+    /// VersionTLS13 (tlsMinVersion; rustls serves 1.2 and 1.3 for the first two).
+    #[arg(long, value_name = "VERSION")]
+    pub tls_min_version: Option<String>,
+
+    /// Comma-separated TLS 1.2 cipher suites, Go's names (tlsCipherSuites) [default: rustls'
+    /// ECDHE AES-GCM and CHACHA20 suites].
+    #[arg(long, value_name = "SUITES")]
+    pub tls_cipher_suites: Option<String>,
+
     /// CA bundle for client certificates (authentication.x509.clientCAFile).
     #[arg(long, value_name = "FILE")]
     pub client_ca_file: Option<PathBuf>,

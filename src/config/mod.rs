@@ -10,6 +10,7 @@ mod file;
 mod flags;
 mod labels;
 pub mod swap;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -286,6 +287,8 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     /// `tlsPrivateKeyFile`.
     pub tls_private_key_file: Option<PathBuf>,
+    /// `tlsMinVersion` and `tlsCipherSuites`.
+    pub tls: tls::TlsSettings,
     /// `authentication.x509.clientCAFile`.
     pub client_ca_file: Option<PathBuf>,
     /// `--token-auth-file` (the kube-apiserver's flag; ours).
@@ -330,6 +333,8 @@ pub(crate) struct Settings {
     streaming_connection_idle_timeout: Option<Duration>,
     tls_cert_file: Option<PathBuf>,
     tls_private_key_file: Option<PathBuf>,
+    tls_min_version: Option<String>,
+    tls_cipher_suites: Option<Vec<String>>,
     client_ca_file: Option<PathBuf>,
     token_auth_file: Option<PathBuf>,
     anonymous_auth: Option<bool>,
@@ -373,6 +378,8 @@ impl Settings {
             streaming_connection_idle_timeout: f.streaming_connection_idle_timeout,
             tls_cert_file: f.tls_cert_file.clone(),
             tls_private_key_file: f.tls_private_key_file.clone(),
+            tls_min_version: f.tls_min_version.clone(),
+            tls_cipher_suites: f.tls_cipher_suites.as_deref().map(split_list),
             client_ca_file: f.client_ca_file.clone(),
             token_auth_file: f.token_auth_file.clone(),
             anonymous_auth: f.anonymous_auth,
@@ -436,6 +443,8 @@ impl Settings {
                 .or(file.streaming_connection_idle_timeout),
             tls_cert_file: self.tls_cert_file.or(file.tls_cert_file),
             tls_private_key_file: self.tls_private_key_file.or(file.tls_private_key_file),
+            tls_min_version: self.tls_min_version.or(file.tls_min_version),
+            tls_cipher_suites: self.tls_cipher_suites.or(file.tls_cipher_suites),
             client_ca_file: self.client_ca_file.or(file.client_ca_file),
             token_auth_file: self.token_auth_file.or(file.token_auth_file),
             anonymous_auth: self.anonymous_auth.or(file.anonymous_auth),
@@ -662,6 +671,15 @@ fn build(
                 .to_string(),
         );
     }
+    let tls = tls::parse(
+        s.tls_min_version.as_deref().unwrap_or(""),
+        s.tls_cipher_suites.as_deref().unwrap_or(&[]),
+        warnings,
+    )
+    .unwrap_or_else(|e| {
+        v.err(e);
+        tls::TlsSettings::default()
+    });
     let client_ca_file = s.client_ca_file.filter(|p| !p.as_os_str().is_empty());
     let token_auth_file = s.token_auth_file.filter(|p| !p.as_os_str().is_empty());
 
@@ -741,6 +759,7 @@ fn build(
         streaming_connection_idle_timeout,
         tls_cert_file,
         tls_private_key_file,
+        tls,
         client_ca_file,
         token_auth_file,
         anonymous_auth: s.anonymous_auth.unwrap_or(false),
@@ -955,6 +974,8 @@ impl Config {
             "port": self.port,
             "tlsCertFile": path(&self.tls_cert_file),
             "tlsPrivateKeyFile": path(&self.tls_private_key_file),
+            "tlsMinVersion": self.tls.min_version_name(),
+            "tlsCipherSuites": self.tls.cipher_suite_names(),
             "authentication": {
                 "x509": { "clientCAFile": path(&self.client_ca_file) },
                 "anonymous": { "enabled": self.anonymous_auth },

@@ -665,6 +665,14 @@ fn validation_messages() {
             "invalid configuration: tlsCertFile (--tls-cert-file) and tlsPrivateKeyFile (--tls-private-key-file) must be set together",
         ),
         (
+            &["--tls-min-version=VersionTLS14"],
+            "invalid configuration: tlsMinVersion (--tls-min-version) unknown tls version \"VersionTLS14\"",
+        ),
+        (
+            &["--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_NOPE"],
+            "invalid configuration: tlsCipherSuites (--tls-cipher-suites) Cipher suite TLS_NOPE not supported or doesn't exist",
+        ),
+        (
             &["--node-labels=node-role.kubernetes.io/worker="],
             "unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: [node-role.kubernetes.io/worker]",
         ),
@@ -925,4 +933,48 @@ fn path_cleanliness_matches_go() {
     ] {
         assert_eq!(is_path_clean(p), clean, "{p}");
     }
+}
+
+#[test]
+fn tls_min_version_and_cipher_suites_from_the_file_and_flags() {
+    use crate::config::tls::TlsMinVersion;
+    let l = load_file(
+        "tlsMinVersion: VersionTLS12\ntlsCipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(l.config.tls.min_version, TlsMinVersion::Tls12);
+    assert_eq!(
+        l.config.tls.cipher_suite_names(),
+        ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]
+    );
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.contains("TLS_RSA_WITH_AES_128_CBC_SHA not served")),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        !l.warnings.iter().any(|w| w.contains("not implemented")),
+        "{:?}",
+        l.warnings
+    );
+    // Flags override the file; VersionTLS13 with suites is refused, as the kubelet does.
+    let l = load_file(
+        "tlsMinVersion: VersionTLS12\n",
+        &["--tls-min-version=VersionTLS13"],
+    )
+    .unwrap();
+    assert_eq!(l.config.tls.min_version, TlsMinVersion::Tls13);
+    let e = load_file(
+        "tlsCipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
+        &["--tls-min-version=VersionTLS13"],
+    )
+    .expect_err("suites with TLS 1.3 only")
+    .to_string();
+    assert!(
+        e.contains("not supported when the TLS min version is VersionTLS13"),
+        "{e}"
+    );
 }

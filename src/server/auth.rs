@@ -367,6 +367,7 @@ impl Security {
                 cert,
                 key,
                 config.client_ca_file.as_deref(),
+                &config.tls,
             )?),
             _ => {
                 if config.client_ca_file.is_some() {

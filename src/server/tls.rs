@@ -10,7 +10,8 @@
 //! minikubelet does not make a self-signed certificate when none is given: without
 //! `--tls-cert-file` it serves plain HTTP, which it allows on loopback only. The serving
 //! certificate is re-read when its files change (`ReloadKubeletServerCertificateFile`); the
-//! client CA is read once, as in the kubelet 1.32.
+//! client CA is read once, as in the kubelet 1.32. `tlsMinVersion` and `tlsCipherSuites`
+//! (validated in `config::tls`) restrict the protocol versions and the TLS 1.2 suites.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::auth::{PeerIdentity, user_from_certificate};
+use crate::config::tls::{TlsMinVersion, TlsSettings};
 
 /// How long a client may take to finish the TLS handshake. Go's `http.Server` has no separate
 /// handshake timeout; 10 s is what Go's HTTP client allows (`Transport.TLSHandshakeTimeout`):
@@ -173,15 +175,33 @@ impl ResolvesServerCert for ServingCertificate {
     }
 }
 
+/// `tlsMinVersion: VersionTLS13`.
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
 /// The rustls server configuration: the serving certificate chain and key (re-read when the
 /// files change, see `ServingCertificate`), and when a client CA is given, a verifier that
-/// checks client certificates against it if one is sent.
+/// checks client certificates against it if one is sent. `settings` restricts the protocol
+/// versions (`tlsMinVersion`) and the TLS 1.2 cipher suites (`tlsCipherSuites`).
 pub fn server_config(
     cert_file: &Path,
     key_file: &Path,
     client_ca_file: Option<&Path>,
+    settings: &TlsSettings,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !settings.cipher_suites.is_empty() {
+        // Go's order: the TLS 1.3 suites (always on), then the listed TLS 1.2 ones.
+        let (tls13, tls12): (Vec<_>, Vec<_>) = provider
+            .cipher_suites
+            .into_iter()
+            .partition(|s| s.version() == &rustls::version::TLS13);
+        let mut suites = tls13;
+        for want in &settings.cipher_suites {
+            suites.extend(tls12.iter().filter(|s| s.suite() == *want).copied());
+        }
+        provider.cipher_suites = suites;
+    }
+    let provider = Arc::new(provider);
     let serving = ServingCertificate {
         cert_file: cert_file.to_path_buf(),
         key_file: key_file.to_path_buf(),
@@ -197,7 +217,10 @@ pub fn server_config(
         state.stamp = stamp;
     }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(match settings.min_version {
+            TlsMinVersion::Tls12 => rustls::DEFAULT_VERSIONS,
+            TlsMinVersion::Tls13 => TLS13_ONLY,
+        })
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = match client_ca_file {
         Some(ca_file) => {
@@ -392,23 +415,36 @@ mod tests {
         let key_file = write(dir.path(), "kubelet.key", &key.serialize_pem());
         let empty = write(dir.path(), "empty.pem", "");
 
-        assert!(server_config(&cert_file, &key_file, None).is_ok());
-        assert!(server_config(&cert_file, &key_file, Some(&cert_file)).is_ok());
+        assert!(server_config(&cert_file, &key_file, None, &TlsSettings::default()).is_ok());
+        assert!(
+            server_config(
+                &cert_file,
+                &key_file,
+                Some(&cert_file),
+                &TlsSettings::default()
+            )
+            .is_ok()
+        );
 
-        let e = server_config(&empty, &key_file, None)
+        let e = server_config(&empty, &key_file, None, &TlsSettings::default())
             .unwrap_err()
             .to_string();
         assert!(
             e.starts_with("--tls-cert-file ") && e.contains("empty.pem"),
             "{e}"
         );
-        let e = server_config(&cert_file, &empty, None)
+        let e = server_config(&cert_file, &empty, None, &TlsSettings::default())
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--tls-private-key-file "), "{e}");
-        let e = server_config(&cert_file, &key_file, Some(&dir.path().join("nope.crt")))
-            .unwrap_err()
-            .to_string();
+        let e = server_config(
+            &cert_file,
+            &key_file,
+            Some(&dir.path().join("nope.crt")),
+            &TlsSettings::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.starts_with("--client-ca-file ") && e.contains("nope.crt"),
             "{e}"
@@ -416,7 +452,7 @@ mod tests {
 
         let other = rcgen::KeyPair::generate().unwrap();
         let other_key = write(dir.path(), "other.key", &other.serialize_pem());
-        let e = server_config(&cert_file, &other_key, None)
+        let e = server_config(&cert_file, &other_key, None, &TlsSettings::default())
             .unwrap_err()
             .to_string();
         assert!(
