@@ -203,15 +203,6 @@ fn start_on_tmpfs(size: &str, extra: &[&str]) -> Agent {
     Agent::start_in_tmpfs(size, extra)
 }
 
-const LOGGER: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: chatty}
-spec:
-  containers:
-  - name: talk
-    command: ["sh", "-c", "sleep 1; yes 'a line of log output that fills the disk quickly' | head -c 60000000; sleep 3600"]
-"#;
 
 #[test]
 fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
@@ -225,7 +216,7 @@ fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
     );
     a.write_manifest("steady.yaml", GUARANTEED);
     a.wait_running("steady", "main", T);
-    a.write_manifest("chatty.yaml", LOGGER);
+    a.write_manifest("chatty.yaml", common::LOGGER);
     let p = a.wait_for("chatty evicted", T, |a| {
         a.pod("chatty")
             .filter(|p| phase(p) == "Failed" && p["status"]["reason"] == "Evicted")

@@ -535,16 +535,6 @@ fn prometheus_parser_rejects_garbage() {
     assert!(std::panic::catch_unwind(|| parse_prometheus("# TYPE a gauge\na x\n")).is_err());
 }
 
-/// Fills its log directory: 60 MB of log lines on a 64 MiB tmpfs.
-const LOGGER: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: chatty}
-spec:
-  containers:
-  - name: talk
-    command: ["sh", "-c", "sleep 1; yes 'a line of log output that fills the disk quickly' | head -c 60000000; sleep 3600"]
-"#;
 
 #[test]
 fn an_eviction_is_counted_by_its_signal() {
@@ -556,7 +546,7 @@ fn an_eviction_is_counted_by_its_signal() {
             "--container-log-max-size=100Mi",
         ],
     );
-    a.write_manifest("chatty.yaml", LOGGER);
+    a.write_manifest("chatty.yaml", common::LOGGER);
     a.wait_running("chatty", "talk", T);
     // While it writes, the summary sees its logs grow on the node's filesystem.
     a.wait_for("chatty's logs in the summary", T, |a| {

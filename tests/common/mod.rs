@@ -292,23 +292,7 @@ impl Agent {
             .iter()
             .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap())
             .collect();
-        // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                for p in &procs {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let r = libc::write(fd, b"0".as_ptr().cast(), 1);
-                    libc::close(fd);
-                    if r < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        join_cgroups_before_exec(&mut cmd, procs);
         self.child = Some(cmd.spawn().expect("spawn minikubelet"));
         // Over TLS the plain /healthz probe cannot work: wait for the log line instead.
         let tls = self.has_flag("--tls-cert-file");
@@ -691,3 +675,37 @@ spec:
     stdin: true
     stdinOnce: true
 "#;
+
+/// Fills its log directory: 60 MB of log lines (pod `chatty`), for the disk-pressure tests on
+/// a 64 MiB tmpfs.
+pub const LOGGER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: chatty}
+spec:
+  containers:
+  - name: talk
+    command: ["sh", "-c", "sleep 1; yes 'a line of log output that fills the disk quickly' | head -c 60000000; sleep 3600"]
+"#;
+
+/// Makes the child of `cmd` write "0" to each `cgroup.procs` file in `procs` between fork and
+/// exec, so that it runs in those cgroups from its first instruction.
+pub fn join_cgroups_before_exec(cmd: &mut Command, procs: Vec<std::ffi::CString>) {
+    // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for p in &procs {
+                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let r = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
