@@ -203,7 +203,6 @@ fn start_on_tmpfs(size: &str, extra: &[&str]) -> Agent {
     Agent::start_in_tmpfs(size, extra)
 }
 
-
 #[test]
 fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
     let a = start_on_tmpfs(

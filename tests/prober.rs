@@ -21,7 +21,8 @@ use minikubelet::prober::exec::probe_exec;
 use minikubelet::prober::http::probe_http;
 use minikubelet::prober::tcp::probe_tcp;
 use minikubelet::prober::{
-    HandlerResult, ProbeResult, ProbeType, ProbeUpdate, ProbeWorkerSpec, spawn_probe_worker,
+    HandlerResult, PodLabels, ProbeResult, ProbeType, ProbeUpdate, ProbeWorkerSpec,
+    spawn_probe_worker,
 };
 use minikubelet::runtime::exec::{ExecContext, ExecError, exec_sync};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -518,6 +519,11 @@ async fn liveness_worker_reports_a_failing_exec_probe() {
     let (tx, mut rx) = mpsc::channel(8);
     let spec = ProbeWorkerSpec {
         pod: "web_default".into(),
+        pod_labels: PodLabels {
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: String::new(),
+        },
         kind: ProbeType::Liveness,
         probe,
         container,
@@ -564,6 +570,11 @@ async fn readiness_worker_with_a_named_http_port() {
     let (tx, mut rx) = mpsc::channel(8);
     let spec = ProbeWorkerSpec {
         pod: "web_default".into(),
+        pod_labels: PodLabels {
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: String::new(),
+        },
         kind: ProbeType::Readiness,
         probe,
         container,

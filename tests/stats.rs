@@ -1,7 +1,7 @@
 //! The kubelet's stats and metrics endpoints against the real agent with real pods:
-//! `/stats/summary` (the Summary API), `/metrics/resource` (what metrics-server scrapes) and
-//! `/metrics` (the agent's own kubelet-named metrics), directly and through the API server's
-//! node proxy path as `kubectl get --raw` sends it.
+//! `/stats/summary` (the Summary API), `/metrics/resource` (what metrics-server scrapes),
+//! `/metrics` (the agent's own kubelet-named metrics) and `/metrics/probes` (the prober's),
+//! directly and through the API server's node proxy path as `kubectl get --raw` sends it.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Agent, http_get};
+use common::{Agent, container_status, http_get};
 use serde_json::Value;
 
 const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
@@ -535,7 +535,6 @@ fn prometheus_parser_rejects_garbage() {
     assert!(std::panic::catch_unwind(|| parse_prometheus("# TYPE a gauge\na x\n")).is_err());
 }
 
-
 #[test]
 fn an_eviction_is_counted_by_its_signal() {
     let a = Agent::start_in_tmpfs(
@@ -577,5 +576,181 @@ fn an_eviction_is_counted_by_its_signal() {
         .map(|s| s.value),
         Some(1.0),
         "{samples:?}"
+    );
+}
+
+/// A container whose startup and readiness probes pass, and one whose liveness probe fails
+/// (twice in a row, so it is restarted), every second.
+const PROBED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: probed, namespace: default}
+spec:
+  containers:
+  - name: ready
+    command: ["sleep", "3600"]
+    startupProbe:
+      exec: {command: ["true"]}
+      periodSeconds: 1
+    readinessProbe:
+      exec: {command: ["true"]}
+      periodSeconds: 1
+  - name: sick
+    command: ["sleep", "3600"]
+    livenessProbe:
+      exec: {command: ["false"]}
+      periodSeconds: 1
+      failureThreshold: 2
+"#;
+
+#[test]
+fn probe_metrics_count_each_run_and_go_with_their_pod() {
+    let a = Agent::start(&[]);
+    a.write_manifest("probed.yaml", PROBED);
+    a.wait_running("probed", "ready", T);
+    let pod = a.pod("probed").expect("probed pod");
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let series = |container: &'static str, probe: &'static str, result: &'static str| {
+        [
+            ("container", container),
+            ("namespace", "default"),
+            ("pod", name.as_str()),
+            ("pod_uid", uid.as_str()),
+            ("probe_type", probe),
+            ("result", result),
+        ]
+    };
+    let value = |samples: &[Sample], labels: &[(&str, &str)]| {
+        find(samples, "prober_probe_total", labels).map(|s| s.value)
+    };
+
+    // The sick container fails its liveness probe twice, is restarted, and its next instance
+    // fails again: the counter goes on past the threshold across the restart, as the kubelet's
+    // worker (one per container, not per instance) keeps it.
+    let text = a.wait_for("liveness failures counted across a restart", T, |a| {
+        let restarted = container_status(&a.pod("probed")?, "sick")?["restartCount"].as_i64()? >= 1;
+        let text = get_ok(a, "/metrics/probes");
+        let failed = value(
+            &parse_prometheus(&text),
+            &series("sick", "Liveness", "failed"),
+        )?;
+        (restarted && failed > 2.0).then_some(text)
+    });
+    let samples = parse_prometheus(&text);
+    for (help, kind) in [
+        (
+            "# HELP prober_probe_total [ALPHA] Cumulative number of a liveness, readiness or startup probe for a container by result.",
+            "# TYPE prober_probe_total counter",
+        ),
+        (
+            "# HELP prober_probe_duration_seconds [ALPHA] Duration in seconds for a probe response.",
+            "# TYPE prober_probe_duration_seconds histogram",
+        ),
+    ] {
+        assert!(text.lines().any(|l| l == help), "{help} in\n{text}");
+        assert!(text.lines().any(|l| l == kind), "{kind} in\n{text}");
+    }
+    assert!(
+        find(&samples, "process_start_time_seconds", &[]).is_some_and(|s| s.value > 1.6e9),
+        "{text}"
+    );
+    // The startup probe passed once; its worker is done, its count stays.
+    assert_eq!(
+        value(&samples, &series("ready", "Startup", "successful")),
+        Some(1.0),
+        "{text}"
+    );
+    let ready_ok = value(&samples, &series("ready", "Readiness", "successful"))
+        .unwrap_or_else(|| panic!("readiness successes in\n{text}"));
+    assert!(ready_ok >= 1.0);
+    // A result that never happened has no series.
+    assert_eq!(
+        value(&samples, &series("sick", "Liveness", "successful")),
+        None,
+        "{text}"
+    );
+    // Durations: observed for successes only, without pod_uid.
+    let duration = |container: &'static str, probe: &'static str| {
+        [
+            ("container", container),
+            ("namespace", "default"),
+            ("pod", name.as_str()),
+            ("probe_type", probe),
+        ]
+    };
+    let ready_durations = find(
+        &samples,
+        "prober_probe_duration_seconds_count",
+        &duration("ready", "Readiness"),
+    )
+    .unwrap_or_else(|| panic!("readiness durations in\n{text}"));
+    assert!(ready_durations.value >= 1.0 && !ready_durations.labels.contains_key("pod_uid"));
+    assert!(
+        find(
+            &samples,
+            "prober_probe_duration_seconds_bucket",
+            &[&duration("ready", "Readiness")[..], &[("le", "+Inf")]].concat()
+        )
+        .is_some()
+    );
+    assert!(
+        find(
+            &samples,
+            "prober_probe_duration_seconds_count",
+            &duration("sick", "Liveness")
+        )
+        .is_none(),
+        "failed runs are not timed:\n{text}"
+    );
+
+    // The readiness counter grows with each run.
+    a.wait_for("more readiness successes", T, |a| {
+        let samples = parse_prometheus(&get_ok(a, "/metrics/probes"));
+        (value(&samples, &series("ready", "Readiness", "successful"))? > ready_ok).then_some(())
+    });
+
+    // The same through the API server's node proxy path, and counted as its own HTTP path.
+    let node = summary(&a, "")["node"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proxied = get_ok(&a, &format!("/api/v1/nodes/{node}/proxy/metrics/probes"));
+    assert!(
+        value(
+            &parse_prometheus(&proxied),
+            &series("ready", "Readiness", "successful")
+        )
+        .is_some(),
+        "{proxied}"
+    );
+    assert!(
+        find(
+            &parse_prometheus(&get_ok(&a, "/metrics")),
+            "kubelet_http_requests_total",
+            &[("path", "metrics/probes"), ("method", "GET")]
+        )
+        .is_some_and(|s| s.value >= 2.0)
+    );
+
+    // The pod is deleted: once it is gone, so are all its series.
+    a.remove_manifest("probed.yaml");
+    a.wait_for("probed gone", T, |a| {
+        a.pod("probed").is_none().then_some(())
+    });
+    let text = a.wait_for("probe series of the deleted pod gone", T, |a| {
+        let text = get_ok(a, "/metrics/probes");
+        (!text.contains(&uid) && !text.contains(&name)).then_some(text)
+    });
+    // No pod probes any more: as from the kubelet, families without series are left out, the
+    // process' start time stays.
+    let samples = parse_prometheus(&text);
+    assert!(
+        samples.iter().all(|s| !s.name.starts_with("prober_")),
+        "{text}"
+    );
+    assert!(
+        find(&samples, "process_start_time_seconds", &[]).is_some(),
+        "{text}"
     );
 }

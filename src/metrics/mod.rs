@@ -19,8 +19,15 @@
 //! | `kubelet_http_requests_total`, `kubelet_http_requests_duration_seconds` | the server's middleware |
 //! | `process_*` | `/proc/self` at scrape time (what Go's process collector reports) |
 //!
-//! `/metrics/resource` (the summary as series) is [`resource`].
+//! The other endpoints have registries or writers of their own, as in the kubelet:
+//!
+//! | endpoint | module | mirrors |
+//! |---|---|---|
+//! | `/metrics/resource` | [`resource`]: the summary as series | `pkg/kubelet/metrics/collectors/resource_metrics.go` |
+//! | `/metrics/probes` | [`probes`]: `prober_probe_total`, `prober_probe_duration_seconds`, fed by each probe run | `pkg/kubelet/prober/prober_manager.go`, `worker.go` |
+//! | (all) | [`text`]: the exposition format where the crate cannot write it | client_golang's text encoder |
 
+pub mod probes;
 pub mod resource;
 pub mod text;
 
@@ -373,21 +380,33 @@ fn process_metrics(out: &mut String, proc_root: &std::path::Path) {
             fds as f64,
         );
     }
+    if let Some(start) = start_time(proc_root, &stat) {
+        family(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            "gauge",
+            start,
+        );
+    }
+}
+
+/// When the agent started, in seconds since the epoch: the boot time (`btime` of `/proc/stat`)
+/// plus the process's start in clock ticks.
+fn start_time(proc_root: &std::path::Path, stat: &procfs::process::Stat) -> Option<f64> {
     let btime = std::fs::read_to_string(proc_root.join("stat"))
         .ok()
         .and_then(|t| {
             t.lines()
                 .find_map(|l| l.strip_prefix("btime "))
                 .and_then(|v| v.trim().parse::<f64>().ok())
-        });
-    if let Some(b) = btime {
-        family(
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            "gauge",
-            b + stat.starttime as f64 / hz,
-        );
-    }
+        })?;
+    Some(btime + stat.starttime as f64 / crate::stats::cpu::clock_ticks() as f64)
+}
+
+/// `process_start_time_seconds` of the agent, read from `<proc_root>/self/stat`.
+fn process_start_time(proc_root: &std::path::Path) -> Option<f64> {
+    let me = procfs::process::Process::new_with_root(proc_root.join("self")).ok()?;
+    start_time(proc_root, &me.stat().ok()?)
 }
 
 /// The `path` label of the HTTP metrics: the handler's root path as the kubelet buckets it
@@ -425,6 +444,7 @@ mod tests {
     fn buckets() {
         assert_eq!(http_path_bucket("/stats/summary"), "stats");
         assert_eq!(http_path_bucket("/metrics/resource"), "metrics/resource");
+        assert_eq!(http_path_bucket("/metrics/probes"), "metrics/probes");
         assert_eq!(http_path_bucket("/metrics"), "metrics");
         assert_eq!(http_path_bucket("/containerLogs/ns/p/c"), "containerLogs");
         assert_eq!(http_path_bucket("/api/v1/pods"), "other");

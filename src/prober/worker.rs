@@ -7,6 +7,9 @@
 //! "a new container ID"; after a liveness or startup failure it stops (the instance is about to
 //! be killed, and the next instance gets new workers), and a startup worker stops once it
 //! succeeded. The pod worker stops the others by dropping their handles.
+//!
+//! Every probe run that produced a result is counted in `/metrics/probes`
+//! ([`crate::metrics::probes`]), as `doProbe` feeds `ProberResults` and `ProberDuration`.
 use std::future::Future;
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::runner::SpecProber;
 use super::{HandlerResult, ProbeError, ProbeResult, ProbeType, ProbeUpdate};
+use crate::metrics::probes::{PodRef, ProbeSeries};
 use crate::runtime::exec::ExecContext;
 
 /// How many times one probe run is attempted when its handler errors (`maxProbeRetries`).
@@ -32,8 +36,10 @@ pub(crate) trait Prober: Send + 'static {
 /// What a worker probes: one probe of one container instance.
 #[derive(Clone, Debug)]
 pub struct ProbeWorkerSpec {
-    /// The pod's name, for logs (`<name>_<namespace>` or similar).
+    /// The pod as [`crate::api::format_pod`] writes it, `<name>_<namespace>(<uid>)`, for logs.
     pub pod: String,
+    /// The pod's name, namespace and UID: the labels of the worker's probe metrics.
+    pub pod_labels: PodLabels,
     /// Liveness, readiness or startup.
     pub kind: ProbeType,
     /// The probe, with API defaults applied.
@@ -93,6 +99,7 @@ pub fn spawn_probe_worker(
     let prober = SpecProber::new(&spec.probe, &spec.container, spec.exec);
     let config = WorkerConfig {
         pod: spec.pod,
+        pod_labels: spec.pod_labels,
         container: spec.container.name,
         instance: spec.instance,
         kind: spec.kind,
@@ -128,6 +135,7 @@ impl Timing {
 #[derive(Clone, Debug)]
 pub(crate) struct WorkerConfig {
     pub pod: String,
+    pub pod_labels: PodLabels,
     pub container: String,
     pub instance: u32,
     pub kind: ProbeType,
@@ -158,6 +166,8 @@ enum Flow {
 /// A worker's state (`worker` in worker.go).
 struct Worker {
     config: WorkerConfig,
+    /// This worker's `prober_probe_total` and `prober_probe_duration_seconds` series.
+    metrics: ProbeSeries<'static>,
     tx: mpsc::Sender<ProbeUpdate>,
     /// The result last reported.
     current: ProbeResult,
@@ -173,8 +183,10 @@ async fn run<P: Prober>(
     mut started: Option<watch::Receiver<bool>>,
 ) {
     let initial = config.kind.initial_result();
+    let metrics = probe_series(&config);
     let mut worker = Worker {
         config,
+        metrics,
         tx,
         current: initial,
         last_result: None,
@@ -212,6 +224,40 @@ async fn run<P: Prober>(
     tracing::debug!(pod = %worker.config.pod, container = %worker.config.container, probe = %worker.config.kind, "probe worker done");
 }
 
+/// The worker's metric series, labelled with its pod's name, namespace and UID.
+fn probe_series(config: &WorkerConfig) -> ProbeSeries<'static> {
+    let l = &config.pod_labels;
+    let pod = PodRef {
+        name: &l.name,
+        namespace: &l.namespace,
+        uid: &l.uid,
+    };
+    crate::metrics::probes::probes().series(config.kind, &config.container, pod)
+}
+
+/// A pod's name, namespace and UID, owned (a worker outlives the pod object it was given).
+#[derive(Clone, Debug, Default)]
+pub struct PodLabels {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`.
+    pub uid: String,
+}
+
+impl PodLabels {
+    /// The labels of `pod`.
+    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> Self {
+        let m = &pod.metadata;
+        PodLabels {
+            name: m.name.clone().unwrap_or_default(),
+            namespace: m.namespace.clone().unwrap_or_default(),
+            uid: m.uid.clone().unwrap_or_default(),
+        }
+    }
+}
+
 async fn started_changed(
     started: &mut Option<watch::Receiver<bool>>,
 ) -> Result<(), watch::error::RecvError> {
@@ -241,6 +287,7 @@ impl Worker {
             return Flow::Continue;
         }
 
+        let probe_start = std::time::Instant::now();
         let mut outcome = None;
         let mut last_error = None;
         for _ in 0..MAX_PROBE_RETRIES {
@@ -271,6 +318,7 @@ impl Worker {
                 format!("{kind} probe failed: {output}"),
             ),
         };
+        self.metrics.record(result, probe_start.elapsed());
         if result == ProbeResult::Failure {
             tracing::info!(pod = %self.config.pod, container = %self.config.container, probe = %kind, output = %output, "probe failed");
         } else {
@@ -396,6 +444,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(16);
         let config = WorkerConfig {
             pod: "p_default".into(),
+            pod_labels: PodLabels::default(),
             container: "c".into(),
             instance: 2,
             kind,
@@ -616,6 +665,74 @@ mod tests {
         drop(rx);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(handle.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_run_with_a_result_is_counted_until_the_worker_ends() {
+        const UID: &str = "worker-metrics-test";
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        // Success, failure, an errored run (three attempts, thrown away), then successes.
+        let script = vec![
+            ok(HandlerResult::Success, ""),
+            ok(HandlerResult::Failure, "no"),
+            errored(),
+            errored(),
+            errored(),
+            ok(HandlerResult::Success, ""),
+        ];
+        let prober = FakeProber {
+            script: script.into(),
+            calls,
+            origin: Instant::now(),
+        };
+        let (tx, _rx) = mpsc::channel(16);
+        let config = WorkerConfig {
+            pod: format!("metrics-web_ns1({UID})"),
+            pod_labels: PodLabels {
+                name: "metrics-web".into(),
+                namespace: "ns1".into(),
+                uid: UID.into(),
+            },
+            container: "c".into(),
+            instance: 0,
+            kind: ProbeType::Readiness,
+            timing: timing(10, 0, 1, 3),
+            started_at: Instant::now(),
+            first_delay: Duration::ZERO,
+        };
+        let handle = spawn_worker(config, prober, tx, None);
+        // The value of this pod's series for `result`, read as the endpoint serves it (with no
+        // pod listed: only a running worker keeps its series).
+        let series = |result: &str| {
+            let d = tempfile::tempdir().unwrap();
+            let text = crate::metrics::probes::probes().render(&[], d.path());
+            text.lines()
+                .find(|l| {
+                    l.starts_with("prober_probe_total{")
+                        && l.contains(&format!("pod_uid=\"{UID}\""))
+                        && l.contains(&format!("result=\"{result}\""))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+        };
+        // Runs at 0 (success), 10 (failure), 20 (errored).
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        assert_eq!(series("successful").as_deref(), Some("1"));
+        assert_eq!(series("failed").as_deref(), Some("1"));
+        assert_eq!(series("unknown"), None, "an errored run is not counted");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(series("successful").as_deref(), Some("2"));
+        let labels = r#"container="c",namespace="ns1",pod="metrics-web",pod_uid="worker-metrics-test",probe_type="Readiness",result="successful""#;
+        let d = tempfile::tempdir().unwrap();
+        assert!(
+            crate::metrics::probes::probes()
+                .render(&[], d.path())
+                .contains(labels)
+        );
+        // The worker ends; its pod is not in the (empty) pod list: the series go.
+        drop(handle);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(series("successful"), None);
+        assert_eq!(series("failed"), None);
     }
 
     #[test]

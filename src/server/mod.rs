@@ -6,8 +6,8 @@
 //! kubelet hands it to the CRI shim's streaming server (`pkg/kubelet/cri/streaming`).
 //!
 //! Layout, so later parts slot in: `kubelet` holds the kubelet's own endpoints (`/healthz`,
-//! `/pods`, `/runningpods/`); `stats` serves `/stats/summary`, `/metrics` and
-//! `/metrics/resource`; `logs` serves
+//! `/pods`, `/runningpods/`); `stats` serves `/stats/summary`, `/metrics`,
+//! `/metrics/resource` and `/metrics/probes`; `logs` serves
 //! `/containerLogs`; a `streaming` module will serve `/exec/{token}` and friends; the
 //! `apiserver` facade serves the API-server paths kubectl asks for (`docs/kubectl.md`), and
 //! every path nobody serves gets a 404 `Status`.

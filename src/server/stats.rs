@@ -1,7 +1,8 @@
-//! `/stats/summary`, `/metrics/resource` and `/metrics`: the kubelet's stats and metrics
-//! endpoints (`pkg/kubelet/server/stats/handler.go`, and the metrics routes of
+//! `/stats/summary`, `/metrics/resource`, `/metrics/probes` and `/metrics`: the kubelet's stats
+//! and metrics endpoints (`pkg/kubelet/server/stats/handler.go`, and the metrics routes of
 //! `pkg/kubelet/server/server.go` `InstallDefaultHandlers`). The figures come from the stats
-//! provider (`crate::stats`) and the agent's own metrics (`crate::metrics`).
+//! provider (`crate::stats`), the agent's own metrics (`crate::metrics`) and the prober's
+//! (`crate::metrics::probes`, a registry of its own as in the kubelet).
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -20,6 +21,7 @@ pub(super) fn routes() -> Router<ServerState> {
         .route("/stats/summary", get(summary))
         .route("/metrics", get(metrics))
         .route("/metrics/resource", get(resource))
+        .route("/metrics/probes", get(probes))
         .route("/api/v1/nodes/{name}/proxy/{*path}", get(node_proxy))
 }
 
@@ -39,6 +41,7 @@ async fn node_proxy(
         "stats/summary" => summary(State(s), query).await,
         "metrics" => metrics(State(s)).await,
         "metrics/resource" => resource(State(s)).await,
+        "metrics/probes" => probes(State(s)).await,
         "healthz" => "ok".into_response(),
         other => super::status::ApiError::not_found("nodes/proxy", other).into_response(),
     }
@@ -113,6 +116,11 @@ fn prometheus(body: String) -> Response {
 async fn resource(State(s): State<ServerState>) -> Response {
     let summary = build_summary(&s, true).await;
     prometheus(crate::metrics::resource::render(summary.as_ref()))
+}
+
+async fn probes(State(s): State<ServerState>) -> Response {
+    let pods = s.statuses.list();
+    prometheus(crate::metrics::probes::probes().render(&pods, s.stats.proc_root()))
 }
 
 async fn metrics(State(s): State<ServerState>) -> Response {

@@ -431,6 +431,7 @@ impl PodWorker {
 
     fn cleanup(&mut self) {
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        crate::metrics::probes::probes().forget_pod(&uid);
         // A pod terminated with a final status (eviction) keeps that status visible, and, like
         // the kubelet, which keeps dead containers until the pod object goes (or container GC
         // reclaims disk), keeps its exited containers and their logs so that `kubectl logs`
