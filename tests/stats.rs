@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::{Agent, container_status, http_get};
 use serde_json::Value;
 
-const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
 const T: Duration = Duration::from_secs(30);
 
 /// Spins on a fifth of a core (its CFS quota) and writes a few log lines.
@@ -425,7 +424,7 @@ fn summary_resource_metrics_and_kubelet_metrics() {
     // The API server's node proxy, as kubectl sends it.
     let home = tempfile::tempdir().unwrap();
     let raw = |path: &str| {
-        let out = Command::new(KUBECTL)
+        let out = Command::new(common::kubectl())
             .env_clear()
             .env("HOME", home.path())
             .env("PATH", "/usr/bin:/bin")
