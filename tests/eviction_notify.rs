@@ -163,3 +163,57 @@ fn without_kernel_memcg_notification_the_poll_is_used_and_said() {
         "{report}"
     );
 }
+
+/// The root memory cgroup's working set (usage − total_inactive_file), cgroup v1.
+fn root_working_set() -> i64 {
+    let dir = std::path::Path::new("/sys/fs/cgroup/memory");
+    let usage: i64 = std::fs::read_to_string(dir.join("memory.usage_in_bytes"))
+        .expect("root memory.usage_in_bytes")
+        .trim()
+        .parse()
+        .expect("a number");
+    let stat = std::fs::read_to_string(dir.join("memory.stat")).expect("root memory.stat");
+    let inactive: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("total_inactive_file "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    usage - inactive
+}
+
+#[test]
+fn a_threshold_met_with_nothing_to_evict_does_not_wake_the_manager_in_a_loop() {
+    if common::is_v2() {
+        eprintln!("skipped: cgroup v2 host (the v1 memcg notifier only)");
+        return;
+    }
+    // memory.available is met from the start (the threshold is above what is available) and
+    // no pod runs: the usage value armed lies below the usage now. The notifier must not keep
+    // waking the manager because usage is past it: the manager already knows.
+    let quantity = common::mem_total() - root_working_set() / 2;
+    let a = Agent::start_wrapped(
+        &["env", "MINIKUBELET_EVICTION_FAST_POLL=off"],
+        &[
+            &format!("--eviction-hard=memory.available<{quantity}"),
+            "--kernel-memcg-notification=true",
+            "--eviction-monitoring-period=1h",
+        ],
+    );
+    a.wait_for("notifier armed", T, |a| {
+        a.log_contains("created memoryThresholdNotifier")
+            .then_some(())
+    });
+    a.wait_for("the threshold met, nothing to evict", T, |a| {
+        a.log_contains("unable to evict any pods from the node")
+            .then_some(())
+    });
+    // Let a loop, if there were one, show: a wake-up re-reads the signals and re-arms.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = a.agent_log();
+    let rearmed = lines_with(&log, "setting notifier to capacity").len();
+    let past = lines_with(&log, "usage already past the value just armed").len();
+    assert!(
+        rearmed < 5 && past == 0,
+        "re-armed {rearmed}, woken {past} times:\n{log}"
+    );
+}

@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::cgroup::{Controller, MemoryStats};
 use crate::cm::manager::ContainerManager;
+use crate::eviction::helpers::threshold_quantity;
 use crate::eviction::signals::Observation;
 use crate::eviction::thresholds::{Signal, Threshold};
 
@@ -582,8 +583,11 @@ impl ThresholdNotifiers {
                     // The kernel signals crossings only: a value that usage already passed
                     // while the cycle ran (a fast allocator moves hundreds of MiB a second)
                     // would stay silent until usage fell below it again. Wake the manager now,
-                    // as the crossing would have; the next update re-arms.
-                    if let Some(usage) = read_usage(&n.cgroup).filter(|u| *u >= bytes) {
+                    // as the crossing would have; the next update re-arms. Not when the
+                    // observation already had the threshold met: the manager knows, and a
+                    // node under pressure with nothing left to evict would wake it in a loop.
+                    let met = threshold_quantity(&n.threshold, o.capacity, false) > o.available;
+                    if let Some(usage) = read_usage(&n.cgroup).filter(|u| !met && *u >= bytes) {
                         tracing::debug!(signal = %n.threshold.signal, usage_threshold = bytes, usage,
                             "eviction manager: usage already past the value just armed; waking the manager now");
                         n.spent = true;
