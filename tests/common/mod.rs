@@ -272,8 +272,37 @@ impl Agent {
         v
     }
 
-    /// Start (again) the agent process and wait for /healthz.
+    /// Start (again) the agent process and wait for /healthz. The port was free when it was
+    /// picked, but another process may bind it before the agent does (parallel tests, an
+    /// ephemeral port of a client): then the agent is started again on a new port, twice at
+    /// most.
     pub fn spawn(&mut self) {
+        for _ in 0..2 {
+            let from = self.agent_log().len();
+            match self.spawn_once() {
+                Ok(()) => return,
+                Err(status)
+                    if self.agent_log()[from..].contains("Address already in use")
+                        && !self.extra.iter().any(|f| f.starts_with("--port")) =>
+                {
+                    eprintln!(
+                        "port {} taken before the agent bound it ({status}): trying another",
+                        self.port
+                    );
+                    self.port = free_port();
+                }
+                Err(status) => {
+                    panic!("minikubelet exited early ({status}):\n{}", self.agent_log())
+                }
+            }
+        }
+        if let Err(status) = self.spawn_once() {
+            panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
+        }
+    }
+
+    /// One start: `Err` with the exit status when the agent exited before serving.
+    fn spawn_once(&mut self) -> Result<(), std::process::ExitStatus> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -300,13 +329,14 @@ impl Agent {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
+                self.child = None;
+                return Err(status);
             }
             if tls && self.agent_log().matches("serving the kubelet API").count() > serving_lines {
-                return;
+                return Ok(());
             }
             if !tls && self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
