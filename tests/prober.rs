@@ -21,10 +21,10 @@ use minikubelet::prober::exec::probe_exec;
 use minikubelet::prober::http::probe_http;
 use minikubelet::prober::tcp::probe_tcp;
 use minikubelet::prober::{
-    HandlerResult, PodLabels, ProbeResult, ProbeType, ProbeUpdate, ProbeWorkerSpec,
-    spawn_probe_worker,
+    HandlerResult, ProbeResult, ProbeType, ProbeUpdate, ProbeWorkerSpec, spawn_probe_worker,
 };
 use minikubelet::runtime::exec::{ExecContext, ExecError, exec_sync};
+use minikubelet::stats::types::PodReference;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -519,7 +519,7 @@ async fn liveness_worker_reports_a_failing_exec_probe() {
     let (tx, mut rx) = mpsc::channel(8);
     let spec = ProbeWorkerSpec {
         pod: "web_default".into(),
-        pod_labels: PodLabels {
+        pod_ref: PodReference {
             name: "web".into(),
             namespace: "default".into(),
             uid: String::new(),
@@ -570,7 +570,7 @@ async fn readiness_worker_with_a_named_http_port() {
     let (tx, mut rx) = mpsc::channel(8);
     let spec = ProbeWorkerSpec {
         pod: "web_default".into(),
-        pod_labels: PodLabels {
+        pod_ref: PodReference {
             name: "web".into(),
             namespace: "default".into(),
             uid: String::new(),

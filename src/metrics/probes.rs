@@ -37,6 +37,7 @@ use prometheus_client::registry::Registry;
 
 use super::{DEF_BUCKETS, text};
 use crate::prober::{ProbeResult, ProbeType};
+use crate::stats::types::PodReference;
 
 /// `prober_probe_total`'s labels (the Go client writes them sorted, as declared here).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,17 +97,6 @@ fn result_index(result: ProbeResult) -> usize {
 
 type DurationFamily = Family<DurationLabels, Histogram, fn() -> Histogram>;
 
-/// The pod a probe worker probes: what its series are labelled with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PodRef<'a> {
-    /// `metadata.name`.
-    pub name: &'a str,
-    /// `metadata.namespace`.
-    pub namespace: &'a str,
-    /// `metadata.uid`.
-    pub uid: &'a str,
-}
-
 /// The prober's metrics and the registry `/metrics/probes` serves.
 pub struct ProbeMetrics {
     registry: Registry,
@@ -163,15 +153,15 @@ impl ProbeMetrics {
 
     /// The series of one probe worker: `probe` of `container` in `pod`. They are counted as fed
     /// until the returned value is dropped (the worker ended).
-    pub fn series(&self, probe: ProbeType, container: &str, pod: PodRef<'_>) -> ProbeSeries<'_> {
+    pub fn series(&self, probe: ProbeType, container: &str, pod: &PodReference) -> ProbeSeries<'_> {
         let key = SeriesKey {
             duration: DurationLabels {
                 container: container.to_string(),
-                namespace: pod.namespace.to_string(),
-                pod: pod.name.to_string(),
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
                 probe_type: probe.to_string(),
             },
-            pod_uid: pod.uid.to_string(),
+            pod_uid: pod.uid.clone(),
         };
         *self.lock().entry(key.clone()).or_default() += 1;
         let results = RESULTS.map(|r| key.result_labels(r));
@@ -319,11 +309,13 @@ mod tests {
         })
     }
 
-    const WEB: PodRef<'static> = PodRef {
-        name: "web-n1",
-        namespace: "default",
-        uid: "u1",
-    };
+    fn web() -> PodReference {
+        PodReference {
+            name: "web-n1".into(),
+            namespace: "default".into(),
+            uid: "u1".into(),
+        }
+    }
 
     fn lines(m: &ProbeMetrics, pods: &[Arc<Pod>]) -> Vec<String> {
         let d = tempfile::tempdir().unwrap();
@@ -336,11 +328,11 @@ mod tests {
     #[test]
     fn kubelet_names_labels_and_help() {
         let m = ProbeMetrics::new();
-        let s = m.series(ProbeType::Readiness, "c", WEB);
+        let s = m.series(ProbeType::Readiness, "c", &web());
         s.record(ProbeResult::Success, Duration::from_millis(3));
         s.record(ProbeResult::Success, Duration::from_millis(30));
         s.record(ProbeResult::Failure, Duration::from_secs(20));
-        let l = m.series(ProbeType::Liveness, "c", WEB);
+        let l = m.series(ProbeType::Liveness, "c", &web());
         l.record(ProbeResult::Unknown, Duration::from_millis(7));
         let text = lines(&m, &[pod("u1", "Running")]);
         for want in [
@@ -393,14 +385,14 @@ mod tests {
                 .find(|l| l.starts_with("prober_probe_total{") && l.contains("Readiness"))
         };
         // First instance: probes, then its worker ends (the container exited).
-        let s = m.series(ProbeType::Readiness, "c", WEB);
+        let s = m.series(ProbeType::Readiness, "c", &web());
         s.record(ProbeResult::Success, Duration::ZERO);
         drop(s);
         // The pod is still there (the container restarts): the counter stays.
         let running = [pod("u1", "Running")];
         assert!(readiness(&m, &running).is_some_and(|l| l.ends_with(" 1")));
         // The next instance's worker carries on counting.
-        let s = m.series(ProbeType::Readiness, "c", WEB);
+        let s = m.series(ProbeType::Readiness, "c", &web());
         s.record(ProbeResult::Success, Duration::ZERO);
         assert!(readiness(&m, &running).is_some_and(|l| l.ends_with(" 2")));
         // The pod left the list while its worker still runs: kept until the worker ends.
@@ -414,7 +406,7 @@ mod tests {
         );
 
         // A terminal pod's series go although the pod is still listed.
-        let s = m.series(ProbeType::Readiness, "c", WEB);
+        let s = m.series(ProbeType::Readiness, "c", &web());
         s.record(ProbeResult::Success, Duration::ZERO);
         drop(s);
         assert_eq!(m.prune(&[pod("u1", "Failed")]), 1);
@@ -423,7 +415,7 @@ mod tests {
     #[test]
     fn a_forgotten_pod_loses_its_series_unscraped_and_a_late_worker_records_nothing() {
         let m = ProbeMetrics::new();
-        let s = m.series(ProbeType::Liveness, "c", WEB);
+        let s = m.series(ProbeType::Liveness, "c", &web());
         s.record(ProbeResult::Failure, Duration::ZERO);
         // The pod worker finished while this probe worker had not yet dropped its series.
         assert_eq!(m.forget_pod("u1"), 1);
@@ -441,10 +433,13 @@ mod tests {
     fn a_shared_histogram_stays_while_a_pod_of_that_name_has_series() {
         // A static pod's manifest changed: a new UID, the same name; the old pod goes.
         let m = ProbeMetrics::new();
-        let old = m.series(ProbeType::Readiness, "c", WEB);
+        let old = m.series(ProbeType::Readiness, "c", &web());
         old.record(ProbeResult::Success, Duration::ZERO);
-        let new_pod = PodRef { uid: "u2", ..WEB };
-        let new = m.series(ProbeType::Readiness, "c", new_pod);
+        let new_pod = PodReference {
+            uid: "u2".into(),
+            ..web()
+        };
+        let new = m.series(ProbeType::Readiness, "c", &new_pod);
         new.record(ProbeResult::Success, Duration::ZERO);
         drop(old);
         let text = lines(&m, &[pod("u2", "Running")]);

@@ -20,8 +20,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::runner::SpecProber;
 use super::{HandlerResult, ProbeError, ProbeResult, ProbeType, ProbeUpdate};
-use crate::metrics::probes::{PodRef, ProbeSeries};
+use crate::metrics::probes::ProbeSeries;
 use crate::runtime::exec::ExecContext;
+use crate::stats::types::PodReference;
 
 /// How many times one probe run is attempted when its handler errors (`maxProbeRetries`).
 const MAX_PROBE_RETRIES: usize = 3;
@@ -39,7 +40,7 @@ pub struct ProbeWorkerSpec {
     /// The pod as [`crate::api::format_pod`] writes it, `<name>_<namespace>(<uid>)`, for logs.
     pub pod: String,
     /// The pod's name, namespace and UID: the labels of the worker's probe metrics.
-    pub pod_labels: PodLabels,
+    pub pod_ref: PodReference,
     /// Liveness, readiness or startup.
     pub kind: ProbeType,
     /// The probe, with API defaults applied.
@@ -99,7 +100,7 @@ pub fn spawn_probe_worker(
     let prober = SpecProber::new(&spec.probe, &spec.container, spec.exec);
     let config = WorkerConfig {
         pod: spec.pod,
-        pod_labels: spec.pod_labels,
+        pod_ref: spec.pod_ref,
         container: spec.container.name,
         instance: spec.instance,
         kind: spec.kind,
@@ -135,7 +136,7 @@ impl Timing {
 #[derive(Clone, Debug)]
 pub(crate) struct WorkerConfig {
     pub pod: String,
-    pub pod_labels: PodLabels,
+    pub pod_ref: PodReference,
     pub container: String,
     pub instance: u32,
     pub kind: ProbeType,
@@ -183,7 +184,8 @@ async fn run<P: Prober>(
     mut started: Option<watch::Receiver<bool>>,
 ) {
     let initial = config.kind.initial_result();
-    let metrics = probe_series(&config);
+    let metrics =
+        crate::metrics::probes::probes().series(config.kind, &config.container, &config.pod_ref);
     let mut worker = Worker {
         config,
         metrics,
@@ -222,40 +224,6 @@ async fn run<P: Prober>(
         }
     }
     tracing::debug!(pod = %worker.config.pod, container = %worker.config.container, probe = %worker.config.kind, "probe worker done");
-}
-
-/// The worker's metric series, labelled with its pod's name, namespace and UID.
-fn probe_series(config: &WorkerConfig) -> ProbeSeries<'static> {
-    let l = &config.pod_labels;
-    let pod = PodRef {
-        name: &l.name,
-        namespace: &l.namespace,
-        uid: &l.uid,
-    };
-    crate::metrics::probes::probes().series(config.kind, &config.container, pod)
-}
-
-/// A pod's name, namespace and UID, owned (a worker outlives the pod object it was given).
-#[derive(Clone, Debug, Default)]
-pub struct PodLabels {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.namespace`.
-    pub namespace: String,
-    /// `metadata.uid`.
-    pub uid: String,
-}
-
-impl PodLabels {
-    /// The labels of `pod`.
-    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> Self {
-        let m = &pod.metadata;
-        PodLabels {
-            name: m.name.clone().unwrap_or_default(),
-            namespace: m.namespace.clone().unwrap_or_default(),
-            uid: m.uid.clone().unwrap_or_default(),
-        }
-    }
 }
 
 async fn started_changed(
@@ -444,7 +412,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(16);
         let config = WorkerConfig {
             pod: "p_default".into(),
-            pod_labels: PodLabels::default(),
+            pod_ref: PodReference::default(),
             container: "c".into(),
             instance: 2,
             kind,
@@ -688,7 +656,7 @@ mod tests {
         let (tx, _rx) = mpsc::channel(16);
         let config = WorkerConfig {
             pod: format!("metrics-web_ns1({UID})"),
-            pod_labels: PodLabels {
+            pod_ref: PodReference {
                 name: "metrics-web".into(),
                 namespace: "ns1".into(),
                 uid: UID.into(),

@@ -130,8 +130,8 @@ pub struct PodStats {
     pub process_stats: Option<ProcessStats>,
 }
 
-/// `PodReference`.
-#[derive(Clone, Debug, Default, Serialize)]
+/// `PodReference`: also the pod labels of the prober's metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PodReference {
     /// Name.
     pub name: String,
@@ -139,6 +139,18 @@ pub struct PodReference {
     pub namespace: String,
     /// UID.
     pub uid: String,
+}
+
+impl PodReference {
+    /// The reference to `pod` (empty strings for what its metadata lacks).
+    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> Self {
+        let m = &pod.metadata;
+        PodReference {
+            name: m.name.clone().unwrap_or_default(),
+            namespace: m.namespace.clone().unwrap_or_default(),
+            uid: m.uid.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// `ProcessStats`.

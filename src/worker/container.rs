@@ -595,7 +595,7 @@ impl PodWorker {
             };
             let worker = prober::ProbeWorkerSpec {
                 pod: format_pod(&self.pod),
-                pod_labels: prober::PodLabels::of(&self.pod),
+                pod_ref: crate::stats::types::PodReference::of(&self.pod),
                 kind,
                 probe,
                 container: spec.clone(),
