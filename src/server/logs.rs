@@ -459,17 +459,16 @@ impl Write for ChunkWriter {
 /// `tailLines`, keeps only the last N records.
 struct Emitter<'a, W: Write> {
     w: RecordWriter<'a, W>,
-    tail_lines: Option<u64>,
-    /// `Some` while catching up under `tailLines`.
-    ring: Option<VecDeque<CriRecord>>,
+    /// `Some((tailLines, the last records))` while catching up under `tailLines`.
+    ring: Option<(u64, VecDeque<CriRecord>)>,
 }
 
 impl<W: Write> Emitter<'_, W> {
     /// Takes one record; `false` once the byte limit is reached.
     fn push(&mut self, r: CriRecord) -> std::io::Result<bool> {
-        if let (Some(ring), Some(n)) = (self.ring.as_mut(), self.tail_lines) {
+        if let Some((n, ring)) = self.ring.as_mut() {
             ring.push_back(r);
-            if ring.len() as u64 > n {
+            if ring.len() as u64 > *n {
                 ring.pop_front();
             }
             return Ok(true);
@@ -479,7 +478,7 @@ impl<W: Write> Emitter<'_, W> {
 
     /// Ends catching up: writes the records the tail kept.
     fn caught_up(&mut self) -> std::io::Result<bool> {
-        for r in self.ring.take().unwrap_or_default() {
+        for r in self.ring.take().map(|(_, ring)| ring).unwrap_or_default() {
             if !self.w.record(&r)? {
                 return Ok(false);
             }
@@ -669,8 +668,7 @@ pub fn follow_logs<W: Write>(
     let mut live = LiveFile::open(log_path);
     let mut em = Emitter {
         w: RecordWriter::new(out, opts),
-        tail_lines: opts.tail_lines,
-        ring: opts.tail_lines.map(|_| VecDeque::new()),
+        ring: opts.tail_lines.map(|n| (n, VecDeque::new())),
     };
     let files = log_files(log_path).map_err(std::io::Error::other)?;
     for f in files.iter().filter(|f| f.as_path() != log_path) {
