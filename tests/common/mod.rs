@@ -277,27 +277,23 @@ impl Agent {
     /// ephemeral port of a client): then the agent is started again on a new port, twice at
     /// most.
     pub fn spawn(&mut self) {
-        for _ in 0..2 {
+        let mut retries = 2;
+        loop {
             let from = self.agent_log().len();
-            match self.spawn_once() {
-                Ok(()) => return,
-                Err(status)
-                    if self.agent_log()[from..].contains("Address already in use")
-                        && !self.extra.iter().any(|f| f.starts_with("--port")) =>
-                {
-                    eprintln!(
-                        "port {} taken before the agent bound it ({status}): trying another",
-                        self.port
-                    );
-                    self.port = free_port();
-                }
-                Err(status) => {
-                    panic!("minikubelet exited early ({status}):\n{}", self.agent_log())
-                }
+            let Err(status) = self.spawn_once() else {
+                return;
+            };
+            let taken = self.agent_log()[from..].contains("Address already in use")
+                && !self.extra.iter().any(|f| f.starts_with("--port"));
+            if !taken || retries == 0 {
+                panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
             }
-        }
-        if let Err(status) = self.spawn_once() {
-            panic!("minikubelet exited early ({status}):\n{}", self.agent_log());
+            retries -= 1;
+            eprintln!(
+                "port {} taken before the agent bound it ({status}): trying another",
+                self.port
+            );
+            self.port = free_port();
         }
     }
 
