@@ -34,6 +34,12 @@ const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// The kubelet's floor for the time between SIGTERM and SIGKILL (`minimumGracePeriodInSeconds`).
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
+/// After a cgroup kill that did not end the shim within `KILL_SETTLE`, the kill is repeated
+/// after this long, doubling up to `KILL_RETRY_MAX`: shorter recovers sooner from a transient
+/// failure (EMFILE), longer costs fewer futile attempts on a shim that is stuck for good.
+const KILL_RETRY_FIRST: Duration = Duration::from_secs(1);
+const KILL_RETRY_MAX: Duration = Duration::from_secs(30);
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Kind {
     Init,
@@ -877,26 +883,43 @@ impl StopJob {
             }
         }
         let remaining = self.grace.saturating_sub(begin.elapsed()).max(MIN_GRACE);
-        if crate::pleg::process_alive(self.pid) {
+        // Signalled unless the process is known to be gone: a state that cannot be read (the
+        // audit's EMFILE) is not an exit. A pid reused since is the lesser risk; the cgroup
+        // kill below is what really ends the container.
+        if crate::pleg::process_state(self.pid) != crate::pleg::ProcState::Gone {
             tracing::debug!(pod = %pod_name, container = %name, pid = self.pid, grace = ?remaining, "sending SIGTERM");
-            let _ = nix::sys::signal::kill(
+            if let Err(e) = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid),
                 nix::sys::signal::Signal::SIGTERM,
-            );
+            ) && e != nix::errno::Errno::ESRCH
+            {
+                tracing::warn!(pod = %pod_name, container = %name, pid = self.pid, error = %e, "send SIGTERM");
+            }
         }
         let exited = tokio::time::timeout(remaining, crate::pleg::wait_pid_exit(self.shim_pid))
             .await
             .is_ok();
-        if !exited {
-            tracing::info!(pod = %pod_name, container = %name, "grace period over; killing the container's cgroup");
+        if exited {
+            return;
+        }
+        tracing::info!(pod = %pod_name, container = %name, "grace period over; killing the container's cgroup");
+        let mut settle = crate::runtime::KILL_SETTLE;
+        let mut retry = KILL_RETRY_FIRST;
+        loop {
             if let Err(e) = self.ctx.cm.cgroups().kill(&self.cgroup) {
                 tracing::warn!(pod = %pod_name, container = %name, error = %e, "kill container cgroup");
             }
-            let _ = tokio::time::timeout(
-                crate::runtime::KILL_SETTLE,
-                crate::pleg::wait_pid_exit(self.shim_pid),
-            )
-            .await;
+            if tokio::time::timeout(settle, crate::pleg::wait_pid_exit(self.shim_pid))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            // The kubelet retries a failed kill on every pod sync; the container must not
+            // outlive its pod because one kill attempt met EMFILE.
+            tracing::warn!(pod = %pod_name, container = %name, shim_pid = self.shim_pid, retry_in = ?retry, "the container's shim has not exited after the cgroup kill; killing again");
+            settle = retry;
+            retry = (retry * 2).min(KILL_RETRY_MAX);
         }
     }
 }
