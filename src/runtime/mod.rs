@@ -132,7 +132,7 @@ impl Runtime {
     /// interrupted); call it once at start-up, before any container is created.
     pub fn new(root_dir: &Path, shim_exe: PathBuf) -> Result<Self, RuntimeError> {
         let containers_dir = root_dir.join("containers");
-        std::fs::create_dir_all(&containers_dir).map_err(|source| RuntimeError::Io {
+        shim::create_private_dir_all(&containers_dir).map_err(|source| RuntimeError::Io {
             id: String::new(),
             action: "create",
             path: containers_dir.clone(),
@@ -267,14 +267,14 @@ impl Runtime {
                     path: path.to_path_buf(),
                     source,
                 };
-                std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+                shim::create_private_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
                 let config = serde_json::to_vec_pretty(cfg).map_err(|e| encode("config", e))?;
                 for (name, bytes) in [
                     (shim::META_FILE, meta_json.as_bytes()),
                     (shim::CONFIG_FILE, &config[..]),
                 ] {
                     let path = dir.join(name);
-                    std::fs::write(&path, bytes).map_err(|e| io("write", &path, e))?;
+                    shim::write_private(&path, bytes).map_err(|e| io("write", &path, e))?;
                 }
                 tracing::debug!(container_id = %meta.id, container = %meta.container_name, pod = %meta.pod_name, "starting shim");
                 shim::start(&self.shim_exe, &dir).map_err(shim_error)

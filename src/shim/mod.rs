@@ -242,11 +242,46 @@ pub enum ShimError {
 
 /// Writes `<state-dir>/config.json` (atomically), creating the state dir if needed.
 pub fn write_config(state_dir: &Path, config: &ShimConfig) -> Result<(), ShimError> {
-    std::fs::create_dir_all(state_dir).map_err(|source| ShimError::Write {
+    create_private_dir_all(state_dir).map_err(|source| ShimError::Write {
         path: state_dir.to_path_buf(),
         source,
     })?;
     write_json_atomic(&state_dir.join(CONFIG_FILE), config)
+}
+
+/// Mode of the state directories (`<root-dir>/containers` and each `<id>`): root only, since
+/// `config.json` holds the container's argv and env (audit finding 16).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the files in a state directory.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// `mkdir -p` whose new directories are created with mode 0700 (no window with a wider mode);
+/// `path` itself, if it already existed, is narrowed to 0700 too (a state dir of an older agent).
+pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(path)?;
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o777 != PRIVATE_DIR_MODE {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+    }
+    Ok(())
+}
+
+/// `std::fs::write` of a file created with mode 0600 (an existing file keeps its mode: the
+/// state files are written once, or through [`write_json_atomic`]'s fresh temporary file).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// Reads `<state-dir>/config.json`.
@@ -272,6 +307,7 @@ pub fn read_exit(state_dir: &Path) -> Result<Option<ExitStatus>, ShimError> {
 /// Is this shim still alive and really ours? Guards against pid reuse: `/proc/<pid>/cmdline`
 /// must be `<exe> shim <state-dir>` (the agent or `minikubelet-shim`, as [`start`] runs both) or
 /// `<dir>/minikubelet-shim <state-dir>` (a zombie's cmdline is empty, so a dead shim is not alive).
+/// A cmdline that cannot be read for another reason than "no such process" counts as alive.
 pub fn shim_alive(state: &ShimState, state_dir: &Path) -> bool {
     shim_alive_in(Path::new("/proc"), state, state_dir)
 }
@@ -281,9 +317,17 @@ pub fn shim_alive_in(proc_root: &Path, state: &ShimState, state_dir: &Path) -> b
     if state.shim_pid <= 0 {
         return false;
     }
-    let Ok(cmdline) = std::fs::read(proc_root.join(state.shim_pid.to_string()).join("cmdline"))
-    else {
-        return false;
+    let cmdline = match std::fs::read(proc_root.join(state.shim_pid.to_string()).join("cmdline")) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            return false;
+        }
+        // EMFILE and the like say nothing about the shim: taking it for dead would remove a
+        // running container's record (the audit's finding 3).
+        Err(e) => {
+            tracing::debug!(shim_pid = state.shim_pid, error = %e, "cannot read the shim's cmdline; treating it as alive");
+            return true;
+        }
     };
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
     let wanted = [state_dir.to_path_buf(), absolute(state_dir)];
@@ -562,7 +606,9 @@ fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), ShimErr
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
     })?;
-    std::fs::write(&tmp, bytes).map_err(|source| ShimError::Write {
+    // A temporary file left by a crash keeps its old mode: start from a fresh one.
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, &bytes).map_err(|source| ShimError::Write {
         path: tmp.clone(),
         source,
     })?;

@@ -427,7 +427,7 @@ fn wait_for_request() -> Option<Result<StartRequest, String>> {
 
 /// Creates the state dir; a failure is only noted (the answer still reaches the agent).
 fn make_state_dir(state_dir: &Path) {
-    if let Err(e) = std::fs::create_dir_all(state_dir) {
+    if let Err(e) = super::create_private_dir_all(state_dir) {
         eprintln!(
             "shim[{}]: create {}: {e}",
             std::process::id(),
@@ -445,7 +445,7 @@ fn write_state_dir(state_dir: &Path, cfg: &ShimConfig, meta_json: &str) {
         (CONFIG_FILE, &config[..]),
         (META_FILE, meta_json.as_bytes()),
     ] {
-        if let Err(e) = std::fs::write(state_dir.join(name), bytes) {
+        if let Err(e) = super::write_private(&state_dir.join(name), bytes) {
             diag(cfg, &format!("write {name}: {e}"));
         }
     }
@@ -484,10 +484,11 @@ fn redirect(fd: i32, path: &Path, read: bool) -> bool {
     let file = if read {
         File::open(path)
     } else {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().create(true).append(true),
+            super::PRIVATE_FILE_MODE,
+        )
+        .open(path)
     };
     match file {
         Ok(f) => {
