@@ -130,6 +130,7 @@ async fn exec_sync_runs_in_the_container_context() {
         gid: Some(65534),
         supplemental_groups: vec![4242],
         cgroup_procs: vec![cgroup.procs()],
+        oom_score_adj: None,
     };
     let script = "id -u; id -g; id -G; echo \"$FOO\"; pwd; cat /proc/self/cgroup; echo HOME=${HOME:-unset}; echo err >&2";
     let out = exec_sync(&ctx, &argv(&["sh", "-c", script]), Duration::from_secs(10))
@@ -185,6 +186,7 @@ async fn exec_sync_timeout_kills_the_process_group() {
     let pidfile = dir.path().join("pid");
     let ctx = ExecContext {
         cgroup_procs: vec![cgroup.procs()],
+        oom_score_adj: None,
         ..Default::default()
     };
     let script = format!("sleep 10 & echo $! > {}; wait", pidfile.display());

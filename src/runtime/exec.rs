@@ -51,6 +51,10 @@ pub struct ExecContext {
     /// `cgroup.procs` files of the container's cgroups; the child writes "0" into each before
     /// exec, so it is accounted and limited with the container from its first instruction.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The container's `oom_score_adj`, written to `/proc/self/oom_score_adj` in the child
+    /// before it drops to the container's user (as the shim does for the container itself);
+    /// the agent's own is inherited when `None`.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// What a finished command left behind.
@@ -190,6 +194,25 @@ struct Prepared {
     creds: Credentials,
 }
 
+/// The soft RLIMIT_NOFILE: no fd of this process is at or above it.
+fn open_fd_limit() -> libc::c_int {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
+    // 1024 is the usual default when the limit cannot be read.
+    if ok {
+        libc::c_int::try_from(rl.rlim_cur).unwrap_or(libc::c_int::MAX)
+    } else {
+        1024
+    }
+}
+
+/// `/proc/self/oom_score_adj`, written by the child before exec.
+const OOM_SCORE_ADJ_PATH: &std::ffi::CStr = c"/proc/self/oom_score_adj";
+
 fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
     let Some(program) = argv.first() else {
         return Err(ExecError::EmptyCommand);
@@ -227,6 +250,8 @@ fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
     }
     let cgroup_fds: Vec<RawFd> = cgroup_files.iter().map(|f| f.as_raw_fd()).collect();
     let creds = Credentials {
+        oom_score_adj: ctx.oom_score_adj.map(|v| v.to_string().into_bytes()),
+        max_fd: open_fd_limit(),
         uid: ctx.uid,
         gid: ctx.gid,
         groups: ctx
@@ -566,20 +591,30 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
         gid: cfg.gid,
         supplemental_groups: cfg.supplemental_groups,
         cgroup_procs: cfg.cgroup_procs,
+        oom_score_adj: cfg.oom_score_adj,
     })
 }
 
 /// Credentials the child switches to, prepared before the fork.
 struct Credentials {
+    /// The decimal `oom_score_adj` to write, if any.
+    oom_score_adj: Option<Vec<u8>>,
+    /// One above the highest fd the child may hold (the fallback of close_range).
+    max_fd: libc::c_int,
     uid: Option<u32>,
     gid: Option<u32>,
     groups: Vec<libc::gid_t>,
 }
 
-/// In the forked child: join the container's cgroups (still as root), become a process group
-/// leader (so a timeout can kill everything it started) — with `new_session`, a session leader
-/// whose controlling terminal is its stdin (a pty slave) — then drop to the container's groups
-/// and user, in the order runc uses: setgroups, setgid, setuid.
+/// In the forked child: join the container's cgroups and take the container's
+/// `oom_score_adj` (still as root, since lowering it needs CAP_SYS_RESOURCE), become a process
+/// group leader (so a timeout can kill everything it started) — with `new_session`, a session
+/// leader whose controlling terminal is its stdin (a pty slave) — then drop to the container's
+/// groups and user, in the order runc uses: setgroups, setgid, setuid. Last, every descriptor
+/// above 2 is marked close-on-exec, so the command starts with fds 0-2 only, like the
+/// container's own process (audit finding 7: the agent's inherited fds leaked into exec'd
+/// processes). They are marked rather than closed: the spawn's exec-error pipe must stay open
+/// until the exec.
 fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool) -> io::Result<()> {
     fn check(ret: libc::c_int) -> io::Result<()> {
         if ret < 0 {
@@ -593,6 +628,21 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool)
         let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
         if n < 0 {
             return Err(io::Error::last_os_error());
+        }
+    }
+    if let Some(v) = &creds.oom_score_adj {
+        // SAFETY: open/write/close on a static path and a buffer prepared before the fork.
+        unsafe {
+            let fd = libc::open(OOM_SCORE_ADJ_PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = libc::write(fd, v.as_ptr().cast(), v.len());
+            let err = io::Error::last_os_error();
+            libc::close(fd);
+            if n < 0 {
+                return Err(err);
+            }
         }
     }
     // SAFETY: plain system calls on integers and a pointer into a live Vec.
@@ -611,6 +661,19 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool)
         }
         if let Some(uid) = creds.uid {
             check(libc::setuid(uid))?;
+        }
+        // close_range(2) with CLOSE_RANGE_CLOEXEC needs Linux 5.11; before that, each fd is
+        // marked by hand up to the limit read before the fork.
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) < 0
+        {
+            for fd in 3..creds.max_fd {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
         }
     }
     Ok(())

@@ -400,6 +400,7 @@ impl PodWorker {
             &spec,
             envs.clone(),
             ctx.cm.cgroups().procs_files(&cgroup),
+            &ctx,
         );
         let meta = ContainerMeta {
             id: id.clone(),
@@ -422,10 +423,7 @@ impl PodWorker {
             gid: exec.gid,
             supplemental_groups: exec.supplemental_groups.clone(),
             cgroup_procs: exec.cgroup_procs.clone(),
-            oom_score_adj: Some(
-                crate::cm::qos_policy::container_oom_score_adj(&pod, &spec, ctx.memory_capacity)
-                    .max(ctx.oom_score_adj_floor),
-            ),
+            oom_score_adj: exec.oom_score_adj,
             log_path,
             log_max_size: ctx.log_max_size,
             log_max_files: ctx.log_max_files,
@@ -731,7 +729,7 @@ impl PodWorker {
                 let envs =
                     env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
                 let procs = self.ctx.cm.cgroups().procs_files(&cgroup);
-                let exec = exec_context(&self.pod, &spec, envs, procs);
+                let exec = exec_context(&self.pod, &spec, envs, procs, &self.ctx);
                 self.slots[i].current = Some(Instance {
                     meta: rec.meta.clone(),
                     state,
@@ -926,12 +924,13 @@ impl StopJob {
 
 /// The context a container's processes run in (its own, its exec probes', its hooks'): its
 /// environment, working directory (`/` when unset, an image's default), user and groups, and
-/// its cgroup.
+/// its cgroup and its `oom_score_adj`.
 fn exec_context(
     pod: &Pod,
     spec: &Container,
     env: Vec<(String, String)>,
     cgroup_procs: Vec<std::path::PathBuf>,
+    ctx: &PodContext,
 ) -> ExecContext {
     let (uid, gid, supplemental_groups) = security(pod, spec);
     let dir = spec.working_dir.clone().filter(|w| !w.is_empty());
@@ -942,6 +941,10 @@ fn exec_context(
         gid,
         supplemental_groups,
         cgroup_procs,
+        oom_score_adj: Some(
+            crate::cm::qos_policy::container_oom_score_adj(pod, spec, ctx.memory_capacity)
+                .max(ctx.oom_score_adj_floor),
+        ),
     }
 }
 
