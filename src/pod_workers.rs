@@ -222,8 +222,15 @@ impl PodManager {
         }
         self.pending.retain(|_, p| desired.contains_key(p.uid()));
         // ADD: pods not seen before
+        let mut uids = std::collections::HashSet::new();
         for p in &set.pods {
             let uid = p.uid();
+            // The source refuses files that share a UID (every map here is keyed by it); one
+            // that got through anyway is named, not dropped silently.
+            if !uids.insert(uid) {
+                tracing::error!(pod = %full_name(&p.pod), podUID = %uid, file = %p.file.display(), "a second static pod with the same UID in the desired set; ignoring it");
+                continue;
+            }
             if self.workers.contains_key(uid) || self.rejected.contains_key(uid) {
                 continue;
             }

@@ -33,7 +33,8 @@ pub const NAMESPACE_DEFAULT: &str = "default";
 /// (`applyDefaults` + the config annotations), for node `node_name` and file `source_path`.
 ///
 /// The UID (kept if the manifest sets `metadata.uid`) is [`static_pod_uid`] of `raw`, the
-/// manifest's decoded JSON value. `seen` is when the source first saw this pod: pass the same
+/// manifest's decoded JSON value. A kept UID is not trusted yet: it names directories and
+/// cgroups, so [`super::validation::validate`] (`pod_uid`) must pass before the pod is used. `seen` is when the source first saw this pod: pass the same
 /// instant again for a pod already known, since the UID never depends on it.
 pub fn make_static(
     pod: &mut Pod,

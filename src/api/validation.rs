@@ -377,6 +377,34 @@ const RESOURCE_FIELD_PATHS: &[&str] = &[
 const MEMORY_DIVISORS: &[&str] = &[
     "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei",
 ];
+/// The longest file name (one path component) of ext4, xfs, btrfs and tmpfs (`NAME_MAX`).
+const MAX_PATH_COMPONENT: usize = 255;
+
+/// The longest `metadata.uid` accepted: a UUID has 36 characters and minikubelet's static pod
+/// hash 32; the bound leaves room for other generated forms while keeping every path built
+/// from the UID (`pod<uid>` cgroups, `<root-dir>/pods/<uid>`, log directories) short.
+const MAX_UID_LEN: usize = 64;
+
+/// A `metadata.uid` the agent may put in paths: 1 to [`MAX_UID_LEN`] lowercase letters,
+/// digits and '-', starting and ending with a letter or digit (a UUID, or the kubelet's hash
+/// form). Anything else (`..`, `/`, an absolute path) could lead outside `--root-dir`.
+pub fn pod_uid(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > MAX_UID_LEN {
+        errs.push(max_len(MAX_UID_LEN));
+    }
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ok = s.chars().all(|c| alnum(c) || c == '-')
+        && s.starts_with(alnum)
+        && s.ends_with(alnum);
+    if !ok {
+        errs.push(
+            "a pod UID must consist of lowercase letters, digits and '-', and start and end with a letter or digit (regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
+        );
+    }
+    errs
+}
+
 /// Total size of all annotation keys and values (`TotalAnnotationSizeLimitB`, 256 KiB).
 const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 << 10;
 
@@ -482,6 +510,41 @@ impl Validator {
                 dns1123_label(ns),
                 "use a namespace like `default` or `kube-system`",
             );
+        }
+        let uid_ok = match meta.uid.as_deref() {
+            Some(uid) => {
+                let msgs = pod_uid(uid);
+                let ok = msgs.is_empty();
+                self.each(
+                    "metadata.uid",
+                    uid,
+                    msgs,
+                    "remove metadata.uid (minikubelet derives one from the file), or use a lowercase UUID such as `3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10`",
+                );
+                ok
+            }
+            None => true,
+        };
+        // The pod log directory `<namespace>_<name>_<uid>` is one path component: a name that
+        // makes it longer than a file name may be would fail at start with ENAMETOOLONG.
+        if let (Some(name), true) = (meta.name.as_deref().filter(|n| !n.is_empty()), uid_ok) {
+            let ns = meta
+                .namespace
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("default");
+            let uid = meta.uid.as_deref().unwrap_or_default();
+            let len = ns.len() + name.len() + uid.len() + 2;
+            if len > MAX_PATH_COMPONENT {
+                let max = MAX_PATH_COMPONENT.saturating_sub(ns.len() + uid.len() + 2);
+                self.push(
+                    "metadata.name",
+                    format!(
+                        "Too long: the pod log directory name `<namespace>_<name>_<uid>` would be {len} bytes, over the {MAX_PATH_COMPONENT} a file name may have; this name (the node name included) may have at most {max} bytes"
+                    ),
+                    "shorten metadata.name (the node name is appended to it as `-<node>`)",
+                );
+            }
         }
         for (k, v) in meta.labels.iter().flatten() {
             self.each(
@@ -1922,6 +1985,41 @@ mod tests {
 
     fn has(errs: &[String], want: &str) -> bool {
         errs.iter().any(|e| e.contains(want))
+    }
+
+    #[test]
+    fn uids_that_could_leave_the_root_dir_are_refused() {
+        for bad in ["..", "/tmp/victim", "a/b", ".", "", "-a", "A1", "a".repeat(65).as_str(), "x\0"] {
+            let mut v = base();
+            v["metadata"]["uid"] = json!(bad);
+            let errs = errors(v);
+            assert!(has(&errs, "metadata.uid: Invalid value"), "{bad:?}: {errs:?}");
+        }
+        for good in ["3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10", "0123456789abcdef0123456789abcdef", "fixed"] {
+            let mut v = base();
+            v["metadata"]["uid"] = json!(good);
+            assert!(validate(&pod(v)).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_name_too_long_for_the_log_directory_is_refused_with_the_limit() {
+        let uid = "0123456789abcdef0123456789abcdef";
+        // default_ + name + _ + 32: 255 - 8 - 1 - 32 = 214 bytes of name fit.
+        let name = |n: usize| {
+            let mut s = "a".repeat(n - 7);
+            s.push_str("-node-1");
+            s
+        };
+        let mut v = base();
+        v["metadata"]["uid"] = json!(uid);
+        v["metadata"]["name"] = json!(name(214));
+        assert!(validate(&pod(v.clone())).is_ok());
+        v["metadata"]["name"] = json!(name(215));
+        let errs = errors(v);
+        assert!(has(&errs, "metadata.name: Too long"), "{errs:?}");
+        assert!(has(&errs, "at most 214 bytes"), "{errs:?}");
+        assert!(has(&errs, "255"), "{errs:?}");
     }
 
     #[test]
