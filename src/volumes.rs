@@ -36,9 +36,27 @@ pub enum VolumeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The pod's UID is not one plain file name, so the pod directory would not be under
+    /// `<root-dir>/pods` (validation refuses such UIDs; this is the second line of defence).
+    #[error("pod UID {uid:?} is not a single file name; refusing to set up volumes for it")]
+    UnsafeUid {
+        /// The UID.
+        uid: String,
+    },
 }
 
-/// `<root_dir>/pods/<uid>` (`getPodDir`).
+/// True if `uid` is one normal path component (no `/`, not `.` or `..`, not empty), so that
+/// `<root-dir>/pods/<uid>` stays under `<root-dir>/pods` (`Path::join` with an absolute path
+/// would replace the base: the audit's finding 4).
+pub fn is_safe_uid(uid: &str) -> bool {
+    let mut c = Path::new(uid).components();
+    !uid.contains('/')
+        && matches!(c.next(), Some(std::path::Component::Normal(_)))
+        && c.next().is_none()
+}
+
+/// `<root_dir>/pods/<uid>` (`getPodDir`). Only for a UID that passed validation: writers and
+/// the teardown check [`is_safe_uid`] themselves.
 pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
     root_dir.join("pods").join(uid)
 }
@@ -70,6 +88,11 @@ pub fn empty_dir_volumes(pod: &Pod) -> Vec<String> {
 /// their contents, as the kubelet's do.
 pub fn set_up_pod_volumes(root_dir: &Path, pod: &Pod) -> Result<Vec<PathBuf>, VolumeError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    if !is_safe_uid(uid) {
+        return Err(VolumeError::UnsafeUid {
+            uid: uid.to_string(),
+        });
+    }
     let mut out = Vec::new();
     for name in empty_dir_volumes(pod) {
         let path = empty_dir_path(root_dir, uid, &name);
@@ -89,6 +112,10 @@ pub fn set_up_pod_volumes(root_dir: &Path, pod: &Pod) -> Result<Vec<PathBuf>, Vo
 /// Failures are logged: a directory left behind only costs disk space.
 pub fn tear_down_pod_dir(root_dir: &Path, uid: &str) {
     if uid.is_empty() {
+        return;
+    }
+    if !is_safe_uid(uid) {
+        tracing::error!(podUID = %uid, "pod UID is not a single file name; not removing anything for it");
         return;
     }
     let dir = pod_dir(root_dir, uid);
@@ -140,5 +167,29 @@ mod tests {
         assert!(!root.path().join("pods/u1").exists());
         assert!(root.path().join("pods").exists());
         tear_down_pod_dir(root.path(), "u1");
+    }
+
+    #[test]
+    fn a_uid_that_is_not_one_file_name_touches_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        std::fs::write(victim.path().join("f"), b"x").unwrap();
+        std::fs::create_dir_all(root.path().join("pods")).unwrap();
+        std::fs::write(root.path().join("keep"), b"x").unwrap();
+        let abs = victim.path().to_str().unwrap().to_string();
+        for uid in [abs.as_str(), "..", ".", "a/b", "a/", "/"] {
+            assert!(!is_safe_uid(uid), "{uid}");
+            let mut p = pod();
+            p.metadata.uid = Some(uid.to_string());
+            assert!(matches!(
+                set_up_pod_volumes(root.path(), &p),
+                Err(VolumeError::UnsafeUid { .. })
+            ));
+            tear_down_pod_dir(root.path(), uid);
+        }
+        assert!(victim.path().join("f").exists());
+        assert!(root.path().join("keep").exists());
+        assert!(!victim.path().join("volumes").exists());
+        assert!(is_safe_uid("3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10"));
     }
 }

@@ -146,6 +146,8 @@ struct PodWorker {
     /// `kubelet_pod_start_duration_seconds` is observed once, when every container first runs
     /// (set from the start for re-adopted pods, which this agent did not start).
     start_observed: bool,
+    /// Set once this worker set up the pod's volumes: cleanup tears down only what was set up.
+    volumes_set_up: bool,
 }
 
 impl PodWorker {
@@ -176,6 +178,7 @@ impl PodWorker {
             old_status: None,
             stopping: HashMap::new(),
             start_observed: false,
+            volumes_set_up: false,
         }
     }
 
@@ -211,11 +214,14 @@ impl PodWorker {
         tracing::info!(pod = %pod_name, uid = ?self.pod.metadata.uid, "pod worker started");
         self.start_observed = !adopted.is_empty();
         self.adopt(adopted);
-        match self.ctx.cm.ensure_pod_cgroup(&self.pod) {
+        let cgroup_ok = match self.ctx.cm.ensure_pod_cgroup(&self.pod) {
             // The pod's cgroup is what this agent has for a sandbox: a started pod
             // (`kubelet_started_pods_total`), unless a previous agent started it.
-            Ok(_) if !self.start_observed => crate::metrics::kubelet().pod_started(),
-            Ok(_) => {}
+            Ok(_) if !self.start_observed => {
+                crate::metrics::kubelet().pod_started();
+                true
+            }
+            Ok(_) => true,
             Err(e) => {
                 tracing::error!(pod = %pod_name, error = %e, "create pod cgroup");
                 self.event(
@@ -224,9 +230,18 @@ impl PodWorker {
                     None,
                     format!("unable to ensure pod container exists: {e}"),
                 );
+                false
             }
-        }
-        if let Err(e) = crate::volumes::set_up_pod_volumes(&self.ctx.root_dir, &self.pod) {
+        };
+        // Volumes only for a pod that got its sandbox (the kubelet mounts volumes after the pod
+        // cgroup exists); whatever was attempted is torn down at cleanup, nothing else.
+        let volumes = if cgroup_ok {
+            self.volumes_set_up = true;
+            crate::volumes::set_up_pod_volumes(&self.ctx.root_dir, &self.pod).map(|_| ())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = volumes {
             tracing::error!(pod = %pod_name, error = %e, "set up pod volumes");
             self.event(
                 EventType::Warning,
@@ -462,7 +477,9 @@ impl PodWorker {
         // volumes of terminated pods): an evicted pod's emptyDir frees its space now. Before
         // the pod cgroup goes, since the eviction manager takes a gone cgroup to mean the pod's
         // resources are reclaimed (`podResourcesAreReclaimed` checks volumes first, too).
-        crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
+        if self.volumes_set_up {
+            crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
+        }
         match self.ctx.cm.pod_cgroup(&self.pod) {
             Ok(pod_cg) => {
                 if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
