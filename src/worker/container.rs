@@ -2,6 +2,7 @@
 //! `ContainerStatus`, and stopping it. Mirrors `kuberuntime_container.go` (startContainer,
 //! killContainer) and the container-status half of `kubelet_pods.go`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -851,10 +852,75 @@ pub(super) struct StopJob {
     pub cgroup: CgroupName,
     pub grace: Duration,
     pub pre_stop: Option<LifecycleHandler>,
+    /// Its place in the pod's termination order, when the pod has sidecars.
+    pub order: Option<TerminationTurn>,
+}
+
+/// One container's place in a pod's termination order (`kuberuntime_termination_order.go`):
+/// a sidecar waits, after its preStop and within its grace period, for every main container
+/// and for the next sidecar declared after it; everyone says when it has terminated.
+#[derive(Default)]
+pub(super) struct TerminationTurn {
+    /// Containers that must have terminated first (`true`, or the sender gone, means done).
+    pub after: Vec<watch::Receiver<bool>>,
+    /// Set to `true` once this container has terminated.
+    pub done: Option<watch::Sender<bool>>,
+}
+
+impl TerminationTurn {
+    /// The turns of the running containers `running` of a pod with init containers `init`
+    /// (spec order) and main containers `main`; `None` when the pod has no sidecar, whose
+    /// containers all stop at once.
+    pub fn plan(
+        init: &[(String, bool)],
+        main: &[String],
+        running: &[String],
+    ) -> Option<HashMap<String, TerminationTurn>> {
+        if !init.iter().any(|(_, sidecar)| *sidecar) {
+            return None;
+        }
+        let mut turns: HashMap<String, TerminationTurn> = HashMap::new();
+        let done = |name: &str, turns: &mut HashMap<String, TerminationTurn>| {
+            // A container that is not running has terminated already: nothing to wait for.
+            let (tx, rx) = watch::channel(!running.iter().any(|r| r == name));
+            turns.entry(name.to_string()).or_default().done = Some(tx);
+            rx
+        };
+        let mains: Vec<_> = main.iter().map(|m| done(m, &mut turns)).collect();
+        let mut later_sidecar: Option<watch::Receiver<bool>> = None;
+        for (name, sidecar) in init.iter().rev() {
+            let rx = done(name, &mut turns);
+            if *sidecar {
+                let turn = turns.entry(name.clone()).or_default();
+                turn.after.extend(mains.iter().cloned());
+                turn.after.extend(later_sidecar.take());
+                later_sidecar = Some(rx);
+            }
+        }
+        Some(turns)
+    }
+
+    /// Wait until every container this one waits for has terminated, at most `limit`.
+    async fn wait(&mut self, limit: Duration) {
+        let all = async {
+            for rx in &mut self.after {
+                // Err: the sender is gone, which happens only once its stop job ended.
+                let _ = rx.wait_for(|done| *done).await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, all).await;
+    }
 }
 
 impl StopJob {
-    pub async fn run(self) {
+    pub async fn run(mut self) {
+        self.stop().await;
+        if let Some(tx) = self.order.as_ref().and_then(|t| t.done.as_ref()) {
+            tx.send_replace(true);
+        }
+    }
+
+    async fn stop(&mut self) {
         let name = self.spec.name.clone();
         let pod_name = self.pod.metadata.name.clone().unwrap_or_default();
         let begin = tokio::time::Instant::now();
@@ -878,6 +944,15 @@ impl StopJob {
                 Err(_) => {
                     tracing::info!(pod = %pod_name, container = %name, "preStop hook did not finish within the grace period")
                 }
+            }
+        }
+        if let Some(turn) = &mut self.order
+            && !turn.after.is_empty()
+        {
+            let left = self.grace.saturating_sub(begin.elapsed());
+            if !left.is_zero() {
+                tracing::debug!(pod = %pod_name, container = %name, "waiting for the main containers and later sidecars to terminate");
+                turn.wait(left).await;
             }
         }
         let remaining = self.grace.saturating_sub(begin.elapsed()).max(MIN_GRACE);
@@ -979,4 +1054,56 @@ fn fnv64(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn sidecars_stop_after_the_main_containers_in_reverse_order() {
+        let init = vec![
+            ("setup".to_string(), false),
+            ("log".to_string(), true),
+            ("proxy".to_string(), true),
+        ];
+        let main = names(&["app", "web"]);
+        assert!(TerminationTurn::plan(&[("setup".into(), false)], &main, &main).is_none());
+        // `web` is not running: nobody waits for it.
+        let mut t = TerminationTurn::plan(&init, &main, &names(&["log", "proxy", "app"])).unwrap();
+        assert_eq!(t["app"].after.len(), 0);
+        assert_eq!(t["proxy"].after.len(), 2, "the main containers");
+        assert_eq!(t["log"].after.len(), 3, "the main containers and proxy");
+        let short = Duration::from_millis(50);
+        let mut log = t.remove("log").unwrap();
+        let mut proxy = t.remove("proxy").unwrap();
+        let app = t.remove("app").unwrap();
+        let blocked = |turn: &mut TerminationTurn| {
+            let mut rx = turn.after.clone();
+            async move {
+                tokio::time::timeout(short, async {
+                    for r in &mut rx {
+                        let _ = r.wait_for(|d| *d).await;
+                    }
+                })
+                .await
+                .is_err()
+            }
+        };
+        assert!(blocked(&mut proxy).await && blocked(&mut log).await);
+        app.done.as_ref().unwrap().send_replace(true);
+        assert!(!blocked(&mut proxy).await, "proxy goes once the main containers are gone");
+        assert!(blocked(&mut log).await, "log still waits for proxy");
+        drop(proxy); // a stop job that ended drops its sender: done
+        assert!(!blocked(&mut log).await);
+        // The wait is bounded by the grace period.
+        let mut stuck = TerminationTurn::plan(&init, &main, &names(&["log", "app"])).unwrap();
+        let t0 = tokio::time::Instant::now();
+        stuck.get_mut("log").unwrap().wait(short).await;
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
 }

@@ -286,17 +286,32 @@ impl PodWorker {
                 tracing::info!(pod = %self.pod_name(), "terminating pod");
                 self.terminating = Some(req);
                 let grace = self.grace_seconds();
-                // Regular containers and sidecars are stopped together; the kubelet orders
-                // them only when sidecars exist (sidecars last), a refinement not made here.
                 let names: Vec<String> = self
                     .slots
                     .iter()
                     .filter(|s| s.current.is_some())
                     .map(|s| s.spec.name.clone())
                     .collect();
+                // All stop at once, except that with sidecars the main containers go first and
+                // the sidecars after them, in reverse order of declaration (the kubelet's
+                // termination ordering, within the one grace period).
+                let init: Vec<(String, bool)> = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.kind != Kind::Regular)
+                    .map(|s| (s.spec.name.clone(), s.kind == Kind::Sidecar))
+                    .collect();
+                let main: Vec<String> = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.kind == Kind::Regular)
+                    .map(|s| s.spec.name.clone())
+                    .collect();
+                let mut turns = container::TerminationTurn::plan(&init, &main, &names);
                 for name in names {
                     let msg = format!("Stopping container {name}");
-                    self.begin_stop(&name, grace, msg);
+                    let turn = turns.as_mut().and_then(|t| t.remove(&name));
+                    self.begin_stop_in_turn(&name, grace, msg, turn);
                 }
                 for s in &mut self.slots {
                     s.stop_probes();
@@ -386,6 +401,17 @@ impl PodWorker {
     /// rest of the grace period (at least 2 s), SIGKILL of its cgroup. The exit arrives through
     /// the PLEG like any other.
     fn begin_stop(&mut self, name: &str, grace_secs: i64, message: String) {
+        self.begin_stop_in_turn(name, grace_secs, message, None);
+    }
+
+    /// [`Self::begin_stop`] at a place in the pod's termination order.
+    fn begin_stop_in_turn(
+        &mut self,
+        name: &str,
+        grace_secs: i64,
+        message: String,
+        order: Option<container::TerminationTurn>,
+    ) {
         let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
             return;
         };
@@ -421,6 +447,7 @@ impl PodWorker {
             cgroup: inst.cgroup.clone(),
             grace: Duration::from_secs(grace_secs.max(0) as u64),
             pre_stop,
+            order,
         };
         let tx = self.tx.clone();
         let name = name.to_string();
