@@ -33,3 +33,43 @@ pub mod status;
 pub mod status_manager;
 pub mod volumes;
 pub mod worker;
+
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Ways in for the `cargo fuzz` targets in `fuzz/` (`docs/fuzzing.md`) to parsers of
+    //! outside bytes that the public API does not reach directly: the `KubeletConfiguration`
+    //! file (read by `config::load` from a path), and the WebSocket channel protocol (whose
+    //! input is axum's `Message`). Not part of minikubelet's API.
+
+    use bytes::Bytes;
+
+    use crate::server::streaming::wsstream;
+
+    /// `config::load` with `text` as the `--config` file `/etc/minikubelet/config.yaml` and no
+    /// flags.
+    pub fn kubelet_configuration(
+        text: &str,
+    ) -> Result<crate::config::Loaded, crate::config::ConfigError> {
+        let path = std::path::Path::new("/etc/minikubelet/config.yaml");
+        crate::config::load_text(&crate::config::Flags::default(), path, text)
+    }
+
+    /// `wsstream::decode` of one data message of the protocol `protocol` (an index into
+    /// `REMOTE_COMMAND_PROTOCOLS`, wrapped): a binary message, or a text message when `text`
+    /// (then `payload` must be UTF-8, as a WebSocket text frame's is; `None` if not).
+    pub fn websocket_message(
+        protocol: usize,
+        text: bool,
+        payload: &[u8],
+    ) -> Option<Result<Option<(u8, Bytes)>, wsstream::DecodeError>> {
+        let protos = wsstream::REMOTE_COMMAND_PROTOCOLS;
+        let proto = protos[protocol % protos.len()];
+        let msg = if text {
+            let s = std::str::from_utf8(payload).ok()?;
+            axum::extract::ws::Message::Text(s.into())
+        } else {
+            axum::extract::ws::Message::Binary(Bytes::copy_from_slice(payload))
+        };
+        Some(wsstream::decode(proto, &msg))
+    }
+}

@@ -73,10 +73,30 @@ fn check_prints_a_report() {
     assert!(text.contains("cgroup layout"), "{text}");
     assert!(text.contains("pidfd"), "{text}");
     assert!(text.contains("kill method"), "{text}");
+    // The swap line says what this machine's /proc/swaps says. (Not switched on here to test
+    // the other branch: every agent on the machine would then refuse to start; the fake
+    // /proc/swaps tests above cover it, and the VM tests a real swap file.)
+    if real_swap_on() {
+        assert!(
+            text.contains("[FAIL] swap: ") && text.contains("swapoff -a"),
+            "swap is on: {text}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+    } else {
+        assert!(text.contains("[ok  ] swap: off"), "swap is off: {text}");
+        assert!(!text.contains("[FAIL] swap"), "{text}");
+    }
+}
+
+/// Whether this machine has swap on: /proc/swaps lists a device or file under its header.
+fn real_swap_on() -> bool {
+    let swaps = std::fs::read_to_string("/proc/swaps").expect("read /proc/swaps");
+    let mut lines = swaps.lines();
     assert!(
-        text.contains("[ok  ] swap: off") || text.contains("[FAIL] swap"),
-        "{text}"
+        lines.next().is_some_and(|h| h.starts_with("Filename")),
+        "/proc/swaps without its header: {swaps:?}"
     );
+    lines.any(|l| !l.trim().is_empty())
 }
 
 #[test]

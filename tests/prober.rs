@@ -2,6 +2,8 @@
 //! handlers, against real processes, a real cgroup and real sockets. Run as root: they create a
 //! memory cgroup beneath this test process's own one (removed by a Drop guard) and run commands
 //! as uid 65534.
+mod common;
+
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -34,9 +36,19 @@ fn argv(args: &[&str]) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A memory cgroup beneath this process's own, removed on drop.
+// A memory cgroup beneath this process's own, removed on drop: in the v1 memory hierarchy, or
+// in the one cgroup v2 hierarchy.
 
 static CGROUP_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Where the memory cgroups are: the v1 memory hierarchy, or the v2 hierarchy.
+fn memory_root() -> &'static Path {
+    if common::is_v2() {
+        Path::new("/sys/fs/cgroup")
+    } else {
+        Path::new("/sys/fs/cgroup/memory")
+    }
+}
 
 struct TestCgroup {
     dir: PathBuf,
@@ -47,25 +59,29 @@ struct TestCgroup {
 
 impl TestCgroup {
     fn new() -> Self {
+        let v2 = common::is_v2();
         let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        // v1: the line naming the memory controller; v2: the one `0::<path>` line.
         let parent = own
             .lines()
             .filter_map(|l| {
                 let mut parts = l.splitn(3, ':');
-                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-                controllers
-                    .split(',')
-                    .any(|c| c == "memory")
-                    .then(|| path.to_string())
+                let (id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                let ours = if v2 {
+                    id == "0" && controllers.is_empty()
+                } else {
+                    controllers.split(',').any(|c| c == "memory")
+                };
+                ours.then(|| path.to_string())
             })
             .next()
-            .expect("a cgroup v1 memory hierarchy");
+            .unwrap_or_else(|| panic!("no memory cgroup (v2: {v2}) in /proc/self/cgroup: {own}"));
         let name = format!(
             "mkl-prober-test-{}-{}",
             std::process::id(),
             CGROUP_SEQ.fetch_add(1, Ordering::SeqCst)
         );
-        let dir = Path::new("/sys/fs/cgroup/memory")
+        let dir = memory_root()
             .join(parent.trim_start_matches('/'))
             .join(&name);
         fs::create_dir(&dir).unwrap();
@@ -79,6 +95,16 @@ impl TestCgroup {
     /// The path a member sees in /proc/self/cgroup.
     fn path(&self) -> String {
         format!("{}/{}", self.parent.trim_end_matches('/'), self.name)
+    }
+
+    /// The line of /proc/<member>/cgroup that names this cgroup: `<id>:memory:<path>` (v1, the
+    /// memory hierarchy's line ends so) or `0::<path>` (v2).
+    fn is_member_line(&self, line: &str) -> bool {
+        if common::is_v2() {
+            line == format!("0::{}", self.path())
+        } else {
+            line.ends_with(&format!(":memory:{}", self.path()))
+        }
     }
 }
 
@@ -144,10 +170,10 @@ async fn exec_sync_runs_in_the_container_context() {
     assert_eq!(lines[2], "65534 4242", "groups: {text}");
     assert_eq!(lines[3], "bar baz", "env: {text}");
     assert_eq!(Path::new(lines[4]), workdir.path(), "cwd: {text}");
-    let want = format!(":memory:{}", cgroup.path());
     assert!(
-        lines.iter().any(|l| l.ends_with(&want)),
-        "cgroup line {want} missing: {text}"
+        lines.iter().any(|l| cgroup.is_member_line(l)),
+        "no cgroup line for {}: {text}",
+        cgroup.path()
     );
     // env_clear: nothing of the agent's environment leaks in; stderr comes after stdout.
     assert!(text.contains("HOME=unset"), "{text}");
@@ -221,9 +247,7 @@ async fn exec_sync_timeout_kills_the_process_group() {
 #[tokio::test]
 async fn exec_sync_reports_a_missing_cgroup() {
     let ctx = ExecContext {
-        cgroup_procs: vec![PathBuf::from(
-            "/sys/fs/cgroup/memory/no-such-cgroup-xyz/cgroup.procs",
-        )],
+        cgroup_procs: vec![memory_root().join("no-such-cgroup-xyz/cgroup.procs")],
         ..Default::default()
     };
     let err = exec_sync(&ctx, &argv(&["true"]), Duration::from_secs(1))

@@ -74,16 +74,25 @@ fn start_edit_delete_with_cgroup_values() {
         let f = |n| a.pod_cgroup_file(&uid, Some("main"), n).unwrap();
         assert_eq!(read(&f("memory.max")), (64 << 20).to_string());
         assert_eq!(read(&f("cpu.max")), "50000 100000");
-        // NoSwap (swapBehavior ""): memory.swap.max = 0, where the kernel has swap accounting.
-        if let Some(swap) = a.pod_cgroup_file(&uid, Some("main"), "memory.swap.max") {
-            assert_eq!(read(&swap), "0");
+        // NoSwap (swapBehavior ""): memory.swap.max = 0 where the kernel accounts swap (the
+        // test cgroup has the file then); without swap accounting there is nothing to set.
+        let swap = a.pod_cgroup_file(&uid, Some("main"), "memory.swap.max");
+        match a.cgroup.find("", "memory.swap.max") {
+            Some(_) => assert_eq!(read(&swap.expect("memory.swap.max of the container")), "0"),
+            None => assert!(swap.is_none(), "memory.swap.max without swap accounting?"),
         }
     } else {
         let f = |n| a.pod_cgroup_file(&uid, Some("main"), n).unwrap();
         assert_eq!(read(&f("memory.limit_in_bytes")), (64 << 20).to_string());
-        // NoSwap on v1: memory+swap limited to the memory limit (needs swapaccount).
-        if let Some(memsw) = a.pod_cgroup_file(&uid, Some("main"), "memory.memsw.limit_in_bytes") {
-            assert_eq!(read(&memsw), (64 << 20).to_string());
+        // NoSwap on v1: memory+swap limited to the memory limit where the kernel accounts
+        // swap (swapaccount: the test cgroup has memory.memsw.* then).
+        let memsw = a.pod_cgroup_file(&uid, Some("main"), "memory.memsw.limit_in_bytes");
+        match a.cgroup.find("", "memory.memsw.limit_in_bytes") {
+            Some(_) => assert_eq!(
+                read(&memsw.expect("memory.memsw.limit_in_bytes of the container")),
+                (64 << 20).to_string()
+            ),
+            None => assert!(memsw.is_none(), "memsw files without swap accounting?"),
         }
         assert_eq!(read(&f("cpu.shares")), "256");
         assert_eq!(read(&f("cpu.cfs_quota_us")), "50000");
@@ -242,7 +251,7 @@ spec:
       time.sleep(30)
 "#,
     );
-    let c = a.wait_running("forky", "bomb", T);
+    a.wait_running("forky", "bomb", T);
     let uid = uid_of(&a.pod("forky").unwrap());
     let f = a.pod_cgroup_file(&uid, None, "pids.max").unwrap();
     assert_eq!(read(&f), "20");
@@ -268,7 +277,6 @@ spec:
         events.contains("max") && !events.ends_with(" 0"),
         "pids.events: {events}"
     );
-    let _ = c;
 }
 
 #[test]
@@ -289,12 +297,19 @@ spec:
     command: ["sh", "-c", "trap 'echo ignoring TERM' TERM; while true; do sleep 0.1; done"]
 "#,
     );
-    let p = a.wait_running("stubborn", "polite", T);
-    let _ = p;
+    a.wait_running("stubborn", "polite", T);
     a.wait_running("stubborn", "rude", T);
     let pod = a.pod("stubborn").unwrap();
     let polite = pid_of(&container_status(&pod, "polite").unwrap(), &a);
     let rude = pid_of(&container_status(&pod, "rude").unwrap(), &a);
+    // The logs go with the pod: keep them open to read the containers' last words.
+    let pod_logs = a.logs_dir.join(format!(
+        "default_{}_{}",
+        pod["metadata"]["name"].as_str().unwrap(),
+        uid_of(&pod)
+    ));
+    let open = |c: &str| std::fs::File::open(pod_logs.join(c).join("0.log")).unwrap();
+    let (mut polite_log, mut rude_log) = (open("polite"), open("rude"));
     let t0 = std::time::Instant::now();
     a.remove_manifest("stubborn.yaml");
     a.wait_for("polite gone", Duration::from_secs(2), |_| {
@@ -312,10 +327,26 @@ spec:
         took >= Duration::from_millis(2900),
         "SIGKILL came after {took:?}, before the 3 s grace"
     );
-    let logs = std::fs::read_dir(&a.logs_dir)
-        .map(|d| d.count())
-        .unwrap_or(0);
-    let _ = logs;
+    // Both got SIGTERM first: polite exited on it, rude said so and went on until SIGKILL.
+    let read_all = |f: &mut std::fs::File| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(f, &mut s).unwrap();
+        s
+    };
+    let polite_said = read_all(&mut polite_log);
+    assert!(
+        polite_said.contains(" stdout F got TERM"),
+        "polite: {polite_said:?}"
+    );
+    let rude_said = read_all(&mut rude_log);
+    assert!(
+        rude_said.contains(" stdout F ignoring TERM"),
+        "rude: {rude_said:?}"
+    );
+    // And its logs went with the pod.
+    a.wait_for("the pod's log directory removed", T, |_| {
+        (!pod_logs.exists()).then_some(())
+    });
 }
 
 #[test]
@@ -459,7 +490,15 @@ fn containers_are_started_by_a_prestarted_small_shim() {
     assert_eq!(argv[1..], ["shim", &dir.to_string_lossy(), "--prestarted"]);
     let meta: serde_json::Value = serde_json::from_str(&read(&dir.join("meta.json"))).unwrap();
     assert_eq!(meta["container_name"], "main");
-    assert_eq!(meta["pod_name"], "sleeper-vm");
+    // Static pods are named `<name>-<node name>`; the node name is the lower-cased hostname.
+    let node = nix::unistd::gethostname()
+        .unwrap()
+        .into_string()
+        .unwrap()
+        .trim()
+        .to_lowercase();
+    assert_eq!(meta["pod_name"], format!("sleeper-{node}"));
+    assert_eq!(a.pod("sleeper").unwrap()["spec"]["nodeName"], node);
     let config: serde_json::Value = serde_json::from_str(&read(&dir.join("config.json"))).unwrap();
     assert_eq!(config["argv"], serde_json::json!(["sleep", "3600"]));
     assert!(dir.join("shim.log").exists());

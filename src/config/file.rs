@@ -117,7 +117,13 @@ pub(super) fn read(path: &Path) -> Result<(Settings, Vec<String>), ConfigError> 
         path: path.to_path_buf(),
         source,
     })?;
-    let value: Value = serde_saphyr::from_str(&text).map_err(|e| ConfigError::Decode {
+    parse(path, &text)
+}
+
+/// Decodes the text of the file `path` (YAML or JSON). Returns the settings it holds and the
+/// warnings to log.
+pub(super) fn parse(path: &Path, text: &str) -> Result<(Settings, Vec<String>), ConfigError> {
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| ConfigError::Decode {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;

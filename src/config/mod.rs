@@ -469,15 +469,23 @@ fn split_list(s: &str) -> Vec<String> {
 /// validates everything and parses the eviction thresholds. Reads no system state besides the
 /// config file, so it is safe in unit tests.
 pub fn load(flags: &Flags) -> Result<Loaded, ConfigError> {
-    let mut warnings = Vec::new();
-    let file_settings = match &flags.config {
-        Some(path) => {
-            let (s, w) = file::read(path)?;
-            warnings.extend(w);
-            s
-        }
-        None => Settings::default(),
-    };
+    let file = flags.config.as_deref().map(file::read).transpose()?;
+    load_with_file(flags, file)
+}
+
+/// [`load`] with the text of a `--config` file that was not read from disk (the fuzz target's
+/// way in: `crate::fuzzing`); `path` names it in errors and anchors its relative paths.
+pub(crate) fn load_text(flags: &Flags, path: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let file = file::parse(path, text)?;
+    load_with_file(flags, Some(file))
+}
+
+/// The rest of [`load`]: the file's settings and warnings (if any), then the flags.
+fn load_with_file(
+    flags: &Flags,
+    file: Option<(Settings, Vec<String>)>,
+) -> Result<Loaded, ConfigError> {
+    let (file_settings, mut warnings) = file.unwrap_or_default();
     let s = Settings::from_flags(flags).over(file_settings);
     let mut v = Validator::default();
     let config = build(flags, s, &mut v, &mut warnings)?;

@@ -41,14 +41,18 @@ check host_install_shim_removed '[ ! -e "$W/root2/usr/local/bin/minikubelet-shim
 # build): the example pods run, then --clean stops them and leaves no cgroup behind. Only the
 # memory threshold: this shared disk may sit below the default disk thresholds.
 if [ -x "${MKL_AGENT_BIN:-}" ] && ! ss -ltn 2>/dev/null | grep -q ':18250 '; then
-  ( MKL_BIN=$MKL_AGENT_BIN MKL_DEMO_PORT=18250 timeout 120 "$REPO/scripts/demo.sh" --eviction-hard="memory.available<100Mi" > "$W/demo.log" 2>&1 ) & demo=$!
+  # $demo is timeout's pid: demo.sh execs the agent as timeout's only child, and timeout passes
+  # the SIGTERM below on to it and to the process group timeout made for itself (the agent and
+  # its helpers; the shims have sessions of their own and keep the pods for --clean). So only
+  # what this check started is ended, by pid: no name pattern that could match another agent.
+  MKL_BIN=$MKL_AGENT_BIN MKL_DEMO_PORT=18250 timeout 120 "$REPO/scripts/demo.sh" --eviction-hard="memory.available<100Mi" > "$W/demo.log" 2>&1 & demo=$!
   n_demo=$(find "$REPO/manifests" -maxdepth 1 -name "*.yaml" | wc -l)
   running_pods() { curl -sf 127.0.0.1:18250/pods | grep -o '"phase":"Running"' | wc -l; }
   seen=0
   for _ in $(seq 300); do seen=$(running_pods 2>/dev/null); [ "$seen" = "$n_demo" ] && break; sleep 0.2; done
   check host_demo_runs_examples '[ "$seen" = "$n_demo" ]'
   [ "$seen" = "$n_demo" ] || { echo "  | $seen of $n_demo Running"; sed 's/^/  | /' "$W/demo.log" | tail -15; }
-  kill "$demo" 2>/dev/null; pkill -f "minikubelet-demo/manifests" 2>/dev/null; wait "$demo" 2>/dev/null
+  kill -TERM "$demo" 2>/dev/null; wait "$demo" 2>/dev/null
   clean=$(MKL_BIN=$MKL_AGENT_BIN MKL_DEMO_PORT=18250 "$REPO/scripts/demo.sh" --clean 2>&1)
   echo "$clean" | sed 's/^/  | /'
   check host_demo_clean 'grep -q "demo.sh: clean" <<<"$clean"'

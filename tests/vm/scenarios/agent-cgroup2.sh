@@ -68,8 +68,11 @@ g_uid=$(pod_field vm-guaranteed .metadata.uid); gp=$KP/pod$g_uid; gc=$gp/guarant
 check a2_guaranteed_placement '[ -n "$g_uid" ] && [ -d "$gc" ] && [ -n "$(procs_of $gc)" ]'
 check a2_guaranteed_container_cpu_max '[ "$(val $gc/cpu.max)" = "25000 100000" ]'
 check a2_guaranteed_container_memory_max '[ "$(val $gc/memory.max)" = 67108864 ]'
-# NoSwap (memorySwap.swapBehavior ""): no swap for any container, where the kernel accounts it
-check a2_guaranteed_container_no_swap '[ ! -e $gc/memory.swap.max ] || [ "$(val $gc/memory.swap.max)" = 0 ]'
+# NoSwap (memorySwap.swapBehavior ""): no swap for any container. Debian's kernel accounts swap
+# (CONFIG_SWAP + CONFIG_MEMCG): memory.swap.max exists in every container cgroup, so a missing
+# file is a failure too (no swap control at all), never a pass.
+check a2_guaranteed_container_no_swap '[ -e $gc/memory.swap.max ] && [ "$(val $gc/memory.swap.max)" = 0 ]'
+note "guaranteed container memory.swap.max: $([ -e $gc/memory.swap.max ] && val $gc/memory.swap.max || echo absent)"
 check a2_guaranteed_container_cpu_weight 'weight_ok $gc/cpu.weight 256'
 check a2_guaranteed_pod_cpu_max '[ "$(val $gp/cpu.max)" = "25000 100000" ]'
 check a2_guaranteed_pod_memory_max '[ "$(val $gp/memory.max)" = 67108864 ]'
@@ -93,7 +96,7 @@ e_uid=$(pod_field vm-besteffort .metadata.uid); ep=$KP/besteffort/pod$e_uid; ec=
 check a2_besteffort_placement '[ -n "$e_uid" ] && [ -d "$ec" ] && [ -n "$(procs_of $ec)" ]'
 check a2_besteffort_container_cpu_weight '[ "$(val $ec/cpu.weight)" = 1 ]'
 check a2_besteffort_container_memory_max '[ "$(val $ec/memory.max)" = max ]'
-check a2_besteffort_container_no_swap '[ ! -e $ec/memory.swap.max ] || [ "$(val $ec/memory.swap.max)" = 0 ]'
+check a2_besteffort_container_no_swap '[ -e $ec/memory.swap.max ] && [ "$(val $ec/memory.swap.max)" = 0 ]'
 check a2_besteffort_pod_cpu_weight '[ "$(val $ep/cpu.weight)" = 1 ]'
 check a2_besteffort_pod_pids_max '[ "$(val $ep/pids.max)" = 64 ]'
 check a2_qos_besteffort_cpu_weight '[ "$(val $KP/besteffort/cpu.weight)" = 1 ]'
