@@ -267,8 +267,13 @@ mod tests {
         assert_ne!(fourth, "a".repeat(64), "a symlink is not followed");
         assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
 
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+        let fifth = load_or_create(&pki).unwrap().token;
+        assert_ne!(fifth, fourth, "a token file of another user is replaced");
+        assert_eq!(std::fs::metadata(&file).unwrap().uid(), 0);
+
         std::fs::set_permissions(&pki, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(load_or_create(&pki).unwrap().token, fourth);
+        assert_eq!(load_or_create(&pki).unwrap().token, fifth);
         assert_eq!(mode(&pki), 0o700, "the directory is tightened");
     }
 
