@@ -502,8 +502,13 @@ impl Security {
         let node_name = config
             .node_name()
             .map_err(|e| SecurityError::Refused(e.to_string()))?;
+        let mut hosts =
+            super::host_check::AllowedHosts::new(&node_name, config.address, tls.is_some());
+        if let (Some(_), Some(cert)) = (&tls, &config.tls_cert_file) {
+            hosts = hosts.with_certificate_names(cert);
+        }
         Ok(Security {
-            hosts: super::host_check::AllowedHosts::new(&node_name, config.address, tls.is_some()),
+            hosts,
             tls,
             authn: Authenticator {
                 admin: None,

@@ -6,8 +6,9 @@
 //! here, before authentication, so that not even `--anonymous-auth=true` hands root to a page:
 //! - DNS rebinding: a page's own name is re-pointed at 127.0.0.1, so its requests reach the
 //!   agent as same-origin, with `Host: <that name>`. Only names and addresses of this node are
-//!   served: loopback addresses, `localhost`, the node name, the hostname, the bound address
-//!   and the addresses of the node's interfaces (with or without a port).
+//!   served: loopback addresses, `localhost`, the node name, the hostname, the bound address,
+//!   the addresses of the node's interfaces and the serving certificate's names and addresses
+//!   (with or without a port).
 //! - Cross-site requests: a page of another site sends `Origin: <its site>`. Any request with
 //!   an `Origin` that is not the origin of its own `Host` is refused, whatever its method:
 //!   exec, attach and port-forward are GET upgrades (WebSocket, SPDY). Clients that are not
@@ -29,10 +30,14 @@ use super::status::ApiError;
 /// The names and addresses this node answers to.
 #[derive(Debug, Clone)]
 pub struct AllowedHosts {
-    /// Lower-case names: `localhost`, the node name, the hostname.
+    /// Lower-case names: `localhost`, the node name, the hostname, the serving certificate's
+    /// DNS names.
     names: Vec<String>,
     /// The bound address, when it is one address (not `0.0.0.0`/`::`).
     bound: Option<IpAddr>,
+    /// The serving certificate's IP addresses (a public address behind NAT is on no interface,
+    /// but a client that verifies the certificate connects by one of these).
+    certificate_ips: Vec<IpAddr>,
     /// The port a `Host` without one means (443 over TLS, else 80).
     default_port: u16,
 }
@@ -76,8 +81,52 @@ impl AllowedHosts {
         AllowedHosts {
             names,
             bound: (!address.is_unspecified()).then_some(address.to_canonical()),
+            certificate_ips: Vec::new(),
             default_port: if tls { 443 } else { 80 },
         }
+    }
+
+    /// The same, also answering to the subject alternative names (DNS names and IP addresses)
+    /// of the serving certificate in `cert_file` (its first PEM certificate): over TLS a client
+    /// that verifies the server connects by one of those. Read once at start; a renewed
+    /// certificate with new names needs a restart for them to pass this check. An unreadable
+    /// file adds nothing (the TLS set-up reports it).
+    pub fn with_certificate_names(mut self, cert_file: &std::path::Path) -> AllowedHosts {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        use x509_cert::der::Decode;
+        use x509_cert::ext::pkix::SubjectAltName;
+        use x509_cert::ext::pkix::name::GeneralName;
+        let Some(Ok(der)) = CertificateDer::pem_file_iter(cert_file)
+            .ok()
+            .and_then(|mut it| it.next())
+        else {
+            return self;
+        };
+        let Ok(cert) = x509_cert::Certificate::from_der(&der) else {
+            return self;
+        };
+        let Ok(Some((_, san))) = cert.tbs_certificate().get_extension::<SubjectAltName>() else {
+            return self;
+        };
+        for name in san.0 {
+            match name {
+                GeneralName::DnsName(n) => self.names.push(normalize_name(n.as_str())),
+                GeneralName::IpAddress(octets) => {
+                    let b = octets.as_bytes();
+                    let ip = <[u8; 4]>::try_from(b)
+                        .map(IpAddr::from)
+                        .or_else(|_| <[u8; 16]>::try_from(b).map(IpAddr::from));
+                    if let Ok(ip) = ip {
+                        self.certificate_ips.push(ip.to_canonical());
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.names.sort();
+        self.names.dedup();
+        self
     }
 
     /// Whether `host` (a `Host` value: name or address, optional port) is this node.
@@ -88,7 +137,10 @@ impl AllowedHosts {
         match name.parse::<IpAddr>() {
             Ok(ip) => {
                 let ip = ip.to_canonical();
-                ip.is_loopback() || Some(ip) == self.bound || interface_addresses().contains(&ip)
+                ip.is_loopback()
+                    || Some(ip) == self.bound
+                    || self.certificate_ips.contains(&ip)
+                    || interface_addresses().contains(&ip)
             }
             Err(_) => self.names.contains(&normalize_name(name)),
         }
@@ -270,6 +322,30 @@ mod tests {
         let bound = AllowedHosts::new("n", "192.0.2.7".parse().unwrap(), true);
         assert!(bound.host_allowed("192.0.2.7:10250"));
         assert!(!bound.host_allowed("192.0.2.8:10250"));
+    }
+
+    #[test]
+    fn serving_certificate_names() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![
+            "Node1.Example.com".to_string(),
+            "203.0.113.9".to_string(),
+        ])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kubelet.crt");
+        std::fs::write(&file, cert.pem()).unwrap();
+        let h =
+            AllowedHosts::new("n", "0.0.0.0".parse().unwrap(), true).with_certificate_names(&file);
+        assert!(h.host_allowed("node1.example.com:10250"));
+        assert!(h.host_allowed("203.0.113.9:10250"));
+        assert!(!h.host_allowed("203.0.113.10:10250"));
+        assert!(!h.host_allowed("evil.example.com"));
+        let none = AllowedHosts::new("n", "0.0.0.0".parse().unwrap(), true)
+            .with_certificate_names(&dir.path().join("missing.crt"));
+        assert!(!none.host_allowed("node1.example.com"));
     }
 
     #[test]
