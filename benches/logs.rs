@@ -150,9 +150,10 @@ impl<R: Read> Lines<R> {
 /// headers are read a byte at a time so nothing of the body is buffered away from the stream.
 fn follow(port: u16, path: &str) -> Lines<TcpStream> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let token = common::token_for(port).expect("the agent's admin token");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .expect("request");
     let mut head = Vec::new();

@@ -52,7 +52,7 @@ fn report(what: &str, mut samples: Vec<Duration>) -> Duration {
 /// One `exec -- true` over WebSocket v5: connect, read to the Close, check the status.
 async fn exec_true(url: &str) -> Duration {
     let start = Instant::now();
-    let mut req = url.into_client_request().expect("request");
+    let mut req = common::with_token(url.into_client_request().expect("request"));
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         "v5.channel.k8s.io".parse().expect("header"),

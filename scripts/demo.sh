@@ -56,8 +56,10 @@ if [ "${1:-}" = "--clean" ]; then
   mkdir -p "$MANIFESTS"; rm -f "$MANIFESTS"/*.yaml
   echo "demo.sh: stopping the demo pods (an agent with an empty manifest directory removes them)"
   "$BIN" "${ARGS[@]}" >/dev/null 2>&1 & agent=$!
+  # Every request needs the admin token, which the agent writes into its 0600 kubeconfig.
   for _ in $(seq 300); do
-    if curl -sf "127.0.0.1:$PORT/pods" 2>/dev/null | grep -q '"items":\[\]'; then break; fi
+    TOKEN=$(sed -n 's/^ *token: //p' "$ROOT/kubeconfig" 2>/dev/null || true)
+    if [ -n "$TOKEN" ] && curl -sf -H "Authorization: Bearer $TOKEN" "127.0.0.1:$PORT/pods" 2>/dev/null | grep -q '"items":\[\]'; then break; fi
     sleep 0.1
   done
   kill "$agent" 2>/dev/null; wait "$agent" 2>/dev/null || true
@@ -71,5 +73,5 @@ fi
 # non-root users can write, since their contents run as root.
 install -d -m 755 "$MANIFESTS"
 install -m 644 manifests/*.yaml "$MANIFESTS"/
-echo "demo.sh: pods from $MANIFESTS; try: kubectl --kubeconfig $ROOT/kubeconfig get pods"
+echo "demo.sh: pods from $MANIFESTS; try (as root: the kubeconfig holds the API's admin token, mode 0600): kubectl --kubeconfig $ROOT/kubeconfig get pods"
 exec "$BIN" "${ARGS[@]}" "${@}"

@@ -97,4 +97,5 @@ if [ "$START" = 1 ]; then
     systemctl start minikubelet.service
   fi
   systemctl --no-pager --lines=0 status minikubelet.service || true
+  echo "install: as root: kubectl --kubeconfig /var/lib/minikubelet/kubeconfig get pods (the API needs its admin token, also on loopback)"
 fi

@@ -34,6 +34,10 @@ enum Command {
         /// The agent's --port.
         #[arg(long, default_value_t = 10250)]
         port: u16,
+        /// The kubeconfig whose token authenticates (the one the agent writes, root only)
+        /// [default: /var/lib/minikubelet/kubeconfig].
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
     /// Supervise one container (started by the agent; not for people).
     #[command(hide = true)]
@@ -76,19 +80,40 @@ pub fn main() -> ExitCode {
                 crate::shim::Launch::Now
             },
         ),
-        Some(Command::ExplainEviction { port }) => match crate::eviction::explain::fetch(port) {
-            Ok(report) => {
-                // A closed stdout (`explain-eviction | head`) is not an error worth a panic.
-                use std::io::Write;
-                let text = crate::eviction::explain::render(&report);
-                let _ = std::io::stdout().lock().write_all(text.as_bytes());
-                ExitCode::SUCCESS
+        Some(Command::ExplainEviction { port, kubeconfig }) => {
+            let kubeconfig = kubeconfig.unwrap_or_else(|| {
+                std::path::Path::new(crate::config::DEFAULT_ROOT_DIR).join("kubeconfig")
+            });
+            let token = std::fs::read_to_string(&kubeconfig)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    crate::server::apiserver::kubeconfig_token(&text)
+                        .ok_or_else(|| "no token: line".to_string())
+                });
+            let token = match token {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "minikubelet explain-eviction: read the token of {}: {e} (run as root, or give --kubeconfig=<root-dir>/kubeconfig)",
+                        kubeconfig.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            match crate::eviction::explain::fetch(port, &token) {
+                Ok(report) => {
+                    // A closed stdout (`explain-eviction | head`) is not an error worth a panic.
+                    use std::io::Write;
+                    let text = crate::eviction::explain::render(&report);
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("minikubelet explain-eviction: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("minikubelet explain-eviction: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Some(Command::Check { flags }) => {
             let loaded = match crate::config::load(&flags) {
                 Ok(l) => l,

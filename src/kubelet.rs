@@ -289,7 +289,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let addr = std::net::SocketAddr::new(config.address, config.port);
     let listener = crate::server::bind(addr).await?;
-    tracing::info!(address = %addr, tls = security.tls.is_some(), authentication = security.authn.is_some(), startup = ?started.elapsed(), "serving the kubelet API");
+    // The admin credential every local request needs (loopback included), handed to root in
+    // the 0600 kubeconfig; made once, reused on restart (`server::admin`).
+    let pki_dir = config.root_dir.join("pki");
+    let admin = crate::server::admin::load_or_create(&pki_dir)
+        .with_context(|| format!("admin token in {}", pki_dir.display()))?;
     let kubeconfig = config.root_dir.join("kubeconfig");
     let serving_cert = match (&security.tls, &config.tls_cert_file) {
         (Some(_), Some(cert)) => {
@@ -297,13 +301,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let text =
-        crate::server::apiserver::kubeconfig(config.address, config.port, serving_cert.as_deref());
-    if let Err(e) = write_atomic(&kubeconfig, text.as_bytes()) {
-        tracing::warn!(path = %kubeconfig.display(), error = %e, "write kubeconfig");
-    } else {
-        tracing::info!(path = %kubeconfig.display(), "kubectl can use this kubeconfig to talk to the agent");
-    }
+    let text = crate::server::apiserver::kubeconfig(
+        config.address,
+        config.port,
+        serving_cert.as_deref(),
+        &admin.token,
+    );
+    // Without it root's kubectl could not get in: the agent stops rather than serve a node
+    // nobody may ask.
+    crate::server::admin::write_private(&kubeconfig, text.as_bytes())
+        .with_context(|| format!("write kubeconfig {}", kubeconfig.display()))?;
+    tracing::info!(path = %kubeconfig.display(), user = crate::server::auth::ADMIN_USER, "kubectl can use this kubeconfig (mode 0600, root only) to talk to the agent");
+    let security = security.with_admin(admin);
+    security.announce(addr);
+    tracing::info!(address = %addr, tls = security.tls.is_some(), startup = ?started.elapsed(), "serving the kubelet API");
     sd_notify_ready();
     let system = node::system_info(proc_root, Path::new("/etc"), Path::new("/sys"));
     let state = crate::server::ServerState {
@@ -377,13 +388,6 @@ async fn log_housekeeping(pod_logs_dir: PathBuf, max_files: u32) {
         let _ = tokio::task::spawn_blocking(move || crate::logs::housekeeping_all(&dir, max_files))
             .await;
     }
-}
-
-/// Write a file through a temporary file and a rename, so readers never see half of it.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Tell systemd we are ready (`Type=notify`), if it is listening.

@@ -185,15 +185,18 @@ pub fn report(config: &Config) -> bool {
     match crate::server::auth::Security::from_config(config) {
         Ok(sec) => {
             let scheme = if sec.tls.is_some() { "https" } else { "http" };
-            let authn = match &sec.authn {
-                None => "no authentication (loopback: anyone on the node may ask)".to_string(),
-                Some(a) => format!(
-                    "requests must authenticate (client certificates: {}, tokens: {}, anonymous: {})",
-                    if a.client_certificates { "yes" } else { "no" },
-                    a.tokens.as_ref().map_or(0, |t| t.len()),
-                    if a.anonymous { "allowed" } else { "refused" },
-                ),
-            };
+            let a = &sec.authn;
+            let authn = format!(
+                "requests must authenticate, loopback too (admin token of {}, client certificates: {}, tokens: {}, anonymous: {})",
+                config.root_dir.join("kubeconfig").display(),
+                if a.client_certificates { "yes" } else { "no" },
+                a.tokens.as_ref().map_or(0, |t| t.len()),
+                if a.anonymous {
+                    "ALLOWED: anyone who can connect may exec as root into every container"
+                } else {
+                    "refused"
+                },
+            );
             r.line(
                 true,
                 "kubelet API",

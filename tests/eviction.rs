@@ -152,6 +152,7 @@ fn memory_pressure_evicts_besteffort_keeps_guaranteed_and_readmits() {
     // ... and as tables by `minikubelet explain-eviction`.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_minikubelet"))
         .args(["explain-eviction", &format!("--port={}", a.port)])
+        .arg(format!("--kubeconfig={}", a.kubeconfig().display()))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

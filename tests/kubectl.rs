@@ -19,7 +19,8 @@ const T: Duration = Duration::from_secs(30);
 /// kubectl with its own HOME, pointed at one agent.
 struct Kubectl {
     home: tempfile::TempDir,
-    server: String,
+    /// The agent's `<root-dir>/kubeconfig` (its server and admin token).
+    kubeconfig: std::path::PathBuf,
 }
 
 /// What a kubectl run printed and how it ended.
@@ -34,7 +35,7 @@ impl Kubectl {
     fn new(a: &Agent) -> Kubectl {
         Kubectl {
             home: tempfile::tempdir().unwrap(),
-            server: format!("http://127.0.0.1:{}", a.port),
+            kubeconfig: a.kubeconfig(),
         }
     }
 
@@ -43,7 +44,7 @@ impl Kubectl {
         c.env_clear()
             .env("HOME", self.home.path())
             .env("PATH", "/usr/bin:/bin")
-            .arg(format!("--server={}", self.server))
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -143,21 +144,10 @@ impl Drop for Streaming {
     }
 }
 
-/// One HTTP request with an empty body: (status, body).
+/// One HTTP request with an empty body and the admin token: (status, body).
 fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, body.to_string())
+    common::http_request(port, method, path, common::token_for(port).as_deref(), &[])
+        .unwrap_or_else(|| panic!("{method} {path}: no answer"))
 }
 
 fn name_of(p: &Value) -> String {
@@ -845,8 +835,9 @@ fn python_client_lists_reads_and_follows() {
     let script = r#"
 import sys
 from kubernetes import client, watch
+from kubernetes import config
 cfg = client.Configuration()
-cfg.host = sys.argv[1]
+config.load_kube_config(config_file=sys.argv[1], client_configuration=cfg)
 name = sys.argv[2]
 api = client.CoreV1Api(client.ApiClient(cfg))
 print("pods=" + ",".join(p.metadata.name for p in api.list_namespaced_pod("default").items))
@@ -869,7 +860,7 @@ for e in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_second
     break
 "#;
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", script, &format!("http://127.0.0.1:{}", a.port), &pod])
+    cmd.args(["-c", script, &a.kubeconfig().display().to_string(), &pod])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

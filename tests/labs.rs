@@ -636,6 +636,7 @@ fn lab10_memory_hog_is_evicted_and_readmitted() {
     // `minikubelet explain-eviction` shows the decision and what the kubelet would do.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_minikubelet"))
         .args(["explain-eviction", "--port", &a.port.to_string()])
+        .arg(format!("--kubeconfig={}", a.kubeconfig().display()))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

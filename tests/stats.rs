@@ -421,15 +421,18 @@ fn summary_resource_metrics_and_kubelet_metrics() {
     assert!(find(&samples, "process_cpu_seconds_total", &[]).is_some());
     assert!(find(&samples, "process_resident_memory_bytes", &[]).is_some_and(|s| s.value > 0.0));
 
-    // The API server's node proxy, as kubectl sends it.
+    // The API server's node proxy, as kubectl sends it. `get --raw` drops the path of the
+    // kubeconfig's server URL, where the admin token is over plain HTTP: it is given here.
     let home = tempfile::tempdir().unwrap();
+    let token = a.token();
     let raw = |path: &str| {
+        let path = format!("/auth/{token}{path}");
         let out = Command::new(common::kubectl())
             .env_clear()
             .env("HOME", home.path())
             .env("PATH", "/usr/bin:/bin")
-            .arg(format!("--server=http://127.0.0.1:{}", a.port))
-            .args(["get", "--raw", path])
+            .arg(format!("--kubeconfig={}", a.kubeconfig().display()))
+            .args(["get", "--raw", &path])
             .stdin(Stdio::null())
             .output()
             .expect("run kubectl");
@@ -461,8 +464,9 @@ fn summary_resource_metrics_and_kubelet_metrics() {
     let script = r#"
 import json, sys
 from kubernetes import client
+from kubernetes import config
 cfg = client.Configuration()
-cfg.host = sys.argv[1]
+config.load_kube_config(config_file=sys.argv[1], client_configuration=cfg)
 api = client.CoreV1Api(client.ApiClient(cfg))
 r = api.connect_get_node_proxy_with_path(sys.argv[2], "stats/summary", _preload_content=False)
 s = json.loads(r.data)
@@ -472,7 +476,7 @@ print("node=%s pods=%d" % (s["node"]["nodeName"], len(s["pods"])))
         .args([
             "-c",
             script,
-            &format!("http://127.0.0.1:{}", a.port),
+            &a.kubeconfig().display().to_string(),
             node_name,
         ])
         .stdin(Stdio::null())

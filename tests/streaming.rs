@@ -56,7 +56,7 @@ fn kubectl(a: &Agent, home: &std::path::Path, args: &[&str]) -> Command {
     c.env_clear()
         .env("HOME", home)
         .env("PATH", "/usr/bin:/bin")
-        .arg(format!("--server=http://127.0.0.1:{}", a.port))
+        .arg(format!("--kubeconfig={}", a.kubeconfig().display()))
         .args(args);
     c
 }
@@ -208,9 +208,9 @@ fn kubectl_exec_with_a_tty() {
     let home = tempfile::tempdir().unwrap();
     // script(1) gives kubectl a real terminal, so -t is kept and a resize is sent.
     let inner = format!(
-        "{} --server=http://127.0.0.1:{} exec -it {pod} -- sh -c 'test -t 0 && echo TTY-OK; stty size; exit 130'",
+        "{} --kubeconfig={} exec -it {pod} -- sh -c 'test -t 0 && echo TTY-OK; stty size; exit 130'",
         common::kubectl(),
-        a.port
+        a.kubeconfig().display()
     );
     let mut cmd = Command::new("script");
     cmd.env_clear()
@@ -455,7 +455,7 @@ async fn connect(
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     tokio_tungstenite::tungstenite::Error,
 > {
-    let mut req = url.into_client_request().unwrap();
+    let mut req = common::with_token(url.into_client_request().unwrap());
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
     let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
@@ -519,9 +519,11 @@ fn websocket_v4_base64_kubelet_paths_and_bad_input() {
         let http = |path: String| {
             let port = a.port;
             async move {
-                let mut req = format!("ws://127.0.0.1:{port}{path}")
-                    .into_client_request()
-                    .unwrap();
+                let mut req = common::with_token(
+                    format!("ws://127.0.0.1:{port}{path}")
+                        .into_client_request()
+                        .unwrap(),
+                );
                 req.headers_mut()
                     .insert("Sec-WebSocket-Protocol", "v5.channel.k8s.io".parse().unwrap());
                 match tokio_tungstenite::connect_async(req).await {
@@ -639,20 +641,10 @@ fn streaming_tokens_single_use_and_expiry() {
     });
 }
 
-/// A plain HTTP request with a method; (status, body).
+/// A plain HTTP request with a method and the admin token; (status, body).
 fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(T)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, body.to_string())
+    common::http_request(port, method, path, common::token_for(port).as_deref(), &[])
+        .unwrap_or_else(|| panic!("{method} {path}: no answer"))
 }
 
 #[test]
@@ -722,8 +714,9 @@ fn python_client_exec_stream() {
 import sys
 from kubernetes import client
 from kubernetes.stream import stream
+from kubernetes import config
 cfg = client.Configuration()
-cfg.host = sys.argv[1]
+config.load_kube_config(config_file=sys.argv[1], client_configuration=cfg)
 api = client.CoreV1Api(client.ApiClient(cfg))
 out = stream(api.connect_get_namespaced_pod_exec, sys.argv[2], "default",
              command=["sh", "-c", "echo py-$GREETING"], container="main",
@@ -741,7 +734,7 @@ print("got=" + got.strip())
 print("rc=%s" % resp.returncode)
 "#;
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", script, &format!("http://127.0.0.1:{}", a.port), &pod]);
+    cmd.args(["-c", script, &a.kubeconfig().display().to_string(), &pod]);
     let r = run(cmd, b"", T);
     assert_eq!(
         r.code, 0,

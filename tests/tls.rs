@@ -287,11 +287,16 @@ fn kubectl_python_and_streams_over_tls() {
         format!("--client-key={}", pki.path("client.key").display()),
     ];
 
-    // Without credentials kubectl (on an https server, with no user in the kubeconfig) asks
-    // for a user name and fails at the end of its input; with a wrong token it is told to
-    // log in.
-    let o = run(kubectl(&a, home.path(), &[], &["get", "pods"]));
-    assert_ne!(o.code, 0, "{o:?}");
+    // The kubeconfig's own user (the agent's admin token) gets in as it is; a wrong token is
+    // told to log in.
+    let o = run(kubectl(
+        &a,
+        home.path(),
+        &[],
+        &["get", "pods", "-o", "name"],
+    ));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("pod/box-"), "{o:?}");
     let o = run(kubectl(
         &a,
         home.path(),
@@ -482,15 +487,21 @@ fn wildcard_address_with_tls_and_tokens_serves_and_authenticates() {
 }
 
 #[test]
-fn tls_on_loopback_without_authenticators_needs_no_credentials() {
-    // Loopback needs nothing: TLS alone encrypts, and anyone on the node may ask, as over
-    // plain HTTP.
+fn tls_on_loopback_without_authenticators_takes_the_admin_token() {
+    // Loopback without a client CA or token file: TLS encrypts, and requests authenticate
+    // all the same, with the admin token of the agent's kubeconfig.
     let pki = Pki::new();
     let a = Agent::start(&[
         &pki.arg("tls-cert-file", "server.crt"),
         &pki.arg("tls-private-key-file", "server.key"),
     ]);
-    let o = curl(&a, &pki, "/healthz", &[]);
+    assert_unauthorized(&curl(&a, &pki, "/healthz", &[]), "no token on loopback");
+    let o = curl(
+        &a,
+        &pki,
+        "/healthz",
+        &["-H", &format!("Authorization: {}", a.bearer())],
+    );
     assert_eq!(code_and_body(&o), (200, "ok".to_string()), "{o:?}");
 }
 

@@ -1,5 +1,5 @@
 //! `minikubelet explain-eviction`: fetches `/debug/eviction` from the running agent on
-//! 127.0.0.1 and prints it as tables a person can read: each signal with its observed value,
+//! 127.0.0.1 (with the admin token of its kubeconfig, which `cli` reads) and prints it as tables a person can read: each signal with its observed value,
 //! capacity and thresholds (met, since when, acted on), the node conditions, the current
 //! ranking of pods, and the last decisions with their reasons, plus where the real kubelet
 //! would decide differently. No kubelet counterpart (the kubelet only logs its decisions).
@@ -35,8 +35,8 @@ pub enum ExplainError {
 /// How long to wait for the agent: it answers from memory, so a few seconds means it is stuck.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// GET `/debug/eviction` from the agent on 127.0.0.1:`port`.
-pub fn fetch(port: u16) -> Result<Value, ExplainError> {
+/// GET `/debug/eviction` from the agent on 127.0.0.1:`port` with the bearer `token`.
+pub fn fetch(port: u16, token: &str) -> Result<Value, ExplainError> {
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .map_err(|source| ExplainError::Connect { port, source })?;
     let io = |e: std::io::Error| ExplainError::Response {
@@ -46,7 +46,7 @@ pub fn fetch(port: u16) -> Result<Value, ExplainError> {
     s.set_read_timeout(Some(FETCH_TIMEOUT)).map_err(io)?;
     write!(
         s,
-        "GET /debug/eviction HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET /debug/eviction HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .map_err(io)?;
     let mut buf = Vec::new();
@@ -337,7 +337,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .unwrap()
             .port();
-        let err = fetch(port).unwrap_err().to_string();
+        let err = fetch(port, "t").unwrap_err().to_string();
         assert!(err.contains("is the agent running"), "{err}");
     }
 }

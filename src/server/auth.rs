@@ -75,7 +75,8 @@ pub enum TokenFileError {
 /// The users of a `--token-auth-file`, by token.
 #[derive(Debug, Clone, Default)]
 pub struct TokenFile {
-    tokens: HashMap<String, UserInfo>,
+    /// (token, user), every one compared on each lookup ([`TokenFile::user`]).
+    tokens: Vec<(String, UserInfo)>,
 }
 
 impl TokenFile {
@@ -129,7 +130,9 @@ impl TokenFile {
                 tracing::warn!(path = %path.display(), record = n, "duplicate token in the token file; the later line wins");
             }
         }
-        Ok(TokenFile { tokens })
+        Ok(TokenFile {
+            tokens: tokens.into_iter().collect(),
+        })
     }
 
     /// How many tokens the file defines.
@@ -142,9 +145,28 @@ impl TokenFile {
         self.tokens.is_empty()
     }
 
+    /// The user of `token`, comparing it with every token of the file in constant time (no
+    /// early exit on the first difference or the first match), so response times tell nothing
+    /// about how close a guess was. Token files are short: a linear scan is cheap.
     fn user(&self, token: &str) -> Option<&UserInfo> {
-        self.tokens.get(token)
+        let mut found = None;
+        for (t, user) in &self.tokens {
+            if constant_time_eq(t.as_bytes(), token.as_bytes()) {
+                found = Some(user);
+            }
+        }
+        found
     }
+}
+
+/// Whether `a == b`, taking the same time wherever they differ (only their lengths may show).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // black_box keeps the optimizer from turning the fold back into an early-exit compare.
+    std::hint::black_box(diff) == 0
 }
 
 /// The identity a TLS connection proved with its client certificate, as axum hands it to
@@ -183,9 +205,47 @@ pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
     })
 }
 
+/// The agent's own administrator credential: the token of `<root-dir>/pki/admin.token`,
+/// written into `<root-dir>/kubeconfig` (`server::admin`).
+#[derive(Clone)]
+pub struct AdminCredential {
+    /// The bearer token.
+    pub token: String,
+    /// Who it stands for ([`admin_user`]).
+    pub user: UserInfo,
+}
+
+impl std::fmt::Debug for AdminCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself, also not in a debug print.
+        f.debug_struct("AdminCredential")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The user of the admin token: named like kubeadm's `admin.conf` user (`kubernetes-admin`), so
+/// that logs read as they do on a kubeadm node, in `system:masters`, the group the API server's
+/// RBAC lets do everything (what this token may do here).
+pub const ADMIN_USER: &str = "kubernetes-admin";
+/// The admin token's group.
+pub const MASTERS_GROUP: &str = "system:masters";
+
+/// The [`UserInfo`] of the admin token.
+pub fn admin_user() -> UserInfo {
+    UserInfo {
+        name: ADMIN_USER.to_string(),
+        uid: String::new(),
+        groups: vec![MASTERS_GROUP.to_string()],
+    }
+}
+
 /// The request authenticator: which credentials count and what happens without any.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
+    /// The agent's admin token (always set when the agent serves; `None` only where no token
+    /// was made, e.g. `minikubelet check`).
+    pub admin: Option<AdminCredential>,
     /// `--token-auth-file`.
     pub tokens: Option<TokenFile>,
     /// Whether client certificates are verified (`--client-ca-file`); the TLS layer does the
@@ -198,8 +258,8 @@ pub struct Authenticator {
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unauthenticated {
-    /// A bearer token was sent and is not in the token file (`bearertoken`'s `invalid bearer
-    /// token`): refused even when anonymous requests are allowed, as the API server does.
+    /// A bearer token was sent and is neither the admin token nor in the token file
+    /// (`bearertoken`'s `invalid bearer token`): refused even when anonymous requests are allowed, as the API server does.
     #[error("invalid bearer token")]
     InvalidToken,
     /// No credentials and anonymous requests are off.
@@ -222,11 +282,15 @@ impl Authenticator {
         {
             return Ok(with_authenticated_group(user.clone()));
         }
-        if let (Some(tokens), Some(auth)) = (&self.tokens, authorization)
-            && let Some(token) = bearer_token(auth)
-        {
-            return tokens
-                .user(token)
+        if let Some(token) = authorization.and_then(bearer_token) {
+            let admin = self
+                .admin
+                .as_ref()
+                .filter(|a| constant_time_eq(a.token.as_bytes(), token.as_bytes()))
+                .map(|a| &a.user);
+            let from_file = self.tokens.as_ref().and_then(|t| t.user(token));
+            return admin
+                .or(from_file)
                 .cloned()
                 .map(with_authenticated_group)
                 .ok_or(Unauthenticated::InvalidToken);
@@ -261,7 +325,7 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// API server's `Unauthorized` Status (kubectl prints `You must be logged in to the server`).
 pub async fn authenticate(
     State(authn): State<Arc<Authenticator>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let peer = req
@@ -275,6 +339,8 @@ pub async fn authenticate(
     match authn.authenticate(peer, authorization) {
         Ok(user) => {
             tracing::debug!(user = %user.name, groups = ?user.groups, method = %req.method(), path = %req.uri().path(), "authenticated request");
+            // Who asked, for the handlers and the authorizer after this layer.
+            req.extensions_mut().insert(user);
             next.run(req).await
         }
         Err(why) => {
@@ -294,14 +360,58 @@ pub async fn authenticate(
     }
 }
 
-/// How the kubelet API is served: over TLS or not, and whether requests must authenticate.
-#[derive(Clone, Default)]
+/// The path prefix that carries a bearer token in a URL: `/auth/<token>/api/v1/pods` is
+/// `/api/v1/pods` with `Authorization: Bearer <token>`. kubectl (client-go's `clientcmd`) sends
+/// a kubeconfig's credentials only over TLS, so over plain-HTTP loopback the agent's kubeconfig
+/// puts the admin token in its `server:` URL instead, which kubectl prefixes to every request
+/// (exec and port-forward upgrades included). No kubelet counterpart (`docs/deviations.md`).
+pub const TOKEN_PATH_PREFIX: &str = "/auth/";
+
+/// The middleware before routing (and before every other check): strips a
+/// [`TOKEN_PATH_PREFIX`] and its token from the path, and makes the token the request's bearer
+/// token unless it has an `Authorization` header already. The token then goes through
+/// [`authenticate`] like any other, and no log line or handler sees it in the path.
+pub async fn path_token(mut req: Request, next: Next) -> Response {
+    let Some(rest) = req.uri().path().strip_prefix(TOKEN_PATH_PREFIX) else {
+        return next.run(req).await;
+    };
+    let (token, path) = match rest.split_once('/') {
+        Some((t, p)) => (t.to_string(), format!("/{p}")),
+        None => (rest.to_string(), "/".to_string()),
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    let rebuilt = axum::http::uri::PathAndQuery::try_from(path_and_query)
+        .ok()
+        .and_then(|pq| {
+            parts.path_and_query = Some(pq);
+            axum::http::Uri::from_parts(parts).ok()
+        });
+    let Some(uri) = rebuilt else {
+        return ApiError::bad_request("invalid path after the token prefix").into_response();
+    };
+    *req.uri_mut() = uri;
+    if !token.is_empty()
+        && !req.headers().contains_key(header::AUTHORIZATION)
+        && let Ok(v) = header::HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        req.headers_mut().insert(header::AUTHORIZATION, v);
+    }
+    next.run(req).await
+}
+
+/// How the kubelet API is served: over TLS or not, who may ask, and by which names.
+#[derive(Clone)]
 pub struct Security {
     /// The TLS configuration (`--tls-cert-file`), or plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The authenticator every request goes through, or none (plain loopback: anyone who
-    /// can reach 127.0.0.1 is trusted, as before).
-    pub authn: Option<Arc<Authenticator>>,
+    /// The authenticator every request goes through, on every address (loopback included).
+    pub authn: Authenticator,
+    /// The `Host` values this node answers to and the `Origin` rule (`server::host_check`).
+    pub hosts: super::host_check::AllowedHosts,
 }
 
 /// Why the agent refuses to serve.
@@ -318,13 +428,14 @@ pub enum SecurityError {
     Tokens(#[from] TokenFileError),
 }
 
-/// What the settings allow, before any file is read: `Ok(true)` if requests must
-/// authenticate, `Ok(false)` if the API may be served without (plain loopback), or the
-/// refusal with the missing flags and the fix.
+/// What the settings allow, before any file is read: `Ok(())`, or the refusal with the missing
+/// flags and the fix.
 ///
-/// The rules: on loopback anything goes (no TLS, no authentication; TLS and authenticators
-/// when given). On any other address (`0.0.0.0` included) the API, which can exec into every
-/// container, needs TLS and a way to authenticate: a client CA, a token file, or an explicit
+/// The rules: every request authenticates, on every address (loopback too: any local user,
+/// and any web page through the browser, can reach loopback); the agent's own admin token
+/// (`<root-dir>/kubeconfig`) is always one way in. On loopback plain HTTP is allowed. On any
+/// other address (`0.0.0.0` included) the API, which can exec into every container, needs TLS
+/// and a way in for remote clients: a client CA, a token file, or an explicit
 /// `authentication.anonymous.enabled: true` for those who really want an open node.
 pub fn check_serving(
     address: std::net::IpAddr,
@@ -332,29 +443,29 @@ pub fn check_serving(
     client_ca: bool,
     token_file: bool,
     anonymous: bool,
-) -> Result<bool, String> {
-    let authenticators = client_ca || token_file;
+) -> Result<(), String> {
     if address.is_loopback() {
-        return Ok(authenticators);
+        return Ok(());
     }
     if !tls {
         return Err(format!(
             "refusing to listen on {address} without TLS: on a non-loopback address the kubelet API (which can exec into every container) must be served over TLS with authentication; give --tls-cert-file and --tls-private-key-file (tlsCertFile, tlsPrivateKeyFile) and --client-ca-file (authentication.x509.clientCAFile) and/or --token-auth-file (docs/kubectl.md shows how to make them), or use --address=127.0.0.1 and reach it through an SSH tunnel (ssh -L 10250:127.0.0.1:10250 node)"
         ));
     }
-    if !authenticators && !anonymous {
+    if !(client_ca || token_file || anonymous) {
         return Err(format!(
             "refusing to listen on {address} without authentication: anyone who reaches it could exec into every container; give --client-ca-file (authentication.x509.clientCAFile) and/or --token-auth-file, or set --anonymous-auth=true (authentication.anonymous.enabled) to serve everyone on purpose"
         ));
     }
-    Ok(true)
+    Ok(())
 }
 
 impl Security {
     /// Builds the serving security from the configuration: refuses unsafe combinations
-    /// ([`check_serving`]), then loads the certificates and the token file.
+    /// ([`check_serving`]), then loads the certificates and the token file. It touches no
+    /// file: the admin token comes with [`Security::with_admin`].
     pub fn from_config(config: &crate::config::Config) -> Result<Security, SecurityError> {
-        let enforce = check_serving(
+        check_serving(
             config.address,
             config.tls_cert_file.is_some(),
             config.client_ca_file.is_some(),
@@ -388,28 +499,49 @@ impl Security {
         {
             tracing::warn!(path = %path.display(), "the token file defines no token");
         }
-        let authn = enforce.then(|| {
-            Arc::new(Authenticator {
+        let node_name = config
+            .node_name()
+            .map_err(|e| SecurityError::Refused(e.to_string()))?;
+        let mut hosts =
+            super::host_check::AllowedHosts::new(&node_name, config.address, tls.is_some());
+        if let (Some(_), Some(cert)) = (&tls, &config.tls_cert_file) {
+            hosts = hosts.with_certificate_names(cert);
+        }
+        Ok(Security {
+            hosts,
+            tls,
+            authn: Authenticator {
+                admin: None,
                 tokens,
                 client_certificates: config.client_ca_file.is_some(),
                 anonymous: config.anonymous_auth,
-            })
-        });
-        match &authn {
-            Some(a) if a.anonymous && a.tokens.is_none() && !a.client_certificates => {
-                tracing::warn!(address = %config.address, "authentication.anonymous.enabled with no client CA and no token file: every request is served as system:anonymous (the kubelet's AlwaysAllow; minikubelet has no authorizer)");
-            }
-            Some(a) => {
-                tracing::info!(
-                    client_certificates = a.client_certificates,
-                    tokens = a.tokens.as_ref().map_or(0, TokenFile::len),
-                    anonymous = a.anonymous,
-                    "requests must authenticate; every authenticated user may do everything (no authorizer: see docs/deviations.md)"
-                );
-            }
-            None => {}
+            },
+        })
+    }
+
+    /// The same, with the agent's admin token accepted too.
+    pub fn with_admin(mut self, admin: AdminCredential) -> Security {
+        self.authn.admin = Some(admin);
+        self
+    }
+
+    /// One line at start-up on who may ask; a warning when anyone may.
+    pub fn announce(&self, addr: std::net::SocketAddr) {
+        let a = &self.authn;
+        if a.anonymous {
+            tracing::warn!(
+                address = %addr,
+                "authentication.anonymous.enabled (--anonymous-auth=true): requests without credentials are served as system:anonymous, and every user may do everything (no authorizer): anyone who can connect to {addr} (on loopback: every local user) can read every pod's logs and exec as root into every container"
+            );
         }
-        Ok(Security { tls, authn })
+        tracing::info!(
+            address = %addr,
+            admin_token = a.admin.is_some(),
+            client_certificates = a.client_certificates,
+            tokens = a.tokens.as_ref().map_or(0, TokenFile::len),
+            anonymous = a.anonymous,
+            "requests must authenticate; every authenticated user may do everything (no authorizer: see docs/deviations.md)"
+        );
     }
 }
 
@@ -444,6 +576,14 @@ mod tests {
     }
 
     #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
     fn bearer_header_forms() {
         assert_eq!(bearer_token("Bearer abc"), Some("abc"));
         assert_eq!(bearer_token("bearer  abc "), Some("abc"));
@@ -456,6 +596,10 @@ mod tests {
     fn union_of_authenticators() {
         let tokens = TokenFile::parse(Path::new("t"), "good,alice,1,admins\n".as_bytes()).unwrap();
         let a = Authenticator {
+            admin: Some(AdminCredential {
+                token: "admintoken".into(),
+                user: admin_user(),
+            }),
             tokens: Some(tokens),
             client_certificates: true,
             anonymous: false,
@@ -473,7 +617,38 @@ mod tests {
             Ok(user("alice", "1", &["admins", AUTHENTICATED_GROUP]))
         );
         assert_eq!(
-            a.authenticate(None, Some("Bearer bad")),
+            a.authenticate(None, Some("Bearer admintoken")),
+            Ok(user(
+                "kubernetes-admin",
+                "",
+                &["system:masters", AUTHENTICATED_GROUP]
+            )),
+            "the admin token beside the token file"
+        );
+        for wrong in [
+            "Bearer bad",
+            "Bearer admintoke",
+            "Bearer admintokenx",
+            "Bearer goo",
+        ] {
+            assert_eq!(
+                a.authenticate(None, Some(wrong)),
+                Err(Unauthenticated::InvalidToken),
+                "{wrong}"
+            );
+        }
+        let admin_only = Authenticator {
+            tokens: None,
+            ..a.clone()
+        };
+        assert_eq!(
+            admin_only
+                .authenticate(None, Some("Bearer admintoken"))
+                .map(|u| u.name),
+            Ok(ADMIN_USER.to_string())
+        );
+        assert_eq!(
+            admin_only.authenticate(None, Some("Bearer good")),
             Err(Unauthenticated::InvalidToken)
         );
         assert_eq!(
@@ -505,14 +680,16 @@ mod tests {
         let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
         let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
         let v6: std::net::IpAddr = "::".parse().unwrap();
-        // (address, tls, ca, tokens, anonymous) -> enforce or the refusal's key words.
-        assert_eq!(check_serving(lo, false, false, false, false), Ok(false));
-        assert_eq!(check_serving(lo, true, false, false, false), Ok(false));
-        assert_eq!(check_serving(lo, true, true, false, false), Ok(true));
-        assert_eq!(check_serving(lo, false, false, true, false), Ok(true));
-        assert_eq!(check_serving(any, true, true, false, false), Ok(true));
-        assert_eq!(check_serving(any, true, false, true, false), Ok(true));
-        assert_eq!(check_serving(any, true, false, false, true), Ok(true));
+        // (address, tls, ca, tokens, anonymous) -> Ok or the refusal's key words.
+        // Loopback: plain HTTP is fine; requests authenticate all the same (the admin token).
+        assert_eq!(check_serving(lo, false, false, false, false), Ok(()));
+        assert_eq!(check_serving(lo, true, false, false, false), Ok(()));
+        assert_eq!(check_serving(lo, true, true, false, false), Ok(()));
+        assert_eq!(check_serving(lo, false, false, true, false), Ok(()));
+        assert_eq!(check_serving(lo, false, false, false, true), Ok(()));
+        assert_eq!(check_serving(any, true, true, false, false), Ok(()));
+        assert_eq!(check_serving(any, true, false, true, false), Ok(()));
+        assert_eq!(check_serving(any, true, false, false, true), Ok(()));
         for addr in [any, v6] {
             let e = check_serving(addr, false, true, true, false).unwrap_err();
             assert!(

@@ -12,9 +12,11 @@
 //! `apiserver` facade serves the API-server paths kubectl asks for (`docs/kubectl.md`), and
 //! every path nobody serves gets a 404 `Status`.
 
+pub mod admin;
 pub mod apiserver;
 pub mod auth;
 mod debug;
+pub mod host_check;
 mod kubelet;
 pub mod logs;
 pub mod names;
@@ -97,8 +99,8 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerErr
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
-/// Serve until `shutdown` resolves: over TLS if `security.tls` is set, every request through
-/// the authenticator if `security.authn` is set.
+/// Serve until `shutdown` resolves: over TLS if `security.tls` is set; every request through
+/// the Host/Origin check, then the authenticator.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ServerState,
@@ -108,13 +110,20 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let mut app = router(state);
-    if let Some(authn) = security.authn {
-        app = app.layer(axum::middleware::from_fn_with_state(
-            authn,
+    // Every request goes through these before routing (an outer router whose only service is
+    // the API): the last layer added runs first. A token in the path becomes the bearer token,
+    // then Host/Origin are checked, then the request authenticates.
+    let app = Router::new()
+        .fallback_service(router(state))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(security.authn),
             auth::authenticate,
-        ));
-    }
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(security.hosts),
+            host_check::guard,
+        ))
+        .layer(axum::middleware::from_fn(auth::path_token));
     let app = app.into_make_service_with_connect_info::<auth::PeerIdentity>();
     let served = match security.tls {
         Some(config) => {

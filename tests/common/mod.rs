@@ -331,6 +331,11 @@ impl Agent {
             if tls && self.agent_log().matches("serving the kubelet API").count() > serving_lines {
                 return Ok(());
             }
+            // The admin token of the kubeconfig the agent writes before it serves: `http_get`
+            // and friends send it from now on.
+            if let Some(token) = self.read_token() {
+                register_token(self.port, &token);
+            }
             if !tls && self.get("/healthz").map(|b| b == "ok").unwrap_or(false) {
                 return Ok(());
             }
@@ -378,9 +383,44 @@ impl Agent {
         std::fs::remove_file(self.manifests.join(name)).unwrap();
     }
 
-    /// A plain HTTP GET against the agent; the body.
+    /// A plain HTTP GET against the agent with its admin token; the body.
     pub fn get(&self, path: &str) -> Option<String> {
         http_get(self.port, path).map(|(_, b)| b)
+    }
+
+    /// `<root-dir>/kubeconfig` as this process can open it: through `/proc/<agent>/root` when
+    /// the root dir is on a mount only the agent sees (`start_in_tmpfs`).
+    pub fn kubeconfig(&self) -> PathBuf {
+        let direct = self.root_dir.join("kubeconfig");
+        match self.pid() {
+            Some(pid) if !direct.exists() => {
+                let rel = direct.strip_prefix("/").unwrap_or(&direct);
+                PathBuf::from(format!("/proc/{pid}/root")).join(rel)
+            }
+            _ => direct,
+        }
+    }
+
+    /// The admin token of the agent's kubeconfig (the `token:` line); panics without one.
+    pub fn token(&self) -> String {
+        self.read_token().unwrap_or_else(|| {
+            panic!(
+                "no token in {}:
+{}",
+                self.kubeconfig().display(),
+                self.agent_log()
+            )
+        })
+    }
+
+    fn read_token(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.kubeconfig()).ok()?;
+        minikubelet::server::apiserver::kubeconfig_token(&text)
+    }
+
+    /// `Authorization: Bearer <admin token>`, for clients that take headers.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token())
     }
 
     /// `/pods` items.
@@ -494,17 +534,60 @@ pub fn container_status(pod: &Value, name: &str) -> Option<Value> {
     None
 }
 
-/// Minimal HTTP/1.1 GET on 127.0.0.1 (no client crate needed): (status, body).
+/// The admin token of the agent on each port, as `Agent::spawn` found it.
+static TOKENS: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn register_token(port: u16, token: &str) {
+    let mut t = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    t.retain(|(p, _)| *p != port);
+    t.push((port, token.to_string()));
+}
+
+/// The admin token of the agent on `port`, once it served.
+pub fn token_for(port: u16) -> Option<String> {
+    let t = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    t.iter().find(|(p, _)| *p == port).map(|(_, t)| t.clone())
+}
+
+/// Minimal HTTP/1.1 GET on 127.0.0.1 (no client crate needed), with the admin token of the
+/// agent on `port`: (status, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(port, "GET", path, token_for(port).as_deref(), &[])
+}
+
+/// One HTTP/1.1 request with an empty body on 127.0.0.1: `token` as a bearer token (none:
+/// no `Authorization`), `Host: 127.0.0.1` unless `headers` has one; (status, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str("Host: 127.0.0.1\r\n");
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    http_raw(port, &head)
+}
+
+/// Sends `request` as is to 127.0.0.1:`port` and reads the answer: (status, body).
+pub fn http_raw(port: u16, request: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    // Up to the end, or what came before the timeout (an answer on a kept-alive connection).
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
+    if s.read_to_end(&mut buf).is_err() && buf.is_empty() {
+        return None;
+    }
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
@@ -734,4 +817,18 @@ pub fn join_cgroups_before_exec(cmd: &mut Command, procs: Vec<std::ffi::CString>
             Ok(())
         });
     }
+}
+
+/// Adds `Authorization: Bearer <admin token>` of the agent on the request's port to a
+/// WebSocket client request (no token known for that port: unchanged).
+pub fn with_token(
+    mut req: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    if let Some(token) = req.uri().port_u16().and_then(token_for) {
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+    }
+    req
 }

@@ -47,7 +47,11 @@ if [ -x "${MKL_AGENT_BIN:-}" ] && ! ss -ltn 2>/dev/null | grep -q ':18250 '; the
   # what this check started is ended, by pid: no name pattern that could match another agent.
   MKL_BIN=$MKL_AGENT_BIN MKL_DEMO_PORT=18250 timeout 120 "$REPO/scripts/demo.sh" --eviction-hard="memory.available<100Mi" > "$W/demo.log" 2>&1 & demo=$!
   n_demo=$(find "$REPO/manifests" -maxdepth 1 -name "*.yaml" | wc -l)
-  running_pods() { curl -sf 127.0.0.1:18250/pods | grep -o '"phase":"Running"' | wc -l; }
+  # the demo agent's admin token, from the kubeconfig it writes (every request needs it)
+  running_pods() {
+    tok=$(sed -n 's/^ *token: //p' /var/lib/minikubelet-demo/kubeconfig 2>/dev/null)
+    curl -sf -H "Authorization: Bearer $tok" 127.0.0.1:18250/pods | grep -o '"phase":"Running"' | wc -l
+  }
   seen=0
   for _ in $(seq 300); do seen=$(running_pods 2>/dev/null); [ "$seen" = "$n_demo" ] && break; sleep 0.2; done
   check host_demo_runs_examples '[ "$seen" = "$n_demo" ]'

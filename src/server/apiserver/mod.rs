@@ -104,12 +104,20 @@ pub(super) fn routes() -> Router<ServerState> {
         .merge(metrics::routes())
 }
 
-/// The kubeconfig the agent writes at `<root-dir>/kubeconfig`: one cluster at the agent's
-/// address (a wildcard address becomes loopback), namespace `default`, no user. With TLS
+/// The kubeconfig the agent writes at `<root-dir>/kubeconfig` (mode 0600): one cluster at the
+/// agent's address (a wildcard address becomes loopback), namespace `default`, and the user
+/// `kubernetes-admin` with the agent's admin token (`server::admin`). With TLS
 /// (`serving_cert_pem`) the server is `https://` and the serving certificate itself is the CA
-/// to trust, embedded so the file can be copied elsewhere; client credentials are left to the
-/// user (`kubectl --token=...`, `--client-certificate/--client-key`: docs/kubectl.md).
-pub fn kubeconfig(address: std::net::IpAddr, port: u16, serving_cert_pem: Option<&[u8]>) -> String {
+/// to trust, embedded so the file can be copied elsewhere; other users' credentials are theirs
+/// (`kubectl --token=...`, `--client-certificate/--client-key`: docs/kubectl.md). Over plain
+/// HTTP the server URL ends in `/auth/<token>` as well, since kubectl sends a kubeconfig's
+/// token over TLS only (`auth::TOKEN_PATH_PREFIX`).
+pub fn kubeconfig(
+    address: std::net::IpAddr,
+    port: u16,
+    serving_cert_pem: Option<&[u8]>,
+    admin_token: &str,
+) -> String {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     let host = match address {
         IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -120,26 +128,46 @@ pub fn kubeconfig(address: std::net::IpAddr, port: u16, serving_cert_pem: Option
         IpAddr::V6(a) => format!("[{a}]"),
         a => a.to_string(),
     };
-    let (scheme, ca) = match serving_cert_pem {
+    // Over plain HTTP kubectl would not send the user's token (client-go sends credentials
+    // over TLS only): the server URL carries it too (`auth::TOKEN_PATH_PREFIX`).
+    let (scheme, path, ca) = match serving_cert_pem {
         Some(pem) => {
             use base64::Engine;
             let data = base64::engine::general_purpose::STANDARD.encode(pem);
-            ("https", format!("\n    certificate-authority-data: {data}"))
+            (
+                "https",
+                String::new(),
+                format!("\n    certificate-authority-data: {data}"),
+            )
         }
-        None => ("http", String::new()),
+        None => (
+            "http",
+            format!("{}{admin_token}", crate::server::auth::TOKEN_PATH_PREFIX),
+            String::new(),
+        ),
     };
     format!(
         "# Written by minikubelet: kubectl talks to this node's agent directly.\n\
 apiVersion: v1\n\
 kind: Config\n\
 clusters:\n\
-- name: minikubelet\n  cluster:\n    server: {scheme}://{host}:{port}{ca}\n\
+- name: minikubelet\n  cluster:\n    server: {scheme}://{host}:{port}{path}{ca}\n\
 contexts:\n\
-- name: minikubelet\n  context:\n    cluster: minikubelet\n    namespace: default\n\
+- name: minikubelet\n  context:\n    cluster: minikubelet\n    user: kubernetes-admin\n    namespace: default\n\
 current-context: minikubelet\n\
-users: []\n\
+users:\n\
+- name: kubernetes-admin\n  user:\n    token: {admin_token}\n\
 preferences: {{}}\n"
     )
+}
+
+/// The admin token of a kubeconfig that [`kubeconfig`] wrote (its user's `token:` line), for
+/// the agent's own command-line clients (`minikubelet explain-eviction`).
+pub fn kubeconfig_token(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix("token:"))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 /// 404 for any path nobody serves, as a Status.
@@ -361,9 +389,17 @@ mod tests {
     #[test]
     fn kubeconfig_server() {
         let cases = [
-            ("127.0.0.1", None, "server: http://127.0.0.1:10250\n"),
-            ("0.0.0.0", None, "server: http://127.0.0.1:10250\n"),
-            ("::", None, "server: http://[::1]:10250\n"),
+            (
+                "127.0.0.1",
+                None,
+                "server: http://127.0.0.1:10250/auth/0123abcd\n",
+            ),
+            (
+                "0.0.0.0",
+                None,
+                "server: http://127.0.0.1:10250/auth/0123abcd\n",
+            ),
+            ("::", None, "server: http://[::1]:10250/auth/0123abcd\n"),
             (
                 "10.0.0.5",
                 Some(&b"PEM"[..]),
@@ -371,8 +407,14 @@ mod tests {
             ),
         ];
         for (addr, cert, want) in cases {
-            let k = kubeconfig(addr.parse().unwrap(), 10250, cert);
+            let k = kubeconfig(addr.parse().unwrap(), 10250, cert, "0123abcd");
             assert!(k.contains(want), "{k}");
+            assert!(
+                k.contains("users:\n- name: kubernetes-admin\n  user:\n    token: 0123abcd\n"),
+                "{k}"
+            );
+            assert!(k.contains("    user: kubernetes-admin\n"), "{k}");
+            assert_eq!(kubeconfig_token(&k).as_deref(), Some("0123abcd"));
             assert!(k.contains("namespace: default"));
             assert!(k.contains("current-context: minikubelet"));
         }

@@ -23,8 +23,20 @@ wait_for() {
     sleep 0.2
   done
 }
-# http PATH: GET http://127.0.0.1:${MKL_PORT:-10250}PATH (mkl-standin --http-get: busybox-static wget segfaults)
-http() { mkl-standin --http-get "http://127.0.0.1:${MKL_PORT:-10250}$1" 2>/dev/null; }
+# agent_token PORT: the admin token of the agent on PORT (every request needs it, loopback too):
+# the token: line of the newest <root-dir>/kubeconfig whose server is on PORT ($MKL_KUBECONFIG,
+# the systemd and demo root dirs, the scenarios' /tmp/*-root dirs); empty if none (a pod's port)
+agent_token() {
+  for _kc in $(ls -t ${MKL_KUBECONFIG:-} /var/lib/minikubelet/kubeconfig /var/lib/minikubelet-demo/kubeconfig /tmp/*/kubeconfig 2>/dev/null); do
+    if grep -q "server: http://127.0.0.1:$1/" "$_kc" 2>/dev/null; then sed -n 's/^ *token: //p' "$_kc"; return; fi
+  done
+}
+# http PATH: GET http://127.0.0.1:${MKL_PORT:-10250}PATH with the agent's token (mkl-standin
+# --http-get: busybox-static wget segfaults)
+http() {
+  _port=${MKL_PORT:-10250}
+  MKL_TOKEN=$(agent_token "$_port") mkl-standin --http-get "http://127.0.0.1:$_port$1" 2>/dev/null
+}
 # healthz_ok: the agent answers /healthz with "ok"
 healthz_ok() { [ "$(http /healthz)" = ok ]; }
 # own_cgroup: this shell's cgroup v2 path

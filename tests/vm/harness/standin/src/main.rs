@@ -309,7 +309,8 @@ fn check() -> io::Result<ExitCode> {
     })
 }
 
-/// GET over HTTP/1.0 (the server closes the connection after the body: no chunking, no keep-alive).
+/// GET over HTTP/1.0 (the server closes the connection after the body: no chunking, no keep-alive),
+/// with `Authorization: Bearer $MKL_TOKEN` when that is set (the agent's admin token).
 fn http_get(url: &str) -> io::Result<ExitCode> {
     let rest = url
         .strip_prefix("http://")
@@ -324,7 +325,14 @@ fn http_get(url: &str) -> io::Result<ExitCode> {
     let timeout = Duration::from_secs(5);
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n")?;
+    let auth = match std::env::var("MKL_TOKEN") {
+        Ok(t) if !t.is_empty() => format!("Authorization: Bearer {t}\r\n"),
+        _ => String::new(),
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n{auth}\r\n"
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response);
