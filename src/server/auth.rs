@@ -261,7 +261,7 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// API server's `Unauthorized` Status (kubectl prints `You must be logged in to the server`).
 pub async fn authenticate(
     State(authn): State<Arc<Authenticator>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let peer = req
@@ -275,6 +275,7 @@ pub async fn authenticate(
     match authn.authenticate(peer, authorization) {
         Ok(user) => {
             tracing::debug!(user = %user.name, groups = ?user.groups, method = %req.method(), path = %req.uri().path(), "authenticated request");
+            req.extensions_mut().insert(user.clone());
             next.run(req).await
         }
         Err(why) => {

@@ -14,6 +14,7 @@
 
 pub mod apiserver;
 pub mod auth;
+pub mod authz;
 mod debug;
 mod kubelet;
 pub mod logs;
@@ -59,6 +60,8 @@ pub struct ServerState {
     pub configz: Arc<serde_json::Value>,
     /// The stats provider (`/stats/summary`, `/metrics/resource`).
     pub stats: Arc<crate::stats::StatsProvider>,
+    /// The authorizer (every request, and SelfSubjectAccessReviews).
+    pub authz: Arc<authz::Authorizer>,
 }
 
 /// Errors of the server.
@@ -86,6 +89,10 @@ pub fn router(state: ServerState) -> Router {
         .merge(stats::routes())
         .fallback(apiserver::not_found)
         .method_not_allowed_fallback(apiserver::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.authz.clone(),
+            authz::authorize,
+        ))
         .layer(axum::middleware::from_fn(stats::track))
         .with_state(state)
 }
