@@ -675,6 +675,22 @@ items:
     }
 
     #[test]
+    fn the_documented_example_policy_loads() {
+        let text = include_str!("../../../docs/examples/authorization-policy.yaml");
+        let p = parse(Path::new("authorization-policy.yaml"), text).unwrap();
+        assert!(
+            p.roles
+                .contains_key(&("default".into(), "developer".into()))
+        );
+        assert_eq!(p.role_bindings.len(), 1);
+        assert!(
+            p.cluster_role_bindings
+                .iter()
+                .any(|b| b.name == "node-operators")
+        );
+    }
+
+    #[test]
     fn directories_and_stamps() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
