@@ -19,7 +19,7 @@ use crate::config::AuthorizationMode;
 use crate::server::ServerState;
 use crate::server::auth::UserInfo;
 use crate::server::authz::attributes::Attributes;
-use crate::server::authz::rbac::PolicyRule;
+use crate::server::authz::rbac::everything;
 use crate::server::status::{ApiError, FieldError, FieldErrorKind};
 
 /// The group served here.
@@ -275,21 +275,6 @@ async fn rules_review(
         Err(e) => return e.into_response(),
     };
     let namespace = string_at(obj.get("spec"), "namespace");
-    let everything = || {
-        vec![
-            PolicyRule {
-                verbs: vec!["*".into()],
-                api_groups: vec!["*".into()],
-                resources: vec!["*".into()],
-                ..Default::default()
-            },
-            PolicyRule {
-                verbs: vec!["*".into()],
-                non_resource_urls: vec!["*".into()],
-                ..Default::default()
-            },
-        ]
-    };
     let (rules, errors) = match user {
         None => (everything(), Vec::new()),
         Some(_) if s.authz.mode() == AuthorizationMode::AlwaysAllow => (everything(), Vec::new()),

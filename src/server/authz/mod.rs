@@ -218,7 +218,12 @@ impl Authorizer {
                     continue;
                 }
             };
-            if now == good || bad.as_ref() == Some(&Ok(now.clone())) {
+            if now == good {
+                // Readable again and unchanged: a later failure is news again.
+                bad = None;
+                continue;
+            }
+            if bad.as_ref() == Some(&Ok(now.clone())) {
                 continue;
             }
             match policy::load(&path) {
@@ -363,16 +368,9 @@ pub async fn authorize(State(authz): State<Arc<Authorizer>>, req: Request, next:
 
 #[cfg(test)]
 mod tests {
+    use super::rbac::test_user as user;
     use super::*;
     use axum::http::Method;
-
-    fn user(name: &str, groups: &[&str]) -> UserInfo {
-        UserInfo {
-            name: name.into(),
-            uid: String::new(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
-    }
 
     fn authorizer(mode: AuthorizationMode) -> Authorizer {
         let text = r#"

@@ -124,6 +124,23 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// The rules that allow everything: what a superuser (or `AlwaysAllow`) is reported to hold.
+pub fn everything() -> Vec<PolicyRule> {
+    vec![
+        PolicyRule {
+            verbs: vec!["*".into()],
+            api_groups: vec!["*".into()],
+            resources: vec!["*".into()],
+            ..Default::default()
+        },
+        PolicyRule {
+            verbs: vec!["*".into()],
+            non_resource_urls: vec!["*".into()],
+            ..Default::default()
+        },
+    ]
+}
+
 /// `VerbMatches`.
 pub fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
     rule.verbs.iter().any(|v| v == "*" || v == verb)
@@ -334,17 +351,7 @@ impl Policy {
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
         let mut rules = Vec::new();
         if user.groups.iter().any(|g| g == SYSTEM_MASTERS) {
-            rules.push(PolicyRule {
-                verbs: vec!["*".into()],
-                api_groups: vec!["*".into()],
-                resources: vec!["*".into()],
-                ..Default::default()
-            });
-            rules.push(PolicyRule {
-                verbs: vec!["*".into()],
-                non_resource_urls: vec!["*".into()],
-                ..Default::default()
-            });
+            rules = everything();
         }
         let mut errors = Vec::new();
         self.visit_rules_for(user, namespace, |item| {
@@ -496,17 +503,20 @@ impl Policy {
     }
 }
 
+/// A user for the tests of this module and its parent.
+#[cfg(test)]
+pub(super) fn test_user(name: &str, groups: &[&str]) -> UserInfo {
+    UserInfo {
+        name: name.into(),
+        uid: String::new(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_user as user;
     use super::*;
-
-    fn user(name: &str, groups: &[&str]) -> UserInfo {
-        UserInfo {
-            name: name.into(),
-            uid: String::new(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
-    }
 
     fn rule(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> PolicyRule {
         PolicyRule {
