@@ -76,6 +76,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = crate::server::auth::Security::from_config(&config)?;
     preflight_swap(&config)?;
     let node_name = config.node_name()?;
+    let authz =
+        crate::server::authz::Authorizer::start(&config, &node_name, security.authn.is_some())?;
     if let Some(path) = &config.static_pod_path {
         source::preflight(path, config.allow_insecure_manifest_path)?;
     }
@@ -335,6 +337,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             serde_json::json!({ "kubeletconfig": config.to_kubelet_configuration() }),
         ),
         stats,
+        authz,
     };
     crate::server::serve(listener, state, security, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");

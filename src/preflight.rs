@@ -206,6 +206,31 @@ pub fn report(config: &Config) -> bool {
         }
         Err(e) => r.line(false, "kubelet API", &e.to_string(), None),
     }
+    match (config.authorization_mode, &config.authorization_policy_path) {
+        (crate::config::AuthorizationMode::Rbac, Some(p)) => {
+            match crate::server::authz::policy::load(p) {
+                Ok((policy, _)) => r.line(
+                    true,
+                    "authorization",
+                    &format!(
+                        "RBAC from {}: {} roles, {} cluster roles, {} bindings",
+                        p.display(),
+                        policy.roles.len(),
+                        policy.cluster_roles.len(),
+                        policy.role_bindings.len() + policy.cluster_role_bindings.len()
+                    ),
+                    None,
+                ),
+                Err(e) => r.line(false, "authorization", &e.to_string(), None),
+            }
+        }
+        (mode, _) => r.line(
+            true,
+            "authorization",
+            &format!("{mode} (docs/authorization.md)"),
+            None,
+        ),
+    }
     say!(
         "{}",
         if r.ok {

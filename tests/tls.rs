@@ -23,6 +23,16 @@ use rcgen::{
 const T: Duration = Duration::from_secs(30);
 const TOKEN: &str = "s3cr3t-token-for-bob";
 
+/// The RBAC policy of most tests here: bob (a token user) may do everything. alice's
+/// certificate carries O=system:masters and needs none.
+const BOB_IS_ADMIN: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bob-is-admin}
+subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: bob}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+"#;
+
 /// The files of a small PKI, written into a temp dir.
 struct Pki {
     dir: tempfile::TempDir,
@@ -77,16 +87,19 @@ impl Pki {
         write("rogue-client.key", &key.serialize_pem());
 
         write("tokens.csv", &format!("{TOKEN},bob,1002,\"devs,ops\"\n"));
+        // bob is no superuser: without this policy RBAC refuses him everything.
+        write("rbac.yaml", BOB_IS_ADMIN);
         Pki { dir }
     }
 
-    /// The agent flags: TLS, client CA, token file.
+    /// The agent flags: TLS, client CA, token file, and the policy that lets bob in.
     fn flags(&self) -> Vec<String> {
         vec![
             self.arg("tls-cert-file", "server.crt"),
             self.arg("tls-private-key-file", "server.key"),
             self.arg("client-ca-file", "ca.crt"),
             self.arg("token-auth-file", "tokens.csv"),
+            self.arg("authorization-policy-path", "rbac.yaml"),
         ]
     }
 }
@@ -139,6 +152,16 @@ fn code_and_body(o: &Out) -> (u16, String) {
 }
 
 const UNAUTHORIZED: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#;
+
+/// A 403 Status with this message.
+fn assert_forbidden(o: &Out, message: &str) {
+    let (code, body) = code_and_body(o);
+    assert_eq!(code, 403, "{o:?}");
+    let got: serde_json::Value = serde_json::from_str(&body).expect("a Status body");
+    assert_eq!(got["kind"], "Status", "{body}");
+    assert_eq!(got["reason"], "Forbidden", "{body}");
+    assert_eq!(got["message"], message, "{body}");
+}
 
 fn assert_unauthorized(o: &Out, what: &str) {
     let (code, body) = code_and_body(o);
@@ -243,7 +266,10 @@ fn curl_over_tls_with_certificates_and_tokens() {
         "/pods",
         &["--cert", &rogue_cert, "--key", &rogue_key],
     );
-    assert_ne!(o.code, 0, "{o:?}");
+    // TLS 1.3: the client's handshake is done before the server judges its certificate, so
+    // curl meets the server's `unknown_ca` alert on its first read (56, not 35).
+    assert_eq!(o.code, 56, "{o:?}");
+    assert!(o.stderr.contains("alert unknown ca"), "{o:?}");
     assert_eq!(code_and_body(&o).0, 0, "{o:?}");
 
     // Plain HTTP on the TLS port gets no answer either.
@@ -463,13 +489,18 @@ fn wildcard_address_with_tls_and_tokens_serves_and_authenticates() {
         &pki.arg("tls-private-key-file", "server.key"),
         &pki.arg("token-auth-file", "tokens.csv"),
     ]);
+    // bob authenticates, but this agent has no RBAC policy: he is refused (403, not 401),
+    // in the kubelet's words.
     let o = curl(
         &a,
         &pki,
         "/healthz",
         &["-H", &format!("Authorization: Bearer {TOKEN}")],
     );
-    assert_eq!(code_and_body(&o), (200, "ok".to_string()), "{o:?}");
+    assert_forbidden(
+        &o,
+        "Forbidden (user=bob, verb=get, resource=nodes, subresource(s)=[healthz proxy])",
+    );
     assert_unauthorized(&curl(&a, &pki, "/pods", &[]), "no token on 0.0.0.0");
     // No client CA: a client certificate is not a way in (and is not asked for).
     let cert = pki.path("client.crt").display().to_string();
@@ -509,8 +540,27 @@ fn tls_on_loopback_without_authenticators_takes_the_admin_token() {
 fn anonymous_enabled_serves_requests_without_credentials_but_not_wrong_tokens() {
     let pki = Pki::new();
     let a = start_tls_agent(&pki, &["--anonymous-auth=true"]);
+    // A request without credentials is system:anonymous, whom RBAC refuses until a binding
+    // says otherwise (the policy is re-read when it changes).
     let o = curl(&a, &pki, "/healthz", &[]);
-    assert_eq!(code_and_body(&o), (200, "ok".to_string()), "{o:?}");
+    assert_forbidden(
+        &o,
+        "Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource(s)=[healthz proxy])",
+    );
+    std::fs::write(
+        pki.path("rbac.yaml"),
+        format!(
+            "{BOB_IS_ADMIN}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: health}}\nrules: [{{apiGroups: [''], resources: [nodes/healthz], verbs: [get]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: anyone-health}}\nsubjects: [{{kind: Group, apiGroup: rbac.authorization.k8s.io, name: 'system:unauthenticated'}}]\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: health}}\n"
+        ),
+    )
+    .unwrap();
+    a.wait_for("the policy letting anonymous /healthz in", T, |a| {
+        (code_and_body(&curl(a, &pki, "/healthz", &[])) == (200, "ok".to_string())).then_some(())
+    });
+    assert_forbidden(
+        &curl(&a, &pki, "/pods", &[]),
+        "Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource(s)=[pods proxy])",
+    );
     assert_unauthorized(
         &curl(&a, &pki, "/healthz", &["-H", "Authorization: Bearer nope"]),
         "wrong token with anonymous enabled",
@@ -556,9 +606,14 @@ fn the_serving_certificate_is_reloaded_when_its_files_change() {
         (healthz("renewed-ca.crt").stdout == "ok").then_some(())
     });
     let old = healthz("ca.crt");
-    assert_ne!(
-        old.code, 0,
+    assert_eq!(
+        old.code, 60,
         "the old CA no longer verifies the server: {old:?}"
+    );
+    assert!(
+        old.stderr
+            .contains("unable to get local issuer certificate"),
+        "{old:?}"
     );
     assert!(
         a.log_contains("loaded a new serving certificate"),
@@ -613,7 +668,12 @@ fn kubectl_attach_over_tls_with_a_client_certificate() {
         b"no\n",
         T,
     );
-    assert_ne!(r.code, 0, "{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("remote error: tls: unknown certificate authority"),
+        "{r:?}"
+    );
 }
 
 /// `--tls-min-version` and `--tls-cipher-suites`, seen by curl (OpenSSL): a TLS 1.2 client is
@@ -627,11 +687,9 @@ fn tls_min_version_and_cipher_suites_restrict_the_handshake() {
     {
         let a = start_tls_agent(&pki, &["--tls-min-version=VersionTLS13"]);
         let o = curl(&a, &pki, "/healthz", &tls12);
-        assert_eq!(
-            code_and_body(&o).0,
-            0,
-            "TLS 1.2 against VersionTLS13: {o:?}"
-        );
+        assert_eq!(o.code, 35, "TLS 1.2 against VersionTLS13: {o:?}");
+        assert!(o.stderr.contains("alert protocol version"), "{o:?}");
+        assert_eq!(code_and_body(&o).0, 0, "{o:?}");
         let o = curl(
             &a,
             &pki,
@@ -651,7 +709,9 @@ fn tls_min_version_and_cipher_suites_restrict_the_handshake() {
         curl(&a, &pki, "/healthz", &args)
     };
     let o = with("ECDHE-ECDSA-AES128-GCM-SHA256");
-    assert_eq!(code_and_body(&o).0, 0, "an unlisted TLS 1.2 suite: {o:?}");
+    assert_eq!(o.code, 35, "an unlisted TLS 1.2 suite: {o:?}");
+    assert!(o.stderr.contains("alert handshake failure"), "{o:?}");
+    assert_eq!(code_and_body(&o).0, 0, "{o:?}");
     let o = with("ECDHE-ECDSA-AES256-GCM-SHA384");
     assert_eq!(
         code_and_body(&o),

@@ -27,7 +27,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "readOnlyPort",
     "rotateCertificates",
     "serverTLSBootstrap",
-    "authorization",
     "registryPullQPS",
     "registryBurst",
     "imagePullCredentialsVerificationPolicy",
@@ -245,6 +244,20 @@ pub(super) fn decode(
                             }
                         }
                         "anonymous" => {}
+                        "webhook" => d.not_implemented(&field),
+                        _ => d.unknown(&field),
+                    }
+                }
+            }
+            "authorization" => {
+                for (k, v) in d.object(key, v)? {
+                    let field = format!("{key}.{k}");
+                    if v.is_null() {
+                        continue;
+                    }
+                    match k.as_str() {
+                        "mode" => s.authorization_mode = non_empty(d.string(&field, v)?),
+                        "policyPath" => s.authorization_policy_path = d.path_field(&field, v)?,
                         "webhook" => d.not_implemented(&field),
                         _ => d.unknown(&field),
                     }

@@ -186,10 +186,21 @@ pub struct Flags {
     pub token_auth_file: Option<PathBuf>,
 
     /// Serve requests without credentials as system:anonymous (authentication.anonymous.enabled)
-    /// [default: false, unlike the kubelet's true: minikubelet has no authorizer to limit them].
+    /// [default: false, unlike the kubelet's true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub anonymous_auth: Option<bool>,
+
+    /// How requests are authorized: RBAC (rules from --authorization-policy-path, evaluated as
+    /// the API server's RBAC does) or AlwaysAllow (authorization.mode) [default: RBAC; the
+    /// kubelet's Webhook needs an API server, see docs/authorization.md].
+    #[arg(long, value_name = "MODE")]
+    pub authorization_mode: Option<String>,
+
+    /// File or directory of rbac.authorization.k8s.io/v1 Roles, ClusterRoles and bindings
+    /// (*.yaml, *.yml, *.json), re-read when it changes (authorization.policyPath; not a kubelet flag).
+    #[arg(long, value_name = "PATH")]
+    pub authorization_policy_path: Option<PathBuf>,
 
     /// Run manifests from a directory that users other than root can write (not a kubelet flag) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,

@@ -295,8 +295,52 @@ pub struct Config {
     pub token_auth_file: Option<PathBuf>,
     /// `authentication.anonymous.enabled`.
     pub anonymous_auth: bool,
+    /// `authorization.mode`.
+    pub authorization_mode: AuthorizationMode,
+    /// `authorization.policyPath` (ours): the RBAC objects.
+    pub authorization_policy_path: Option<PathBuf>,
     /// `--allow-insecure-manifest-path` (ours).
     pub allow_insecure_manifest_path: bool,
+}
+
+/// `authorization.mode` (`--authorization-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    /// Every authenticated user may do everything.
+    AlwaysAllow,
+    /// The API server's RBAC, evaluated here from `authorization.policyPath`.
+    Rbac,
+}
+
+impl AuthorizationMode {
+    /// The name as written in flags and files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizationMode::AlwaysAllow => "AlwaysAllow",
+            AuthorizationMode::Rbac => "RBAC",
+        }
+    }
+
+    /// Parses a mode; `Webhook` (the kubelet's default) is refused with the fix, since there
+    /// is no API server to send SubjectAccessReviews to.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "AlwaysAllow" => Ok(AuthorizationMode::AlwaysAllow),
+            "RBAC" => Ok(AuthorizationMode::Rbac),
+            "Webhook" => Err(
+                "invalid configuration: authorization.mode (--authorization-mode) \"Webhook\" asks the API server (a SubjectAccessReview per request) and minikubelet has no API server: use RBAC, with the Roles and bindings you would give the API server in --authorization-policy-path (authorization.policyPath; docs/authorization.md), or AlwaysAllow".to_string(),
+            ),
+            other => Err(format!(
+                "invalid configuration: authorization.mode (--authorization-mode) {other:?} is not supported: use \"RBAC\" (rules from --authorization-policy-path) or \"AlwaysAllow\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AuthorizationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Settings as read from one source (file or flags), before defaults and validation.
@@ -338,6 +382,8 @@ pub(crate) struct Settings {
     client_ca_file: Option<PathBuf>,
     token_auth_file: Option<PathBuf>,
     anonymous_auth: Option<bool>,
+    authorization_mode: Option<String>,
+    authorization_policy_path: Option<PathBuf>,
     logging_format: Option<String>,
     logging_verbosity: Option<i64>,
     /// Config file only, as in the kubelet (no flag).
@@ -383,6 +429,8 @@ impl Settings {
             client_ca_file: f.client_ca_file.clone(),
             token_auth_file: f.token_auth_file.clone(),
             anonymous_auth: f.anonymous_auth,
+            authorization_mode: f.authorization_mode.clone(),
+            authorization_policy_path: f.authorization_policy_path.clone(),
             logging_format: f.logging_format.clone(),
             logging_verbosity: f.v.map(i64::from),
             local_storage_capacity_isolation: None,
@@ -448,6 +496,10 @@ impl Settings {
             client_ca_file: self.client_ca_file.or(file.client_ca_file),
             token_auth_file: self.token_auth_file.or(file.token_auth_file),
             anonymous_auth: self.anonymous_auth.or(file.anonymous_auth),
+            authorization_mode: self.authorization_mode.or(file.authorization_mode),
+            authorization_policy_path: self
+                .authorization_policy_path
+                .or(file.authorization_policy_path),
             logging_format: self.logging_format.or(file.logging_format),
             logging_verbosity: self.logging_verbosity.or(file.logging_verbosity),
             local_storage_capacity_isolation: self
@@ -690,6 +742,24 @@ fn build(
     });
     let client_ca_file = s.client_ca_file.filter(|p| !p.as_os_str().is_empty());
     let token_auth_file = s.token_auth_file.filter(|p| !p.as_os_str().is_empty());
+    let authorization_mode = match s.authorization_mode.as_deref() {
+        None | Some("") => AuthorizationMode::Rbac,
+        Some(m) => AuthorizationMode::parse(m).unwrap_or_else(|e| {
+            v.err(e);
+            AuthorizationMode::Rbac
+        }),
+    };
+    let authorization_policy_path = s
+        .authorization_policy_path
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = &authorization_policy_path
+        && authorization_mode == AuthorizationMode::AlwaysAllow
+    {
+        warnings.push(format!(
+            "authorization.policyPath (--authorization-policy-path) {} is ignored: authorization.mode (--authorization-mode) is AlwaysAllow",
+            p.display()
+        ));
+    }
 
     // Eviction.
     let max_pod_grace = s.eviction_max_pod_grace_period.unwrap_or(0);
@@ -771,6 +841,8 @@ fn build(
         client_ca_file,
         token_auth_file,
         anonymous_auth: s.anonymous_auth.unwrap_or(false),
+        authorization_mode,
+        authorization_policy_path,
         allow_insecure_manifest_path: flags.allow_insecure_manifest_path.unwrap_or(false),
     })
 }
@@ -988,6 +1060,10 @@ impl Config {
                 "x509": { "clientCAFile": path(&self.client_ca_file) },
                 "anonymous": { "enabled": self.anonymous_auth },
             },
+            "authorization": {
+                "mode": self.authorization_mode.as_str(),
+                "policyPath": path(&self.authorization_policy_path),
+            },
             "streamingConnectionIdleTimeout": format_go_duration(self.streaming_connection_idle_timeout),
             "cgroupRoot": self.cgroup_root,
             "cgroupsPerQOS": self.cgroups_per_qos,
@@ -1028,6 +1104,11 @@ impl Config {
                 if map.get(key).and_then(Value::as_str) == Some("") {
                     map.remove(key);
                 }
+            }
+            if self.authorization_policy_path.is_none()
+                && let Some(authz) = map.get_mut("authorization").and_then(Value::as_object_mut)
+            {
+                authz.remove("policyPath");
             }
             if self.client_ca_file.is_none()
                 && let Some(authn) = map.get_mut("authentication").and_then(Value::as_object_mut)

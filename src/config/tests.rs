@@ -445,6 +445,77 @@ fn authentication_settings_from_file_and_flags() {
 }
 
 #[test]
+fn authorization_settings_from_file_and_flags() {
+    let c = load_args(&[]).unwrap().config;
+    assert_eq!(
+        c.authorization_mode,
+        AuthorizationMode::Rbac,
+        "RBAC by default"
+    );
+    assert_eq!(c.authorization_policy_path, None);
+    let Loaded { config: c, warnings } = load_file(
+        "authorization:\n  mode: AlwaysAllow\n  policyPath: rbac\n  webhook:\n    cacheAuthorizedTTL: 5m\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.authorization_mode, AuthorizationMode::AlwaysAllow);
+    let p = c.authorization_policy_path.unwrap();
+    assert!(
+        p.is_absolute() && p.ends_with("rbac"),
+        "relative to the file: {p:?}"
+    );
+    let joined = warnings.join("\n");
+    assert!(
+        joined.contains("\"authorization.webhook\" is not implemented"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("is ignored: authorization.mode (--authorization-mode) is AlwaysAllow"),
+        "{joined}"
+    );
+    let c = load_file(
+        "authorization:\n  mode: AlwaysAllow\n",
+        &[
+            "--authorization-mode=RBAC",
+            "--authorization-policy-path=/etc/rbac",
+        ],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.authorization_mode,
+        AuthorizationMode::Rbac,
+        "the flag wins"
+    );
+    assert_eq!(
+        c.authorization_policy_path,
+        Some(PathBuf::from("/etc/rbac"))
+    );
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        v["authorization"],
+        serde_json::json!({"mode": "RBAC", "policyPath": "/etc/rbac"})
+    );
+
+    let e = err_of(&["--authorization-mode=Webhook"]);
+    assert!(
+        e.contains("authorization.mode (--authorization-mode) \"Webhook\"")
+            && e.contains("no API server")
+            && e.contains("--authorization-policy-path"),
+        "{e}"
+    );
+    let e = err_of(&["--authorization-mode=Node"]);
+    assert!(
+        e.contains("\"Node\" is not supported") && e.contains("\"RBAC\""),
+        "{e}"
+    );
+    let e = load_file("authorization:\n  mode: 3\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("authorization.mode"), "{e}");
+}
+
+#[test]
 fn unknown_and_unimplemented_fields_are_warnings() {
     let Loaded { warnings, .. } = load_file(
         "clusterDNS: [10.96.0.10]\nhairpinMode: hairpin-veth\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  webhook:\n    enabled: true\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod apiserver;
 pub mod auth;
+pub mod authz;
 mod debug;
 pub mod host_check;
 mod kubelet;
@@ -61,6 +62,8 @@ pub struct ServerState {
     pub configz: Arc<serde_json::Value>,
     /// The stats provider (`/stats/summary`, `/metrics/resource`).
     pub stats: Arc<crate::stats::StatsProvider>,
+    /// The authorizer (every request, and SelfSubjectAccessReviews).
+    pub authz: Arc<authz::Authorizer>,
 }
 
 /// Errors of the server.
@@ -88,6 +91,10 @@ pub fn router(state: ServerState) -> Router {
         .merge(stats::routes())
         .fallback(apiserver::not_found)
         .method_not_allowed_fallback(apiserver::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.authz.clone(),
+            authz::authorize,
+        ))
         .layer(axum::middleware::from_fn(stats::track))
         .with_state(state)
 }

@@ -319,8 +319,9 @@ impl Agent {
             .collect();
         join_cgroups_before_exec(&mut cmd, procs);
         self.child = Some(cmd.spawn().expect("spawn minikubelet"));
-        // Over TLS the plain /healthz probe cannot work: wait for the log line instead.
-        let tls = self.has_flag("--tls-cert-file");
+        // Over TLS, or with tokens required, the plain /healthz probe cannot work: wait for
+        // the log line instead.
+        let tls = self.has_flag("--tls-cert-file") || self.has_flag("--token-auth-file");
         let serving_lines = self.agent_log().matches("serving the kubelet API").count();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {

@@ -1,4 +1,5 @@
-//! Discovery: `/version`, `/api`, `/apis` and the resource lists of `v1` and
+//! Discovery: `/version`, `/api`, `/apis` and the resource lists of `v1`,
+//! `authorization.k8s.io/v1` (the self reviews `kubectl auth can-i` posts) and
 //! `metrics.k8s.io/v1beta1`, in the legacy (non-aggregated) form kubectl falls back to
 //! (`apiserver/pkg/endpoints/discovery`). kubectl resolves `pods`, `po`, `no`, `ev` with them.
 //!
@@ -26,6 +27,9 @@ pub(super) fn routes() -> Router<ServerState> {
         .route("/apis/", get(apis))
         .route("/api/v1", get(core_v1))
         .route("/api/v1/", get(core_v1))
+        .route("/apis/authorization.k8s.io", get(authorization_group))
+        .route("/apis/authorization.k8s.io/v1", get(authorization_v1))
+        .route("/apis/authorization.k8s.io/v1/", get(authorization_v1))
         .route("/apis/metrics.k8s.io", get(metrics_group))
         .route("/apis/metrics.k8s.io/v1beta1", get(metrics_v1beta1))
         .route("/apis/metrics.k8s.io/v1beta1/", get(metrics_v1beta1))
@@ -64,28 +68,50 @@ async fn api(headers: HeaderMap) -> Response {
     }))
 }
 
-fn metrics_group_value() -> Value {
-    let gv = json!({"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"});
+/// An `APIGroup` with one version.
+fn group_value(name: &str, version: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{name}/{version}"), "version": version});
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
-        "name": "metrics.k8s.io",
+        "name": name,
         "versions": [gv],
         "preferredVersion": gv,
     })
 }
 
+fn metrics_group_value() -> Value {
+    group_value("metrics.k8s.io", "v1beta1")
+}
+
+fn authorization_group_value() -> Value {
+    group_value(super::authorization::GROUP, "v1")
+}
+
 async fn apis() -> Response {
-    let mut g = metrics_group_value();
-    if let Some(o) = g.as_object_mut() {
-        o.remove("kind");
-        o.remove("apiVersion");
-    }
-    json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [g]}))
+    let groups: Vec<Value> = [authorization_group_value(), metrics_group_value()]
+        .into_iter()
+        .map(|mut g| {
+            if let Some(o) = g.as_object_mut() {
+                o.remove("kind");
+                o.remove("apiVersion");
+            }
+            g
+        })
+        .collect();
+    json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
 }
 
 async fn metrics_group() -> Response {
     json(metrics_group_value())
+}
+
+async fn authorization_group() -> Response {
+    json(authorization_group_value())
+}
+
+async fn authorization_v1() -> Response {
+    json(super::authorization::resources())
 }
 
 /// One `APIResource`.

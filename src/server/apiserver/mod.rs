@@ -16,6 +16,7 @@
 //! the Node owner reference, and a `deletionTimestamp` once the manifest is gone but the pod is
 //! still stopping (so kubectl shows `Terminating`).
 
+mod authorization;
 mod discovery;
 mod events;
 mod metrics;
@@ -102,6 +103,7 @@ pub(super) fn routes() -> Router<ServerState> {
         .merge(nodes::routes())
         .merge(events::routes())
         .merge(metrics::routes())
+        .merge(authorization::routes())
 }
 
 /// The kubeconfig the agent writes at `<root-dir>/kubeconfig` (mode 0600): one cluster at the
