@@ -61,6 +61,34 @@ async fn until_closed<S: tokio::io::AsyncRead + Unpin>(mut s: S, closed: Closed)
     closed.0.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Opens `n` attacker connections one after the other with `connect` (each left open,
+/// watched by [`until_closed`] on `rt`); how many could be opened.
+fn flood<S, F, Fut>(rt: &tokio::runtime::Runtime, n: usize, closed: &Closed, connect: F) -> usize
+where
+    S: tokio::io::AsyncRead + Unpin + Send + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<S>>,
+{
+    let mut opened = 0;
+    for _ in 0..n {
+        if let Some(s) = rt.block_on(connect()) {
+            opened += 1;
+            rt.spawn(until_closed(s, closed.clone()));
+        }
+    }
+    opened
+}
+
+impl Closed {
+    /// Waits until `n` connections were closed or `deadline` passed; how many were.
+    fn wait_for(&self, n: usize, deadline: Instant) -> usize {
+        while self.get() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.get()
+    }
+}
+
 /// The open descriptors of `pid`.
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -106,23 +134,15 @@ fn half_sent_headers_under_512_descriptors() {
     let port = a.port;
     const CLIENTS: usize = 700;
     let started = Instant::now();
-    let mut opened = 0;
-    for _ in 0..CLIENTS {
-        let closed = closed.clone();
-        let s = rt.block_on(async move {
-            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()?;
-            s.write_all(b"GET /pods HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
-                .await
-                .ok()?;
-            Some(s)
-        });
-        if let Some(s) = s {
-            opened += 1;
-            rt.spawn(until_closed(s, closed));
-        }
-    }
+    let opened = flood(&rt, CLIENTS, &closed, || async move {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /pods HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+            .await
+            .ok()?;
+        Some(s)
+    });
     assert_eq!(opened, CLIENTS, "every attacker connection was accepted");
 
     // The administrator is served at once, the agent's descriptors stay under its limit.
@@ -139,12 +159,11 @@ fn half_sent_headers_under_512_descriptors() {
 
     // Every idle client is dropped: the oldest when the cap is reached, the rest once the
     // header-read timeout runs out.
-    let deadline = started + HEADER_READ_TIMEOUT + Duration::from_secs(15);
-    while closed.get() < CLIENTS && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert_eq!(
-        closed.get(),
+        closed.wait_for(
+            CLIENTS,
+            started + HEADER_READ_TIMEOUT + Duration::from_secs(15)
+        ),
         CLIENTS,
         "connections closed by the server after {:?}",
         started.elapsed()
@@ -245,21 +264,16 @@ fn silent_tls_connections_under_512_descriptors() {
     let port = a.port;
     const CLIENTS: usize = 500;
     let started = Instant::now();
-    let mut handshaken = 0;
-    for _ in 0..CLIENTS {
+    let handshaken = flood(&rt, CLIENTS, &closed, || {
         let connector = connector.clone();
-        let tls = rt.block_on(async move {
+        async move {
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .ok()?;
             let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
             connector.connect(name, tcp).await.ok()
-        });
-        if let Some(tls) = tls {
-            handshaken += 1;
-            rt.spawn(until_closed(tls, closed.clone()));
         }
-    }
+    });
     // The oldest are shed while the newest connect, so a handshake or two may be cut short;
     // nearly all complete.
     assert!(handshaken > CLIENTS * 9 / 10, "{handshaken} handshakes");
@@ -279,12 +293,11 @@ fn silent_tls_connections_under_512_descriptors() {
         (body.contains("\"items\"") && !body.contains("\"tls-pod-")).then_some(())
     });
 
-    let deadline = started + HEADER_READ_TIMEOUT + Duration::from_secs(20);
-    while closed.get() < handshaken && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert_eq!(
-        closed.get(),
+        closed.wait_for(
+            handshaken,
+            started + HEADER_READ_TIMEOUT + Duration::from_secs(20)
+        ),
         handshaken,
         "silent TLS connections closed after {:?}",
         started.elapsed()
@@ -351,8 +364,8 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn abandoned_exec_streams_end_and_big_messages_are_refused() {
+/// An agent running the pod `box`; its full name.
+fn agent_with_box() -> (Agent, String) {
     let a = Agent::start(&[]);
     a.write_manifest("box.yaml", &pod("box"));
     a.wait_running("box", "main", T);
@@ -360,6 +373,15 @@ fn abandoned_exec_streams_end_and_big_messages_are_refused() {
         .as_str()
         .unwrap()
         .to_string();
+    (a, name)
+}
+
+/// A `cat` of stdin with an argument no other process on the machine has.
+const CAT: &str = "command=cat&command=-&command=/nonexistent-limits-9873&stdin=1&stdout=1";
+
+#[test]
+fn abandoned_exec_streams_end_and_big_messages_are_refused() {
+    let (a, name) = agent_with_box();
     let pid = a.pid().unwrap();
     let rt = runtime();
     let port = a.port;
@@ -418,9 +440,7 @@ fn abandoned_exec_streams_end_and_big_messages_are_refused() {
     // grow the agent.
     let rss_before = vm_rss_kib(pid);
     let (status, close) = rt.block_on(async {
-        let mut ws = ws_exec(port, &name, "command=cat&stdin=1&stdout=1")
-            .await
-            .unwrap();
+        let mut ws = ws_exec(port, &name, CAT).await.unwrap();
         let mut big = vec![0u8; 2 << 20];
         big[0] = 0;
         let _ = tokio::time::timeout(Duration::from_secs(5), ws.send(Message::binary(big))).await;
@@ -442,7 +462,7 @@ fn abandoned_exec_streams_end_and_big_messages_are_refused() {
         .map(|_| {
             let name = name.clone();
             rt.spawn(async move {
-                let Ok(mut ws) = ws_exec(port, &name, "command=cat&stdin=1&stdout=1").await else {
+                let Ok(mut ws) = ws_exec(port, &name, CAT).await else {
                     return;
                 };
                 let mut big = vec![0u8; 15 << 20];
@@ -461,7 +481,9 @@ fn abandoned_exec_streams_end_and_big_messages_are_refused() {
         "VmRSS {rss_before} KiB → {rss_after} KiB after 18 × 15 MiB messages"
     );
     a.wait_for("the cat sessions gone", T, |_| {
-        pids_running(&["cat"]).is_empty().then_some(())
+        pids_running(&["cat", "-", "/nonexistent-limits-9873"])
+            .is_empty()
+            .then_some(())
     });
     drop(rt);
 }
@@ -488,13 +510,7 @@ fn post(port: u16, path: &str) -> Option<(u16, String)> {
 
 #[test]
 fn run_plain_gets_and_made_up_methods_are_bounded() {
-    let a = Agent::start(&[]);
-    a.write_manifest("box.yaml", &pod("box"));
-    a.wait_running("box", "main", T);
-    let name = a.pod("box").unwrap()["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (a, name) = agent_with_box();
     let port = a.port;
 
     // `/run`: 40 at once, at most 32 run; the rest get 429 with a Status at once.
