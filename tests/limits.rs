@@ -561,3 +561,28 @@ fn run_plain_gets_and_made_up_methods_are_bounded() {
     assert!(metrics.contains("method=\"other\""));
     assert!(metrics.len() < 200_000, "{} bytes", metrics.len());
 }
+
+#[test]
+fn the_open_file_soft_limit_is_raised_to_the_hard_limit() {
+    let a = Agent::start_wrapped(&["prlimit", "--nofile=300:2048"], &[]);
+    let pid = a.pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let values: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(values, ["2048", "2048"], "{line}");
+    let log = a.agent_log();
+    assert!(
+        log.contains("raised the open-file soft limit") && log.contains("from=300 to=2048"),
+        "{}",
+        common::tail(&log, 40)
+    );
+    // The connection cap follows: 2048 - 2048/4, at most 1024.
+    assert!(
+        log.contains("max_connections=1024"),
+        "{}",
+        common::tail(&log, 40)
+    );
+}

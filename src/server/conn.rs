@@ -104,14 +104,29 @@ pub fn nofile_soft_limit() -> u64 {
         .unwrap_or(1024)
 }
 
+/// The open-file limits (soft, hard) the agent was started with, before
+/// [`raise_nofile_limit`].
+static NOFILE_AT_START: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// The open-file limits (soft, hard) the agent was started with, if they were read: what a
+/// child should get back, as Go's `os/exec` restores the original soft limit for children
+/// (programs using `select(2)` break above 1024).
+pub fn nofile_at_start() -> Option<(u64, u64)> {
+    NOFILE_AT_START.get().copied()
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, as containerd and every Go program since
 /// Go 1.19 do at start: the 1024 of a login shell or a plain systemd unit is too few for a
 /// process that holds descriptors for each pod, exec session and client. Logs both values.
-/// Children (shims, containers, exec'd processes) inherit the raised limit, as containerd's
-/// containers inherit containerd's.
+/// Children (shims, containers, exec'd processes) inherit the raised limit unless their
+/// spawner restores [`nofile_at_start`].
 pub fn raise_nofile_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
+    let limits = getrlimit(Resource::RLIMIT_NOFILE);
+    if let Ok(l) = limits {
+        let _ = NOFILE_AT_START.set(l);
+    }
+    match limits {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => tracing::info!(
                 from = soft,
