@@ -148,6 +148,7 @@ fn run_agent(flags: &Flags) -> ExitCode {
         tracing::warn!(warning = %w, "configuration");
     }
     limit_malloc_arenas();
+    crate::server::conn::raise_nofile_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         // Two workers are plenty for one node's pods and keep the agent's footprint small.
         .worker_threads(2)

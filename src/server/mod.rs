@@ -16,6 +16,7 @@ pub mod admin;
 pub mod apiserver;
 pub mod auth;
 pub mod authz;
+pub mod conn;
 mod debug;
 pub mod host_check;
 mod kubelet;
@@ -131,20 +132,14 @@ pub async fn serve(
             host_check::guard,
         ))
         .layer(axum::middleware::from_fn(auth::path_token));
-    let app = app.into_make_service_with_connect_info::<auth::PeerIdentity>();
-    let served = match security.tls {
-        Some(config) => {
-            let listener = tls::TlsListener::new(listener, config)
-                .map_err(|source| ServerError::Serve { addr, source })?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
-    served.map_err(|source| ServerError::Serve { addr, source })
+    let limits = conn::Limits::from_rlimit();
+    tracing::info!(
+        address = %addr,
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        tls = security.tls.is_some(),
+        "kubelet API listening"
+    );
+    conn::serve(listener, app, security.tls, limits, shutdown).await;
+    Ok(())
 }

@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::ServerState;
 use super::status::{self, Refusal};
 use super::streaming::{AttachRequest, ExecRequest, PortForwardRequest, StreamingError};
-use super::upgrade_proxy::proxy_stream;
+use super::upgrade_proxy::{is_upgrade, proxy_stream};
 use crate::runtime::exec::{container_exec_context, exec_sync};
 
 /// How long `/run` lets a command run. The kubelet passes no timeout (the CRI call then has
@@ -257,12 +257,12 @@ async fn remote_command(
             "container not found ({container:?}): it is not running in pod {pod_name:?}"
         ));
     };
-    let url = match kind {
+    let cmd = all(&query, "command");
+    if kind == Kind::Exec && cmd.is_empty() {
+        return status::bad_request("you must specify a command");
+    }
+    stream_to(req, || match kind {
         Kind::Exec => {
-            let cmd = all(&query, "command");
-            if cmd.is_empty() {
-                return status::bad_request("you must specify a command");
-            }
             tracing::info!(pod = %pod_name, container = %container, command = ?cmd, tty = opts.tty, "exec");
             s.streaming.get_exec(ExecRequest {
                 container_id,
@@ -283,8 +283,22 @@ async fn remote_command(
                 stderr: opts.stderr,
             })
         }
-    };
-    match url {
+    })
+    .await
+}
+
+/// Asks the streaming server for a URL (`get_url`, CRI GetExec and friends) and proxies the
+/// client's upgrade to it. A request that is not an upgrade gets 400 before a token is
+/// taken: the kubelet asks the runtime first and refuses later, so plain GETs fill the
+/// runtime's 1000-token cache and lock every client out of exec for the tokens' minute.
+async fn stream_to(
+    req: Request,
+    get_url: impl FnOnce() -> Result<String, StreamingError>,
+) -> Response {
+    if !is_upgrade(&req) {
+        return status::bad_request("Upgrade request required");
+    }
+    match get_url() {
         Ok(url) => proxy_stream(req, &url).await,
         Err(e) => streaming_error(e),
     }
@@ -373,6 +387,10 @@ async fn run(
             "container not found ({container:?}): it is not running in pod {pod_name:?}"
         ));
     };
+    let _slot = match s.streaming.run_slot() {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
     let ctx = match container_exec_context(&s.streaming.runtime().dir(&id)) {
         Ok(c) => c,
         Err(e) => return status::internal(e.to_string()),
@@ -437,15 +455,15 @@ async fn port_forward(
     let Some(pod) = find_pod(&s, &ns, &pod_name, uid.as_deref()) else {
         return status::not_found("pod does not exist");
     };
-    tracing::info!(pod = %pod_name, ?ports, "port-forward (pods share the node's network: ports are dialed on 127.0.0.1)");
-    match s.streaming.get_port_forward(PortForwardRequest {
-        pod_sandbox_id: pod.metadata.uid.clone().unwrap_or_default(),
-        pod_name: pod_name.clone(),
-        port: ports,
-    }) {
-        Ok(url) => proxy_stream(req, &url).await,
-        Err(e) => streaming_error(e),
-    }
+    stream_to(req, || {
+        tracing::info!(pod = %pod_name, ?ports, "port-forward (pods share the node's network: ports are dialed on 127.0.0.1)");
+        s.streaming.get_port_forward(PortForwardRequest {
+            pod_sandbox_id: pod.metadata.uid.clone().unwrap_or_default(),
+            pod_name: pod_name.clone(),
+            port: ports,
+        })
+    })
+    .await
 }
 
 async fn kubelet_port_forward(

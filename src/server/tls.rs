@@ -1,7 +1,7 @@
 //! Serving the kubelet API over TLS: the serving certificate and key
 //! (`--tls-cert-file`, `--tls-private-key-file`), client certificates verified against
-//! `--client-ca-file`, and the listener that does the TLS handshake before axum sees a
-//! connection.
+//! `--client-ca-file` (the handshake itself runs in `server::conn`, in each connection's
+//! task, under [`HANDSHAKE_TIMEOUT`]).
 //!
 //! Mirrors the kubelet's `InitializeTLS` (`cmd/kubelet/app/server.go`) and the secure serving
 //! of `k8s.io/apiserver` (`SecureServingInfo`): client certificates are *requested* but not
@@ -13,39 +13,25 @@
 //! client CA is read once, as in the kubelet 1.32. `tlsMinVersion` and `tlsCipherSuites`
 //! (validated in `config::tls`) restrict the protocol versions and the TLS 1.2 suites.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::IncomingStream;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-use super::auth::{PeerIdentity, user_from_certificate};
 use crate::config::tls::{TlsMinVersion, TlsSettings};
 
 /// How long a client may take to finish the TLS handshake. Go's `http.Server` has no separate
-/// handshake timeout; 10 s is what Go's HTTP client allows (`Transport.TLSHandshakeTimeout`):
-/// long enough for a slow link, short enough that a client which connects and says nothing
-/// does not hold one of the [`MAX_PENDING_HANDSHAKES`] slots for long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Handshakes in progress at once. More connections wait in the kernel's accept queue: this
-/// bounds the memory and CPU a flood of half-open connections can take, at the cost of
-/// delaying honest clients while it lasts.
-const MAX_PENDING_HANDSHAKES: usize = 64;
-
-/// Finished connections waiting for axum to pick them up (axum accepts in a tight loop, so
-/// this is only a small buffer).
-const ACCEPTED_QUEUE: usize = 16;
+/// handshake timeout (its `ReadTimeout`, 4 h in the kubelet, covers it); 10 s is what Go's
+/// HTTP client allows (`Transport.TLSHandshakeTimeout`): long enough for a slow link, short
+/// enough that a client which connects and says nothing holds a connection slot
+/// (`server::conn`) only briefly. A handshaking connection counts as idle there, so a flood
+/// of them is shed for newcomers before this runs out.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the TLS configuration could not be built; each names the file and the flag.
 #[derive(Debug, thiserror::Error)]
@@ -243,115 +229,6 @@ pub fn server_config(
     // connection); saying so in ALPN keeps clients from trying HTTP/2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// A TCP listener whose connections come out TLS-terminated. A background task accepts and
-/// runs handshakes concurrently (a slow client does not hold up the others); failed
-/// handshakes are logged and dropped. Dropping the listener stops the task.
-pub struct TlsListener {
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl TlsListener {
-    /// Wraps `listener`; handshakes use `config`.
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
-        let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
-        Ok(TlsListener {
-            accepted,
-            local_addr,
-            task,
-        })
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    loop {
-        let Ok(permit) = pending.clone().acquire_owned().await else {
-            return;
-        };
-        let (tcp, remote) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning (axum's
-                // own accept loop does the same).
-                tracing::warn!(error = %e, "accept on the kubelet API port failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, remote)).await;
-                }
-                // Scanners and clients that do not trust our certificate end here: not
-                // worth more than a debug line each.
-                Ok(Err(e)) => {
-                    tracing::debug!(remote = %remote, error = %e, "TLS handshake failed");
-                }
-                Err(_) => {
-                    tracing::debug!(remote = %remote, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
-                }
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(conn) => conn,
-            // The accept task ended (only when the runtime shuts down): accept nothing more.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
-}
-
-impl axum::extract::connect_info::Connected<IncomingStream<'_, TlsListener>> for PeerIdentity {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        // The certificates rustls verified against the client CA during the handshake; the
-        // first is the client's own.
-        let client_cert = stream
-            .io()
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|certs| certs.first())
-            .and_then(|der| user_from_certificate(der))
-            .map(Arc::new);
-        PeerIdentity { client_cert }
-    }
-}
-
-impl axum::extract::connect_info::Connected<IncomingStream<'_, TcpListener>> for PeerIdentity {
-    fn connect_info(_: IncomingStream<'_, TcpListener>) -> Self {
-        PeerIdentity::default()
-    }
 }
 
 /// The certificates a client should trust for this server, as the kubeconfig's

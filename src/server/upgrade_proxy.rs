@@ -59,7 +59,8 @@ pub async fn proxy_stream(req: Request, url: &str) -> Response {
     }
 }
 
-fn is_upgrade(req: &Request) -> bool {
+/// Whether `req` asks to upgrade its connection (`Connection: Upgrade` and an `Upgrade`).
+pub fn is_upgrade(req: &Request) -> bool {
     req.headers()
         .get_all(axum::http::header::CONNECTION)
         .iter()

@@ -56,6 +56,11 @@ pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// tasks and buffers (and an exec a process); the bound keeps a misbehaving client from using
 /// them up. kubectl uses one per command.
 pub const MAX_SESSIONS: usize = 128;
+/// `/run` commands at once (the kubelet's `RunInContainer`, CRI ExecSync). Each holds a
+/// process and its pipes for up to the command's timeout; the kubelet and the CRI bound
+/// nothing, and 300 concurrent `/run?cmd=sleep+25` took 1200 descriptors. `/run` is a debugging
+/// path (kubectl never calls it), so 32 is plenty; more get 429.
+pub const MAX_RUNS: usize = 32;
 
 /// Settings of the streaming server.
 #[derive(Clone, Debug)]
@@ -159,6 +164,7 @@ pub struct StreamingServer {
     cache: RequestCache<CachedRequest>,
     runtime: Runtime,
     sessions: Arc<Semaphore>,
+    runs: Arc<Semaphore>,
 }
 
 impl StreamingServer {
@@ -181,11 +187,19 @@ impl StreamingServer {
             })?;
         let server = Arc::new(Self::new(config, runtime, addr));
         let app = server.clone().router();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, address = %addr, "streaming server stopped");
-            }
-        });
+        // Connections wait here only until they upgrade (then the session cap holds them), so
+        // the session cap bounds the waiting ones too; the header timeout is the API's.
+        let limits = crate::server::conn::Limits {
+            max_connections: server.config.max_sessions,
+            ..crate::server::conn::Limits::from_rlimit()
+        };
+        tokio::spawn(crate::server::conn::serve(
+            listener,
+            app,
+            None,
+            limits,
+            std::future::pending(),
+        ));
         tracing::info!(address = %addr, "streaming server listening");
         Ok(server)
     }
@@ -194,6 +208,7 @@ impl StreamingServer {
     pub fn new(config: StreamingConfig, runtime: Runtime, addr: SocketAddr) -> Self {
         StreamingServer {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            runs: Arc::new(Semaphore::new(MAX_RUNS)),
             cache: RequestCache::with_limits(config.token_ttl, request_cache::MAX_IN_FLIGHT),
             config,
             base_url: format!("http://{addr}"),
@@ -277,17 +292,30 @@ impl StreamingServer {
     }
 
     fn session_slot(&self) -> Result<OwnedSemaphorePermit, Refusal> {
-        self.sessions.clone().try_acquire_owned().map_err(|_| {
-            status::error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many streaming sessions ({} at once)",
-                    self.config.max_sessions
-                ),
-            )
-            .into()
-        })
+        slot(
+            &self.sessions,
+            "streaming sessions (exec, attach, port-forward)",
+            self.config.max_sessions,
+        )
     }
+
+    /// A slot for one `/run` command ([`MAX_RUNS`]), or the 429 answer.
+    pub fn run_slot(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+        slot(&self.runs, "/run commands", MAX_RUNS)
+    }
+}
+
+/// A permit of `sem`, or 429 with a Status (and `Retry-After`: sessions end at any time).
+fn slot(sem: &Arc<Semaphore>, what: &str, max: usize) -> Result<OwnedSemaphorePermit, Refusal> {
+    sem.clone().try_acquire_owned().map_err(|_| {
+        let mut r = status::error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many {what} ({max} at once)"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.into()
+    })
 }
 
 /// The CRI server's checks of the stream flags.
@@ -384,7 +412,14 @@ async fn websocket(req: Request) -> Result<(WebSocketUpgrade, HeaderMap), Refusa
     let headers = parts.headers.clone();
     WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
-        .map(|ws| (ws, headers))
+        .map(|ws| {
+            // One message and one frame at most the size of a SPDY frame (axum's defaults are
+            // 64 and 16 MiB); port-forward's tunnel carries SPDY frames, so the same bound.
+            let ws = ws
+                .max_message_size(remotecommand::MAX_MESSAGE_SIZE)
+                .max_frame_size(remotecommand::MAX_MESSAGE_SIZE);
+            (ws, headers)
+        })
         .map_err(|e| status::bad_request(format!("websocket upgrade: {e}")).into())
 }
 

@@ -41,6 +41,34 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(200);
 /// After sending its Close frame, how long the server waits for the client's. kubectl answers
 /// at once; a client that does not is cut off.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest WebSocket message (and frame) accepted from a client, as SPDY's
+/// [`super::spdy::MAX_FRAME_LEN`]: kubectl sends stdin 32 KiB at a time, so 1 MiB leaves room
+/// for other clients while bounding what one message makes the agent buffer (axum's default
+/// is 64 MiB a message: 18 × 15 MiB frames grew the agent by 270 MiB). A bigger one ends the
+/// session with Close 1009 and a Status.
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// Stdin bytes a WebSocket session keeps queued for a process that is not reading them, beyond
+/// the message being read. While the queue is full the socket is not read (the client is
+/// pushed back through TCP) but probed with pings, so a client that went away is still
+/// noticed. Larger queues absorb bursts better; each session may hold this much plus one
+/// message plus the stdin channel's chunks.
+const STDIN_QUEUE_BYTES: usize = 256 * 1024;
+/// Stdin is handed to the session in pieces of at most this many bytes (WebSocket and SPDY), so
+/// the channel between the two halves ([`CHANNEL_DEPTH`] pieces) holds at most 512 KiB.
+const STDIN_CHUNK: usize = 32 * 1024;
+/// While stdin is stalled (queue full), how often the server pings the client. A client that
+/// closed its socket answers the first ping with a TCP reset and the second send fails, so an
+/// abandoned session ends within two intervals. Pings cost a few bytes each, only while
+/// stalled; kubectl pings every 5 s itself.
+const STALL_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// The WebSocket close code for a message over [`MAX_MESSAGE_SIZE`] (RFC 6455 "Message Too
+/// Big").
+const CLOSE_TOO_BIG: u16 = 1009;
+/// After closing a session whose client is still sending (a message over the limit), how long
+/// to wait before dropping the socket: dropping it with unread data sends a TCP reset, which
+/// can destroy the Status and Close frames before the client reads them. Go's `net/http`
+/// waits 500 ms for the same reason (`rstAvoidanceDelay`).
+const RST_AVOIDANCE_DELAY: Duration = Duration::from_millis(500);
 
 /// What the client sent, whatever the wire protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,7 +315,9 @@ pub async fn run_attach(
 /// Runs a session over a WebSocket in `proto`: client frames in, output frames out, then the
 /// outcome on the error channel and a Close 1000 (without which kubectl reports failure).
 /// Ends after `idle` without any message either way (`streamingConnectionIdleTimeout`);
-/// kubectl's pings every 5 s count as traffic.
+/// kubectl's pings every 5 s count as traffic. When the client goes away (Close, EOF, an error,
+/// a failed send) the session is dropped at once, which kills an exec's process group or
+/// detaches an attach, whatever it was doing (a process not reading its stdin included).
 pub async fn serve_websocket<F, Fut>(
     mut ws: WebSocket,
     proto: ChannelProtocol,
@@ -302,15 +332,17 @@ pub async fn serve_websocket<F, Fut>(
     let core = session(in_rx, out_tx);
     tokio::pin!(core);
     let mut in_tx = Some(in_tx);
-    // One decoded client message waiting for room in the session's channel; the socket is not
-    // read meanwhile, so a process that does not read stdin pushes back on the client.
-    let mut pending: Vec<ClientInput> = Vec::new();
+    // Decoded client input waiting for room in the session's channel, and its stdin bytes.
+    let mut pending = StdinQueue::default();
     let mut outcome: Option<Outcome> = None;
+    let mut close_code = 1000;
     let mut output_open = true;
-    let mut client_open = true;
     let mut deadline = Instant::now() + idle;
+    let mut probe = tokio::time::interval(STALL_PROBE_INTERVAL);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     while outcome.is_none() || output_open {
+        let stalled = pending.bytes >= STDIN_QUEUE_BYTES;
         // Set in a branch, applied after the select (the reserve future borrows `in_tx`).
         let mut close_input = false;
         tokio::select! {
@@ -322,26 +354,40 @@ pub async fn serve_websocket<F, Fut>(
                         ServerOutput::Stdout(b) => wsstream::encode(proto, wsstream::STDOUT, &b),
                         ServerOutput::Stderr(b) => wsstream::encode(proto, wsstream::STDERR, &b),
                     };
-                    if ws.send(msg).await.is_err() {
-                        client_open = false;
-                        close_input = true;
+                    if !send(&mut ws, msg, idle).await {
+                        return client_gone();
                     }
                 }
                 None => output_open = false,
             },
             permit = reserve(in_tx.as_ref()), if !pending.is_empty() => match permit {
-                Some(p) => p.send(pending.remove(0)),
+                Some(p) => p.send(pending.pop()),
+                // The session stopped taking input (it ended): drop what is queued.
                 None => close_input = true,
             },
-            msg = ws.recv(), if client_open && pending.is_empty() => {
+            msg = ws.recv(), if !stalled => {
                 deadline = Instant::now() + idle;
                 match msg {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                        client_open = false;
-                        close_input = true;
+                    Some(Ok(Message::Close(_))) | None => return client_gone(),
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        // tungstenite's CapacityError: "Message too long: <size> > <max>".
+                        if text.contains("too long") || text.contains("too big") {
+                            tracing::info!(error = %text, max = MAX_MESSAGE_SIZE, "streaming client sent a message over the limit; closing the session");
+                            outcome = Some(Outcome::Failed(format!(
+                                "message from the client over the limit of {MAX_MESSAGE_SIZE} bytes: {text}"
+                            )));
+                            close_code = CLOSE_TOO_BIG;
+                            break;
+                        }
+                        return client_gone();
                     }
                     Some(Ok(m)) => match wsstream::decode(proto, &m) {
-                        Ok(Some((channel, data))) => pending = client_input(proto, channel, data),
+                        Ok(Some((channel, data))) => {
+                            if in_tx.is_some() {
+                                pending.extend(client_input(proto, channel, data));
+                            }
+                        }
                         Ok(None) => {}
                         Err(e) => {
                             tracing::debug!(error = %e, "bad message from streaming client");
@@ -349,6 +395,11 @@ pub async fn serve_websocket<F, Fut>(
                             break;
                         }
                     },
+                }
+            }
+            _ = probe.tick(), if stalled => {
+                if !send(&mut ws, Message::Ping(Bytes::new()), idle).await {
+                    return client_gone();
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
@@ -359,12 +410,12 @@ pub async fn serve_websocket<F, Fut>(
         }
         if close_input {
             in_tx = None;
-            pending.clear();
+            pending = StdinQueue::default();
         }
     }
     drop(in_tx);
     let outcome = outcome.unwrap_or(Outcome::ClientGone);
-    if !client_open || outcome == Outcome::ClientGone {
+    if outcome == Outcome::ClientGone {
         return;
     }
     let last = if proto.version >= 4 {
@@ -377,14 +428,26 @@ pub async fn serve_websocket<F, Fut>(
             .map(|e| wsstream::encode(proto, wsstream::ERROR, e.as_bytes()))
     };
     if let Some(msg) = last {
-        let _ = ws.send(msg).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(msg)).await;
     }
-    let _ = ws
-        .send(Message::Close(Some(CloseFrame {
-            code: 1000,
-            reason: "".into(),
-        })))
-        .await;
+    let reason = if close_code == CLOSE_TOO_BIG {
+        "message too big"
+    } else {
+        ""
+    };
+    let _ = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        ws.send(Message::Close(Some(CloseFrame {
+            code: close_code,
+            reason: reason.into(),
+        }))),
+    )
+    .await;
+    if close_code == CLOSE_TOO_BIG {
+        // The rest of the oversized message cannot be read; let the client read our answer.
+        tokio::time::sleep(RST_AVOIDANCE_DELAY).await;
+        return;
+    }
     // Read until the client's Close answer (or a bound), so the close handshake completes.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         while let Some(Ok(m)) = ws.recv().await {
@@ -394,6 +457,60 @@ pub async fn serve_websocket<F, Fut>(
         }
     })
     .await;
+}
+
+/// The client went away: returning drops the session (an exec's process group is killed).
+fn client_gone() {
+    tracing::debug!("streaming client went away; ending the session");
+}
+
+/// Sends `msg`; `false` if the client is gone, or has not taken it within `idle` (a client
+/// that stopped reading holds the session no longer than an idle one).
+async fn send(ws: &mut WebSocket, msg: Message, idle: Duration) -> bool {
+    matches!(tokio::time::timeout(idle, ws.send(msg)).await, Ok(Ok(())))
+}
+
+/// Client input not yet handed to the session, with the stdin bytes it holds.
+#[derive(Default)]
+struct StdinQueue {
+    items: std::collections::VecDeque<ClientInput>,
+    bytes: usize,
+}
+
+impl StdinQueue {
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Queues `inputs`, stdin cut into [`STDIN_CHUNK`] pieces (slices of the same buffer).
+    fn extend(&mut self, inputs: Vec<ClientInput>) {
+        for input in inputs {
+            match input {
+                ClientInput::Stdin(mut data) => {
+                    self.bytes += data.len();
+                    while data.len() > STDIN_CHUNK {
+                        self.items
+                            .push_back(ClientInput::Stdin(data.split_to(STDIN_CHUNK)));
+                    }
+                    self.items.push_back(ClientInput::Stdin(data));
+                }
+                other => self.items.push_back(other),
+            }
+        }
+    }
+
+    /// The next input (only called when not empty).
+    fn pop(&mut self) -> ClientInput {
+        match self.items.pop_front() {
+            Some(item) => {
+                if let ClientInput::Stdin(b) = &item {
+                    self.bytes -= b.len();
+                }
+                item
+            }
+            None => ClientInput::Stdin(Bytes::new()),
+        }
+    }
 }
 
 /// The SPDY protocol versions exec and attach accept (`X-Stream-Protocol-Version`), newest
@@ -476,9 +593,13 @@ pub async fn serve_spdy<IO, F, Fut>(
     if let Some((mut rd, _)) = stdin {
         let tx = in_tx.clone();
         tokio::spawn(async move {
-            while let Some(b) = rd.recv().await {
-                if tx.send(ClientInput::Stdin(b)).await.is_err() {
-                    return;
+            while let Some(mut b) = rd.recv().await {
+                // In pieces, as over WebSocket: the channel then holds at most 16 × 32 KiB.
+                while !b.is_empty() {
+                    let piece = b.split_to(b.len().min(STDIN_CHUNK));
+                    if tx.send(ClientInput::Stdin(piece)).await.is_err() {
+                        return;
+                    }
                 }
             }
             let _ = tx.send(ClientInput::StdinClosed).await;

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
 /// SPDY version.
@@ -56,9 +56,19 @@ const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// At most this many streams open on one connection (kubectl uses two per forwarded
 /// connection and five for an exec); more are refused with RST_STREAM.
 pub const MAX_STREAMS: usize = 256;
-/// Data frames buffered per stream before the connection stops reading (there is no flow
-/// control: a slow consumer stalls its whole connection, as with spdystream's own buffers).
-const STREAM_DEPTH: usize = 16;
+/// Bytes buffered per stream before the connection stops reading (there is no flow control: a
+/// slow consumer stalls its whole connection, as with spdystream's own buffers). Counted in
+/// bytes, each frame costing [`FRAME_OVERHEAD`] more, so neither 1 MiB frames nor 1-byte ones
+/// can make a stream hold more (16 frames of 1 MiB used to be allowed). A frame larger than
+/// the budget takes all of it. Larger absorbs bursts of a slow consumer better.
+const STREAM_BUFFER_BYTES: usize = 256 * 1024;
+/// What a queued frame costs beyond its bytes (the queue entry and the buffer's header).
+const FRAME_OVERHEAD: usize = 64;
+/// While the connection is stalled on a full stream, how often the server pings the client:
+/// a client that closed its socket answers with a TCP reset and the next write fails, which
+/// ends the connection (and the session, killing an exec's process) even though its FIN is
+/// queued behind unread frames. As the WebSocket transport's probe.
+const STALL_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Outgoing frames buffered before writers wait.
 const OUT_DEPTH: usize = 64;
 /// After the client is gone, how long queued frames may take to drain.
@@ -469,9 +479,14 @@ pub struct Stream {
     pub id: u32,
     /// Its SYN_STREAM headers.
     pub headers: Headers,
-    data: mpsc::Receiver<Bytes>,
+    data: Inbound,
     out: mpsc::Sender<Outgoing>,
 }
+
+/// A stream's received frames, each holding its share of the stream's byte budget until read.
+type Inbound = mpsc::UnboundedReceiver<(Bytes, OwnedSemaphorePermit)>;
+/// The connection's end of [`Inbound`].
+type Outbound = mpsc::UnboundedSender<(Bytes, OwnedSemaphorePermit)>;
 
 impl Stream {
     /// A header's value.
@@ -495,7 +510,7 @@ impl Stream {
     /// The next bytes from the client; `None` once it sent FIN (or reset, or the connection
     /// ended).
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.data.recv().await
+        self.data.recv().await.map(|(b, _budget)| b)
     }
 
     /// Splits into the receiving half and a writer.
@@ -517,13 +532,13 @@ impl Stream {
 pub struct StreamReader {
     /// The stream's id.
     pub id: u32,
-    data: mpsc::Receiver<Bytes>,
+    data: Inbound,
 }
 
 impl StreamReader {
     /// As [`Stream::recv`].
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.data.recv().await
+        self.data.recv().await.map(|(b, _budget)| b)
     }
 }
 
@@ -586,7 +601,9 @@ where
 
     let mut dec = HeaderDecoder::default();
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut open: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut open: HashMap<u32, (Outbound, Arc<Semaphore>)> = HashMap::new();
+    // Our pings have even ids (the client's are odd).
+    let mut ping_id = 0u32;
     let mut last_id = 0u32;
     let mut writer_done = false;
     let result = 'conn: loop {
@@ -619,9 +636,12 @@ where
                             .await;
                         continue;
                     }
-                    let (tx, rx) = mpsc::channel(STREAM_DEPTH);
+                    let (tx, rx) = mpsc::unbounded_channel();
                     if !fin {
-                        open.insert(stream_id, tx);
+                        open.insert(
+                            stream_id,
+                            (tx, Arc::new(Semaphore::new(STREAM_BUFFER_BYTES))),
+                        );
                     }
                     let stream = Stream {
                         id: stream_id,
@@ -638,11 +658,30 @@ where
                     fin,
                     data,
                 } => {
-                    if let Some(tx) = open.get(&stream_id)
+                    if let Some((tx, budget)) = open.get(&stream_id).cloned()
                         && !data.is_empty()
-                        && tx.send(data).await.is_err()
                     {
-                        open.remove(&stream_id);
+                        let cost = (data.len() + FRAME_OVERHEAD).min(STREAM_BUFFER_BYTES);
+                        let acquire =
+                            budget.acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX));
+                        tokio::pin!(acquire);
+                        // Wait for room, noticing meanwhile a client that went away.
+                        let permit = loop {
+                            tokio::select! {
+                                p = &mut acquire => break p.ok(),
+                                _ = &mut writer, if !writer_done => {
+                                    writer_done = true;
+                                    break 'conn Ok(());
+                                }
+                                _ = tokio::time::sleep(STALL_PROBE_INTERVAL) => {
+                                    ping_id = ping_id.wrapping_add(2);
+                                    let _ = out_tx.try_send(Outgoing::Ping(ping_id));
+                                }
+                            }
+                        };
+                        if permit.is_none_or(|p| tx.send((data, p)).is_err()) {
+                            open.remove(&stream_id);
+                        }
                     }
                     if fin {
                         open.remove(&stream_id);
@@ -843,6 +882,33 @@ mod tests {
             parse_frame(&mut huge, &mut dec),
             Err(SpdyError::FrameTooLarge(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_gone_client_ends_a_connection_stalled_on_a_full_stream() {
+        let (client, server) = tokio::io::duplex(4 << 20);
+        let (streams_tx, mut streams_rx) = mpsc::channel(4);
+        let srv = tokio::spawn(serve(server, streams_tx, Duration::from_secs(3600)));
+        let (_crd, mut cwr) = tokio::io::split(client);
+        let mut enc = HeaderEncoder::new().unwrap();
+        cwr.write_all(&encode_syn_stream(&mut enc, 1, false, &[("streamtype", "stdin")]).unwrap())
+            .await
+            .unwrap();
+        // Nobody reads the stream: 20 frames of 64 KiB, 3 fit in its budget (and more than
+        // the 16 frames a stream used to queue).
+        let s = streams_rx.recv().await.unwrap();
+        let frame = encode_data(1, false, &vec![7u8; 64 * 1024]);
+        for _ in 0..20 {
+            cwr.write_all(&frame).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!srv.is_finished());
+        // The client goes away: the connection's pings fail and it ends.
+        drop(cwr);
+        drop(_crd);
+        let ended = tokio::time::timeout(STALL_PROBE_INTERVAL * 3, srv).await;
+        assert!(ended.is_ok(), "the connection outlived its client");
+        drop(s);
     }
 
     #[tokio::test]
