@@ -149,8 +149,9 @@ fn is_record(f: &File, data: &[u8], data_at: u64, start: u64, end: u64) -> std::
         f.read_exact_at(&mut copy[..want], start)?;
         &copy[..want]
     };
-    if want as u64 == len || parse_cri_line(prefix).is_ok() {
-        return Ok(parse_cri_line(prefix).is_ok());
+    let parsed = parse_cri_line(prefix).is_ok();
+    if parsed || want as u64 == len {
+        return Ok(parsed);
     }
     // The prefix holds three spaces: the fields are whole and did not parse.
     if prefix.iter().filter(|&&b| b == b' ').count() >= 3 {
