@@ -5,8 +5,9 @@
 //! manager keeps only the rest of the kubelet's `rotateLog`: remove leftovers of an interrupted
 //! compression, delete the oldest rotated files beyond `containerLogMaxFiles`, and gzip every
 //! rotated file but the newest (left plain so a `kubectl logs -f` that was reading it can finish).
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::BufReader;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -170,7 +171,25 @@ fn compress(log: &Path) -> Result<PathBuf, LogsError> {
     let tmp = PathBuf::from(format!("{name}{TMP_SUFFIX}"));
     let gz = PathBuf::from(format!("{name}{COMPRESS_SUFFIX}"));
     let src = File::open(log).map_err(|source| LogsError::io("open", log, source))?;
-    let dst = File::create(&tmp).map_err(|source| LogsError::io("create", &tmp, source))?;
+    let mode = src
+        .metadata()
+        .map_err(|source| LogsError::io("stat", log, source))?
+        .permissions()
+        .mode()
+        & 0o777;
+    // The compressed file gets the log's own mode (0640) from its creation on: no moment when
+    // it is readable by more than the log was. A leftover .tmp (which would keep its own mode)
+    // is replaced.
+    remove(&tmp)?;
+    let dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|source| LogsError::io("create", &tmp, source))?;
+    // The umask may only have narrowed it; make it exact.
+    dst.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|source| LogsError::io("chmod", &tmp, source))?;
     let mut enc = flate2::write::GzEncoder::new(dst, flate2::Compression::default());
     let result = std::io::copy(&mut BufReader::new(src), &mut enc)
         .and_then(|_| enc.finish())
@@ -303,6 +322,32 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "first\n");
+    }
+
+    #[test]
+    fn compressed_file_keeps_the_log_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, "live\n").unwrap();
+        for (i, mode) in [(1, 0o640), (2, 0o600), (3, 0o644)] {
+            let f = dir.path().join(format!("0.log.20240101-00000{i}"));
+            std::fs::write(&f, "old\n").unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        // A leftover .tmp with another mode is not reused.
+        let tmp = dir.path().join("0.log.20240101-000002.gz.tmp");
+        std::fs::write(&tmp, "").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let rotated = rotated_logs(&log).unwrap();
+        for (f, want) in rotated
+            .iter()
+            .filter(|f| !f.to_string_lossy().ends_with(".tmp"))
+            .zip([0o640, 0o600])
+        {
+            let gz = compress(f).unwrap();
+            let mode = std::fs::metadata(&gz).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{}", gz.display());
+        }
     }
 
     #[test]

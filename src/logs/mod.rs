@@ -1,5 +1,6 @@
 //! Container log files: the kubelet's log paths, the CRI log line format (writer and parser),
-//! size rotation, housekeeping of rotated files, and reading logs back.
+//! size rotation, housekeeping of rotated files, reading logs back, and the watcher that wakes
+//! log followers.
 //!
 //! Mirrors `pkg/kubelet/logs` (the container log manager), `pkg/kubelet/kuberuntime/logs` (CRI
 //! log parsing and `ReadLogs`), the path helpers of `pkg/kubelet/kuberuntime/helpers.go` and
@@ -7,7 +8,9 @@
 mod cri;
 mod manager;
 mod reader;
+mod tail;
 mod timestamp;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +19,11 @@ pub use manager::{
     COMPRESS_SUFFIX, CONTAINER_LOG_MONITOR_INTERVAL, HousekeepingReport, LogManager, TMP_SUFFIX,
     rotated_logs,
 };
-pub use reader::{CriRecord, CriRecords, LogOptions, RecordWriter, log_files, read_logs};
+pub use reader::{
+    CriRecord, CriRecords, LogOptions, LogReader, MAX_RECORD_LINE, ReadStep, log_files, read_logs,
+};
 pub use timestamp::{TimeBuf, UnixTime};
+pub use watch::{DirWatch, LogWatcher};
 
 /// The kubelet's default `podLogsDir`.
 pub const DEFAULT_POD_LOGS_DIR: &str = "/var/log/pods";

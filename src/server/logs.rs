@@ -12,13 +12,13 @@
 //! that cannot be Kubernetes names (`..`, `/`, upper case) are refused with 400 before any
 //! lookup. Reading spans rotated files (see [`crate::logs`]), and `follow` keeps going across a
 //! rotation, as the kubelet's reader does by reopening the path.
+//!
+//! A request holds no thread: each chunk of its body is read by a short blocking task when the
+//! client can take it, and a follower waits as an async task, woken by the agent's one inotify
+//! watcher ([`LogWatcher`]). Followers are capped at [`MAX_LOG_FOLLOWERS`] (429 beyond).
 
-use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,31 +31,42 @@ use axum::routing::get;
 use bytes::Bytes;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ServerState;
 use super::names::check_names;
 use super::status::{ApiError, FieldError, FieldErrorKind, aggregate};
-use crate::logs::{
-    COMPRESS_SUFFIX, CriRecord, LogOptions, RecordWriter, Stream, log_files, read_logs,
-};
+use crate::logs::{DirWatch, LogOptions, LogReader, LogWatcher, LogsError, ReadStep, Stream};
 use crate::runtime::Runtime;
 
 /// How long a follower with nothing new waits before it checks again whether its container
-/// still runs and whether its client is still there. A write to the file wakes it at once
-/// (inotify); this bounds how late it notices an exit that wrote nothing (the kubelet's 1 s).
+/// still runs (an in-memory look, the kubelet's 1 s). A write to the file wakes it at once
+/// through the agent's shared inotify watcher; this bounds how late it notices an exit that
+/// wrote nothing.
 const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
-/// Without inotify (no instances left), how often a follower polls the file: the latency a
-/// reader sees against a wake-up per follower ten times a second.
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
-/// Bytes gathered before a chunk goes to the client: large chunks cost fewer wake-ups on a
-/// busy log, and a follower flushes whatever it has each time it reaches the end of the file.
+/// The safety net: a follower reads its file after this long without a wake-up even if no
+/// event came (a lost event, a directory watched under another name). Shorter bounds how late
+/// a missed line can be, at the price of a read per follower that often (with thousands of
+/// followers, 10 s costs a few hundred cheap reads a second).
+const FOLLOW_RESCAN: Duration = Duration::from_secs(10);
+/// Without inotify (no instance or watch left), how often a follower reads its file: the
+/// latency a reader sees against a read per follower four times a second.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// Bytes gathered before a chunk goes to the client: large chunks cost fewer wake-ups and
+/// blocking tasks on a busy log; a follower sends whatever it has when it reaches the end of the
+/// file. Each request holds at most one chunk (read when the client can take it).
 const CHUNK_SIZE: usize = 32 * 1024;
-/// Chunks queued for a slow client before the reader waits for it (memory per request is
-/// about this times [`CHUNK_SIZE`]).
-const CHUNKS_IN_FLIGHT: usize = 8;
-/// Read buffer of a follower.
-const READ_SIZE: usize = 64 * 1024;
+/// Followers (`logs -f`) at once, agent-wide; more get 429. A follower costs no thread, only
+/// memory (its state, an unfinished line, the connection's buffers: tens of KiB) and two
+/// descriptors (its connection and the open log). 2048 is far beyond what one node's users
+/// follow and keeps them within about 4100 descriptors (the systemd unit's `LimitNOFILE` is 1M;
+/// the 1024 of an interactive shell would not hold them all).
+pub const MAX_LOG_FOLLOWERS: usize = 2048;
+/// Log reads running at once in tokio's blocking pool, agent-wide. Each is short (one chunk, or
+/// the backwards search of a tail, bounded by the log's size on disk); bounding them keeps the
+/// rest of the pool for container starts, which share it, whatever the number of log requests.
+/// More would read faster for many busy clients on many cores.
+const LOG_READS_AT_ONCE: usize = 8;
 
 pub(super) fn routes() -> Router<ServerState> {
     Router::new().route(
@@ -326,7 +337,8 @@ fn instance_log_path(
 }
 
 /// Stream the log of `pod`'s container `container` (whose name the caller has checked
-/// against the spec): 200 with a chunked body, or 400 with the reason the kubelet gives.
+/// against the spec): 200 with a chunked body, 400 with the reason the kubelet gives, or 429
+/// when [`MAX_LOG_FOLLOWERS`] already follow.
 pub fn serve_logs(
     s: &ServerState,
     pod: &Pod,
@@ -335,45 +347,36 @@ pub fn serve_logs(
 ) -> Result<Response, ApiError> {
     let id = log_container_id(pod, container, opts.previous).map_err(ApiError::bad_request)?;
     let path = instance_log_path(&s.runtime, pod, container, &id).map_err(ApiError::bad_request)?;
-    let log_opts = opts.to_log_options(Timestamp::now());
-    let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
-    let container = container.to_string();
-    let runtime = s.runtime.clone();
-    let follow = opts.follow;
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK_SIZE),
+    let follow = if opts.follow {
+        let Ok(permit) = followers().clone().try_acquire_owned() else {
+            tracing::warn!(pod = %pod_name, container = %container, max = MAX_LOG_FOLLOWERS, "too many log followers; request refused");
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many log followers (at most {MAX_LOG_FOLLOWERS} at once)"),
+            ));
         };
-        let result = if follow {
-            let running = || runtime.get(&id).is_some_and(|r| r.is_running());
-            let tx = out.tx.clone();
-            follow_logs(&path, &log_opts, running, || tx.is_closed(), &mut out)
-        } else {
-            read_logs(&path, &log_opts, &mut out)
-                .map(|_| FollowEnd::EndOfLog)
-                .map_err(std::io::Error::other)
-        };
-        let result = result.and_then(|end| out.flush().map(|()| end));
-        match result {
-            Ok(end) => {
-                tracing::debug!(pod = %pod_name, container = %container, follow, end = ?end, "log stream ended")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                tracing::debug!(pod = %pod_name, container = %container, follow, end = ?FollowEnd::ClientGone, "log stream ended")
-            }
-            Err(e) => {
-                tracing::warn!(pod = %pod_name, container = %container, follow, error = %e, "log stream failed")
-            }
-        }
-    });
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
-    }));
-    let mut resp = Response::new(body);
+        let runtime = s.runtime.clone();
+        let running = Box::new(move || runtime.get(&id).is_some_and(|r| r.is_running()));
+        Some(Following::new(
+            &path,
+            running,
+            Some(permit),
+            LogWatcher::agent(),
+        ))
+    } else {
+        None
+    };
+    let stream = LogStream {
+        path,
+        opts: Some(opts.to_log_options(Timestamp::now())),
+        reader: None,
+        follow,
+        end: None,
+        pod: pod_name,
+        container: container.to_string(),
+    };
+    let mut resp = Response::new(Body::from_stream(stream.into_stream()));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(resp)
@@ -425,217 +428,16 @@ async fn container_logs(
     serve_logs(&s, &pod, &container, &opts).unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The response body as a [`Write`]: bytes gather into chunks that go to the client through a
-/// bounded channel; a closed channel (the client left) is a broken pipe.
-struct ChunkWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
+/// The followers' cap ([`MAX_LOG_FOLLOWERS`]).
+fn followers() -> &'static Arc<Semaphore> {
+    static FOLLOWERS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    FOLLOWERS.get_or_init(|| Arc::new(Semaphore::new(MAX_LOG_FOLLOWERS)))
 }
 
-impl Write for ChunkWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= CHUNK_SIZE {
-            self.flush()?;
-        }
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(CHUNK_SIZE),
-        ));
-        self.tx.blocking_send(chunk).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
-    }
-}
-
-/// Writes records as `kubectl logs` shows them ([`RecordWriter`]); while catching up with
-/// `tailLines`, keeps only the last N records.
-struct Emitter<'a, W: Write> {
-    w: RecordWriter<'a, W>,
-    /// `Some((tailLines, the last records))` while catching up under `tailLines`.
-    ring: Option<(u64, VecDeque<CriRecord>)>,
-}
-
-impl<W: Write> Emitter<'_, W> {
-    /// Takes one record; `false` once the byte limit is reached.
-    fn push(&mut self, r: CriRecord) -> std::io::Result<bool> {
-        if let Some((n, ring)) = self.ring.as_mut() {
-            ring.push_back(r);
-            if ring.len() as u64 > *n {
-                ring.pop_front();
-            }
-            return Ok(true);
-        }
-        self.w.record(&r)
-    }
-
-    /// Ends catching up: writes the records the tail kept.
-    fn caught_up(&mut self) -> std::io::Result<bool> {
-        for r in self.ring.take().map(|(_, ring)| ring).unwrap_or_default() {
-            if !self.w.record(&r)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-}
-
-fn parse_record(line: &[u8]) -> Option<CriRecord> {
-    crate::logs::parse_cri_line(line).ok().map(|l| CriRecord {
-        timestamp: l.timestamp,
-        stream: l.stream,
-        partial: l.partial,
-        content: l.content.to_vec(),
-    })
-}
-
-/// Identity of a file: device and inode.
-fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
-    (m.dev(), m.ino())
-}
-
-/// Every complete record of a rotated file (compressed or not), in order.
-fn read_rotated<W: Write>(path: &Path, em: &mut Emitter<'_, W>) -> std::io::Result<bool> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        // Compressed or pruned meanwhile: its `.gz` (listed too) or nothing is left to read.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    let reader: Box<dyn Read> = if path.to_string_lossy().ends_with(COMPRESS_SUFFIX) {
-        Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 || !line.ends_with(b"\n") {
-            return Ok(true);
-        }
-        if let Some(r) = parse_record(&line)
-            && !em.push(r)?
-        {
-            return Ok(false);
-        }
-    }
-}
-
-/// The live file a follower reads: its open handle, identity, and an incomplete last line.
-struct LiveFile {
-    path: PathBuf,
-    file: Option<(File, (u64, u64))>,
-    partial: Vec<u8>,
-    buf: Vec<u8>,
-}
-
-impl LiveFile {
-    fn open(path: &Path) -> Self {
-        let mut lf = LiveFile {
-            path: path.to_path_buf(),
-            file: None,
-            partial: Vec::new(),
-            buf: vec![0; READ_SIZE],
-        };
-        lf.reopen();
-        lf
-    }
-
-    fn reopen(&mut self) {
-        self.partial.clear();
-        self.file = File::open(&self.path)
-            .and_then(|f| f.metadata().map(|m| (f, file_id(&m))))
-            .ok();
-    }
-
-    fn id(&self) -> Option<(u64, u64)> {
-        self.file.as_ref().map(|(_, id)| *id)
-    }
-
-    /// Whether the path now names another file than the one open (the shim rotated it).
-    fn rotated(&self) -> bool {
-        match std::fs::metadata(&self.path) {
-            Ok(m) => self.id() != Some(file_id(&m)),
-            Err(_) => false,
-        }
-    }
-
-    /// Emit every complete record available now; `false` once the byte limit is reached.
-    fn read_available<W: Write>(&mut self, em: &mut Emitter<'_, W>) -> std::io::Result<bool> {
-        let Some((f, _)) = self.file.as_mut() else {
-            return Ok(true);
-        };
-        loop {
-            let n = f.read(&mut self.buf)?;
-            if n == 0 {
-                return Ok(true);
-            }
-            self.partial.extend_from_slice(&self.buf[..n]);
-            let mut start = 0;
-            while let Some(pos) = self.partial[start..].iter().position(|&b| b == b'\n') {
-                let end = start + pos + 1;
-                let record = parse_record(&self.partial[start..end]);
-                start = end;
-                if let Some(r) = record
-                    && !em.push(r)?
-                {
-                    return Ok(false);
-                }
-            }
-            self.partial.drain(..start);
-        }
-    }
-}
-
-/// Wakes a follower when something happens in the log's directory (a write, the rename and
-/// create of a rotation), or after a timeout.
-struct Waker {
-    rx: std::sync::mpsc::Receiver<()>,
-    _watcher: Option<notify::RecommendedWatcher>,
-}
-
-impl Waker {
-    fn new(dir: &Path) -> Self {
-        use notify::Watcher;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-            let _ = tx.send(());
-        })
-        .and_then(|mut w| {
-            w.watch(dir, notify::RecursiveMode::NonRecursive)
-                .map(|()| w)
-        });
-        let watcher = match watcher {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::debug!(dir = %dir.display(), error = %e, "no inotify for a log follower; polling");
-                None
-            }
-        };
-        Waker {
-            rx,
-            _watcher: watcher,
-        }
-    }
-
-    fn wait(&self) {
-        let timeout = if self._watcher.is_some() {
-            FOLLOW_RECHECK
-        } else {
-            FOLLOW_POLL
-        };
-        if self.rx.recv_timeout(timeout).is_ok() {
-            while self.rx.try_recv().is_ok() {}
-        }
-    }
+/// The bound on log reads in the blocking pool ([`LOG_READS_AT_ONCE`]).
+fn log_reads() -> &'static Semaphore {
+    static READS: Semaphore = Semaphore::const_new(LOG_READS_AT_ONCE);
+    &READS
 }
 
 /// Why a log stream ended.
@@ -649,71 +451,164 @@ pub enum FollowEnd {
     LimitReached,
     /// The client closed the connection.
     ClientGone,
+    /// Reading the log failed.
+    Failed,
 }
 
-/// `ReadLogs` with `follow`: the records of the rotated files and the live file, then new
-/// records as they are written, across rotations (at the end of the open file, if the path
-/// names a new file, the rest of the old one is read and the new one opened), until the
-/// instance is no longer `running` (after a last read), the byte limit is reached, or
-/// `client_gone`.
-pub fn follow_logs<W: Write>(
-    log_path: &Path,
-    opts: &LogOptions,
-    running: impl Fn() -> bool,
-    client_gone: impl Fn() -> bool,
-    out: &mut W,
-) -> std::io::Result<FollowEnd> {
-    let dir = log_path.parent().unwrap_or(Path::new("."));
-    let waker = Waker::new(dir);
-    let mut live = LiveFile::open(log_path);
-    let mut em = Emitter {
-        w: RecordWriter::new(out, opts),
-        ring: opts.tail_lines.map(|n| (n, VecDeque::new())),
-    };
-    let files = log_files(log_path).map_err(std::io::Error::other)?;
-    for f in files.iter().filter(|f| f.as_path() != log_path) {
-        // The rotation may have happened after the live file was opened: then the handle
-        // already reads this file.
-        let same = std::fs::metadata(f).is_ok_and(|m| Some(file_id(&m)) == live.id());
-        if !same && !read_rotated(f, &mut em)? {
-            return Ok(FollowEnd::LimitReached);
+/// What a follower waits on between reads: its directory's watch, the clock, the instance.
+struct Following {
+    running: Box<dyn Fn() -> bool + Send + Sync>,
+    watch: Option<DirWatch>,
+    /// Its place under [`MAX_LOG_FOLLOWERS`], given back when the stream is dropped.
+    _permit: Option<OwnedSemaphorePermit>,
+    /// The instance has ended: the log is read to its end once more, then the stream ends.
+    ending: bool,
+}
+
+impl Following {
+    fn new(
+        log_path: &Path,
+        running: Box<dyn Fn() -> bool + Send + Sync>,
+        permit: Option<OwnedSemaphorePermit>,
+        watcher: Option<Arc<LogWatcher>>,
+    ) -> Self {
+        let dir = log_path.parent().unwrap_or(Path::new("."));
+        let watch = watcher.and_then(|w| match w.watch(dir) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "no inotify watch for a log follower; polling");
+                None
+            }
+        });
+        Following {
+            running,
+            watch,
+            _permit: permit,
+            ending: false,
         }
     }
-    if !live.read_available(&mut em)? || !em.caught_up()? {
-        return Ok(FollowEnd::LimitReached);
+
+    /// Until the directory changes, the instance ends, or it is time for a safety-net read.
+    async fn wait(&mut self) {
+        let since = tokio::time::Instant::now();
+        loop {
+            let live = self.watch.as_ref().is_some_and(DirWatch::is_live);
+            let tick = if live { FOLLOW_RECHECK } else { FOLLOW_POLL };
+            match self.watch.as_mut().filter(|_| live) {
+                Some(w) => {
+                    if tokio::time::timeout(tick, w.changed()).await.is_ok() {
+                        return;
+                    }
+                }
+                None => return tokio::time::sleep(tick).await,
+            }
+            if !(self.running)() || since.elapsed() >= FOLLOW_RESCAN {
+                return;
+            }
+        }
     }
-    loop {
-        if !live.read_available(&mut em)? {
-            return Ok(FollowEnd::LimitReached);
-        }
-        em.w.flush()?;
-        if live.rotated() {
-            if !live.read_available(&mut em)? {
-                return Ok(FollowEnd::LimitReached);
+}
+
+/// One log request's stream: the reader (opened by the first read), following, the outcome.
+struct LogStream {
+    path: PathBuf,
+    opts: Option<LogOptions>,
+    reader: Option<LogReader>,
+    follow: Option<Following>,
+    end: Option<FollowEnd>,
+    pod: String,
+    container: String,
+}
+
+impl LogStream {
+    /// The response body: each chunk is read when the client can take it, so a slow client
+    /// holds only this state.
+    fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+        futures_util::stream::unfold(self, |mut st| async move {
+            let chunk = st.next_chunk().await?;
+            Some((Ok(chunk), st))
+        })
+    }
+
+    /// The next non-empty chunk, `None` at the end.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.end.is_some() {
+                return None;
             }
-            live.reopen();
-            continue;
-        }
-        if !running() {
-            // The shim records the exit only after the output is drained: this read is the last.
-            live.read_available(&mut em)?;
-            if live.rotated() {
-                live.reopen();
-                live.read_available(&mut em)?;
+            if let Some(w) = self.follow.as_mut().and_then(|f| f.watch.as_mut()) {
+                w.mark_seen();
             }
-            em.w.flush()?;
-            return Ok(FollowEnd::InstanceEnded);
+            let (chunk, step) = match self.read_chunk().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(pod = %self.pod, container = %self.container, follow = self.follow.is_some(), error = %e, "log stream failed");
+                    self.end = Some(FollowEnd::Failed);
+                    return None;
+                }
+            };
+            match (step, self.follow.as_mut()) {
+                (ReadStep::More, _) => {}
+                (ReadStep::LimitReached, _) => self.end = Some(FollowEnd::LimitReached),
+                (ReadStep::CaughtUp, None) => self.end = Some(FollowEnd::EndOfLog),
+                (ReadStep::CaughtUp, Some(f)) if f.ending => {
+                    self.end = Some(FollowEnd::InstanceEnded)
+                }
+                // The shim records the exit only after the output is drained: one more read to
+                // the end is the last.
+                (ReadStep::CaughtUp, Some(f)) if !(f.running)() => f.ending = true,
+                (ReadStep::CaughtUp, Some(f)) => {
+                    if chunk.is_empty() {
+                        f.wait().await;
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
         }
-        if client_gone() {
-            return Ok(FollowEnd::ClientGone);
-        }
-        waker.wait();
+    }
+
+    /// One chunk, read by a short blocking task (the first one opens the log and finds the
+    /// tail), at most [`LOG_READS_AT_ONCE`] of them at once agent-wide.
+    async fn read_chunk(&mut self) -> Result<(Bytes, ReadStep), LogsError> {
+        let _turn = log_reads().acquire().await;
+        let (path, opts, reader) = (self.path.clone(), self.opts.take(), self.reader.take());
+        let follow = self.follow.is_some();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut reader = match reader {
+                Some(r) => r,
+                None => match LogReader::open(&path, opts.unwrap_or_default(), follow) {
+                    Ok(r) => r,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let mut out = Vec::with_capacity(CHUNK_SIZE);
+            let step = reader.read_some(&mut out, CHUNK_SIZE);
+            (Some(reader), step.map(|s| (Bytes::from(out), s)))
+        });
+        let (reader, result) = task
+            .await
+            .map_err(|e| LogsError::io("read", &self.path, std::io::Error::other(e)))?;
+        self.reader = reader;
+        result
+    }
+}
+
+impl Drop for LogStream {
+    fn drop(&mut self) {
+        let end = self.end.unwrap_or(FollowEnd::ClientGone);
+        tracing::debug!(pod = %self.pod, container = %self.container, follow = self.follow.is_some(), end = ?end, "log stream ended");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::read_logs;
+    use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn pairs(q: &str) -> Vec<(String, String)> {
@@ -905,38 +800,43 @@ mod tests {
         format!("{ts} stdout F {text}\n")
     }
 
-    /// A follower in a thread, its output collected.
+    /// A follower as a task, its output collected.
     struct Follow {
         out: Arc<std::sync::Mutex<Vec<u8>>>,
         running: Arc<AtomicBool>,
-        handle: std::thread::JoinHandle<FollowEnd>,
+        handle: tokio::task::JoinHandle<FollowEnd>,
     }
 
-    struct SharedOut(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for SharedOut {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
+    /// A log stream of `path`; following with `running` if given.
+    fn stream(path: &Path, opts: LogOptions, running: Option<Arc<AtomicBool>>) -> LogStream {
+        let follow = running.map(|r| {
+            let running = Box::new(move || r.load(Ordering::SeqCst));
+            Following::new(path, running, None, LogWatcher::new().ok())
+        });
+        LogStream {
+            path: path.to_path_buf(),
+            opts: Some(opts),
+            reader: None,
+            follow,
+            end: None,
+            pod: "p".into(),
+            container: "c".into(),
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+    }
+
+    /// Everything a stream sends, and how it ended.
+    async fn drain(mut st: LogStream, out: Arc<std::sync::Mutex<Vec<u8>>>) -> FollowEnd {
+        while let Some(chunk) = st.next_chunk().await {
+            out.lock().unwrap().extend_from_slice(&chunk);
         }
+        st.end.unwrap()
     }
 
     fn start_follow(path: &Path, opts: LogOptions) -> Follow {
         let out = Arc::new(std::sync::Mutex::new(Vec::new()));
         let running = Arc::new(AtomicBool::new(true));
-        let (p, o, r) = (path.to_path_buf(), out.clone(), running.clone());
-        let handle = std::thread::spawn(move || {
-            follow_logs(
-                &p,
-                &opts,
-                || r.load(Ordering::SeqCst),
-                || false,
-                &mut SharedOut(o),
-            )
-            .unwrap()
-        });
+        let st = stream(path, opts, Some(running.clone()));
+        let handle = tokio::spawn(drain(st, out.clone()));
         Follow {
             out,
             running,
@@ -944,7 +844,7 @@ mod tests {
         }
     }
 
-    fn wait_for(out: &Arc<std::sync::Mutex<Vec<u8>>>, want: &str) {
+    async fn wait_for(out: &Arc<std::sync::Mutex<Vec<u8>>>, want: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let got = String::from_utf8_lossy(&out.lock().unwrap()).to_string();
@@ -955,7 +855,7 @@ mod tests {
                 std::time::Instant::now() < deadline,
                 "got {got:?}, want {want:?}"
             );
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -968,36 +868,36 @@ mod tests {
         f.write_all(text.as_bytes()).unwrap();
     }
 
-    #[test]
-    fn follow_across_rotation_until_the_instance_ends() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_across_rotation_until_the_instance_ends() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("0.log");
         append(&log, &line("2025-01-01T00:00:01Z", "one"));
         append(&log, &line("2025-01-01T00:00:02Z", "two"));
         let f = start_follow(&log, LogOptions::default());
-        wait_for(&f.out, "one\ntwo\n");
+        wait_for(&f.out, "one\ntwo\n").await;
         // A half-written record is held back until its newline arrives.
         append(&log, "2025-01-01T00:00:03Z stdout F thr");
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
         append(&log, "ee\n");
-        wait_for(&f.out, "one\ntwo\nthree\n");
+        wait_for(&f.out, "one\ntwo\nthree\n").await;
         // Rotation as the shim does it: a last write to the old file, rename, a new file.
         append(&log, &line("2025-01-01T00:00:04Z", "four"));
         std::fs::rename(&log, dir.path().join("0.log.20250101-000004")).unwrap();
         append(&log, &line("2025-01-01T00:00:05Z", "five"));
-        wait_for(&f.out, "one\ntwo\nthree\nfour\nfive\n");
+        wait_for(&f.out, "one\ntwo\nthree\nfour\nfive\n").await;
         // The instance ends: the follower does a last read and returns.
         append(&log, &line("2025-01-01T00:00:06Z", "six"));
         f.running.store(false, Ordering::SeqCst);
-        assert_eq!(f.handle.join().unwrap(), FollowEnd::InstanceEnded);
+        assert_eq!(f.handle.await.unwrap(), FollowEnd::InstanceEnded);
         assert_eq!(
             String::from_utf8_lossy(&f.out.lock().unwrap()),
             "one\ntwo\nthree\nfour\nfive\nsix\n"
         );
     }
 
-    #[test]
-    fn follow_with_tail_spans_rotated_files_then_streams() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_with_tail_spans_rotated_files_then_streams() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("0.log");
         std::fs::write(
@@ -1017,18 +917,19 @@ mod tests {
         wait_for(
             &f.out,
             "2025-01-01T00:00:02.000000000Z b\n2025-01-01T00:00:03.000000000Z c\n",
-        );
+        )
+        .await;
         append(&log, &line("2025-01-01T00:00:04Z", "d"));
         wait_for(
             &f.out,
             "2025-01-01T00:00:02.000000000Z b\n2025-01-01T00:00:03.000000000Z c\n2025-01-01T00:00:04.000000000Z d\n",
-        );
+        ).await;
         f.running.store(false, Ordering::SeqCst);
-        f.handle.join().unwrap();
+        f.handle.await.unwrap();
     }
 
-    #[test]
-    fn follow_stops_at_the_byte_limit() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_stops_at_the_byte_limit() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("0.log");
         append(&log, &line("2025-01-01T00:00:01Z", "one"));
@@ -1039,18 +940,18 @@ mod tests {
                 ..Default::default()
             },
         );
-        wait_for(&f.out, "one\n");
+        wait_for(&f.out, "one\n").await;
         append(&log, &line("2025-01-01T00:00:02Z", "two"));
         // Returns by itself, the instance still running.
-        assert_eq!(f.handle.join().unwrap(), FollowEnd::LimitReached);
+        assert_eq!(f.handle.await.unwrap(), FollowEnd::LimitReached);
         assert_eq!(String::from_utf8_lossy(&f.out.lock().unwrap()), "one\ntw");
     }
 
-    #[test]
-    fn follow_and_read_logs_agree_on_a_finished_log() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_and_read_logs_agree_on_a_finished_log() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("0.log");
-        let gz = File::create(dir.path().join("0.log.20250101-000001.gz")).unwrap();
+        let gz = std::fs::File::create(dir.path().join("0.log.20250101-000001.gz")).unwrap();
         let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
         enc.write_all(
             (line("2025-01-01T00:00:01Z", "one") + "2025-01-01T00:00:02Z stderr F two\n")
@@ -1088,13 +989,35 @@ mod tests {
         for opts in cases {
             let mut want = Vec::new();
             read_logs(&log, &opts, &mut want).unwrap();
-            let mut got = Vec::new();
-            follow_logs(&log, &opts, || false, || false, &mut got).unwrap();
+            let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let st = stream(&log, opts.clone(), Some(Arc::new(AtomicBool::new(false))));
+            drain(st, got.clone()).await;
+            let got = got.lock().unwrap().clone();
             assert_eq!(
                 String::from_utf8_lossy(&got),
                 String::from_utf8_lossy(&want),
                 "{opts:?}"
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_dropped_by_its_client_releases_its_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        append(&log, &line("2025-01-01T00:00:01Z", "one"));
+        let watcher = LogWatcher::new().unwrap();
+        let running = Box::new(|| true);
+        let follow = Following::new(&log, running, None, Some(watcher.clone()));
+        let mut st = stream(&log, LogOptions::default(), None);
+        st.follow = Some(follow);
+        assert_eq!(st.next_chunk().await.as_deref(), Some(&b"one\n"[..]));
+        assert_eq!(watcher.watched(), 1);
+        // Waiting for more when the client leaves (hyper drops the body).
+        let waiting = tokio::spawn(async move { st.next_chunk().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        assert_eq!(watcher.watched(), 0);
     }
 }
