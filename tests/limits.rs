@@ -560,6 +560,18 @@ fn run_plain_gets_and_made_up_methods_are_bounded() {
     assert!(!metrics.contains("M17X"), "made-up methods are labels");
     assert!(metrics.contains("method=\"other\""));
     assert!(metrics.len() < 200_000, "{} bytes", metrics.len());
+
+    // SIGTERM with an idle and a half-sent connection open: the agent still exits at once.
+    let idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut half = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(half, "GET /pods HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut a = a;
+    let t = Instant::now();
+    let status = a.stop().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+    drop((idle, half));
 }
 
 #[test]
