@@ -108,17 +108,20 @@ fn pods_still_come_and_go(a: &Agent, new: &str, old: &str) {
     });
 }
 
-fn assert_nofile_512(a: &Agent) {
+/// The agent's open-file limits (soft, hard), from `/proc/<pid>/limits`.
+fn nofile(a: &Agent) -> (String, String) {
     let pid = a.pid().unwrap();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .unwrap();
-    assert!(
-        line.split_whitespace().filter(|w| *w == "512").count() == 2,
-        "{line}"
-    );
+    let mut values = line.split_whitespace().skip(3).map(str::to_string);
+    (values.next().unwrap(), values.next().unwrap())
+}
+
+fn assert_nofile_512(a: &Agent) {
+    assert_eq!(nofile(a), ("512".to_string(), "512".to_string()));
 }
 
 #[test]
@@ -560,19 +563,24 @@ fn run_plain_gets_and_made_up_methods_are_bounded() {
     assert!(!metrics.contains("M17X"), "made-up methods are labels");
     assert!(metrics.contains("method=\"other\""));
     assert!(metrics.len() < 200_000, "{} bytes", metrics.len());
+
+    // SIGTERM with an idle and a half-sent connection open: the agent still exits at once.
+    let idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut half = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(half, "GET /pods HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut a = a;
+    let t = Instant::now();
+    let status = a.stop().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+    drop((idle, half));
 }
 
 #[test]
 fn the_open_file_soft_limit_is_raised_to_the_hard_limit() {
     let a = Agent::start_wrapped(&["prlimit", "--nofile=300:2048"], &[]);
-    let pid = a.pid().unwrap();
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .unwrap();
-    let values: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
-    assert_eq!(values, ["2048", "2048"], "{line}");
+    assert_eq!(nofile(&a), ("2048".to_string(), "2048".to_string()));
     let log = a.agent_log();
     assert!(
         log.contains("raised the open-file soft limit") && log.contains("from=300 to=2048"),

@@ -48,7 +48,8 @@ impl Pki {
     }
 
     /// ca.crt; server.crt/.key (SANs 127.0.0.1, localhost); client.crt/.key (CN alice,
-    /// O system:masters); rogue-client.crt/.key from another CA; tokens.csv (bob).
+    /// O system:masters); eve.crt/.key (CN eve, no group); rogue-client.crt/.key from another
+    /// CA; tokens.csv (bob); rbac.yaml (bob is a cluster-admin).
     fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
@@ -73,6 +74,14 @@ impl Pki {
                 .pem(),
         );
         write("client.key", &key.serialize_pem());
+
+        // eve: a certificate from the same CA, in no group, bound to nothing.
+        let key = KeyPair::generate().unwrap();
+        let mut eve = client_params("eve");
+        eve.distinguished_name = rcgen::DistinguishedName::new();
+        eve.distinguished_name.push(DnType::CommonName, "eve");
+        write("eve.crt", &eve.signed_by(&key, &issuer).unwrap().pem());
+        write("eve.key", &key.serialize_pem());
 
         let (_, rogue_key) = ca("rogue-ca");
         let rogue = Issuer::new(ca_params("rogue-ca"), rogue_key);
@@ -239,6 +248,23 @@ fn curl_over_tls_with_certificates_and_tokens() {
     let (code, body) = code_and_body(&o);
     assert_eq!(code, 200, "{o:?}");
     assert!(body.contains("\"kind\":\"PodList\""), "{body}");
+    // A valid certificate proves who eve is, not that she may do anything: no binding, 403.
+    let eve = [
+        "--cert",
+        &pki.path("eve.crt").display().to_string(),
+        "--key",
+        &pki.path("eve.key").display().to_string(),
+    ]
+    .map(String::from);
+    let eve: Vec<&str> = eve.iter().map(String::as_str).collect();
+    assert_forbidden(
+        &curl(&a, &pki, "/pods", &eve),
+        "Forbidden (user=eve, verb=get, resource=nodes, subresource(s)=[pods proxy])",
+    );
+    assert_forbidden(
+        &curl(&a, &pki, "/api/v1/namespaces/default/pods", &eve),
+        "pods is forbidden: User \"eve\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"",
+    );
 
     // Unauthenticated, a wrong token, another scheme: 401 with the API server's Status, on
     // every path (also those nobody serves).
