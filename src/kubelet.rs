@@ -76,8 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let security = crate::server::auth::Security::from_config(&config)?;
     preflight_swap(&config)?;
     let node_name = config.node_name()?;
-    let authz =
-        crate::server::authz::Authorizer::start(&config, &node_name, security.authn.is_some())?;
+    let authz = crate::server::authz::Authorizer::start(&config, &node_name)?;
     if let Some(path) = &config.static_pod_path {
         source::preflight(path, config.allow_insecure_manifest_path)?;
     }

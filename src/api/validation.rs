@@ -394,9 +394,7 @@ pub fn pod_uid(s: &str) -> Vec<String> {
         errs.push(max_len(MAX_UID_LEN));
     }
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let ok = s.chars().all(|c| alnum(c) || c == '-')
-        && s.starts_with(alnum)
-        && s.ends_with(alnum);
+    let ok = s.chars().all(|c| alnum(c) || c == '-') && s.starts_with(alnum) && s.ends_with(alnum);
     if !ok {
         errs.push(
             "a pod UID must consist of lowercase letters, digits and '-', and start and end with a letter or digit (regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
@@ -1989,13 +1987,30 @@ mod tests {
 
     #[test]
     fn uids_that_could_leave_the_root_dir_are_refused() {
-        for bad in ["..", "/tmp/victim", "a/b", ".", "", "-a", "A1", "a".repeat(65).as_str(), "x\0"] {
+        for bad in [
+            "..",
+            "/tmp/victim",
+            "a/b",
+            ".",
+            "",
+            "-a",
+            "A1",
+            "a".repeat(65).as_str(),
+            "x\0",
+        ] {
             let mut v = base();
             v["metadata"]["uid"] = json!(bad);
             let errs = errors(v);
-            assert!(has(&errs, "metadata.uid: Invalid value"), "{bad:?}: {errs:?}");
+            assert!(
+                has(&errs, "metadata.uid: Invalid value"),
+                "{bad:?}: {errs:?}"
+            );
         }
-        for good in ["3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10", "0123456789abcdef0123456789abcdef", "fixed"] {
+        for good in [
+            "3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10",
+            "0123456789abcdef0123456789abcdef",
+            "fixed",
+        ] {
             let mut v = base();
             v["metadata"]["uid"] = json!(good);
             assert!(validate(&pod(v)).is_ok(), "{good}");

@@ -11,12 +11,11 @@
 //!   TokenReview). minikubelet has no API server, so tokens come from a static file in the
 //!   kube-apiserver's `--token-auth-file` format (`token,user,uid,"group1,group2"`,
 //!   `plugin/pkg/authenticator/token/tokenfile`).
-//! - The kubelet then asks the API server whether the user may do what it asks
-//!   (`authorization.mode: Webhook`, a SubjectAccessReview). minikubelet has nobody to ask: every
-//!   authenticated user may do everything (the kubelet's `AlwaysAllow` mode). Therefore
-//!   anonymous requests are refused (401) unless `authentication.anonymous.enabled` is set to
-//!   true explicitly: the kubelet's default of true is only safe next to the Webhook authorizer,
-//!   which denies `system:anonymous`.
+//! - Anonymous requests are refused (401) unless `authentication.anonymous.enabled` is set to
+//!   true explicitly, on loopback too: the kubelet's default of true is only safe next to its
+//!   Webhook authorizer. What an authenticated user may do is the authorizer's business
+//!   (`server::authz`, RBAC by default), which runs after this layer and reads the
+//!   [`UserInfo`] this layer puts in the request's extensions.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -531,7 +530,7 @@ impl Security {
         if a.anonymous {
             tracing::warn!(
                 address = %addr,
-                "authentication.anonymous.enabled (--anonymous-auth=true): requests without credentials are served as system:anonymous, and every user may do everything (no authorizer): anyone who can connect to {addr} (on loopback: every local user) can read every pod's logs and exec as root into every container"
+                "authentication.anonymous.enabled (--anonymous-auth=true): requests without credentials are served as system:anonymous (group system:unauthenticated) and get what the authorizer grants those names; under --authorization-mode=AlwaysAllow, or with a policy binding them to nodes/proxy or pods/exec, anyone who can connect to {addr} (on loopback: every local user) can read every pod's logs and exec as root into every container"
             );
         }
         tracing::info!(
@@ -540,7 +539,7 @@ impl Security {
             client_certificates = a.client_certificates,
             tokens = a.tokens.as_ref().map_or(0, TokenFile::len),
             anonymous = a.anonymous,
-            "requests must authenticate; every authenticated user may do everything (no authorizer: see docs/deviations.md)"
+            "requests must authenticate, loopback too; what each user may do is the authorizer's (its own start-up line)"
         );
     }
 }

@@ -424,7 +424,7 @@ impl FileSource {
                 Ok(m) if m.is_dir() => {
                     tracing::debug!(path = %p.display(), "not recursing into subdirectory of static pod path")
                 }
-                Ok(_) => {} // FIFOs, devices, sockets: skipped
+                Ok(_) => {}                 // FIFOs, devices, sockets: skipped
                 Err(e) if is_gone(&e) => {} // a dangling symlink: skipped
                 // Could not look: the read says why, and keeps its last good pod.
                 Err(_) => files.push(p),
@@ -709,7 +709,14 @@ fn check_parent_dirs(
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid dir fd, a NUL-terminated name and a stat buffer we own.
-    let r = unsafe { libc::fstatat(fd.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -839,7 +846,12 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
             // Old enough not to count as still being written.
             let old = SystemTime::now() - Duration::from_secs(10);
-            File::options().write(true).open(&p).unwrap().set_modified(old).unwrap();
+            File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
         }
 
         fn relist(&mut self) -> Option<Duration> {
@@ -917,8 +929,15 @@ mod tests {
         assert_eq!(f.relist(), Some(TRANSIENT_RETRY));
         assert_eq!(f.names(), ["a-node-1", "b-node-1"]);
         let ev = f.events(REASON_FAILED_TO_READ_MANIFESTS);
-        assert!(ev.iter().any(|m| m.contains("a.yaml") && m.contains("Too many open files")), "{ev:?}");
-        assert!(f.events(REASON_INVALID_MANIFEST).is_empty(), "not reported as invalid");
+        assert!(
+            ev.iter()
+                .any(|m| m.contains("a.yaml") && m.contains("Too many open files")),
+            "{ev:?}"
+        );
+        assert!(
+            f.events(REASON_INVALID_MANIFEST).is_empty(),
+            "not reported as invalid"
+        );
 
         // ENOENT is "gone": the pod goes.
         *f.fs.open_errno.lock().unwrap() = Some((a.clone(), libc::ENOENT));
@@ -971,7 +990,10 @@ mod tests {
     fn files_with_the_same_uid_are_all_refused() {
         let mut f = Fixture::new();
         let with_uid = |name: &str| {
-            POD.replace("{name: NAME}", &format!("{{name: {name}, uid: 3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10}}"))
+            POD.replace(
+                "{name: NAME}",
+                &format!("{{name: {name}, uid: 3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10}}"),
+            )
         };
         f.write("a.yaml", &POD.replace("NAME", "a"));
         f.write("dupa.yaml", &with_uid("dupa"));

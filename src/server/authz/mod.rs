@@ -92,7 +92,6 @@ impl Authorizer {
     pub fn start(
         config: &crate::config::Config,
         node: &str,
-        authenticating: bool,
     ) -> Result<Arc<Authorizer>, PolicyError> {
         let mode = config.authorization_mode;
         let path = config.authorization_policy_path.clone();
@@ -107,9 +106,6 @@ impl Authorizer {
             policy: RwLock::new(Arc::new(policy)),
         });
         match (mode, &path) {
-            _ if !authenticating => {
-                tracing::warn!(mode = %mode, "requests are not authenticated (plain loopback), so there is no user to authorize: every request is allowed");
-            }
             (AuthorizationMode::AlwaysAllow, _) => {
                 tracing::warn!(
                     "authorization mode AlwaysAllow: every authenticated user may do everything, exec into every container as root included"
@@ -341,11 +337,11 @@ impl Denial {
 /// The middleware behind the authenticator: authorizes the request's user for what the
 /// request asks, or answers 403.
 pub async fn authorize(State(authz): State<Arc<Authorizer>>, req: Request, next: Next) -> Response {
-    // No user: the request was not authenticated, which happens only on plain loopback
-    // without authenticators (today's default). It is served as before. The change that makes
-    // authentication mandatory on every address (branch `authn`) removes this case.
+    // No user: the authenticator, which runs first on every address and inserts the user it
+    // found (`system:anonymous` included), did not run. That is a wiring error; fail closed.
     let Some(user) = req.extensions().get::<UserInfo>().cloned() else {
-        return next.run(req).await;
+        tracing::error!(method = %req.method(), path = %req.uri().path(), "request reached the authorizer without a user; refusing it");
+        return ApiError::new(StatusCode::FORBIDDEN, "Forbidden").into_response();
     };
     if authz.mode == AuthorizationMode::AlwaysAllow {
         return next.run(req).await;
