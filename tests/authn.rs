@@ -401,7 +401,16 @@ fn other_hosts_and_other_origins_are_refused_with_no_side_effect() {
 
 #[test]
 fn anonymous_on_loopback_serves_everyone_and_says_so() {
-    let (a, pod) = agent(&["--anonymous-auth=true"]);
+    // Under RBAC (the default) anonymous requests get only what a binding grants
+    // system:anonymous / system:unauthenticated: with no policy, nothing but discovery.
+    let (a, _pod) = agent(&["--anonymous-auth=true"]);
+    let r = curl_as_nobody(&[&format!("http://127.0.0.1:{}/pods", a.port)]);
+    let (code, body) = code_and_body(&r);
+    assert_eq!(code, 403, "{r:?}");
+    assert!(body.contains("system:anonymous"), "{body}");
+    drop(a);
+    // AlwaysAllow on top opens the node to every local user, and the start-up warning says so.
+    let (a, pod) = agent(&["--anonymous-auth=true", "--authorization-mode=AlwaysAllow"]);
     assert!(
         a.log_contains("--anonymous-auth=true")
             && a.log_contains("exec as root into every container"),

@@ -177,7 +177,12 @@ fn half_sent_headers_under_512_descriptors() {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(HEADER_READ_TIMEOUT + Duration::from_secs(10)))
         .unwrap();
-    write!(s, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        a.token()
+    )
+    .unwrap();
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
@@ -314,7 +319,7 @@ type Ws =
 /// A v5 WebSocket exec on the kubelet path, or the HTTP error's status code.
 async fn ws_exec(port: u16, pod: &str, query: &str) -> Result<Ws, u16> {
     let url = format!("ws://127.0.0.1:{port}/exec/default/{pod}/main?{query}");
-    let mut req = url.into_client_request().unwrap();
+    let mut req = common::with_token(url.into_client_request().unwrap());
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         "v5.channel.k8s.io".parse().unwrap(),
@@ -491,14 +496,14 @@ fn abandoned_exec_streams_end_and_big_messages_are_refused() {
     drop(rt);
 }
 
-/// A raw POST; the status code and body (the administrator's request: needs the token once
-/// the API requires one).
+/// A raw POST with the administrator's token; the status code and body.
 fn post(port: u16, path: &str) -> Option<(u16, String)> {
+    let token = common::token_for(port)?;
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(40))).ok()?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = Vec::new();
@@ -549,12 +554,14 @@ fn run_plain_gets_and_made_up_methods_are_bounded() {
     let (out, _) = rt.block_on(exec_output(port, &name, "command=echo&command=ok&stdout=1"));
     assert_eq!(out, "ok\n");
 
-    // Made-up methods are counted as `other`.
+    // Made-up methods (from an authenticated client: others never reach the metrics) are
+    // counted as `other`.
+    let token = a.token();
     for i in 0..300 {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             s,
-            "M{i}X /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            "M{i}X /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let _ = s.read_to_end(&mut Vec::new());
