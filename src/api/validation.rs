@@ -394,12 +394,10 @@ pub fn pod_uid(s: &str) -> Vec<String> {
         errs.push(max_len(MAX_UID_LEN));
     }
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let ok = s.chars().all(|c| alnum(c) || c == '-')
-        && s.starts_with(alnum)
-        && s.ends_with(alnum);
+    let ok = s.chars().all(|c| alnum(c) || c == '-') && s.starts_with(alnum) && s.ends_with(alnum);
     if !ok {
         errs.push(
-            "a pod UID must consist of lowercase letters, digits and '-', and start and end with a letter or digit (regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
+            "a pod UID must consist of lowercase letters, digits and '-', and start and end with a letter or digit (regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?'), since it names directories and cgroups; remove metadata.uid (one is derived from the file) or use a lowercase UUID".into(),
         );
     }
     errs
@@ -540,7 +538,7 @@ impl Validator {
                 self.push(
                     "metadata.name",
                     format!(
-                        "Too long: the pod log directory name `<namespace>_<name>_<uid>` would be {len} bytes, over the {MAX_PATH_COMPONENT} a file name may have; this name (the node name included) may have at most {max} bytes"
+                        "Too long: the pod log directory name `<namespace>_<name>_<uid>` would be {len} bytes, over the {MAX_PATH_COMPONENT} a file name may have; this name (the node name included) may have at most {max} bytes: shorten metadata.name (the node name is appended to it as `-<node>`)"
                     ),
                     "shorten metadata.name (the node name is appended to it as `-<node>`)",
                 );
@@ -1989,13 +1987,30 @@ mod tests {
 
     #[test]
     fn uids_that_could_leave_the_root_dir_are_refused() {
-        for bad in ["..", "/tmp/victim", "a/b", ".", "", "-a", "A1", "a".repeat(65).as_str(), "x\0"] {
+        for bad in [
+            "..",
+            "/tmp/victim",
+            "a/b",
+            ".",
+            "",
+            "-a",
+            "A1",
+            "a".repeat(65).as_str(),
+            "x\0",
+        ] {
             let mut v = base();
             v["metadata"]["uid"] = json!(bad);
             let errs = errors(v);
-            assert!(has(&errs, "metadata.uid: Invalid value"), "{bad:?}: {errs:?}");
+            assert!(
+                has(&errs, "metadata.uid: Invalid value"),
+                "{bad:?}: {errs:?}"
+            );
         }
-        for good in ["3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10", "0123456789abcdef0123456789abcdef", "fixed"] {
+        for good in [
+            "3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10",
+            "0123456789abcdef0123456789abcdef",
+            "fixed",
+        ] {
             let mut v = base();
             v["metadata"]["uid"] = json!(good);
             assert!(validate(&pod(v)).is_ok(), "{good}");

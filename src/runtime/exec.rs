@@ -633,7 +633,10 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool)
     if let Some(v) = &creds.oom_score_adj {
         // SAFETY: open/write/close on a static path and a buffer prepared before the fork.
         unsafe {
-            let fd = libc::open(OOM_SCORE_ADJ_PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            let fd = libc::open(
+                OOM_SCORE_ADJ_PATH.as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }

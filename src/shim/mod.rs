@@ -319,7 +319,10 @@ pub fn shim_alive_in(proc_root: &Path, state: &ShimState, state_dir: &Path) -> b
     }
     let cmdline = match std::fs::read(proc_root.join(state.shim_pid.to_string()).join("cmdline")) {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
             return false;
         }
         // EMFILE and the like say nothing about the shim: taking it for dead would remove a

@@ -1096,7 +1096,10 @@ mod tests {
         };
         assert!(blocked(&mut proxy).await && blocked(&mut log).await);
         app.done.as_ref().unwrap().send_replace(true);
-        assert!(!blocked(&mut proxy).await, "proxy goes once the main containers are gone");
+        assert!(
+            !blocked(&mut proxy).await,
+            "proxy goes once the main containers are gone"
+        );
         assert!(blocked(&mut log).await, "log still waits for proxy");
         drop(proxy); // a stop job that ended drops its sender: done
         assert!(!blocked(&mut log).await);
