@@ -292,11 +292,11 @@ fn a_manifest_swapped_while_it_is_checked_never_runs() {
     while Instant::now() < end {
         exchange(&good, &evil);
         swaps += 1;
-        if swaps % 4096 == 0 {
+        if swaps.is_multiple_of(4096) {
             assert!(a.pod("evil").is_none(), "the writable file ran");
         }
     }
-    if swaps % 2 == 1 {
+    if !swaps.is_multiple_of(2) {
         exchange(&good, &evil);
     }
     std::thread::sleep(Duration::from_millis(300));
