@@ -54,6 +54,15 @@ fn instance(a: &Agent, pod: &str) -> Option<(String, u64)> {
     ))
 }
 
+/// Start the pods `web` and `db` and return their running instances.
+fn run_web_and_db(a: &Agent) -> ((String, u64), (String, u64)) {
+    a.write_manifest("web.yaml", &pod_yaml("web"));
+    a.write_manifest("db.yaml", &pod_yaml("db"));
+    a.wait_running("web", "c", T);
+    a.wait_running("db", "c", T);
+    (instance(a, "web").unwrap(), instance(a, "db").unwrap())
+}
+
 /// Restores a mode when dropped, so that a failing test leaves a removable temp dir.
 struct ModeGuard<'a>(&'a Path, u32);
 
@@ -79,12 +88,7 @@ fn agent_without_dac_override() -> Agent {
 #[test]
 fn an_unreadable_manifest_directory_keeps_the_pods_and_says_so() {
     let a = agent_without_dac_override();
-    a.write_manifest("web.yaml", &pod_yaml("web"));
-    a.write_manifest("db.yaml", &pod_yaml("db"));
-    a.wait_running("web", "c", T);
-    a.wait_running("db", "c", T);
-    let web = instance(&a, "web").unwrap();
-    let db = instance(&a, "db").unwrap();
+    let (web, db) = run_web_and_db(&a);
 
     let guard = ModeGuard(&a.manifests, 0o755);
     chmod(&a.manifests, 0o000);
@@ -154,12 +158,7 @@ fn fd_exhaustion_keeps_the_pods() {
         &["prlimit", &format!("--nofile={LIMIT}:{LIMIT}"), "--"],
         &["--file-check-frequency=1s"],
     );
-    a.write_manifest("web.yaml", &pod_yaml("web"));
-    a.write_manifest("db.yaml", &pod_yaml("db"));
-    a.wait_running("web", "c", T);
-    a.wait_running("db", "c", T);
-    let web = instance(&a, "web").unwrap();
-    let db = instance(&a, "db").unwrap();
+    let (web, db) = run_web_and_db(&a);
     let pid = a.pid().unwrap();
 
     // Idle connections until the agent holds every fd it may have.
