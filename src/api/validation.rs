@@ -397,7 +397,7 @@ pub fn pod_uid(s: &str) -> Vec<String> {
     let ok = s.chars().all(|c| alnum(c) || c == '-') && s.starts_with(alnum) && s.ends_with(alnum);
     if !ok {
         errs.push(
-            "a pod UID must consist of lowercase letters, digits and '-', and start and end with a letter or digit (regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into(),
+            "a pod UID must consist of lowercase letters, digits and '-', and start and end with a letter or digit (regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?'), since it names directories and cgroups; remove metadata.uid (one is derived from the file) or use a lowercase UUID".into(),
         );
     }
     errs
@@ -538,7 +538,7 @@ impl Validator {
                 self.push(
                     "metadata.name",
                     format!(
-                        "Too long: the pod log directory name `<namespace>_<name>_<uid>` would be {len} bytes, over the {MAX_PATH_COMPONENT} a file name may have; this name (the node name included) may have at most {max} bytes"
+                        "Too long: the pod log directory name `<namespace>_<name>_<uid>` would be {len} bytes, over the {MAX_PATH_COMPONENT} a file name may have; this name (the node name included) may have at most {max} bytes: shorten metadata.name (the node name is appended to it as `-<node>`)"
                     ),
                     "shorten metadata.name (the node name is appended to it as `-<node>`)",
                 );

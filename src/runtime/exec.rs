@@ -665,19 +665,8 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool)
         if let Some(uid) = creds.uid {
             check(libc::setuid(uid))?;
         }
-        // close_range(2) with CLOSE_RANGE_CLOEXEC needs Linux 5.11; before that, each fd is
-        // marked by hand up to the limit read before the fork.
-        if libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        ) < 0
-        {
-            for fd in 3..creds.max_fd {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
+        // Up to the fd limit read before the fork, where close_range is missing.
+        crate::shim::cloexec_above_stdio(creds.max_fd);
     }
     Ok(())
 }

@@ -249,6 +249,29 @@ pub fn write_config(state_dir: &Path, config: &ShimConfig) -> Result<(), ShimErr
     write_json_atomic(&state_dir.join(CONFIG_FILE), config)
 }
 
+/// Marks every descriptor from 3 up close-on-exec, so that the next exec keeps fds 0-2 only:
+/// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11), else `fcntl` on each fd below
+/// `max_fd`. Marked rather than closed, so that an exec-error pipe still works until the exec.
+///
+/// # Safety
+/// Async-signal-safe (two plain syscalls): callable between fork and exec.
+pub(crate) unsafe fn cloexec_above_stdio(max_fd: libc::c_int) {
+    // SAFETY: plain syscalls on integers.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) < 0
+        {
+            for fd in 3..max_fd {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Mode of the state directories (`<root-dir>/containers` and each `<id>`): root only, since
 /// `config.json` holds the container's argv and env (audit finding 16).
 pub const PRIVATE_DIR_MODE: u32 = 0o700;

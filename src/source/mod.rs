@@ -188,12 +188,23 @@ fn is_gone(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound
 }
 
-/// True for errors about the path itself that no retry will fix (a symlink loop, a name too
-/// long, a non-directory in the middle of the path).
+/// True for errors about the file itself that no retry will fix (a symlink loop, a name too
+/// long, a non-directory in the middle of the path, a special file that refuses plain reads).
+/// Every other error (EMFILE, ENFILE, ENOMEM, EIO, EACCES...) may pass.
 fn is_permanent(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ELOOP | libc::ENAMETOOLONG | libc::ENOTDIR)
+        Some(
+            libc::ELOOP
+                | libc::ENAMETOOLONG
+                | libc::ENOTDIR
+                | libc::EISDIR
+                | libc::EINVAL
+                | libc::ENXIO
+                | libc::ENODEV
+                | libc::EOVERFLOW
+                | libc::EFBIG
+        )
     )
 }
 
@@ -481,7 +492,9 @@ impl FileSource {
             return entry.result.clone().map_err(Unread::Invalid);
         }
         let result = match self.read_file(file, &mut f, &meta) {
-            Err(ManifestError::Read { source, .. }) => return Err(transient("read", source)),
+            Err(ManifestError::Read { source, .. }) if !is_permanent(&source) => {
+                return Err(transient("read", source));
+            }
             r => r.map_err(|e| e.to_string()),
         };
         self.cache.insert(
@@ -505,17 +518,13 @@ impl FileSource {
         if meta.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge { path });
         }
-        // The cap holds while reading: a file whose size says 0 (procfs) may have more.
-        let mut bytes = Vec::new();
-        f.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| ManifestError::Read {
+        let bytes = read_capped(f).map_err(|source| match source {
+            None => ManifestError::TooLarge { path: path.clone() },
+            Some(source) => ManifestError::Read {
                 path: path.clone(),
                 source,
-            })?;
-        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(ManifestError::TooLarge { path });
-        }
+            },
+        })?;
         let decoded = api::decode::decode_pod(&bytes, file).map_err(|e| ManifestError::Parse {
             path: path.clone(),
             reason: e.to_string(),
@@ -651,6 +660,30 @@ fn insecure(path: &Path, meta: &std::fs::Metadata) -> Option<ManifestError> {
         });
     }
     None
+}
+
+/// Reads are made in chunks of this size (a multiple of 8, which some procfs files require
+/// of every read); a file is read at most one chunk past [`MAX_MANIFEST_BYTES`].
+const READ_CHUNK: usize = 64 << 10;
+
+/// Read `f` to its end, or fail with `None` once it has more than [`MAX_MANIFEST_BYTES`]: the
+/// cap holds while reading, whatever size `fstat` gave (procfs files say 0).
+fn read_capped(f: &mut File) -> Result<Vec<u8>, Option<std::io::Error>> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => {
+                bytes.extend_from_slice(&chunk[..n]);
+                if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+                    return Err(None);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Some(e)),
+        }
+    }
 }
 
 /// Prefix of the `reported` entries of transient errors.
