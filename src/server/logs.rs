@@ -15,7 +15,7 @@
 //!
 //! A request holds no thread: each chunk of its body is read by a short blocking task when the
 //! client can take it, and a follower waits as an async task, woken by the agent's one inotify
-//! watcher ([`LogWatcher`]). Followers are capped at [`MAX_LOG_FOLLOWERS`] (429 beyond).
+//! watcher ([`LogWatcher`]). Followers are capped at [`max_log_followers`] (429 beyond).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -56,12 +56,21 @@ const FOLLOW_POLL: Duration = Duration::from_millis(250);
 /// blocking tasks on a busy log; a follower sends whatever it has when it reaches the end of the
 /// file. Each request holds at most one chunk (read when the client can take it).
 const CHUNK_SIZE: usize = 32 * 1024;
-/// Followers (`logs -f`) at once, agent-wide; more get 429. A follower costs no thread, only
-/// memory (its state, an unfinished line, the connection's buffers: tens of KiB) and two
-/// descriptors (its connection and the open log). 2048 is far beyond what one node's users
-/// follow and keeps them within about 4100 descriptors (the systemd unit's `LimitNOFILE` is 1M;
-/// the 1024 of an interactive shell would not hold them all).
-pub const MAX_LOG_FOLLOWERS: usize = 2048;
+/// Followers (`logs -f`) at once, agent-wide, at most; more get 429. A follower costs no
+/// thread, only memory (its state, an unfinished line, the connection's buffers: tens of KiB)
+/// and two descriptors (its connection and the open log). But each holds one of the API's
+/// connections for as long as it follows, so the cap is also at most half of the connection cap
+/// ([`max_log_followers`]): followers alone can never take every connection and lock the
+/// node's administrator out. 512 (half of `conn::MAX_CONNECTIONS_CEILING`) is far beyond what
+/// one node's users follow.
+pub const MAX_LOG_FOLLOWERS: usize = 512;
+
+/// The followers' cap in force: [`MAX_LOG_FOLLOWERS`], or half the API's connection cap if
+/// that is lower (a low open-file limit), at least 1.
+pub fn max_log_followers() -> usize {
+    let connections = super::conn::max_connections(super::conn::nofile_soft_limit());
+    MAX_LOG_FOLLOWERS.min(connections / 2).max(1)
+}
 /// Log reads running at once in tokio's blocking pool, agent-wide. Each is short (one chunk, or
 /// the backwards search of a tail, bounded by the log's size on disk); bounding them keeps the
 /// rest of the pool for container starts, which share it, whatever the number of log requests.
@@ -338,7 +347,7 @@ fn instance_log_path(
 
 /// Stream the log of `pod`'s container `container` (whose name the caller has checked
 /// against the spec): 200 with a chunked body, 400 with the reason the kubelet gives, or 429
-/// when [`MAX_LOG_FOLLOWERS`] already follow.
+/// when [`max_log_followers`] already follow.
 pub fn serve_logs(
     s: &ServerState,
     pod: &Pod,
@@ -349,11 +358,12 @@ pub fn serve_logs(
     let path = instance_log_path(&s.runtime, pod, container, &id).map_err(ApiError::bad_request)?;
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let follow = if opts.follow {
-        let Ok(permit) = followers().clone().try_acquire_owned() else {
-            tracing::warn!(pod = %pod_name, container = %container, max = MAX_LOG_FOLLOWERS, "too many log followers; request refused");
+        let (cap, max) = followers();
+        let Ok(permit) = cap.clone().try_acquire_owned() else {
+            tracing::warn!(pod = %pod_name, container = %container, max, "too many log followers; request refused");
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                format!("too many log followers (at most {MAX_LOG_FOLLOWERS} at once)"),
+                format!("too many log followers (at most {max} at once)"),
             ));
         };
         let runtime = s.runtime.clone();
@@ -428,10 +438,14 @@ async fn container_logs(
     serve_logs(&s, &pod, &container, &opts).unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The followers' cap ([`MAX_LOG_FOLLOWERS`]).
-fn followers() -> &'static Arc<Semaphore> {
-    static FOLLOWERS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    FOLLOWERS.get_or_init(|| Arc::new(Semaphore::new(MAX_LOG_FOLLOWERS)))
+/// The followers' cap ([`max_log_followers`], read at the first follower: the agent raised its
+/// open-file limit long before).
+fn followers() -> &'static (Arc<Semaphore>, usize) {
+    static FOLLOWERS: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
+    FOLLOWERS.get_or_init(|| {
+        let max = max_log_followers();
+        (Arc::new(Semaphore::new(max)), max)
+    })
 }
 
 /// The bound on log reads in the blocking pool ([`LOG_READS_AT_ONCE`]).
