@@ -190,16 +190,8 @@ fn forbidden(reply: (u16, String)) -> String {
 
 /// kubectl 1.32 with the agent's kubeconfig and a token.
 fn kubectl(a: &Agent, home: &Path, token: &str, args: &[&str]) -> common::ClientRun {
-    let mut c = Command::new(common::kubectl());
-    c.env_clear()
-        .env("HOME", home)
-        .env("PATH", "/usr/bin:/bin")
-        .arg(format!(
-            "--kubeconfig={}",
-            a.root_dir.join("kubeconfig").display()
-        ))
-        .arg(format!("--token={token}"))
-        .args(args);
+    let mut c = common::kubectl_with_kubeconfig(a, home);
+    c.arg(format!("--token={token}")).args(args);
     common::run_client(c, b"", T)
 }
 

@@ -182,16 +182,8 @@ fn assert_unauthorized(o: &Out, what: &str) {
 
 /// kubectl 1.32 with the agent's own kubeconfig, a fresh HOME, and `creds`.
 fn kubectl(a: &Agent, home: &Path, creds: &[String], args: &[&str]) -> Command {
-    let mut c = Command::new(common::kubectl());
-    c.env_clear()
-        .env("HOME", home)
-        .env("PATH", "/usr/bin:/bin")
-        .arg(format!(
-            "--kubeconfig={}",
-            a.root_dir.join("kubeconfig").display()
-        ))
-        .args(creds)
-        .args(args);
+    let mut c = common::kubectl_with_kubeconfig(a, home);
+    c.args(creds).args(args);
     c
 }
 

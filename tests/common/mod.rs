@@ -833,3 +833,17 @@ pub fn with_token(
     }
     req
 }
+
+/// kubectl 1.32 with the agent's own kubeconfig, a fresh `HOME` and a bare `PATH` (no user
+/// configuration leaks in); the caller adds credentials and arguments.
+pub fn kubectl_with_kubeconfig(a: &Agent, home: &std::path::Path) -> Command {
+    let mut c = Command::new(kubectl());
+    c.env_clear()
+        .env("HOME", home)
+        .env("PATH", "/usr/bin:/bin")
+        .arg(format!(
+            "--kubeconfig={}",
+            a.root_dir.join("kubeconfig").display()
+        ));
+    c
+}
