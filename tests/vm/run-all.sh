@@ -8,7 +8,8 @@
 # statically into its own target dir, builds a Debian 12 + systemd 252 rootfs (cached), then boots:
 #   harness-cgroup2  busybox initramfs, pure cgroup v2: the harness proves itself (no agent needed)
 #   agent-cgroup2    busybox initramfs: the agent's cgroup v2 scenarios (scenarios/agent-cgroup2.sh,
-#                    then agent-cgroup2-eviction.sh: v2 eviction notifications)
+#                    then agent-cgroup2-eviction.sh: v2 eviction notifications, then agent-cgroup2-api.sh:
+#                    logs, probes, exec/attach/port-forward with kubectl over TLS, stats, disk eviction)
 #   harness-systemd  Debian 12 + systemd 252: install.sh + minikubelet.service with a stand-in agent
 #   agent-systemd    Debian 12 + systemd 252: the same with the real agent (scenarios/agent-systemd.sh)
 # and runs the host-side delivery checks (host-checks.sh). Every check prints PASS/FAIL/SKIP NAME;
@@ -109,6 +110,34 @@ mkpayload() {
     echo 'exit $rc'; } > "$d/test.sh"
   chmod 755 "$d/test.sh"
 }
+# kubectl 1.32 as the tests find it (scripts/deps.sh): static Go, it runs under busybox too
+kubectl_132() {
+  for k in "${MKL_KUBECTL:-}" /usr/lib/google-cloud-sdk/bin/kubectl.1.32 /usr/local/lib/minikubelet-test/kubectl \
+           "$(command -v kubectl 2>/dev/null)"; do
+    [ -n "$k" ] && [ -x "$k" ] || continue
+    "$k" version --client -o json 2>/dev/null | grep -q '"minor": *"32"' && { echo "$k"; return 0; }
+  done
+  return 1
+}
+# mkpki DIR: a CA, a serving certificate for 127.0.0.1, a client certificate (O=system:masters)
+# and a --token-auth-file line, for the TLS checks of agent-cgroup2-api.sh (valid 2 days)
+mkpki() {
+  local d=$1 ext
+  mkdir -p "$d"; ext=$d/ext.cnf
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=vmlab-ca \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null || return 1
+  for who in server client; do
+    if [ $who = server ]; then printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'extendedKeyUsage=serverAuth' > "$ext"
+      subj=/CN=vmlab
+    else printf '%s\n' 'extendedKeyUsage=clientAuth' > "$ext"; subj=/O=system:masters/CN=vm-admin; fi
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$subj" \
+      -keyout "$d/$who.key" -out "$d/$who.csr" 2>/dev/null || return 1
+    openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+      -extfile "$ext" -out "$d/$who.crt" 2>/dev/null || return 1
+  done
+  echo "$(openssl rand -hex 32),vm-token-user,1001,\"system:masters\"" > "$d/tokens.csv"
+  rm -f "$d"/*.csr "$d/ext.cnf" "$d/ca.key" "$d/ca.srl"
+}
 bad=0
 vm() {  # vm NAME run.sh-args...: boots, keeps the console in $LOGS/NAME.log
   local name=$1 rc; shift
@@ -127,9 +156,13 @@ if [ -f "$CACHE/KVER" ]; then
   MKL_VM_APPEND="mkl.disk=/dev/vda" vm harness-cgroup2 -p "$W/h2" -t 180 -c "${MKL_VM_SMP:-2}" \
     -- -drive "file=$W/h2-disk.img,if=virtio,format=raw"
   if [ "$agent_ready" = 1 ]; then
-    mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh" "$HERE/scenarios/agent-cgroup2-eviction.sh"
+    mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh" "$HERE/scenarios/agent-cgroup2-eviction.sh" \
+      "$HERE/scenarios/agent-cgroup2-api.sh"
+    # the API scenario's kubectl and certificates (it fails without them)
+    if k=$(kubectl_132); then cp "$k" "$W/a2/bin/kubectl"; else echo "run-all: no kubectl 1.32 (scripts/deps.sh)"; fi
+    mkpki "$W/a2/pki" || { echo "run-all: openssl could not make the test certificates"; rm -rf "$W/a2/pki"; }
     mke2fs -q -F -t ext4 -L swapfs "$W/a2-disk.img" 64M >/dev/null 2>&1
-    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 420 -m 768 -c "${MKL_VM_SMP:-2}" \
+    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 720 -m 768 -c "${MKL_VM_SMP:-2}" \
       -- -drive "file=$W/a2-disk.img,if=virtio,format=raw"
   else agent_skip agent_cgroup2; fi
 fi
