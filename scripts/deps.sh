@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian or Ubuntu machine, and skips what is there:
-# Debian packages (QEMU and debootstrap for the VM tests, curl, iproute2, ...), the Rust
-# toolchain with rustfmt and clippy (rustup), the Python Kubernetes client (PyPI) and kubectl
-# 1.32 (dl.k8s.io). Called by scripts/test.sh (and .ci/run); safe to run again.
+# Debian packages (QEMU and debootstrap for the VM tests, curl, iproute2, openssl for the VM
+# tests' TLS certificates, ...), the Rust toolchain with rustfmt and clippy (rustup), the Python
+# Kubernetes client (PyPI) and kubectl 1.32 (dl.k8s.io). Called by scripts/test.sh (and
+# .ci/run); safe to run again.
 # Prints what it could not install, and which tests will fail for it, instead of stopping.
 set -uo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -10,7 +11,7 @@ export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 say() { echo "deps: $*"; }
 
 apt_pkgs=(qemu-system-x86 qemu-utils debootstrap zstd xz-utils e2fsprogs systemd util-linux
-          procps iproute2 curl ca-certificates gcc libc6-dev python3 python3-pip)
+          procps iproute2 curl ca-certificates openssl gcc libc6-dev python3 python3-pip)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
