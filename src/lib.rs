@@ -38,8 +38,9 @@ pub mod worker;
 pub mod fuzzing {
     //! Ways in for the `cargo fuzz` targets in `fuzz/` (`docs/fuzzing.md`) to parsers of
     //! outside bytes that the public API does not reach directly: the `KubeletConfiguration`
-    //! file (read by `config::load` from a path), and the WebSocket channel protocol (whose
-    //! input is axum's `Message`). Not part of minikubelet's API.
+    //! file (read by `config::load` from a path), the WebSocket channel protocol (whose input
+    //! is axum's `Message`), and the protobuf self access reviews (a private reader of the API
+    //! facade). Not part of minikubelet's API.
 
     use bytes::Bytes;
 
@@ -71,5 +72,16 @@ pub mod fuzzing {
             axum::extract::ws::Message::Binary(Bytes::copy_from_slice(payload))
         };
         Some(wsstream::decode(proto, &msg))
+    }
+
+    /// A self access review (`kind` 0) or self rules review (any other) sent as protobuf, as
+    /// the JSON object the facade reads from it (`None`: not a review it can read).
+    pub fn self_review_protobuf(kind: u8, body: &[u8]) -> Option<serde_json::Value> {
+        let kind = if kind == 0 {
+            "SelfSubjectAccessReview"
+        } else {
+            "SelfSubjectRulesReview"
+        };
+        crate::server::apiserver::authorization::decode_protobuf(body, kind)
     }
 }

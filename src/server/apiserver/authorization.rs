@@ -106,7 +106,7 @@ fn proto_strings(msg: &[u8], names: &[&str]) -> Option<Value> {
 /// as the JSON object it stands for: the `runtime.Unknown` envelope, then the review's `spec`
 /// (field 2): SelfSubjectAccessReviewSpec {1 resourceAttributes, 2 nonResourceAttributes} or
 /// SelfSubjectRulesReviewSpec {1 namespace}.
-fn decode_protobuf(body: &[u8], kind: &str) -> Option<Value> {
+pub(crate) fn decode_protobuf(body: &[u8], kind: &str) -> Option<Value> {
     let envelope = proto_fields(body.strip_prefix(PROTOBUF_MAGIC)?)?;
     let raw = envelope.iter().find(|(n, _)| *n == 2)?.1;
     let spec_bytes = proto_fields(raw)?

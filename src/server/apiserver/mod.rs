@@ -16,7 +16,7 @@
 //! the Node owner reference, and a `deletionTimestamp` once the manifest is gone but the pod is
 //! still stopping (so kubectl shows `Terminating`).
 
-mod authorization;
+pub(crate) mod authorization;
 mod discovery;
 mod events;
 mod metrics;
