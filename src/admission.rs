@@ -350,7 +350,7 @@ fn host_ports(pod: &Pod) -> Vec<&ContainerPort> {
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        .filter(|c| crate::api::pod::is_restartable_init_container(c));
     sidecars
         .chain(spec.containers.iter())
         .flat_map(|c| c.ports.as_deref().unwrap_or_default())

@@ -15,10 +15,11 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 
 use crate::admission::{self, NodeInfo};
+use crate::api::pod::full_name;
 use crate::events::{EventType, ObjectRef};
 use crate::eviction::helpers::NodeCondition;
 use crate::runtime::ContainerRecord;
-use crate::source::{PodSet, SourcePod, full_name};
+use crate::source::{PodSet, SourcePod};
 use crate::worker::{self, PodContext, PodWorkerHandle, TerminateRequest};
 
 /// The reason of an evicted pod's status (and of a pod refused under pressure).

@@ -11,6 +11,8 @@
 
 pub mod decode;
 pub mod defaults;
+pub mod duration;
+pub mod pod;
 pub mod qos;
 pub mod quantity;
 pub mod resources;
@@ -19,10 +21,11 @@ pub mod validation;
 
 pub use decode::{DecodeError, DecodeWarning, DecodedPod, decode_pod};
 pub use defaults::apply_defaults;
+pub use pod::{full_name, is_static};
 pub use qos::{QosClass, qos_class};
 pub use quantity::{Format, Quantity, QuantityError};
 pub use resources::{ResourceAmounts, host_ports, pod_limits, pod_requests};
-pub use static_pod::{is_static, make_static};
+pub use static_pod::make_static;
 pub use validation::{FieldError, Unsupported, validate};
 
 /// How the kubelet names a pod in messages and logs: `name_namespace(uid)`

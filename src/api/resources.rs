@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
+use super::pod::is_restartable_init_container;
 use super::quantity::Quantity;
 
 /// The `cpu` resource name.
@@ -138,12 +139,6 @@ pub enum ResourceKind {
     Requests,
     /// `resources.limits`.
     Limits,
-}
-
-/// True for an init container with `restartPolicy: Always`, i.e. a sidecar
-/// (`isRestartableInitContainer`). Only meaningful for entries of `spec.initContainers`.
-pub fn is_restartable_init_container(container: &Container) -> bool {
-    container.restart_policy.as_deref() == Some(CONTAINER_RESTART_POLICY_ALWAYS)
 }
 
 /// Aggregates one list over all containers with the sidecar rules

@@ -12,6 +12,8 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus, Toleration};
 use serde_json::Value;
 
+use super::pod::{SYSTEM_CRITICAL_PRIORITY, is_static};
+
 /// Annotation holding the pod's config hash, which is also its UID.
 pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
 /// Annotation naming the source the pod came from.
@@ -24,8 +26,6 @@ pub const FILE_SOURCE: &str = "file";
 pub const API_SOURCE: &str = "api";
 /// The priority class of pods the node cannot run without.
 pub const SYSTEM_NODE_CRITICAL: &str = "system-node-critical";
-/// Priorities at or above this are critical (`scheduling.SystemCriticalPriority`).
-pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
 /// The namespace of pods that name none.
 pub const NAMESPACE_DEFAULT: &str = "default";
 
@@ -99,15 +99,6 @@ pub fn static_pod_uid(raw: &Value, node_name: &str, source_path: &Path) -> Strin
 /// `<name>-<lowercase node name>` (`generatePodName`).
 pub fn generate_pod_name(name: &str, node_name: &str) -> String {
     format!("{name}-{}", node_name.to_lowercase())
-}
-
-/// True if the pod came from a source other than the API server (`IsStaticPod`).
-pub fn is_static(pod: &Pod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
-        .is_some_and(|source| source != API_SOURCE)
 }
 
 /// True for pods the kubelet treats as critical: static pods and pods with a priority of at

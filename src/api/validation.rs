@@ -23,8 +23,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
+use super::pod::is_restartable_init_container;
 use super::quantity::Quantity;
-use super::resources::{CPU, EPHEMERAL_STORAGE, MEMORY, is_restartable_init_container};
+use super::resources::{CPU, EPHEMERAL_STORAGE, MEMORY};
 
 /// A field that makes the pod invalid, with a hint on how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]

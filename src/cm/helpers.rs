@@ -124,7 +124,7 @@ pub fn container_resource_config(container: &Container) -> ResourceConfig {
 pub fn container_swap_limit(
     pod: &Pod,
     container: &Container,
-    behavior: crate::config::SwapBehavior,
+    behavior: crate::cm::swap::SwapBehavior,
     machine: SwapMachine,
 ) -> crate::cgroup::SwapLimit {
     use crate::cgroup::SwapLimit;
@@ -133,14 +133,14 @@ pub fn container_swap_limit(
     let no_swap = SwapLimit::None {
         memory_limit: limit.filter(|l| *l > 0),
     };
-    if behavior != crate::config::SwapBehavior::LimitedSwap || !machine.cgroup_v2 {
+    if behavior != crate::cm::swap::SwapBehavior::LimitedSwap || !machine.cgroup_v2 {
         return no_swap;
     }
     let request = r.requests.memory.map_or(0, |q| q.value());
     let requests_nothing = request == 0 && limit.unwrap_or(0) == 0;
     let request_equals_limit = limit.is_some_and(|l| l == request);
     if qos_class(pod) != QosClass::Burstable
-        || crate::eviction::helpers::is_critical(pod)
+        || crate::api::pod::is_critical(pod)
         || requests_nothing
         || request_equals_limit
     {
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn swap_limits_like_the_kubelet() {
         use crate::cgroup::SwapLimit;
-        use crate::config::SwapBehavior;
+        use crate::cm::swap::SwapBehavior;
         let gib = 1i64 << 30;
         let v2 = SwapMachine {
             mem_total: 8 * gib,

@@ -56,7 +56,7 @@ pub struct CmConfig {
     /// pid.max for `kubepods` (allocatable pids) if any are reserved.
     pub allocatable_pids: Option<i64>,
     /// `memorySwap.swapBehavior`.
-    pub swap_behavior: crate::config::SwapBehavior,
+    pub swap_behavior: crate::cm::swap::SwapBehavior,
     /// `SwapTotal` in bytes (LimitedSwap divides it among Burstable containers).
     pub swap_total: i64,
 }

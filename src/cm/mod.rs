@@ -5,3 +5,4 @@
 pub mod helpers;
 pub mod manager;
 pub mod qos_policy;
+pub mod swap;

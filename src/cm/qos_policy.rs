@@ -7,8 +7,9 @@
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use crate::api::pod::is_restartable_init_container;
 use crate::api::qos::{QosClass, qos_class};
-use crate::api::resources::{ContainerResources, is_restartable_init_container};
+use crate::api::resources::ContainerResources;
 use crate::api::static_pod::is_node_critical_pod;
 
 /// The kubelet's own `oom_score_adj`.

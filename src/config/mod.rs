@@ -5,7 +5,6 @@
 //! `pkg/kubelet/apis/config/v1beta1/defaults.go`, the checks in
 //! `pkg/kubelet/apis/config/validation` and the config-file loader in
 //! `pkg/kubelet/kubeletconfig/configfiles`. Error texts are the kubelet's where it has one.
-pub mod duration;
 mod file;
 mod flags;
 mod labels;
@@ -20,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use crate::api::duration;
 pub use file::{API_VERSION, KIND};
 pub use flags::{Flags, map_flag, parse_go_bool};
 pub use swap::SwapBehavior;

@@ -2,11 +2,12 @@
 //!
 //! Mirrors `pkg/kubelet/util/swap` `IsSwapOn` and the check in `pkg/kubelet/cm`
 //! `NewContainerManager` that refuses to start with swap on unless `failSwapOn` is false, and the
-//! `memorySwap.swapBehavior` validation in `pkg/kubelet/apis/config/validation`.
+//! `memorySwap.swapBehavior` validation in `pkg/kubelet/apis/config/validation`. The behaviour itself belongs to `cm`
+//! ([`SwapBehavior`] is re-exported from there).
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+pub use crate::cm::swap::SwapBehavior;
 
 /// The kubelet's exact refusal text when swap is on and `failSwapOn` is true.
 pub const SWAP_ON_ERROR: &str = "running with swap on is not supported, please disable swap or set --fail-swap-on flag to false";
@@ -53,47 +54,6 @@ pub fn check_swap(proc_root: &Path, fail_swap_on: bool) -> Result<(), SwapError>
         return Err(SwapError::SwapOn);
     }
     Ok(())
-}
-
-/// `memorySwap.swapBehavior` (`kubetypes.SwapBehavior`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub enum SwapBehavior {
-    /// `""`: not set; behaves as `NoSwap`.
-    #[default]
-    #[serde(rename = "")]
-    Unset,
-    /// Containers may not use swap.
-    NoSwap,
-    /// Burstable containers get swap in proportion to their memory request (cgroup v2 only).
-    LimitedSwap,
-}
-
-impl SwapBehavior {
-    /// Parses the config value with the kubelet's validation message.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "" => Ok(SwapBehavior::Unset),
-            "NoSwap" => Ok(SwapBehavior::NoSwap),
-            "LimitedSwap" => Ok(SwapBehavior::LimitedSwap),
-            other => Err(format!(
-                "invalid configuration: memorySwap.swapBehavior {other:?} must be one of: \"\", \"LimitedSwap\" or \"NoSwap\""
-            )),
-        }
-    }
-
-    /// The config text.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SwapBehavior::Unset => "",
-            SwapBehavior::NoSwap => "NoSwap",
-            SwapBehavior::LimitedSwap => "LimitedSwap",
-        }
-    }
-
-    /// True when containers may use some swap.
-    pub fn allows_swap(&self) -> bool {
-        matches!(self, SwapBehavior::LimitedSwap)
-    }
 }
 
 #[cfg(test)]
@@ -157,19 +117,5 @@ mod tests {
         std::fs::create_dir(dir.path().join("swaps")).unwrap();
         let err = swap_on(dir.path()).unwrap_err();
         assert!(err.to_string().starts_with("read "), "{err}");
-    }
-
-    #[test]
-    fn swap_behavior_validation() {
-        assert_eq!(SwapBehavior::parse(""), Ok(SwapBehavior::Unset));
-        assert_eq!(SwapBehavior::parse("NoSwap"), Ok(SwapBehavior::NoSwap));
-        assert_eq!(
-            SwapBehavior::parse("LimitedSwap"),
-            Ok(SwapBehavior::LimitedSwap)
-        );
-        assert_eq!(
-            SwapBehavior::parse("UnlimitedSwap").unwrap_err(),
-            "invalid configuration: memorySwap.swapBehavior \"UnlimitedSwap\" must be one of: \"\", \"LimitedSwap\" or \"NoSwap\""
-        );
     }
 }

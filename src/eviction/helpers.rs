@@ -15,14 +15,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::api::pod::{is_critical, pod_priority};
 use crate::api::quantity::{Format, Quantity};
 use crate::eviction::signals::{Observations, PodUsage};
 use crate::eviction::thresholds::{Signal, Threshold};
-
-/// `scheduling.SystemCriticalPriority`: pods at or above it are critical.
-pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
-/// Priority of the `system-node-critical` class.
-const SYSTEM_NODE_CRITICAL_PRIORITY: i32 = SYSTEM_CRITICAL_PRIORITY + 1000;
 
 /// A node condition the eviction manager reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -223,25 +219,6 @@ pub fn sort_memory_first(t: &mut [Threshold]) {
     t.sort_by_key(|t| signal_resource(t.signal) != Resource::Memory);
 }
 
-/// `corev1helpers.PodPriority`: `spec.priority`, else the built-in classes' values, else 0.
-pub fn pod_priority(pod: &Pod) -> i32 {
-    let spec = pod.spec.as_ref();
-    if let Some(p) = spec.and_then(|s| s.priority) {
-        return p;
-    }
-    match spec.and_then(|s| s.priority_class_name.as_deref()) {
-        Some("system-node-critical") => SYSTEM_NODE_CRITICAL_PRIORITY,
-        Some("system-cluster-critical") => SYSTEM_CRITICAL_PRIORITY,
-        _ => 0,
-    }
-}
-
-/// Critical by priority (`IsCriticalPodBasedOnPriority`). Unlike the kubelet's `IsCriticalPod`,
-/// being a static pod does not make a pod critical here (minikubelet runs only static pods).
-pub fn is_critical(pod: &Pod) -> bool {
-    pod_priority(pod) >= SYSTEM_CRITICAL_PRIORITY
-}
-
 /// A pod with what is known of its usage, for ranking.
 #[derive(Clone, Debug)]
 pub struct Candidate {
@@ -430,6 +407,7 @@ fn tolerates_memory_pressure(pod: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::pod::SYSTEM_CRITICAL_PRIORITY;
     use crate::eviction::signals::{ContainerUsage, Observation};
     use crate::eviction::thresholds::{Operator, ThresholdValue};
 
@@ -814,19 +792,5 @@ mod tests {
                 "{name}"
             );
         }
-    }
-
-    #[test]
-    fn priority_and_criticality() {
-        let mut p: Pod = (*pod("x", None, None)).clone();
-        assert_eq!(pod_priority(&p), 0);
-        assert!(!is_critical(&p));
-        p.spec.as_mut().unwrap().priority_class_name = Some("system-node-critical".into());
-        assert_eq!(pod_priority(&p), 2_000_001_000);
-        assert!(is_critical(&p));
-        p.spec.as_mut().unwrap().priority_class_name = Some("system-cluster-critical".into());
-        assert!(is_critical(&p));
-        p.spec.as_mut().unwrap().priority = Some(5);
-        assert!(!is_critical(&p), "an explicit priority wins");
     }
 }

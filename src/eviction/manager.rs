@@ -26,13 +26,13 @@ use k8s_openapi::api::core::v1::{NodeCondition as ApiNodeCondition, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::sync::{mpsc, watch};
 
+use crate::api::pod::{full_name, is_critical, pod_priority};
 use crate::api::qos::qos_class;
 use crate::cgroup::{CgroupName, Controller};
 use crate::cm::manager::ContainerManager;
 use crate::events::{self, EventRecorder, EventType, ObjectRef};
 use crate::eviction::helpers::{
-    self, Candidate, EvictionState, NodeCondition, Resource, is_critical, pod_priority,
-    signal_resource,
+    self, Candidate, EvictionState, NodeCondition, Resource, signal_resource,
 };
 use crate::eviction::local_storage;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
@@ -619,7 +619,7 @@ impl EvictionManager {
     ) -> Option<(String, Option<CgroupName>)> {
         for c in ranked {
             let pod = &c.pod;
-            let name = pod_name(pod);
+            let name = full_name(pod);
             if is_critical(pod) {
                 tracing::info!(pod = %name, "eviction manager: cannot evict a critical pod");
                 self.decide(Decision {
@@ -714,7 +714,7 @@ impl EvictionManager {
                 continue;
             };
             let pod = &c.pod;
-            let name = pod_name(pod);
+            let name = full_name(pod);
             if is_critical(pod) {
                 tracing::error!(pod = %name, "eviction manager: cannot evict a critical pod");
                 self.decide(Decision {
@@ -1005,7 +1005,7 @@ impl EvictionManager {
                         .and_then(|u| helpers::usage_of(u, resource));
                     let request = request_of(&c.pod, resource);
                     RankedPod {
-                        pod: pod_name(&c.pod),
+                        pod: full_name(&c.pod),
                         uid: c.pod.metadata.uid.clone().unwrap_or_default(),
                         qos_class: qos_class(&c.pod).as_str().into(),
                         priority: pod_priority(&c.pod),
@@ -1113,12 +1113,4 @@ fn request_of(pod: &Pod, r: Resource) -> i64 {
         Resource::EphemeralStorage => req.ephemeral_storage,
         Resource::Inodes | Resource::Pids => 0,
     }
-}
-
-fn pod_name(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
 }

@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::api::duration::{DurationError, parse_go_duration_nanos};
 use crate::api::quantity::{Quantity, QuantityError};
-use crate::config::duration::{DurationError, parse_go_duration_nanos};
 
 /// Why a threshold configuration was refused (texts are the kubelet's).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -40,6 +40,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::api;
+use crate::api::pod::full_name;
 use crate::events::{EventRecorder, EventType, ObjectRef};
 
 /// The kubelet's `maxConfigLength`: a manifest larger than this is refused unread.
@@ -638,15 +639,6 @@ impl FileSource {
         keep.sort_by(|a, b| a.file.cmp(&b.file));
         keep
     }
-}
-
-/// `<namespace>/<name>`: the kubelet's full name of a pod, unique per node.
-pub fn full_name(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 fn insecure(path: &Path, meta: &std::fs::Metadata) -> Option<ManifestError> {

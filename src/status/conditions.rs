@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::phase::{FAILED, SUCCEEDED};
-use super::{find_status, has_any_regular_container_started, is_restartable_init_container};
+use super::{find_status, has_any_regular_container_started};
+use crate::api::pod::is_restartable_init_container;
 
 /// Condition type: the sandbox exists and its network is configured.
 pub const POD_READY_TO_START_CONTAINERS: &str = "PodReadyToStartContainers";

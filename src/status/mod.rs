@@ -14,32 +14,11 @@ pub mod reasons;
 #[cfg(test)]
 mod tests;
 
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 pub use conditions::generate_conditions;
 pub use phase::{get_phase, next_phase};
 pub use reasons::default_waiting_state;
-
-/// Annotation the config sources set to name a pod's source (`kubernetes.io/config.source`).
-pub const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
-/// Config source value of pods that come from the API server.
-pub const API_SERVER_SOURCE: &str = "api";
-
-/// `kubetypes.IsStaticPod`: the pod's config source annotation is present and is not `api`.
-///
-/// minikubelet's file source sets `kubernetes.io/config.source: file` on every pod.
-pub fn is_static_pod(pod: &Pod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
-        .is_some_and(|s| s != API_SERVER_SOURCE)
-}
-
-/// `podutil.IsRestartableInitContainer`: an init container with `restartPolicy: Always` (sidecar).
-pub fn is_restartable_init_container(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
-}
 
 /// `kubecontainer.HasAnyRegularContainerStarted`: some regular container is running or terminated.
 pub fn has_any_regular_container_started(pod: &Pod, statuses: &[ContainerStatus]) -> bool {

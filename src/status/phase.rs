@@ -6,9 +6,8 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use super::{
-    find_status, has_any_regular_container_started, is_restartable_init_container, is_static_pod,
-};
+use super::{find_status, has_any_regular_container_started};
+use crate::api::pod::{is_restartable_init_container, is_static};
 
 /// `Pending`: accepted, but one or more containers has not been started.
 pub const PENDING: &str = "Pending";
@@ -148,7 +147,7 @@ pub fn get_phase(
     } else if running > 0 && unknown == 0 {
         RUNNING
     } else if running == 0 && stopped > 0 && unknown == 0 {
-        if pod_is_terminal && !is_static_pod(pod) {
+        if pod_is_terminal && !is_static(pod) {
             if stopped == succeeded {
                 SUCCEEDED
             } else {

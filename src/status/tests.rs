@@ -13,7 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::conditions::*;
 use super::phase::*;
-use super::*;
+use crate::api::pod::is_static as is_static_pod;
+use crate::api::static_pod::{API_SOURCE as API_SERVER_SOURCE, CONFIG_SOURCE_ANNOTATION};
 
 // ---- helpers named after the kubelet test helpers ----
 

@@ -117,7 +117,7 @@ pub fn spawn(
 ) -> PodWorkerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let full_name = crate::source::full_name(&pod);
+    let full_name = crate::api::pod::full_name(&pod);
     let handle = PodWorkerHandle {
         uid: uid.clone(),
         full_name,
@@ -155,7 +155,7 @@ impl PodWorker {
         let mut slots = Vec::new();
         if let Some(spec) = &pod.spec {
             for c in spec.init_containers.iter().flatten() {
-                let kind = if c.restart_policy.as_deref() == Some("Always") {
+                let kind = if crate::api::pod::is_restartable_init_container(c) {
                     Kind::Sidecar
                 } else {
                     Kind::Init

@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::api::pod::is_restartable_init_container;
+
 /// One column of a Table (`TableColumnDefinition`).
 #[derive(Clone, Copy, Debug)]
 pub struct Column {
@@ -295,7 +297,7 @@ fn is_restartable_init(pod: &Pod, name: &str) -> bool {
         .as_ref()
         .and_then(|s| s.init_containers.as_ref())
         .and_then(|ics| ics.iter().find(|c| c.name == name))
-        .is_some_and(|c| c.restart_policy.as_deref() == Some("Always"))
+        .is_some_and(is_restartable_init_container)
 }
 
 fn has_condition_true(pod: &Pod, type_: &str) -> bool {
@@ -328,7 +330,7 @@ pub fn pod_summary(pod: &Pod) -> PodSummary {
     let total = spec.containers.len()
         + init_specs
             .iter()
-            .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+            .filter(|c| is_restartable_init_container(c))
             .count();
     let mut ready = 0;
     let mut restarts: i64 = 0;
