@@ -18,34 +18,14 @@ use crate::admission::{self, NodeInfo};
 use crate::api::pod::full_name;
 use crate::events::{EventType, ObjectRef};
 use crate::eviction::helpers::NodeCondition;
+use crate::eviction::request::Request;
 use crate::runtime::ContainerRecord;
 use crate::source::{PodSet, SourcePod};
+use crate::status::phase::FAILED;
 use crate::worker::{self, PodContext, PodWorkerHandle, TerminateRequest};
 
 /// The reason of an evicted pod's status (and of a pod refused under pressure).
 const EVICTED: &str = "Evicted";
-
-/// A request from elsewhere in the agent (eviction, the API) to act on a pod through its worker.
-#[derive(Debug)]
-pub enum PodRequest {
-    /// Terminate the pod with the given final status (eviction).
-    Terminate {
-        /// The pod's UID.
-        uid: String,
-        /// How.
-        req: TerminateRequest,
-    },
-    /// No pressure condition remains: pods evicted or refused under pressure that are still
-    /// desired are admitted again, as new instances (a controller would replace them).
-    Readmit,
-    /// Disk pressure: remove the exited containers (and their logs) that evicted pods kept,
-    /// the eviction manager's node-level reclaim (`containerGC.DeleteAllUnusedContainers`).
-    /// The reply carries how many containers were removed.
-    ReclaimDeadContainers {
-        /// Where the count goes.
-        reply: tokio::sync::oneshot::Sender<usize>,
-    },
-}
 
 /// The pod manager: desired pods, admitted pods, and one worker per admitted pod.
 pub struct PodManager {
@@ -117,7 +97,7 @@ impl PodManager {
         mut self,
         mut source: watch::Receiver<Arc<PodSet>>,
         mut done_rx: mpsc::UnboundedReceiver<String>,
-        mut requests: mpsc::UnboundedReceiver<PodRequest>,
+        mut requests: mpsc::UnboundedReceiver<Request>,
     ) {
         loop {
             tokio::select! {
@@ -135,9 +115,9 @@ impl PodManager {
         }
     }
 
-    fn request(&mut self, req: PodRequest, set: &PodSet) {
+    fn request(&mut self, req: Request, set: &PodSet) {
         match req {
-            PodRequest::ReclaimDeadContainers { reply } => {
+            Request::ReclaimDeadContainers { reply } => {
                 let mut removed = 0;
                 for (uid, p) in &self.rejected {
                     if self.kept_dead.remove(uid) {
@@ -152,7 +132,7 @@ impl PodManager {
                 }
                 let _ = reply.send(removed);
             }
-            PodRequest::Readmit => {
+            Request::Readmit => {
                 let before = self.rejected.len();
                 let mut readmitted = Vec::new();
                 self.rejected.retain(|uid, p| {
@@ -176,13 +156,20 @@ impl PodManager {
                     self.apply(set);
                 }
             }
-            PodRequest::Terminate { uid, req } => {
+            Request::Evict {
+                uid,
+                grace_seconds,
+                message,
+                disruption_target,
+            } => {
                 if let Some(w) = self.workers.get(&uid) {
-                    if req.final_status.as_ref().is_some_and(|f| f.1 == EVICTED) {
-                        self.evicted.insert(uid.clone());
-                    }
+                    self.evicted.insert(uid.clone());
                     self.terminating.insert(uid.clone(), w.full_name.clone());
-                    w.terminate(req);
+                    w.terminate(TerminateRequest {
+                        grace_override: Some(grace_seconds),
+                        final_status: Some((FAILED.into(), EVICTED.into(), message)),
+                        disruption_target,
+                    });
                 }
             }
         }
@@ -299,7 +286,7 @@ impl PodManager {
         let admitted_pod = self.admitted.remove(uid);
         self.finished_uids.insert(uid.to_string());
         // An evicted pod that is still desired stays visible as Failed/Evicted, held like a
-        // rejected pod until no pressure condition remains (`PodRequest::Readmit`).
+        // rejected pod until no pressure condition remains (`eviction::request::Request::Readmit`).
         // Its exited containers and logs stay until it is removed or replaced.
         if self.evicted.remove(uid) {
             self.kept_dead.insert(uid.to_string());

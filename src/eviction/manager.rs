@@ -35,12 +35,11 @@ use crate::eviction::helpers::{
     self, Candidate, EvictionState, NodeCondition, Resource, signal_resource,
 };
 use crate::eviction::local_storage;
+use crate::eviction::request::Request;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
 use crate::eviction::threshold_notifier::{SignalWatch, ThresholdNotifiers, Wake};
 use crate::eviction::thresholds::{Signal, Threshold};
-use crate::pod_workers::PodRequest;
 use crate::status_manager::StatusManager;
-use crate::worker::TerminateRequest;
 
 /// How often the cheap node signals are re-read between full cycles. Each poll is a handful of
 /// small cgroupfs/procfs reads and one statvfs (well under a millisecond); 100 ms bounds the
@@ -297,7 +296,7 @@ pub struct EvictionManager {
     cm: ContainerManager,
     statuses: Arc<StatusManager>,
     recorder: EventRecorder,
-    requests: mpsc::UnboundedSender<PodRequest>,
+    requests: mpsc::UnboundedSender<Request>,
     state: EvictionState,
     mem_total: Option<i64>,
     /// status of each condition and its last transition time
@@ -340,7 +339,7 @@ impl EvictionManager {
         cm: ContainerManager,
         statuses: Arc<StatusManager>,
         recorder: EventRecorder,
-        requests: mpsc::UnboundedSender<PodRequest>,
+        requests: mpsc::UnboundedSender<Request>,
     ) -> (Self, EvictionView) {
         let (report_tx, report) = watch::channel(Arc::new(Report::default()));
         let (conditions_tx, conditions) = watch::channel(Vec::new());
@@ -662,13 +661,11 @@ impl EvictionManager {
                 format!("{message}(Static pod evicted: {STATIC_POD_NOTE}.)"),
                 annotations.clone(),
             );
-            let _ = self.requests.send(PodRequest::Terminate {
+            let _ = self.requests.send(Request::Evict {
                 uid: uid.clone(),
-                req: TerminateRequest {
-                    grace_override: Some(grace),
-                    final_status: Some(("Failed".into(), "Evicted".into(), message.clone())),
-                    disruption_target: true,
-                },
+                grace_seconds: grace,
+                message: message.clone(),
+                disruption_target: true,
             });
             crate::metrics::kubelet().evicted(threshold.signal.as_str());
             self.decide(Decision {
@@ -741,13 +738,11 @@ impl EvictionManager {
                 events::EVICTED,
                 format!("{}(Static pod evicted: {STATIC_POD_NOTE}.)", hit.message),
             );
-            let _ = self.requests.send(PodRequest::Terminate {
+            let _ = self.requests.send(Request::Evict {
                 uid: uid.clone(),
-                req: TerminateRequest {
-                    grace_override: Some(IMMEDIATE_EVICTION_GRACE_SECONDS),
-                    final_status: Some(("Failed".into(), "Evicted".into(), hit.message.clone())),
-                    disruption_target: false,
-                },
+                grace_seconds: IMMEDIATE_EVICTION_GRACE_SECONDS,
+                message: hit.message.clone(),
+                disruption_target: false,
             });
             self.decide(Decision {
                 time: rfc3339(jiff::Timestamp::now()),
@@ -774,7 +769,7 @@ impl EvictionManager {
         let (reply, rx) = tokio::sync::oneshot::channel();
         if self
             .requests
-            .send(PodRequest::ReclaimDeadContainers { reply })
+            .send(Request::ReclaimDeadContainers { reply })
             .is_err()
         {
             return false;
@@ -934,7 +929,7 @@ impl EvictionManager {
                 tracing::info!(
                     "no pressure condition remains: evicted and refused pods may be admitted again"
                 );
-                let _ = self.requests.send(PodRequest::Readmit);
+                let _ = self.requests.send(Request::Readmit);
             }
         }
     }
