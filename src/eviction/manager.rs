@@ -39,6 +39,7 @@ use crate::eviction::request::Request;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
 use crate::eviction::threshold_notifier::{SignalWatch, ThresholdNotifiers, Wake};
 use crate::eviction::thresholds::{Signal, Threshold};
+use crate::stats::fs;
 use crate::status_manager::StatusManager;
 
 /// How often the cheap node signals are re-read between full cycles. Each poll is a handful of
@@ -495,7 +496,7 @@ impl EvictionManager {
 
     fn node_inputs(&mut self, refresh_total: bool, read_memory: bool) -> NodeInputs {
         if refresh_total || self.mem_total.is_none() {
-            self.mem_total = signals::mem_total(&self.cfg.proc_root).ok();
+            self.mem_total = fs::mem_total(&self.cfg.proc_root).ok();
         }
         let cgroups = self.cm.cgroups();
         if read_memory {
@@ -512,16 +513,14 @@ impl EvictionManager {
             mem_total: self.mem_total,
             root_memory: self.memory_cache.0,
             kubepods_memory: self.memory_cache.1,
-            nodefs: signals::fs_stats(&self.cfg.root_dir).ok(),
+            nodefs: fs::fs_stats(&self.cfg.root_dir).ok(),
             pids: signals::pid_available(&self.cfg.proc_root).ok(),
         }
     }
 
     /// One cycle (`synchronize`); true if it evicted a pod.
     async fn synchronize(&mut self, obs: Observations, now: Instant) -> bool {
-        self.mem_total = signals::mem_total(&self.cfg.proc_root)
-            .ok()
-            .or(self.mem_total);
+        self.mem_total = fs::mem_total(&self.cfg.proc_root).ok().or(self.mem_total);
         let act = self.state.observe(
             &self.cfg.thresholds,
             &obs,
@@ -784,7 +783,7 @@ impl EvictionManager {
         if removed == 0 {
             return false;
         }
-        let Ok(fs) = signals::fs_stats(&self.cfg.root_dir) else {
+        let Ok(fs) = fs::fs_stats(&self.cfg.root_dir) else {
             return false;
         };
         let after = signals::with_fs(obs, &fs);
@@ -862,7 +861,7 @@ impl EvictionManager {
             pod.metadata.name.as_deref().unwrap_or_default(),
             uid,
         );
-        let storage = signals::pod_local_storage(&log_dir, &self.cfg.root_dir, uid);
+        let storage = fs::pod_local_storage(&log_dir, &self.cfg.root_dir, uid);
         let per_container = &storage.per_container;
         let containers = pod
             .spec

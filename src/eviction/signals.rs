@@ -12,46 +12,18 @@
 //! | `nodefs.*`, `imagefs.*`, `containerfs.*` | statvfs of `--root-dir`: `f_bavail·f_frsize` / `f_ffree` | `f_blocks·f_frsize` / `f_files` |
 //! | `pid.available` | min(pid_max, threads-max) − running tasks (`/proc/loadavg`) | that min |
 //!
-//! Working set = usage − inactive_file (see [`crate::cgroup::MemoryStats`]). Nothing shells out;
-//! every function that reads the kernel takes its root so unit tests can use a fake tree.
+//! Working set = usage − inactive_file (see [`crate::cgroup::MemoryStats`]). The filesystem and
+//! `/proc` readers live in [`crate::stats::fs`] (the summary provider's), and this module builds
+//! `Observation`s on top of them, as the kubelet's eviction manager reads the summary.
 //! There is no separate image filesystem (no images), so `imagefs.*` and `containerfs.*` are
 //! observed on nodefs, as the kubelet does on a single-disk node.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cgroup::MemoryStats;
 use crate::eviction::thresholds::Signal;
-
-/// Errors reading a signal, naming the file concerned.
-#[derive(Debug, thiserror::Error)]
-pub enum SignalError {
-    /// A file could not be read.
-    #[error("read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// A file had unexpected content.
-    #[error("parse {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// statvfs failed.
-    #[error("statvfs {path}: {source}")]
-    Statvfs {
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        source: nix::Error,
-    },
-}
+use crate::stats::fs::{FsError, FsStats};
 
 /// One observed signal (`signalObservation`): what is available and out of what capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -89,34 +61,6 @@ pub fn allocatable_memory_available(kubepods: &MemoryStats) -> Option<Observatio
     })
 }
 
-/// Bytes and inodes of one filesystem, from statvfs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FsStats {
-    /// `f_bavail × f_frsize`.
-    pub available_bytes: i64,
-    /// `f_blocks × f_frsize`.
-    pub capacity_bytes: i64,
-    /// `f_ffree`.
-    pub inodes_free: i64,
-    /// `f_files` (0 on filesystems without an inode limit).
-    pub inodes: i64,
-}
-
-/// statvfs of the filesystem holding `path`.
-pub fn fs_stats(path: &Path) -> Result<FsStats, SignalError> {
-    let s = nix::sys::statvfs::statvfs(path).map_err(|source| SignalError::Statvfs {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let frsize = s.fragment_size() as i64;
-    Ok(FsStats {
-        available_bytes: (s.blocks_available() as i64).saturating_mul(frsize),
-        capacity_bytes: (s.blocks() as i64).saturating_mul(frsize),
-        inodes_free: s.files_free() as i64,
-        inodes: s.files() as i64,
-    })
-}
-
 /// The byte and inode signals of a filesystem; inodes only when the filesystem has a limit.
 pub fn fs_observations(fs: &FsStats) -> (Observation, Option<Observation>) {
     let bytes = Observation {
@@ -130,54 +74,12 @@ pub fn fs_observations(fs: &FsStats) -> (Observation, Option<Observation>) {
     (bytes, inodes)
 }
 
-fn read_trimmed(path: &Path) -> Result<String, SignalError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| SignalError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-fn read_i64(path: &Path) -> Result<i64, SignalError> {
-    let text = read_trimmed(path)?;
-    text.parse().map_err(|_| SignalError::Parse {
-        path: path.to_path_buf(),
-        reason: format!("not a number: {text:?}"),
-    })
-}
-
-/// `MemTotal` of `<proc_root>/meminfo` in bytes.
-pub fn mem_total(proc_root: &Path) -> Result<i64, SignalError> {
-    let path = proc_root.join("meminfo");
-    crate::node::mem_total(proc_root).ok_or(SignalError::Parse {
-        path,
-        reason: "no MemTotal line".into(),
-    })
-}
-
-/// `pid.available` (`pidlimit.Stats`): max = min(`kernel/pid_max`, `kernel/threads-max`),
-/// running = the number after `/` in the 4th field of `/proc/loadavg`.
-pub fn pid_available(proc_root: &Path) -> Result<Observation, SignalError> {
-    let pid_max = read_i64(&proc_root.join("sys/kernel/pid_max"))?;
-    let max = match read_i64(&proc_root.join("sys/kernel/threads-max")) {
-        Ok(t) => pid_max.min(t),
-        Err(_) => pid_max,
-    };
-    let path = proc_root.join("loadavg");
-    let text = read_trimmed(&path)?;
-    let running = text
-        .split_whitespace()
-        .nth(3)
-        .and_then(|f| f.split_once('/'))
-        .and_then(|(_, n)| n.parse::<i64>().ok())
-        .ok_or_else(|| SignalError::Parse {
-            path: path.clone(),
-            reason: format!("no running/total field in {text:?}"),
-        })?;
+/// `pid.available` from the node's process limits ([`crate::stats::fs::pids`]).
+pub fn pid_available(proc_root: &Path) -> Result<Observation, FsError> {
+    let p = crate::stats::fs::pids(proc_root)?;
     Ok(Observation {
-        available: max - running,
-        capacity: max,
+        available: p.max - p.running,
+        capacity: p.max,
     })
 }
 
@@ -242,27 +144,6 @@ pub fn with_fs(obs: &Observations, fs: &FsStats) -> Observations {
     out
 }
 
-/// On-disk usage of a directory tree like `du` (allocated blocks × 512) and its inode count;
-/// (0, 0) when it does not exist. Symlinks are counted, not followed.
-pub fn dir_usage(path: &Path) -> (i64, i64) {
-    let mut bytes = 0i64;
-    let mut inodes = 0i64;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        bytes = bytes.saturating_add((md.blocks() as i64).saturating_mul(512));
-        inodes += 1;
-        if md.is_dir()
-            && let Ok(rd) = std::fs::read_dir(&p)
-        {
-            stack.extend(rd.flatten().map(|e| e.path()));
-        }
-    }
-    (bytes, inodes)
-}
-
 /// One container's usage.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -292,51 +173,6 @@ pub struct PodUsage {
     pub volumes: BTreeMap<String, i64>,
     /// Per container.
     pub containers: Vec<ContainerUsage>,
-}
-
-/// Local storage of one pod, as the summary's pod stats give it to the eviction manager.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LocalStorage {
-    /// Logs plus emptyDir volumes, bytes (`PodStats.EphemeralStorage.UsedBytes`).
-    pub bytes: i64,
-    /// Inodes of the same.
-    pub inodes: i64,
-    /// Log bytes per container (`ContainerStats.Logs`; there is no writable layer).
-    pub per_container: BTreeMap<String, i64>,
-    /// Bytes per emptyDir volume (`PodStats.VolumeStats`).
-    pub per_volume: BTreeMap<String, i64>,
-}
-
-/// Local storage of a pod: its log directory (per container subdirectory) and its emptyDir
-/// volumes under `<root_dir>/pods/<uid>/volumes/kubernetes.io~empty-dir` (the kubelet's
-/// layout, see [`crate::volumes`]).
-pub fn pod_local_storage(pod_log_dir: &Path, root_dir: &Path, uid: &str) -> LocalStorage {
-    let (mut bytes, mut inodes) = dir_usage(pod_log_dir);
-    let mut per_container = BTreeMap::new();
-    if let Ok(rd) = std::fs::read_dir(pod_log_dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                let (b, _) = dir_usage(&e.path());
-                per_container.insert(e.file_name().to_string_lossy().to_string(), b);
-            }
-        }
-    }
-    let mut per_volume = BTreeMap::new();
-    let empty_dirs = crate::volumes::empty_dirs_dir(root_dir, uid);
-    if let Ok(rd) = std::fs::read_dir(&empty_dirs) {
-        for e in rd.flatten() {
-            let (b, i) = dir_usage(&e.path());
-            bytes += b;
-            inodes += i;
-            per_volume.insert(e.file_name().to_string_lossy().to_string(), b);
-        }
-    }
-    LocalStorage {
-        bytes,
-        inodes,
-        per_container,
-        per_volume,
-    }
 }
 
 #[cfg(test)]
@@ -382,11 +218,10 @@ mod tests {
     }
 
     #[test]
-    fn pid_available_from_fake_proc() {
+    fn pid_available_is_max_minus_running() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("sys/kernel")).unwrap();
         std::fs::write(d.path().join("sys/kernel/pid_max"), "32768\n").unwrap();
-        std::fs::write(d.path().join("sys/kernel/threads-max"), "193102\n").unwrap();
         std::fs::write(d.path().join("loadavg"), "1.58 2.01 2.06 3/3518 2291\n").unwrap();
         assert_eq!(
             pid_available(d.path()).unwrap(),
@@ -395,10 +230,6 @@ mod tests {
                 capacity: 32768
             }
         );
-        std::fs::write(d.path().join("sys/kernel/threads-max"), "1000\n").unwrap();
-        assert_eq!(pid_available(d.path()).unwrap().capacity, 1000);
-        std::fs::write(d.path().join("loadavg"), "garbage\n").unwrap();
-        assert!(pid_available(d.path()).is_err());
     }
 
     #[test]
@@ -449,33 +280,5 @@ mod tests {
                 Signal::ContainerFsAvailable
             ]
         );
-    }
-
-    #[test]
-    fn statvfs_of_a_real_dir() {
-        let d = tempfile::tempdir().unwrap();
-        let s = fs_stats(d.path()).unwrap();
-        assert!(s.capacity_bytes > 0 && s.available_bytes <= s.capacity_bytes);
-        assert!(fs_stats(&d.path().join("missing")).is_err());
-    }
-
-    #[test]
-    fn local_storage_counts_logs_and_empty_dirs() {
-        let d = tempfile::tempdir().unwrap();
-        let logs = d.path().join("logs/ns_pod_uid1");
-        std::fs::create_dir_all(logs.join("web")).unwrap();
-        std::fs::write(logs.join("web/0.log"), vec![b'x'; 64 * 1024]).unwrap();
-        let vol = d
-            .path()
-            .join("root/pods/uid1/volumes/kubernetes.io~empty-dir/cache");
-        std::fs::create_dir_all(&vol).unwrap();
-        std::fs::write(vol.join("f"), vec![b'y'; 32 * 1024]).unwrap();
-        let ls = pod_local_storage(&logs, &d.path().join("root"), "uid1");
-        assert!(ls.bytes >= 96 * 1024, "{}", ls.bytes);
-        assert!(ls.inodes >= 5, "{}", ls.inodes);
-        assert!(ls.per_container["web"] >= 64 * 1024);
-        assert!(ls.per_volume["cache"] >= 32 * 1024);
-        assert!(ls.per_volume["cache"] < 64 * 1024);
-        assert_eq!(dir_usage(&d.path().join("nothing")), (0, 0));
     }
 }

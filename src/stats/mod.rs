@@ -17,11 +17,11 @@
 //!
 //! There is no cAdvisor and no housekeeping loop: everything is read on request, which costs a
 //! few file reads per container per scrape and nothing between scrapes. The eviction manager
-//! keeps its own readings (`crate::eviction::signals`), as the kubelet's does through the same
-//! provider. The HTTP side is `crate::server::stats`; `/metrics/resource` renders the same
+//! builds its signals on this provider's readers ([`fs`]), as the kubelet's reads the summary. The HTTP side is `crate::server::stats`; `/metrics/resource` renders the same
 //! summary (`crate::metrics::resource`).
 
 pub mod cpu;
+pub mod fs;
 pub mod types;
 
 use std::collections::{BTreeMap, HashSet};
@@ -31,7 +31,6 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::cgroup::{CgroupName, Layout};
 use crate::cm::manager::ContainerManager;
-use crate::eviction::signals;
 use types::*;
 
 /// What the provider reads from; one per agent, shared by the server's handlers.
@@ -313,13 +312,11 @@ impl StatsProvider {
             node.runtime = Some(RuntimeStats {
                 image_fs: Some(fs.stats(Some((0, 0)))),
             });
-            node.rlimit = signals::pid_available(&self.proc_root)
-                .ok()
-                .map(|o| RlimitStats {
-                    time: Time::now(),
-                    maxpid: Some(o.capacity),
-                    curproc: Some(o.capacity - o.available),
-                });
+            node.rlimit = fs::pids(&self.proc_root).ok().map(|p| RlimitStats {
+                time: Time::now(),
+                maxpid: Some(p.max),
+                curproc: Some(p.running),
+            });
         }
         let mut out = Vec::new();
         for pod in pods {
@@ -349,7 +346,7 @@ impl StatsProvider {
             let logs = nodefs.map(|fs| {
                 let dir =
                     crate::logs::container_log_dir(&self.pod_logs_dir, &namespace, &name, &uid, &c);
-                let (bytes, inodes) = signals::dir_usage(&dir);
+                let (bytes, inodes) = fs::dir_usage(&dir);
                 fs.stats(Some((bytes.max(0) as u64, inodes.max(0) as u64)))
             });
             containers.push(ContainerStats {
@@ -382,7 +379,7 @@ impl StatsProvider {
         };
         if let Some(fs) = nodefs {
             let log_dir = crate::logs::pod_log_dir(&self.pod_logs_dir, &namespace, &name, &uid);
-            let ls = signals::pod_local_storage(&log_dir, &self.root_dir, &uid);
+            let ls = fs::pod_local_storage(&log_dir, &self.root_dir, &uid);
             stats.ephemeral_storage =
                 Some(fs.stats(Some((ls.bytes.max(0) as u64, ls.inodes.max(0) as u64))));
             stats.volume_stats = self.empty_dirs(pod, &uid, fs);
@@ -401,7 +398,7 @@ impl StatsProvider {
             .filter_map(|name| {
                 let dir = crate::volumes::empty_dir_path(&self.root_dir, uid, &name);
                 dir.is_dir().then(|| {
-                    let (bytes, inodes) = signals::dir_usage(&dir);
+                    let (bytes, inodes) = fs::dir_usage(&dir);
                     VolumeStats {
                         fs: fs.stats(Some((bytes.max(0) as u64, inodes.max(0) as u64))),
                         name,
