@@ -36,7 +36,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::{DEF_BUCKETS, text};
-use crate::prober::{ProbeResult, ProbeType};
 use crate::stats::types::PodReference;
 
 /// `prober_probe_total`'s labels (the Go client writes them sorted, as declared here).
@@ -82,17 +81,20 @@ impl SeriesKey {
     }
 }
 
-/// The `result` label values (`probeResultSuccessful`, `probeResultFailed`,
-/// `probeResultUnknown`).
-const RESULTS: [&str; 3] = ["successful", "failed", "unknown"];
+/// `result` of a passing probe (`probeResultSuccessful`).
+pub const RESULT_SUCCESSFUL: &str = "successful";
+/// `result` of a failing probe (`probeResultFailed`); its duration is not observed.
+pub const RESULT_FAILED: &str = "failed";
+/// `result` of a probe that could not tell (`probeResultUnknown`).
+pub const RESULT_UNKNOWN: &str = "unknown";
 
-/// Where a probe result's label is in [`RESULTS`].
-fn result_index(result: ProbeResult) -> usize {
-    match result {
-        ProbeResult::Success => 0,
-        ProbeResult::Failure => 1,
-        ProbeResult::Unknown => 2,
-    }
+/// The `result` label values. The registry takes label strings, not the prober's types, so the
+/// prober depends on the metrics and not the other way round.
+const RESULTS: [&str; 3] = [RESULT_SUCCESSFUL, RESULT_FAILED, RESULT_UNKNOWN];
+
+/// Where a probe result's label is in [`RESULTS`]; a label outside it counts as unknown.
+fn result_index(result: &str) -> usize {
+    RESULTS.iter().position(|r| *r == result).unwrap_or(2)
 }
 
 type DurationFamily = Family<DurationLabels, Histogram, fn() -> Histogram>;
@@ -151,15 +153,16 @@ impl ProbeMetrics {
         }
     }
 
-    /// The series of one probe worker: `probe` of `container` in `pod`. They are counted as fed
-    /// until the returned value is dropped (the worker ended).
-    pub fn series(&self, probe: ProbeType, container: &str, pod: &PodReference) -> ProbeSeries<'_> {
+    /// The series of one probe worker: `probe_type` (`Liveness`, `Readiness`, `Startup`) of
+    /// `container` in `pod`. They are counted as fed until the returned value is dropped (the
+    /// worker ended).
+    pub fn series(&self, probe_type: &str, container: &str, pod: &PodReference) -> ProbeSeries<'_> {
         let key = SeriesKey {
             duration: DurationLabels {
                 container: container.to_string(),
                 namespace: pod.namespace.clone(),
                 pod: pod.name.clone(),
-                probe_type: probe.to_string(),
+                probe_type: probe_type.to_string(),
             },
             pod_uid: pod.uid.clone(),
         };
@@ -260,9 +263,10 @@ pub struct ProbeSeries<'a> {
 }
 
 impl ProbeSeries<'_> {
-    /// One probe run produced `result` in `took` (`doProbe` after `prober.probe`): counted by
-    /// result; its duration observed unless it failed, as the kubelet does.
-    pub fn record(&self, result: ProbeResult, took: Duration) {
+    /// One probe run produced `result` (one of the `RESULT_*` labels) in `took` (`doProbe` after
+    /// `prober.probe`): counted by result; its duration observed unless it failed, as the kubelet
+    /// does.
+    pub fn record(&self, result: &str, took: Duration) {
         if !self.metrics.lock().contains_key(&self.key) {
             // Its pod was forgotten ([`ProbeMetrics::forget_pod`]) while this worker stopped.
             return;
@@ -271,7 +275,7 @@ impl ProbeSeries<'_> {
             .results
             .get_or_create(&self.results[result_index(result)])
             .inc();
-        if result != ProbeResult::Failure {
+        if result != RESULT_FAILED {
             self.metrics
                 .duration
                 .get_or_create(&self.key.duration)
@@ -328,12 +332,12 @@ mod tests {
     #[test]
     fn kubelet_names_labels_and_help() {
         let m = ProbeMetrics::new();
-        let s = m.series(ProbeType::Readiness, "c", &web());
-        s.record(ProbeResult::Success, Duration::from_millis(3));
-        s.record(ProbeResult::Success, Duration::from_millis(30));
-        s.record(ProbeResult::Failure, Duration::from_secs(20));
-        let l = m.series(ProbeType::Liveness, "c", &web());
-        l.record(ProbeResult::Unknown, Duration::from_millis(7));
+        let s = m.series("Readiness", "c", &web());
+        s.record(RESULT_SUCCESSFUL, Duration::from_millis(3));
+        s.record(RESULT_SUCCESSFUL, Duration::from_millis(30));
+        s.record(RESULT_FAILED, Duration::from_secs(20));
+        let l = m.series("Liveness", "c", &web());
+        l.record(RESULT_UNKNOWN, Duration::from_millis(7));
         let text = lines(&m, &[pod("u1", "Running")]);
         for want in [
             "# HELP prober_probe_total [ALPHA] Cumulative number of a liveness, readiness or startup probe for a container by result.",
@@ -385,15 +389,15 @@ mod tests {
                 .find(|l| l.starts_with("prober_probe_total{") && l.contains("Readiness"))
         };
         // First instance: probes, then its worker ends (the container exited).
-        let s = m.series(ProbeType::Readiness, "c", &web());
-        s.record(ProbeResult::Success, Duration::ZERO);
+        let s = m.series("Readiness", "c", &web());
+        s.record(RESULT_SUCCESSFUL, Duration::ZERO);
         drop(s);
         // The pod is still there (the container restarts): the counter stays.
         let running = [pod("u1", "Running")];
         assert!(readiness(&m, &running).is_some_and(|l| l.ends_with(" 1")));
         // The next instance's worker carries on counting.
-        let s = m.series(ProbeType::Readiness, "c", &web());
-        s.record(ProbeResult::Success, Duration::ZERO);
+        let s = m.series("Readiness", "c", &web());
+        s.record(RESULT_SUCCESSFUL, Duration::ZERO);
         assert!(readiness(&m, &running).is_some_and(|l| l.ends_with(" 2")));
         // The pod left the list while its worker still runs: kept until the worker ends.
         assert!(readiness(&m, &[]).is_some());
@@ -406,8 +410,8 @@ mod tests {
         );
 
         // A terminal pod's series go although the pod is still listed.
-        let s = m.series(ProbeType::Readiness, "c", &web());
-        s.record(ProbeResult::Success, Duration::ZERO);
+        let s = m.series("Readiness", "c", &web());
+        s.record(RESULT_SUCCESSFUL, Duration::ZERO);
         drop(s);
         assert_eq!(m.prune(&[pod("u1", "Failed")]), 1);
     }
@@ -415,11 +419,11 @@ mod tests {
     #[test]
     fn a_forgotten_pod_loses_its_series_unscraped_and_a_late_worker_records_nothing() {
         let m = ProbeMetrics::new();
-        let s = m.series(ProbeType::Liveness, "c", &web());
-        s.record(ProbeResult::Failure, Duration::ZERO);
+        let s = m.series("Liveness", "c", &web());
+        s.record(RESULT_FAILED, Duration::ZERO);
         // The pod worker finished while this probe worker had not yet dropped its series.
         assert_eq!(m.forget_pod("u1"), 1);
-        s.record(ProbeResult::Failure, Duration::ZERO);
+        s.record(RESULT_FAILED, Duration::ZERO);
         drop(s);
         assert!(
             !lines(&m, &[pod("u1", "Running")])
@@ -433,14 +437,14 @@ mod tests {
     fn a_shared_histogram_stays_while_a_pod_of_that_name_has_series() {
         // A static pod's manifest changed: a new UID, the same name; the old pod goes.
         let m = ProbeMetrics::new();
-        let old = m.series(ProbeType::Readiness, "c", &web());
-        old.record(ProbeResult::Success, Duration::ZERO);
+        let old = m.series("Readiness", "c", &web());
+        old.record(RESULT_SUCCESSFUL, Duration::ZERO);
         let new_pod = PodReference {
             uid: "u2".into(),
             ..web()
         };
-        let new = m.series(ProbeType::Readiness, "c", &new_pod);
-        new.record(ProbeResult::Success, Duration::ZERO);
+        let new = m.series("Readiness", "c", &new_pod);
+        new.record(RESULT_SUCCESSFUL, Duration::ZERO);
         drop(old);
         let text = lines(&m, &[pod("u2", "Running")]);
         assert!(!text.iter().any(|l| l.contains("pod_uid=\"u1\"")));

@@ -58,14 +58,21 @@ impl ProbeType {
     }
 }
 
-impl fmt::Display for ProbeType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The kubelet's probeType.String(), which starts its event messages.
-        f.write_str(match self {
+impl ProbeType {
+    /// The kubelet's `probeType.String()`, which starts its event messages and is the
+    /// `probe_type` label of the probe metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
             ProbeType::Liveness => "Liveness",
             ProbeType::Readiness => "Readiness",
             ProbeType::Startup => "Startup",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ProbeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -17,6 +17,18 @@ pub enum ProbeResult {
     Unknown,
 }
 
+impl ProbeResult {
+    /// The `result` label of the probe metrics (`probeResultSuccessful`, ...).
+    pub fn metric_label(self) -> &'static str {
+        use crate::metrics::probes::{RESULT_FAILED, RESULT_SUCCESSFUL, RESULT_UNKNOWN};
+        match self {
+            ProbeResult::Success => RESULT_SUCCESSFUL,
+            ProbeResult::Failure => RESULT_FAILED,
+            ProbeResult::Unknown => RESULT_UNKNOWN,
+        }
+    }
+}
+
 impl fmt::Display for ProbeResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // results.Result.String()

@@ -184,8 +184,11 @@ async fn run<P: Prober>(
     mut started: Option<watch::Receiver<bool>>,
 ) {
     let initial = config.kind.initial_result();
-    let metrics =
-        crate::metrics::probes::probes().series(config.kind, &config.container, &config.pod_ref);
+    let metrics = crate::metrics::probes::probes().series(
+        config.kind.as_str(),
+        &config.container,
+        &config.pod_ref,
+    );
     let mut worker = Worker {
         config,
         metrics,
@@ -286,7 +289,8 @@ impl Worker {
                 format!("{kind} probe failed: {output}"),
             ),
         };
-        self.metrics.record(result, probe_start.elapsed());
+        self.metrics
+            .record(result.metric_label(), probe_start.elapsed());
         if result == ProbeResult::Failure {
             tracing::info!(pod = %self.config.pod, container = %self.config.container, probe = %kind, output = %output, "probe failed");
         } else {
