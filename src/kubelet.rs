@@ -22,8 +22,8 @@ use crate::events::{self, EventRecorder, EventType, ObjectRef};
 use crate::eviction::thresholds::Signal;
 use crate::node::{self, NodeFacts, Reservations};
 use crate::pod_workers::PodManager;
-use crate::runtime::Runtime;
 use crate::runtime::env::NodeEnv;
+use crate::runtime::{ContainerRuntime, ShimRuntime};
 use crate::source::{self, FileSourceConfig};
 use crate::status_manager::StatusManager;
 use crate::worker::PodContext;
@@ -164,7 +164,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("find the minikubelet binary (for the shims)")?;
     let shim_exe = crate::shim::shim_exe(&exe);
     tracing::debug!(shim = %shim_exe.display(), separate = shim_exe != exe, "shim binary");
-    let mut runtime = Runtime::new(&config.root_dir, shim_exe)?;
+    let mut runtime =
+        ShimRuntime::new(&config.root_dir, shim_exe)?.with_cgroups(cm.cgroups().clone());
     let mut adopted: HashMap<String, Vec<crate::runtime::ContainerRecord>> = HashMap::new();
     for rec in runtime.list() {
         adopted
@@ -181,6 +182,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // After the listing above: a spare's state dir appears only when a container gets it.
     runtime.prestart_shims();
+    // From here on, everything talks to the runtime through the CRI-shaped seam.
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
     let statuses = Arc::new(StatusManager::default());
     let server_runtime = runtime.clone();
     let server_cm = cm.clone();

@@ -345,7 +345,7 @@ impl PodManager {
                 {
                     let _ = self.ctx.cm.destroy(&cg);
                 }
-                self.ctx.runtime.remove(&rec.meta);
+                self.ctx.runtime.remove(&rec.meta.id);
             }
         }
         // cleanupOrphanedPodDirs: pod directories (emptyDir volumes) of pods that are gone.
@@ -357,6 +357,10 @@ impl PodManager {
                 }
             }
         }
+        // The sandboxes of pods that are gone (`KillPod` then the GC's `removeSandbox`).
+        worker::remove_sandboxes(&self.ctx, |uid| {
+            !desired.contains(uid) && !self.workers.contains_key(uid)
+        });
         for (uid, cg) in self.ctx.cm.existing_pod_cgroups() {
             if !desired.contains(&uid) && !self.workers.contains_key(&uid) {
                 tracing::info!(uid = %uid, cgroup = %cg, "removing orphaned pod cgroup");

@@ -590,7 +590,10 @@ fn streaming_tokens_single_use_and_expiry() {
         .unwrap();
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
-        let runtime = minikubelet::runtime::Runtime::new(root.path(), "/bin/false".into()).unwrap();
+        let runtime: std::sync::Arc<dyn minikubelet::runtime::ContainerRuntime> =
+            std::sync::Arc::new(
+                minikubelet::runtime::ShimRuntime::new(root.path(), "/bin/false".into()).unwrap(),
+            );
         let mut cfg = StreamingConfig::new(Duration::from_secs(60));
         cfg.token_ttl = Duration::from_millis(300);
         let srv = StreamingServer::start(cfg, runtime).await.unwrap();

@@ -227,6 +227,12 @@ impl ContainerManager {
         Ok(())
     }
 
+    /// The `cgroup.procs` files a container's processes join (one per hierarchy in use): what
+    /// the runtime needs to start a process inside the container's cgroup.
+    pub fn container_procs_files(&self, name: &CgroupName) -> Vec<std::path::PathBuf> {
+        self.cgroups.procs_files(name)
+    }
+
     /// Kill everything in a cgroup subtree and remove it (`Destroy`).
     pub fn destroy(&self, name: &CgroupName) -> Result<(), CmError> {
         if !self.cgroups.exists(name) {

@@ -37,7 +37,7 @@ use super::ServerState;
 use super::names::check_names;
 use super::status::{ApiError, FieldError, FieldErrorKind, aggregate};
 use crate::logs::{DirWatch, LogOptions, LogReader, LogWatcher, LogsError, ReadStep, Stream};
-use crate::runtime::Runtime;
+use crate::runtime::ContainerRuntime;
 
 /// How long a follower with nothing new waits before it checks again whether its container
 /// still runs (an in-memory look, the kubelet's 1 s). A write to the file wakes it at once
@@ -319,7 +319,7 @@ pub fn log_container_id(pod: &Pod, container: &str, previous: bool) -> Result<St
 /// runtime's record must name this pod, and the file must sit in
 /// `<ns>_<pod>_<uid>/<container>/`.
 fn instance_log_path(
-    runtime: &Runtime,
+    runtime: &dyn ContainerRuntime,
     pod: &Pod,
     container: &str,
     id: &str,
@@ -328,7 +328,7 @@ fn instance_log_path(
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(gone());
     }
-    let rec = runtime.get(id).ok_or_else(gone)?;
+    let rec = runtime.status(id).ok_or_else(gone)?;
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
@@ -355,7 +355,8 @@ pub fn serve_logs(
     opts: &PodLogOptions,
 ) -> Result<Response, ApiError> {
     let id = log_container_id(pod, container, opts.previous).map_err(ApiError::bad_request)?;
-    let path = instance_log_path(&s.runtime, pod, container, &id).map_err(ApiError::bad_request)?;
+    let path = instance_log_path(s.runtime.as_ref(), pod, container, &id)
+        .map_err(ApiError::bad_request)?;
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let follow = if opts.follow {
         let (cap, max) = followers();
@@ -367,7 +368,7 @@ pub fn serve_logs(
             ));
         };
         let runtime = s.runtime.clone();
-        let running = Box::new(move || runtime.get(&id).is_some_and(|r| r.is_running()));
+        let running = Box::new(move || runtime.status(&id).is_some_and(|r| r.is_running()));
         Some(Following::new(
             &path,
             running,

@@ -37,7 +37,7 @@ use axum::Router;
 use crate::cm::manager::ContainerManager;
 use crate::events::EventRecorder;
 use crate::node::NodeFacts;
-use crate::runtime::Runtime;
+use crate::runtime::ContainerRuntime;
 use crate::status_manager::StatusManager;
 
 /// What the handlers read.
@@ -54,7 +54,7 @@ pub struct ServerState {
     /// The runtime's streaming server (exec, attach, port-forward sessions).
     pub streaming: Arc<streaming::StreamingServer>,
     /// The runtime's container records (which log file an instance wrote, whether it runs).
-    pub runtime: Runtime,
+    pub runtime: Arc<dyn ContainerRuntime>,
     /// Pod and container cgroups (for metrics).
     pub cm: ContainerManager,
     /// What the API-server facade needs beyond the kubelet's state.

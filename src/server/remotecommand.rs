@@ -33,7 +33,7 @@ use super::ServerState;
 use super::status::{self, Refusal};
 use super::streaming::{AttachRequest, ExecRequest, PortForwardRequest, StreamingError};
 use super::upgrade_proxy::{is_upgrade, proxy_stream};
-use crate::runtime::exec::{container_exec_context, exec_sync};
+use crate::runtime::exec::exec_sync;
 
 /// How long `/run` lets a command run. The kubelet passes no timeout (the CRI call then has
 /// none); a bound keeps a hung command from holding a request and a process forever.
@@ -391,7 +391,7 @@ async fn run(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    let ctx = match container_exec_context(&s.streaming.runtime().dir(&id)) {
+    let ctx = match s.streaming.runtime().exec_context(&id) {
         Ok(c) => c,
         Err(e) => return status::internal(e.to_string()),
     };

@@ -20,8 +20,7 @@ use crate::cgroup::CgroupName;
 use crate::events::{self, EventType};
 use crate::prober::{self, ProbeType, ProbeWorkerHandle};
 use crate::runtime::exec::ExecContext;
-use crate::runtime::{ContainerMeta, ContainerRecord, env};
-use crate::shim::{ExitStatus, ShimConfig, ShimState};
+use crate::runtime::{ContainerMeta, ContainerRecord, ContainerSpec, Exit, ExitStatus, env};
 use crate::status;
 
 /// The kubelet's name prefix for container IDs in status (`<runtime>://<id>`).
@@ -35,12 +34,6 @@ const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// The kubelet's floor for the time between SIGTERM and SIGKILL (`minimumGracePeriodInSeconds`).
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
-/// After a cgroup kill that did not end the shim within `KILL_SETTLE`, the kill is repeated
-/// after this long, doubling up to `KILL_RETRY_MAX`: shorter recovers sooner from a transient
-/// failure (EMFILE), longer costs fewer futile attempts on a shim that is stuck for good.
-const KILL_RETRY_FIRST: Duration = Duration::from_secs(1);
-const KILL_RETRY_MAX: Duration = Duration::from_secs(30);
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Kind {
     Init,
@@ -50,7 +43,8 @@ pub(super) enum Kind {
 
 pub(super) struct Instance {
     pub meta: ContainerMeta,
-    pub state: ShimState,
+    /// When it exec'd (RFC 3339).
+    pub started_at: String,
     pub cgroup: CgroupName,
     pub exec: ExecContext,
 }
@@ -148,7 +142,7 @@ impl Slot {
             (
                 ContainerState {
                     running: Some(ContainerStateRunning {
-                        started_at: parse_time(&c.state.started_at),
+                        started_at: parse_time(&c.started_at),
                     }),
                     ..Default::default()
                 },
@@ -385,7 +379,6 @@ impl PodWorker {
             .clone()
             .unwrap_or_else(|| "default".into());
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let (id, prestarted) = ctx.runtime.next_container();
         let log_path = crate::logs::container_log_path(
             &ctx.pod_logs_dir,
             &ns,
@@ -399,33 +392,27 @@ impl PodWorker {
         let exec = exec_context(
             &pod,
             &spec,
-            envs.clone(),
-            ctx.cm.cgroups().procs_files(&cgroup),
+            envs,
+            ctx.cm.container_procs_files(&cgroup),
             &ctx,
         );
-        let meta = ContainerMeta {
-            id: id.clone(),
-            pod_uid: uid.clone(),
-            pod_name: self.pod_name().to_string(),
-            pod_namespace: ns.clone(),
-            container_name: name.clone(),
-            attempt,
-            spec_hash: self.backoff_key(i),
-            cgroup: cgroup.components().to_vec(),
-            log_path: log_path.clone(),
-            created_at: jiff::Timestamp::now().to_string(),
-        };
-        let shim_cfg = ShimConfig {
-            container_id: id.clone(),
+        let container = ContainerSpec {
+            meta: ContainerMeta {
+                // Both set by the runtime.
+                id: String::new(),
+                created_at: String::new(),
+                pod_uid: uid.clone(),
+                pod_name: self.pod_name().to_string(),
+                pod_namespace: ns.clone(),
+                container_name: name.clone(),
+                attempt,
+                spec_hash: self.backoff_key(i),
+                cgroup: cgroup.components().to_vec(),
+                log_path: log_path.clone(),
+                sandbox_id: self.sandbox_id.clone().unwrap_or_default(),
+            },
             argv,
-            env: envs,
-            working_dir: exec.working_dir.clone(),
-            uid: exec.uid,
-            gid: exec.gid,
-            supplemental_groups: exec.supplemental_groups.clone(),
-            cgroup_procs: exec.cgroup_procs.clone(),
-            oom_score_adj: exec.oom_score_adj,
-            log_path,
+            process: exec.clone(),
             log_max_size: ctx.log_max_size,
             log_max_files: ctx.log_max_files,
             stdin: spec.stdin.unwrap_or(false),
@@ -438,24 +425,26 @@ impl PodWorker {
             self.remove_instance(&prev.id);
         }
         let rt = ctx.runtime.clone();
-        let link_target = meta.log_path.clone();
-        let started = tokio::task::spawn_blocking(move || {
-            rt.create_and_start(&meta, &shim_cfg, prestarted)
-                .map(|s| (s, meta))
-        })
-        .await;
+        let started = tokio::task::spawn_blocking(move || rt.create_and_start(&container)).await;
+        let id = match &started {
+            Ok(Ok(s)) => s.meta.id.clone(),
+            Ok(Err(e)) => e.id().to_string(),
+            Err(_) => String::new(),
+        };
         // The `/var/log/containers` link, once the start is done: it serves log collectors,
         // not the container, so it stays off the pod start path (the kubelet makes it between
         // CreateContainer and StartContainer).
-        crate::logs::link_container_log(
-            &ctx.container_logs_dir,
-            self.pod_name(),
-            &ns,
-            &name,
-            &id,
-            &link_target,
-        );
-        let (state, meta) = match started {
+        if !id.is_empty() {
+            crate::logs::link_container_log(
+                &ctx.container_logs_dir,
+                self.pod_name(),
+                &ns,
+                &name,
+                &id,
+                &log_path,
+            );
+        }
+        let started = match started {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 self.record_failed_start(i, &id, e.to_string());
@@ -466,13 +455,7 @@ impl PodWorker {
                 return false;
             }
         };
-        if let Some(exit) = ctx.runtime.read_exit(&id)
-            && let Some(err) = exit.start_error.clone()
-        {
-            self.record_failed_start(i, &id, err);
-            return false;
-        }
-        tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = state.pid, attempt, "container started");
+        tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = started.pid, attempt, "container started");
         crate::metrics::kubelet().container_started(self.slots[i].kind != Kind::Regular);
         self.event(
             EventType::Normal,
@@ -491,8 +474,8 @@ impl PodWorker {
         slot.ready = false;
         slot.started = spec.startup_probe.is_none();
         slot.current = Some(Instance {
-            meta,
-            state: state.clone(),
+            meta: started.meta,
+            started_at: started.started_at,
             cgroup,
             exec,
         });
@@ -557,16 +540,11 @@ impl PodWorker {
             return;
         };
         let tx = self.tx.clone();
-        let dir = self.ctx.runtime.dir(&inst.meta.id);
-        let (name, id, shim_pid) = (
-            self.slots[i].spec.name.clone(),
-            inst.meta.id.clone(),
-            inst.state.shim_pid,
-        );
+        let rt = self.ctx.runtime.clone();
+        let (name, id) = (self.slots[i].spec.name.clone(), inst.meta.id.clone());
         tokio::spawn(async move {
-            crate::pleg::wait_pid_exit(shim_pid).await;
-            let _ = dir;
-            let _ = tx.send(WorkerMsg::ContainerExited { name, id });
+            let exit = rt.wait(&id).await;
+            let _ = tx.send(WorkerMsg::ContainerExited { name, id, exit });
         });
     }
 
@@ -628,8 +606,8 @@ impl PodWorker {
         self.slots[i].probes = handles;
     }
 
-    /// The PLEG reported that an instance's shim exited: record how it ended.
-    pub(super) fn on_exit(&mut self, name: &str, id: &str) {
+    /// The runtime reported that an instance exited (the PLEG's event): record how it ended.
+    pub(super) fn on_exit(&mut self, name: &str, id: &str, exit: Exit) {
         let Some(i) = self.slots.iter().position(|s| s.spec.name == name) else {
             return;
         };
@@ -639,8 +617,7 @@ impl PodWorker {
         let Some(inst) = self.slots[i].current.take() else {
             return;
         };
-        let exit = self.ctx.runtime.read_exit(id);
-        let finished = self.finish(&inst.meta, &inst.cgroup, exit.as_ref(), Some(&inst.state));
+        let finished = self.finish(&inst.meta, &exit, Some(&inst.started_at));
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, exit_code = finished.exit_code, reason = %finished.reason, "container exited");
         let s = &mut self.slots[i];
         s.stop_probes();
@@ -653,14 +630,9 @@ impl PodWorker {
         }
     }
 
-    fn finish(
-        &self,
-        meta: &ContainerMeta,
-        cgroup: &CgroupName,
-        exit: Option<&ExitStatus>,
-        state: Option<&ShimState>,
-    ) -> Finished {
-        let oom = self.ctx.cm.cgroups().oom_kill_count(cgroup).unwrap_or(0) > 0;
+    fn finish(&self, meta: &ContainerMeta, exit: &Exit, started_at: Option<&String>) -> Finished {
+        let oom = exit.oom_kill_count > 0;
+        let exit: Option<&ExitStatus> = exit.status.as_ref();
         match exit {
             Some(e) => Finished {
                 id: meta.id.clone(),
@@ -676,10 +648,7 @@ impl PodWorker {
                     status::reasons::ERROR.into()
                 },
                 message: e.start_error.clone(),
-                started_at: e
-                    .started_at
-                    .clone()
-                    .or_else(|| state.map(|s| s.started_at.clone())),
+                started_at: e.started_at.clone().or_else(|| started_at.cloned()),
                 finished_at: e.finished_at.clone(),
             },
             None => Finished {
@@ -690,22 +659,21 @@ impl PodWorker {
                 message: Some(
                     "The container could not be located when the pod was terminated".into(),
                 ),
-                started_at: state.map(|s| s.started_at.clone()),
+                started_at: started_at.cloned(),
                 finished_at: jiff::Timestamp::now().to_string(),
             },
         }
     }
 
     pub(super) fn remove_instance(&self, id: &str) {
-        if let Some(rec) = self.ctx.runtime.get(id) {
-            self.ctx.runtime.remove(&rec.meta);
-            crate::logs::remove_container_links(&self.ctx.container_logs_dir, &rec.meta.log_path);
+        if let Some(meta) = self.ctx.runtime.remove(id) {
+            crate::logs::remove_container_links(&self.ctx.container_logs_dir, &meta.log_path);
         }
     }
 
     /// Take over the containers a previous agent left for this pod: running ones are watched
     /// again (same processes, same pids), exits that happened meanwhile are recorded.
-    pub(super) fn adopt(&mut self, mut records: Vec<ContainerRecord>) {
+    pub(super) async fn adopt(&mut self, mut records: Vec<ContainerRecord>) {
         records.sort_by_key(|r| r.meta.attempt);
         for rec in records {
             let Some(i) = self
@@ -713,11 +681,11 @@ impl PodWorker {
                 .iter()
                 .position(|s| s.spec.name == rec.meta.container_name)
             else {
-                self.ctx.runtime.remove(&rec.meta);
+                self.ctx.runtime.remove(&rec.meta.id);
                 continue;
             };
             let Ok(cgroup) = CgroupName::new(rec.meta.cgroup.iter().map(String::as_str)) else {
-                self.ctx.runtime.remove(&rec.meta);
+                self.ctx.runtime.remove(&rec.meta.id);
                 continue;
             };
             self.slots[i].instances = self.slots[i].instances.max(rec.meta.attempt + 1);
@@ -729,11 +697,11 @@ impl PodWorker {
                 let spec = self.slots[i].spec.clone();
                 let envs =
                     env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
-                let procs = self.ctx.cm.cgroups().procs_files(&cgroup);
+                let procs = self.ctx.cm.container_procs_files(&cgroup);
                 let exec = exec_context(&self.pod, &spec, envs, procs, &self.ctx);
                 self.slots[i].current = Some(Instance {
                     meta: rec.meta.clone(),
-                    state,
+                    started_at: state.started_at,
                     cgroup,
                     exec,
                 });
@@ -741,7 +709,10 @@ impl PodWorker {
                 self.watch_exit(i);
                 self.start_probes(i);
             } else {
-                let f = self.finish(&rec.meta, &cgroup, rec.exit.as_ref(), rec.state.as_ref());
+                // Exited already: the wait returns at once, with the exit record and OOM kills.
+                let exit = self.ctx.runtime.wait(&rec.meta.id).await;
+                let started_at = rec.state.as_ref().map(|s| &s.started_at);
+                let f = self.finish(&rec.meta, &exit, started_at);
                 tracing::info!(pod = %self.pod_name(), container = %rec.meta.container_name, exit_code = f.exit_code, reason = %f.reason, "recorded exit that happened while the agent was down");
                 let _ = self.ctx.cm.destroy(&cgroup);
                 let s = &mut self.slots[i];
@@ -846,10 +817,9 @@ pub(super) struct StopJob {
     pub ctx: Arc<PodContext>,
     pub spec: Container,
     pub field_path: String,
-    pub pid: i32,
-    pub shim_pid: i32,
+    /// The runtime's ID of the instance to stop.
+    pub container_id: String,
     pub exec: ExecContext,
-    pub cgroup: CgroupName,
     pub grace: Duration,
     pub pre_stop: Option<LifecycleHandler>,
     /// Its place in the pod's termination order, when the pod has sidecars.
@@ -956,44 +926,8 @@ impl StopJob {
             }
         }
         let remaining = self.grace.saturating_sub(begin.elapsed()).max(MIN_GRACE);
-        // Signalled unless the process is known to be gone: a state that cannot be read (the
-        // audit's EMFILE) is not an exit. A pid reused since is the lesser risk; the cgroup
-        // kill below is what really ends the container.
-        if crate::pleg::process_state(self.pid) != crate::pleg::ProcState::Gone {
-            tracing::debug!(pod = %pod_name, container = %name, pid = self.pid, grace = ?remaining, "sending SIGTERM");
-            if let Err(e) = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid),
-                nix::sys::signal::Signal::SIGTERM,
-            ) && e != nix::errno::Errno::ESRCH
-            {
-                tracing::warn!(pod = %pod_name, container = %name, pid = self.pid, error = %e, "send SIGTERM");
-            }
-        }
-        let exited = tokio::time::timeout(remaining, crate::pleg::wait_pid_exit(self.shim_pid))
-            .await
-            .is_ok();
-        if exited {
-            return;
-        }
-        tracing::info!(pod = %pod_name, container = %name, "grace period over; killing the container's cgroup");
-        let mut settle = crate::runtime::KILL_SETTLE;
-        let mut retry = KILL_RETRY_FIRST;
-        loop {
-            if let Err(e) = self.ctx.cm.cgroups().kill(&self.cgroup) {
-                tracing::warn!(pod = %pod_name, container = %name, error = %e, "kill container cgroup");
-            }
-            if tokio::time::timeout(settle, crate::pleg::wait_pid_exit(self.shim_pid))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            // The kubelet retries a failed kill on every pod sync; the container must not
-            // outlive its pod because one kill attempt met EMFILE.
-            tracing::warn!(pod = %pod_name, container = %name, shim_pid = self.shim_pid, retry_in = ?retry, "the container's shim has not exited after the cgroup kill; killing again");
-            settle = retry;
-            retry = (retry * 2).min(KILL_RETRY_MAX);
-        }
+        tracing::debug!(pod = %pod_name, container = %name, container_id = %self.container_id, grace = ?remaining, "stopping container");
+        self.ctx.runtime.stop(&self.container_id, remaining).await;
     }
 }
 

@@ -23,15 +23,15 @@ use crate::cm::manager::ContainerManager;
 use crate::events::{self, EventRecorder, EventType, ObjectRef};
 use crate::prober::{ProbeResult, ProbeType, ProbeUpdate};
 use crate::runtime::env::NodeEnv;
-use crate::runtime::{ContainerRecord, Runtime};
+use crate::runtime::{ContainerRecord, ContainerRuntime, Exit, PodSandboxConfig};
 use crate::status_manager::StatusManager;
 
 use container::{Kind, Slot};
 
 /// What a pod worker needs from the rest of the agent. Shared by all workers, read-only.
 pub struct PodContext {
-    /// The container runtime (shims and container records).
-    pub runtime: Runtime,
+    /// The container runtime: sandboxes and containers, behind the CRI-shaped seam.
+    pub runtime: Arc<dyn ContainerRuntime>,
     /// Pod and container cgroups.
     pub cm: ContainerManager,
     /// Events.
@@ -75,12 +75,14 @@ pub struct TerminateRequest {
 pub enum WorkerMsg {
     /// Stop every container and clean up; the worker ends afterwards.
     Terminate(TerminateRequest),
-    /// The PLEG saw a container's shim exit.
+    /// The runtime reported a container's exit (the PLEG's event).
     ContainerExited {
         /// Container name.
         name: String,
         /// Runtime ID of the instance that exited.
         id: String,
+        /// How it ended.
+        exit: Exit,
     },
     /// A probe's result changed.
     Probe(ProbeUpdate),
@@ -148,6 +150,8 @@ struct PodWorker {
     start_observed: bool,
     /// Set once this worker set up the pod's volumes: cleanup tears down only what was set up.
     volumes_set_up: bool,
+    /// The pod's sandbox, once made (or found again after an agent restart).
+    sandbox_id: Option<String>,
 }
 
 impl PodWorker {
@@ -179,6 +183,63 @@ impl PodWorker {
             stopping: HashMap::new(),
             start_observed: false,
             volumes_set_up: false,
+            sandbox_id: None,
+        }
+    }
+
+    /// `RunPodSandbox` before the pod's first container, unless a previous agent made the
+    /// pod's sandbox already (looked for only when it left containers of this pod, so that a
+    /// new pod's start reads no other pod's records).
+    fn ensure_sandbox(&mut self, adopted: bool) {
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        if adopted
+            && let Some(sb) = self
+                .ctx
+                .runtime
+                .list_pod_sandboxes()
+                .into_iter()
+                .rev()
+                .find(|s| s.config.pod_uid == uid && s.ready)
+        {
+            tracing::info!(pod = %self.pod_name(), podUID = %uid, sandbox = %sb.id, "re-adopted the pod's sandbox");
+            self.sandbox_id = Some(sb.id);
+            return;
+        }
+        match self
+            .ctx
+            .runtime
+            .run_pod_sandbox(&sandbox_config(&self.pod, &self.ctx))
+        {
+            Ok(id) => {
+                tracing::debug!(pod = %self.pod_name(), podUID = %uid, sandbox = %id, "pod sandbox created");
+                self.sandbox_id = Some(id);
+            }
+            Err(e) => {
+                tracing::error!(pod = %self.pod_name(), podUID = %uid, error = %e, "create pod sandbox");
+                self.event(
+                    EventType::Warning,
+                    events::FAILED_CREATE_POD_SANDBOX,
+                    None,
+                    format!("Failed to create pod sandbox: {e}"),
+                );
+            }
+        }
+    }
+
+    /// `StopPodSandbox` once every container is gone; `RemovePodSandbox` too when the pod goes
+    /// with its containers (an evicted pod keeps them, and its sandbox, until it is removed).
+    fn release_sandbox(&mut self, remove: bool) {
+        let Some(id) = self.sandbox_id.clone() else {
+            return;
+        };
+        if let Err(e) = self.ctx.runtime.stop_pod_sandbox(&id) {
+            tracing::warn!(pod = %self.pod_name(), sandbox = %id, error = %e, "stop pod sandbox");
+        }
+        if remove {
+            if let Err(e) = self.ctx.runtime.remove_pod_sandbox(&id) {
+                tracing::warn!(pod = %self.pod_name(), sandbox = %id, error = %e, "remove pod sandbox");
+            }
+            self.sandbox_id = None;
         }
     }
 
@@ -213,7 +274,8 @@ impl PodWorker {
         let pod_name = self.pod_name().to_string();
         tracing::info!(pod = %pod_name, uid = ?self.pod.metadata.uid, "pod worker started");
         self.start_observed = !adopted.is_empty();
-        self.adopt(adopted);
+        let had_containers = !adopted.is_empty();
+        self.adopt(adopted).await;
         let cgroup_ok = match self.ctx.cm.ensure_pod_cgroup(&self.pod) {
             // The pod's cgroup is what this agent has for a sandbox: a started pod
             // (`kubelet_started_pods_total`), unless a previous agent started it.
@@ -233,6 +295,9 @@ impl PodWorker {
                 false
             }
         };
+        if cgroup_ok {
+            self.ensure_sandbox(had_containers);
+        }
         // Volumes only for a pod that got its sandbox (the kubelet mounts volumes after the pod
         // cgroup exists); whatever was attempted is torn down at cleanup, nothing else.
         let volumes = if cgroup_ok {
@@ -318,7 +383,7 @@ impl PodWorker {
                     s.waiting = None;
                 }
             }
-            WorkerMsg::ContainerExited { name, id } => self.on_exit(&name, &id),
+            WorkerMsg::ContainerExited { name, id, exit } => self.on_exit(&name, &id, exit),
             WorkerMsg::Stopped { name } => {
                 self.stopping.remove(&name);
             }
@@ -441,10 +506,8 @@ impl PodWorker {
             ctx: self.ctx.clone(),
             spec: slot.spec.clone(),
             field_path: slot.field_path(),
-            pid: inst.state.pid,
-            shim_pid: inst.state.shim_pid,
+            container_id: inst.meta.id.clone(),
             exec: inst.exec.clone(),
-            cgroup: inst.cgroup.clone(),
             grace: Duration::from_secs(grace_secs.max(0) as u64),
             pre_stop,
             order,
@@ -507,6 +570,7 @@ impl PodWorker {
         if self.volumes_set_up {
             crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
         }
+        self.release_sandbox(!keep_dead);
         match self.ctx.cm.pod_cgroup(&self.pod) {
             Ok(pod_cg) => {
                 if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
@@ -542,11 +606,12 @@ pub fn remove_dead_containers(ctx: &PodContext, pod: &Pod) -> usize {
     let mut n = 0;
     for rec in ctx.runtime.list() {
         if rec.meta.pod_uid == uid && !rec.is_running() {
-            ctx.runtime.remove(&rec.meta);
+            ctx.runtime.remove(&rec.meta.id);
             crate::logs::remove_container_links(&ctx.container_logs_dir, &rec.meta.log_path);
             n += 1;
         }
     }
+    remove_sandboxes(ctx, |pod_uid| pod_uid == uid);
     crate::logs::remove_pod_logs(
         &ctx.pod_logs_dir,
         &ctx.container_logs_dir,
@@ -555,6 +620,60 @@ pub fn remove_dead_containers(ctx: &PodContext, pod: &Pod) -> usize {
         uid,
     );
     n
+}
+
+/// Stop and remove the sandboxes of the pods `gone(pod UID)` names (pods removed, or left by a
+/// previous agent and no longer desired).
+pub fn remove_sandboxes(ctx: &PodContext, gone: impl Fn(&str) -> bool) {
+    for sb in ctx.runtime.list_pod_sandboxes() {
+        if !gone(&sb.config.pod_uid) {
+            continue;
+        }
+        let removed = ctx
+            .runtime
+            .stop_pod_sandbox(&sb.id)
+            .and_then(|()| ctx.runtime.remove_pod_sandbox(&sb.id));
+        if let Err(e) = removed {
+            tracing::warn!(podUID = %sb.config.pod_uid, sandbox = %sb.id, error = %e, "remove pod sandbox");
+        }
+    }
+}
+
+/// The pod's `PodSandboxConfig` (`generatePodSandboxConfig`): its identity, hostname, host
+/// namespaces, DNS and the log directory.
+fn sandbox_config(pod: &Pod, ctx: &PodContext) -> PodSandboxConfig {
+    let spec = pod.spec.as_ref();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
+        spec.and_then(f).unwrap_or(false)
+    };
+    PodSandboxConfig {
+        log_directory: crate::logs::pod_log_dir(&ctx.pod_logs_dir, &namespace, &name, &uid),
+        hostname: spec
+            .and_then(|s| s.hostname.clone())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| name.clone()),
+        subdomain: spec.and_then(|s| s.subdomain.clone()),
+        host_network: flag(|s| s.host_network),
+        host_ipc: flag(|s| s.host_ipc),
+        host_pid: flag(|s| s.host_pid),
+        share_process_namespace: flag(|s| s.share_process_namespace),
+        dns_policy: spec.and_then(|s| s.dns_policy.clone()),
+        dns_config: spec.and_then(|s| s.dns_config.clone()),
+        host_aliases: spec
+            .and_then(|s| s.host_aliases.clone())
+            .unwrap_or_default(),
+        annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+        pod_uid: uid,
+        pod_name: name,
+        pod_namespace: namespace,
+    }
 }
 
 async fn sleep_until(t: Option<tokio::time::Instant>) {

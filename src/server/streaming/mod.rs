@@ -43,8 +43,8 @@ use axum::routing::any;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::runtime::Runtime;
-use crate::runtime::exec::{StreamOptions, container_exec_context};
+use crate::runtime::exec::StreamOptions;
+use crate::runtime::{AttachTarget, ContainerRuntime};
 use crate::server::status::{self, Refusal};
 use request_cache::{CacheError, RequestCache};
 
@@ -162,7 +162,7 @@ pub struct StreamingServer {
     config: StreamingConfig,
     base_url: String,
     cache: RequestCache<CachedRequest>,
-    runtime: Runtime,
+    runtime: Arc<dyn ContainerRuntime>,
     sessions: Arc<Semaphore>,
     runs: Arc<Semaphore>,
 }
@@ -171,7 +171,7 @@ impl StreamingServer {
     /// Binds the listener and serves in a background task; the server, ready for `get_*`.
     pub async fn start(
         config: StreamingConfig,
-        runtime: Runtime,
+        runtime: Arc<dyn ContainerRuntime>,
     ) -> Result<Arc<Self>, StreamingError> {
         let listener = tokio::net::TcpListener::bind(config.address)
             .await
@@ -205,7 +205,11 @@ impl StreamingServer {
     }
 
     /// A server whose URLs point at `addr` (the caller serves [`Self::router`] there).
-    pub fn new(config: StreamingConfig, runtime: Runtime, addr: SocketAddr) -> Self {
+    pub fn new(
+        config: StreamingConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+        addr: SocketAddr,
+    ) -> Self {
         StreamingServer {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             runs: Arc::new(Semaphore::new(MAX_RUNS)),
@@ -217,8 +221,8 @@ impl StreamingServer {
     }
 
     /// The runtime whose containers it streams (the kubelet's `/run` uses it for ExecSync).
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+    pub fn runtime(&self) -> &dyn ContainerRuntime {
+        self.runtime.as_ref()
     }
 
     /// `http://<address>`, the prefix of every URL it hands out.
@@ -277,16 +281,13 @@ impl StreamingServer {
         Ok(format!("{}/{kind}/{token}", self.base_url))
     }
 
-    /// The state dir of a running container, or the answer explaining why there is none.
-    fn running_container(&self, id: &str) -> Result<PathBuf, Refusal> {
+    /// Checks that container `id` runs, or gives the answer explaining why not.
+    fn running_container(&self, id: &str) -> Result<(), Refusal> {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(status::not_found(format!("container {id:?} not found")).into());
         }
-        let dir = self.runtime.dir(id);
-        let state = crate::shim::read_state(&dir).ok().flatten();
-        let exited = crate::shim::read_exit(&dir).ok().flatten().is_some();
-        match state {
-            Some(s) if !exited && crate::shim::shim_alive(&s, &dir) => Ok(dir),
+        match self.runtime.status(id) {
+            Some(rec) if rec.is_running() => Ok(()),
             _ => Err(status::not_found(format!("container {id:?} is not running")).into()),
         }
     }
@@ -462,17 +463,19 @@ async fn serve_command(srv: Arc<StreamingServer>, cmd: Command, req: Request) ->
         Command::Exec(r) => (&r.container_id, opts(r.stdin, r.stdout, r.stderr, r.tty)),
         Command::Attach(r) => (&r.container_id, opts(r.stdin, r.stdout, r.stderr, r.tty)),
     };
-    let dir = match srv.running_container(container_id) {
-        Ok(d) => d,
-        Err(resp) => return resp.into_response(),
-    };
+    if let Err(resp) = srv.running_container(container_id) {
+        return resp.into_response();
+    }
     // Everything the session needs, read before the upgrade so failures are HTTP answers.
     let session = match cmd {
-        Command::Exec(r) => match container_exec_context(&dir) {
+        Command::Exec(r) => match srv.runtime.exec_context(&r.container_id) {
             Ok(ctx) => Session::Exec(ctx, r.cmd),
             Err(e) => return status::internal(e.to_string()),
         },
-        Command::Attach(_) => Session::Attach(crate::shim::attach::socket_path(&dir)),
+        Command::Attach(r) => match srv.runtime.attach(&r.container_id) {
+            Ok(AttachTarget { socket }) => Session::Attach(socket),
+            Err(e) => return status::not_found(e.to_string()),
+        },
     };
     let permit = match srv.session_slot() {
         Ok(p) => p,
@@ -630,7 +633,8 @@ mod tests {
     #[test]
     fn get_exec_validates_like_the_cri_server() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = Runtime::new(dir.path(), "/bin/false".into()).unwrap();
+        let rt: Arc<dyn ContainerRuntime> =
+            Arc::new(crate::runtime::ShimRuntime::new(dir.path(), "/bin/false".into()).unwrap());
         let srv = StreamingServer::new(
             StreamingConfig::new(Duration::from_secs(60)),
             rt,
