@@ -6,6 +6,23 @@ use std::time::Duration;
 
 use super::Error;
 
+/// Unit tests of the parts above the cgroup layer (the pod worker's) run on a temp dir standing
+/// in for cgroupfs. Beneath a directory of this name, and in test builds only, the tree behaves
+/// as the kernel's does where a plain directory cannot: a cgroup's files exist once written
+/// and go with its `rmdir`. Production builds never take this path.
+#[cfg(test)]
+pub(crate) const FAKE_KERNEL_DIR: &str = "fake-cgroupfs-kernel";
+
+#[cfg(test)]
+fn fake_kernel(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str() == FAKE_KERNEL_DIR)
+}
+
+#[cfg(not(test))]
+fn fake_kernel(_: &Path) -> bool {
+    false
+}
+
 /// Writes `value` into an existing cgroup file (never creates one: a wrong name fails loudly).
 pub(super) fn write_value(path: &Path, value: &str) -> Result<(), Error> {
     tracing::debug!(path = %path.display(), value, "cgroup write");
@@ -19,6 +36,7 @@ pub(super) fn write_value(path: &Path, value: &str) -> Result<(), Error> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
+        .create(fake_kernel(path))
         .open(path)
         .map_err(err)?;
     f.write_all(value.as_bytes()).map_err(err)
@@ -138,6 +156,15 @@ const RMDIR_FIRST_DELAY: Duration = Duration::from_millis(10);
 pub(super) fn rmdir(path: &Path) -> Result<(), Error> {
     let mut delay = RMDIR_FIRST_DELAY;
     let mut attempt = 1;
+    if fake_kernel(path)
+        && let Ok(entries) = std::fs::read_dir(path)
+    {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     loop {
         match std::fs::remove_dir(path) {
             Ok(()) => {

@@ -56,6 +56,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use detect::RootFs;
+#[cfg(test)]
+pub(crate) use io::FAKE_KERNEL_DIR;
 pub use join::ProcsJoin;
 pub use ops::SwapLimit;
 

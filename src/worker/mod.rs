@@ -10,6 +10,8 @@
 
 pub mod backoff;
 mod container;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
