@@ -9,7 +9,6 @@
 //! Deviation: the kubelet's options come out of a Go map, in random order; here they keep
 //! the order in which they first appear (node file, then `dnsConfig`).
 
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -107,6 +106,22 @@ pub struct DnsEvent {
     pub message: String,
 }
 
+impl DnsEvent {
+    /// Record this warning on `pod` or on the node `node_name`, as the kubelet does.
+    pub fn record(&self, recorder: &crate::events::EventRecorder, pod: &Pod, node_name: &str) {
+        let object = match self.target {
+            EventTarget::Node => crate::events::ObjectRef::node(node_name),
+            EventTarget::Pod => crate::events::ObjectRef::pod(pod),
+        };
+        recorder.event(
+            object,
+            crate::events::EventType::Warning,
+            self.reason,
+            self.message.clone(),
+        );
+    }
+}
+
 /// The kubelet's DNS configurer: `--cluster-dns`, `--cluster-domain`, `--resolv-conf`.
 #[derive(Clone, Debug, Default)]
 pub struct Configurer {
@@ -187,23 +202,16 @@ fn omit_duplicates(v: Vec<String>) -> Vec<String> {
     v.into_iter().filter(|s| seen.insert(s.clone())).collect()
 }
 
-/// Read at most `MAX_RESOLV_CONF_LENGTH` of `path`.
+/// Read at most `MAX_RESOLV_CONF_LENGTH` of `path` (`utilio.ReadAtMost`).
 fn read_bounded(path: &Path) -> Result<String, DnsError> {
-    let err = |source| DnsError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let f = std::fs::File::open(path).map_err(err)?;
-    let mut buf = Vec::new();
-    f.take(MAX_RESOLV_CONF_LENGTH + 1)
-        .read_to_end(&mut buf)
-        .map_err(err)?;
-    if buf.len() as u64 > MAX_RESOLV_CONF_LENGTH {
-        return Err(DnsError::TooLarge {
+    super::read_at_most(path, MAX_RESOLV_CONF_LENGTH)
+        .map_err(|source| DnsError::Read {
             path: path.to_path_buf(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+            source,
+        })?
+        .ok_or_else(|| DnsError::TooLarge {
+            path: path.to_path_buf(),
+        })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,15 +436,7 @@ mod tests {
     use super::*;
 
     fn pod(spec: serde_json::Value) -> Pod {
-        let mut s = serde_json::json!({"containers": [{"name": "c"}]});
-        if let (Some(s), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
-            s.extend(extra.clone());
-        }
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
-            "spec": s,
-        }))
-        .unwrap()
+        crate::sandbox::test_pod("web", spec)
     }
 
     const NODE: &str = "# generated\nnameserver 10.0.0.2\nnameserver 10.0.0.3\nsearch corp.example. lab.example .\noptions timeout:2 ndots:1\noptions timeout:3\n";
@@ -535,6 +535,29 @@ mod tests {
         assert_eq!(ev[0].message, node);
         assert_eq!(ev[1].reason, "MissingClusterDNS");
         assert_eq!(ev[1].message, format!("pod: \"web_shop(u1)\". {node}"));
+        let rec = crate::events::EventRecorder::new("node1");
+        let p = pod(serde_json::json!({}));
+        for e in &ev {
+            e.record(&rec, &p, "node1");
+        }
+        let kinds: Vec<_> = rec
+            .list()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.involved_object.kind.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert!(
+            kinds.contains(&("Node".into(), "MissingClusterDNS".into())),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&("Pod".into(), "MissingClusterDNS".into())),
+            "{kinds:?}"
+        );
     }
 
     #[test]

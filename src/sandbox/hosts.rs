@@ -208,15 +208,7 @@ mod tests {
     use super::*;
 
     fn pod(spec: serde_json::Value, name: &str) -> Pod {
-        let mut s = serde_json::json!({"containers": [{"name": "c"}]});
-        if let (Some(s), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
-            s.extend(extra.clone());
-        }
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": "shop", "uid": "u1"},
-            "spec": s,
-        }))
-        .unwrap()
+        crate::sandbox::test_pod(name, spec)
     }
 
     fn alias(ip: &str, names: &[&str]) -> HostAlias {

@@ -181,21 +181,22 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SandboxError> {
     res.map_err(io_err("write", path))
 }
 
-/// Read at most `max` bytes of `path`; an error if it is longer.
-fn read_bounded(path: &Path, max: u64) -> Result<String, SandboxError> {
-    let f = std::fs::File::open(path).map_err(io_err("read", path))?;
+/// Read `path` if it has at most `max` bytes: `Ok(None)` if it is longer (never read whole).
+pub(crate) fn read_at_most(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+    let f = std::fs::File::open(path)?;
     let mut buf = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err("read", path))?;
+    f.take(max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
-        return Err(SandboxError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source: std::io::Error::other(format!("longer than {max} bytes")),
-        });
+        return Ok(None);
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// [`read_at_most`] with a longer file as an error.
+fn read_bounded(path: &Path, max: u64) -> Result<String, SandboxError> {
+    read_at_most(path, max)
+        .and_then(|t| t.ok_or_else(|| std::io::Error::other(format!("longer than {max} bytes"))))
+        .map_err(io_err("read", path))
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), SandboxError> {
@@ -449,4 +450,18 @@ impl SandboxManager {
         v.sort();
         v
     }
+}
+
+/// A pod for the unit tables of `dns` and `hosts`: `spec` extends one container.
+#[cfg(test)]
+pub(crate) fn test_pod(name: &str, spec: serde_json::Value) -> Pod {
+    let mut s = serde_json::json!({"containers": [{"name": "c"}]});
+    if let (Some(s), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
+        s.extend(extra.clone());
+    }
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "shop", "uid": "u1"},
+        "spec": s,
+    }))
+    .unwrap()
 }
