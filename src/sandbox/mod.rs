@@ -155,7 +155,8 @@ pub struct SandboxManager {
     opts: SandboxOptions,
 }
 
-/// Write `content` to `path` atomically (a temporary file beside it, then `rename`), mode 0644.
+/// Write `content` to `path` atomically (a temporary file beside it, then `rename`), mode 0644,
+/// so that a reader (a container starting, `adopt`) never sees half a file.
 fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SandboxError> {
     let name = path
         .file_name()
@@ -172,7 +173,9 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<(), SandboxError> {
             .open(&tmp)?;
         f.write_all(content)?;
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        f.sync_all()?;
+        // No fsync: these files only matter while the pinned namespaces exist, and those do
+        // not survive a power loss; after one `adopt` finds the namespaces gone and the whole
+        // sandbox is made again. An fsync per file cost ~1 ms each on a pod's start path.
         std::fs::rename(&tmp, path)
     })();
     if res.is_err() {
