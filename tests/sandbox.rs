@@ -176,6 +176,11 @@ fn sandbox_namespaces_are_the_pods_own_and_held_by_no_process() {
     assert_eq!(seen[3], "db-0");
     no_process_holds(&seen[0], "ipc");
     no_process_holds(&seen[1], "uts");
+    // Each file is checked for its own kind.
+    use minikubelet::sandbox::namespaces::{NsKind, check};
+    check(NsKind::Uts, &uts).unwrap();
+    let e = check(NsKind::Ipc, &uts).unwrap_err().to_string();
+    assert!(e.contains("holds a namespace of type 0x4000000"), "{e}");
 
     // The files, with the kubelet's content and modes.
     let hosts = std::fs::read_to_string(&paths.hosts_file).unwrap();
@@ -249,6 +254,14 @@ fn child_makes_a_sandbox_and_waits() {
 fn sandbox_survives_kill_of_its_maker_and_is_adopted() {
     let mut g = Guard::new(false);
     g.uids.push("u2".into());
+    /// Kills the child also when the test fails early.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -261,6 +274,7 @@ fn sandbox_survives_kill_of_its_maker_and_is_adopted() {
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = Child(child);
     let mut ready = false;
     for _ in 0..50 {
         let mut line = String::new();
@@ -273,11 +287,11 @@ fn sandbox_survives_kill_of_its_maker_and_is_adopted() {
         }
     }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     assert!(ready, "the child did not make its sandbox");
 
     // A new manager (an agent restarted) adopts it; the namespace is still the pod's.

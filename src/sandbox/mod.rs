@@ -235,7 +235,9 @@ impl SandboxManager {
     /// `RunPodSandbox`: make the pod's namespaces and files. `pod_ips` are the pod's IPs for
     /// its hosts file (until pods get a network: the node's IP, as the status reports it).
     /// Idempotent: an existing whole sandbox of the pod keeps its namespaces and gets its
-    /// files rewritten. On error nothing of the sandbox is left.
+    /// files rewritten. On error nothing of the sandbox is left. Blocking (a thread is
+    /// started and joined, files are written): call it from `spawn_blocking`. With no pod IP
+    /// the kubelet does not mount `/etc/hosts` (`makeMounts`); the file is written anyway.
     pub fn run_pod_sandbox(
         &self,
         pod: &Pod,
