@@ -49,6 +49,9 @@ pub enum HostsError {
     /// A host alias that would break the file's lines.
     #[error("spec.hostAliases: {0:?} contains whitespace or a comment sign")]
     BadAlias(String),
+    /// A host alias whose `ip` is not an IP address (the API server's message).
+    #[error("spec.hostAliases[{0}].ip: Invalid value: {1:?}: must be a valid IP address")]
+    BadAliasIp(usize, String),
 }
 
 /// The pod's hostname and domain (`GeneratePodHostNameAndDomain`): `spec.hostname` else the
@@ -123,7 +126,8 @@ pub fn nodename_for_kernel(
     Ok(hostname.to_string())
 }
 
-/// Refuse host aliases beyond the bounds, or with characters that would add lines or fields.
+/// Refuse host aliases beyond the bounds, an `ip` that is not an IP address, or names with
+/// characters that would add lines or fields.
 pub fn check_host_aliases(aliases: &[HostAlias]) -> Result<(), HostsError> {
     let bytes: usize = aliases
         .iter()
@@ -140,7 +144,10 @@ pub fn check_host_aliases(aliases: &[HostAlias]) -> Result<(), HostsError> {
     if aliases.len() > MAX_HOST_ALIASES || bytes > MAX_HOST_ALIASES_BYTES {
         return Err(HostsError::TooManyAliases(aliases.len(), bytes));
     }
-    for a in aliases {
+    for (i, a) in aliases.iter().enumerate() {
+        if a.ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(HostsError::BadAliasIp(i, a.ip.clone()));
+        }
         let ip = std::iter::once(a.ip.as_str());
         for s in ip.chain(a.hostnames.iter().flatten().map(String::as_str)) {
             if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '#') {
@@ -317,5 +324,11 @@ mod tests {
             Err(HostsError::BadAlias("a\n2.2.2.2 evil".into()))
         );
         assert!(check_host_aliases(&[alias("1.1.1.1", &["a"])]).is_ok());
+        assert_eq!(
+            check_host_aliases(&[alias("1.1.1.1", &["a"]), alias("foo", &["b"])])
+                .unwrap_err()
+                .to_string(),
+            "spec.hostAliases[1].ip: Invalid value: \"foo\": must be a valid IP address"
+        );
     }
 }
