@@ -25,6 +25,7 @@ pub mod pod_workers;
 pub mod preflight;
 pub mod prober;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
 pub mod shim;
 pub mod source;

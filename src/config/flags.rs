@@ -46,6 +46,18 @@ pub struct Flags {
     #[arg(long, value_name = "NAME")]
     pub hostname_override: Option<String>,
 
+    /// DNS server IPs, comma-separated, for pods with dnsPolicy ClusterFirst (clusterDNS) [default: none].
+    #[arg(long, value_name = "IP,...")]
+    pub cluster_dns: Option<String>,
+
+    /// The cluster's DNS domain, searched by pods and used in their hosts file (clusterDomain) [default: cluster.local].
+    #[arg(long, value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+
+    /// The node's resolver file that pods' DNS starts from (resolvConf); "" for none [default: /etc/resolv.conf].
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<String>,
+
     /// Labels for the node, key=value pairs separated by commas.
     #[arg(long, value_name = "K=V,...", value_parser = map_flag)]
     pub node_labels: Option<BTreeMap<String, String>>,

@@ -33,6 +33,11 @@ use duration::format_go_duration;
 
 /// Default state directory (the kubelet uses /var/lib/kubelet; we keep out of its way).
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/minikubelet";
+/// Default `clusterDomain`. Deviation: the kubelet's default is empty; kubeadm and kind set
+/// `cluster.local`, and a pod's `subdomain` hosts entry needs a domain.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+/// Default `resolvConf` (the kubelet's).
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// Default directory for container logs (the kubelet's `podLogsDir` default).
 pub const DEFAULT_POD_LOGS_DIR: &str = "/var/log/pods";
 /// Default directory for the per-container log symlinks.
@@ -243,6 +248,12 @@ pub struct Config {
     pub container_logs_dir: PathBuf,
     /// `--hostname-override`.
     pub hostname_override: Option<String>,
+    /// `clusterDNS`: nameservers of `ClusterFirst` pods; empty for none.
+    pub cluster_dns: Vec<IpAddr>,
+    /// `clusterDomain`; empty for none.
+    pub cluster_domain: String,
+    /// `resolvConf`; `None` for the empty string (pods get no node resolver).
+    pub resolv_conf: Option<PathBuf>,
     /// `--node-labels`.
     pub node_labels: BTreeMap<String, String>,
     /// `cgroupRoot` (`/` when empty and `cgroupsPerQOS`).
@@ -388,6 +399,9 @@ pub(crate) struct Settings {
     logging_verbosity: Option<i64>,
     /// Config file only, as in the kubelet (no flag).
     local_storage_capacity_isolation: Option<bool>,
+    cluster_dns: Option<Vec<String>>,
+    cluster_domain: Option<String>,
+    resolv_conf: Option<String>,
 }
 
 impl Settings {
@@ -434,6 +448,9 @@ impl Settings {
             logging_format: f.logging_format.clone(),
             logging_verbosity: f.v.map(i64::from),
             local_storage_capacity_isolation: None,
+            cluster_dns: f.cluster_dns.as_deref().map(split_list),
+            cluster_domain: f.cluster_domain.clone(),
+            resolv_conf: f.resolv_conf.clone(),
         }
     }
 
@@ -505,6 +522,9 @@ impl Settings {
             local_storage_capacity_isolation: self
                 .local_storage_capacity_isolation
                 .or(file.local_storage_capacity_isolation),
+            cluster_dns: self.cluster_dns.or(file.cluster_dns),
+            cluster_domain: self.cluster_domain.or(file.cluster_domain),
+            resolv_conf: self.resolv_conf.or(file.resolv_conf),
         }
     }
 }
@@ -588,6 +608,25 @@ fn build(
     if let Err(e) = labels::validate_node_labels(&node_labels) {
         v.err(e);
     }
+
+    // Pod DNS (`pkg/kubelet/network/dns`).
+    let mut cluster_dns = Vec::new();
+    for ip in s.cluster_dns.iter().flatten() {
+        match ip.parse::<IpAddr>() {
+            Ok(a) => cluster_dns.push(a),
+            Err(_) => v.err(format!(
+                "invalid configuration: clusterDNS (--cluster-dns) {ip} must be a valid IP address"
+            )),
+        }
+    }
+    let cluster_domain = s
+        .cluster_domain
+        .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_string());
+    let resolv_conf = match s.resolv_conf {
+        None => Some(PathBuf::from(DEFAULT_RESOLV_CONF)),
+        Some(p) if p.is_empty() => None,
+        Some(p) => Some(PathBuf::from(p)),
+    };
 
     // Periods.
     let file_check_frequency = s
@@ -815,6 +854,9 @@ fn build(
         pod_logs_dir,
         container_logs_dir,
         hostname_override,
+        cluster_dns,
+        cluster_domain,
+        resolv_conf,
         node_labels,
         cgroup_root,
         cgroups_per_qos,
@@ -1100,6 +1142,12 @@ impl Config {
         });
         // Drop empty optional paths, as Go's omitempty does.
         if let Some(map) = obj.as_object_mut() {
+            // Pod DNS (outside the `json!` above, which is at its macro recursion limit).
+            let dns: Vec<String> = self.cluster_dns.iter().map(|ip| ip.to_string()).collect();
+            map.insert("clusterDNS".into(), json!(dns));
+            map.insert("clusterDomain".into(), json!(self.cluster_domain));
+            let resolv = self.resolv_conf.as_ref().map(|p| p.display().to_string());
+            map.insert("resolvConf".into(), json!(resolv.unwrap_or_default()));
             for key in ["staticPodPath", "tlsCertFile", "tlsPrivateKeyFile"] {
                 if map.get(key).and_then(Value::as_str) == Some("") {
                     map.remove(key);

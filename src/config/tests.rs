@@ -518,13 +518,13 @@ fn authorization_settings_from_file_and_flags() {
 #[test]
 fn unknown_and_unimplemented_fields_are_warnings() {
     let Loaded { warnings, .. } = load_file(
-        "clusterDNS: [10.96.0.10]\nhairpinMode: hairpin-veth\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  webhook:\n    enabled: true\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",
+        "podCIDR: 10.244.0.0/24\nhairpinMode: hairpin-veth\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  webhook:\n    enabled: true\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",
         &[],
     )
     .unwrap();
     let joined = warnings.join("\n");
     for want in [
-        "kubelet field \"clusterDNS\" is not implemented by minikubelet; ignored",
+        "kubelet field \"podCIDR\" is not implemented by minikubelet; ignored",
         "kubelet field \"hairpinMode\" is not implemented by minikubelet; ignored",
         "unknown field \"fooBar\" ignored",
         "unknown field \"memorySwap.bogus\" ignored",
@@ -1048,4 +1048,47 @@ fn tls_min_version_and_cipher_suites_from_the_file_and_flags() {
         e.contains("not supported when the TLS min version is VersionTLS13"),
         "{e}"
     );
+}
+
+#[test]
+fn pod_dns_settings_from_flags_and_file() {
+    let c = load(&Flags::default()).unwrap().config;
+    assert!(c.cluster_dns.is_empty());
+    assert_eq!(c.cluster_domain, "cluster.local");
+    assert_eq!(c.resolv_conf, Some(PathBuf::from("/etc/resolv.conf")));
+
+    let c = load_args(&[
+        "--cluster-dns=10.96.0.10,fd00::a",
+        "--cluster-domain=k8s.test",
+        "--resolv-conf=",
+    ])
+    .unwrap()
+    .config;
+    let want: Vec<IpAddr> = vec!["10.96.0.10".parse().unwrap(), "fd00::a".parse().unwrap()];
+    assert_eq!(c.cluster_dns, want);
+    assert_eq!(c.cluster_domain, "k8s.test");
+    assert_eq!(c.resolv_conf, None);
+    let k = c.to_kubelet_configuration();
+    assert_eq!(
+        k["clusterDNS"],
+        serde_json::json!(["10.96.0.10", "fd00::a"])
+    );
+    assert_eq!(k["resolvConf"], "");
+
+    let c = load_file(
+        "clusterDNS: [10.0.0.10]\nclusterDomain: corp.test\nresolvConf: /run/systemd/resolve/resolv.conf\n",
+        &["--cluster-domain=flag.test"],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.cluster_dns, vec!["10.0.0.10".parse::<IpAddr>().unwrap()]);
+    assert_eq!(c.cluster_domain, "flag.test");
+    assert_eq!(
+        c.resolv_conf,
+        Some(PathBuf::from("/run/systemd/resolve/resolv.conf"))
+    );
+
+    assert!(err_of(&["--cluster-dns=10.0.0.300"]).contains(
+        "invalid configuration: clusterDNS (--cluster-dns) 10.0.0.300 must be a valid IP address"
+    ));
 }
