@@ -39,6 +39,8 @@ enum Command {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
+    /// The node's images: pull, import, ls, rm, prune (the store under --root-dir).
+    Image(crate::images::cli::ImageArgs),
     /// Supervise one container (started by the agent; not for people).
     #[command(hide = true)]
     Shim {
@@ -114,6 +116,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Image(args)) => crate::images::cli::run(args),
         Some(Command::Check { flags }) => {
             let loaded = match crate::config::load(&flags) {
                 Ok(l) => l,
