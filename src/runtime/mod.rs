@@ -18,6 +18,10 @@
 
 pub mod env;
 pub mod exec;
+pub mod spec;
+
+/// The OCI runtime spec types (they live beside the shim, which executes them).
+pub use crate::shim::oci;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

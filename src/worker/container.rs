@@ -430,6 +430,7 @@ impl PodWorker {
             log_max_files: ctx.log_max_files,
             stdin: spec.stdin.unwrap_or(false),
             stdin_once: spec.stdin_once.unwrap_or(false),
+            isolation: None,
         };
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
