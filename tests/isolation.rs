@@ -586,3 +586,63 @@ fn shared_pid_namespace_is_joined() {
     assert_eq!(value(&out, "procs="), "2", "the holder and the container");
     drop(holder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_enters_the_containers_namespaces_and_root() {
+    use minikubelet::runtime::exec::{container_exec_context, exec_sync};
+    let layers = Layers::new();
+    let mut p = process("exec sleep 600");
+    p.cwd = Some("/etc".into());
+    let spec = spec::container_spec(&p, &SandboxPaths::host(), &[]);
+    let (c, res) = Container::start(isolation(spec, layers.rootfs()));
+    let st = res.unwrap();
+    let ctx = container_exec_context(&c.state_dir).unwrap();
+    assert_eq!(ctx.isolation.as_ref().map(|i| i.pid), Some(st.pid));
+    let script = r#"echo pid=$$
+echo mnt=$(readlink /proc/self/ns/mnt)
+echo pidns=$(readlink /proc/self/ns/pid)
+echo layer=$(cat /etc/layer)
+echo one=$(tr '\0' ' ' < /proc/1/cmdline)
+echo cwd=$(pwd)
+grep -E '^(CapEff|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/:/=/'"#;
+    let argv: Vec<String> = ["sh", "-c", script].map(String::from).to_vec();
+    let out = exec_sync(&ctx, &argv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.output).to_string();
+    assert_eq!(out.exit_code, 0, "{text}");
+    let container_ns = |k: &str| {
+        std::fs::read_link(format!("/proc/{}/ns/{k}", st.pid))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(value(&text, "mnt="), container_ns("mnt"), "{text}");
+    assert_eq!(value(&text, "pidns="), container_ns("pid"));
+    assert_ne!(value(&text, "pid="), "1");
+    assert_eq!(value(&text, "layer="), "top", "the container's rootfs");
+    assert_eq!(value(&text, "one="), "sleep 600", "its PID 1");
+    assert_eq!(value(&text, "cwd="), "/etc");
+    assert_eq!(value(&text, "CapEff="), default_caps_mask());
+    assert_eq!(value(&text, "CapBnd="), default_caps_mask());
+    // Exit codes pass through the intermediate process; a missing program is an error.
+    let argv: Vec<String> = ["sh", "-c", "exit 7"].map(String::from).to_vec();
+    let out = exec_sync(&ctx, &argv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 7);
+    let argv = vec!["/no/such/program".to_string()];
+    assert!(
+        exec_sync(&ctx, &argv, Duration::from_secs(10))
+            .await
+            .is_err()
+    );
+    // A timeout kills the command inside the container too.
+    let argv: Vec<String> = ["sleep", "654321"].map(String::from).to_vec();
+    let err = exec_sync(&ctx, &argv, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(processes_with("sleep\0654321").is_empty());
+}

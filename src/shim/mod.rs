@@ -29,7 +29,7 @@
 //! else starts a thread, because it forks.
 pub mod attach;
 mod child;
-mod isolate;
+pub(crate) mod isolate;
 pub mod oci;
 mod supervisor;
 
