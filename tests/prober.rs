@@ -147,6 +147,7 @@ async fn exec_sync_runs_in_the_container_context() {
     let workdir = tempfile::tempdir().unwrap();
     fs::set_permissions(workdir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let ctx = ExecContext {
+        isolation: None,
         env: vec![
             ("FOO".into(), "bar baz".into()),
             ("PATH".into(), "/usr/bin:/bin".into()),
@@ -211,6 +212,7 @@ async fn exec_sync_timeout_kills_the_process_group() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
     let ctx = ExecContext {
+        isolation: None,
         cgroup_procs: vec![cgroup.procs()],
         oom_score_adj: None,
         ..Default::default()
@@ -247,6 +249,7 @@ async fn exec_sync_timeout_kills_the_process_group() {
 #[tokio::test]
 async fn exec_sync_reports_a_missing_cgroup() {
     let ctx = ExecContext {
+        isolation: None,
         cgroup_procs: vec![memory_root().join("no-such-cgroup-xyz/cgroup.procs")],
         ..Default::default()
     };

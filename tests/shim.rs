@@ -7,54 +7,8 @@ use std::time::{Duration, Instant};
 use minikubelet::logs::{CriRecords, LogManager, Stream, parse_cri_line};
 use minikubelet::shim::{self, ExitStatus, ShimConfig, ShimError, ShimState};
 
-/// The minikubelet binary, copied once into a private temp dir.
-///
-/// `target/debug/minikubelet` is shared by every worktree building into the same target dir,
-/// so another branch's build can replace it under a running test. The copy is taken from the
-/// first candidate that answers the shim protocol: cargo's `CARGO_BIN_EXE_minikubelet`, else the
-/// newest `deps/minikubelet-*` build next to this test binary.
-fn exe() -> &'static Path {
-    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = EXE.get_or_init(|| {
-        let mut candidates = vec![PathBuf::from(env!("CARGO_BIN_EXE_minikubelet"))];
-        let deps = std::env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let mut builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&deps)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                let n = p.file_name().unwrap().to_string_lossy();
-                n.starts_with("minikubelet-") && !n.contains('.')
-            })
-            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-            .collect();
-        builds.sort();
-        candidates.extend(builds.into_iter().rev().map(|(_, p)| p));
-        let dir = tempfile::tempdir().unwrap();
-        for c in candidates {
-            let copy = dir.path().join("minikubelet");
-            if std::fs::copy(&c, &copy).is_ok() && speaks_shim(&copy) {
-                return (dir, copy);
-            }
-        }
-        panic!("no minikubelet binary with the shim subcommand found");
-    });
-    path
-}
-
-/// Does this binary answer `shim <dir without config>` with a start failure?
-fn speaks_shim(exe: &Path) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(exe)
-        .arg("shim")
-        .arg(dir.path())
-        .output();
-    out.is_ok_and(|o| o.stdout.starts_with(b"{\"Failed\""))
-}
+mod common;
+use common::{shim_binary as exe, speaks_shim};
 
 /// A temp state dir and log dir for one container.
 struct Fixture {
@@ -92,6 +46,7 @@ impl Fixture {
             log_max_files: 5,
             stdin: false,
             stdin_once: false,
+            isolation: None,
         }
     }
 

@@ -6,8 +6,14 @@
 //! execs, and is killed when the timeout expires. Its stdout and stderr are collected, stdout
 //! first then stderr (the kubelet's `append(stdout, stderr...)`), capped at 10 KiB.
 //!
-//! Namespaces are not entered: minikubelet's pods share the node's network, mount and PID
-//! namespaces, so the container's "context" is its env, cwd, credentials and cgroups.
+//! A container without isolation shares the node's namespaces, so its "context" is its env,
+//! cwd, credentials and cgroups. An isolated one ([`ExecIsolation`]) is entered like `runc exec`
+//! does (`nsexec`): the process marks itself non-dumpable (CVE-2019-5736: the container must
+//! not reach the agent's binary through `/proc/<pid>/exe` while it is still the agent's image),
+//! `setns`es into the container's ipc, uts, net, pid and mount namespaces, `chroot`s into its
+//! root, forks once (a PID namespace applies to children only; the intermediate stays outside
+//! it, waits and passes the exit code on), takes the container's capabilities and identity
+//! and execs at once.
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -55,6 +61,20 @@ pub struct ExecContext {
     /// before it drops to the container's user (as the shim does for the container itself);
     /// the agent's own is inherited when `None`.
     pub oom_score_adj: Option<i32>,
+    /// The container's namespaces and root to enter; `None`: the node's (no isolation).
+    pub isolation: Option<ExecIsolation>,
+}
+
+/// How to enter an isolated container: its PID 1 (whose namespaces and root are joined) and the
+/// capability sets and `no_new_privs` of its spec.
+#[derive(Clone, Debug, Default)]
+pub struct ExecIsolation {
+    /// The container's main process (its PID 1), as seen from the node.
+    pub pid: i32,
+    /// The container's capability sets (`process.capabilities`).
+    pub capabilities: Option<crate::shim::oci::Capabilities>,
+    /// `process.noNewPrivileges`.
+    pub no_new_privileges: bool,
 }
 
 /// What a finished command left behind.
@@ -194,6 +214,138 @@ struct Prepared {
     creds: Credentials,
 }
 
+/// The namespaces (in `runc exec`'s order: ipc, uts, net, pid, mnt) and root of an isolated
+/// container, opened before the fork.
+const EXEC_NAMESPACES: [(&str, libc::c_int); 5] = [
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// What the child needs to enter an isolated container, prepared before the fork.
+struct Entry {
+    /// Namespace fds with their flags (close-on-exec).
+    namespaces: Vec<(OwnedFd, libc::c_int)>,
+    /// `/proc/<pid>/root`, the container's root (close-on-exec).
+    root: OwnedFd,
+    /// The working dir inside the container.
+    cwd: std::ffi::CString,
+    caps: Option<crate::shim::isolate::CapPlan>,
+    no_new_privs: bool,
+}
+
+impl Entry {
+    fn open(iso: &ExecIsolation, cwd: Option<&Path>, command: &str) -> Result<Entry, ExecError> {
+        let spawn = |source: io::Error| ExecError::Spawn {
+            command: command.to_string(),
+            source,
+        };
+        let proc = PathBuf::from(format!("/proc/{}", iso.pid));
+        let mut namespaces = Vec::with_capacity(EXEC_NAMESPACES.len());
+        for (name, flag) in EXEC_NAMESPACES {
+            let path = proc.join("ns").join(name);
+            let file = File::open(&path).map_err(|e| {
+                spawn(io::Error::new(
+                    e.kind(),
+                    format!("open {}: {e}", path.display()),
+                ))
+            })?;
+            namespaces.push((OwnedFd::from(file), flag));
+        }
+        let root = File::open(proc.join("root")).map_err(|e| {
+            spawn(io::Error::new(
+                e.kind(),
+                format!("open the container's root /proc/{}/root: {e}", iso.pid),
+            ))
+        })?;
+        let cwd = cwd.unwrap_or(Path::new("/"));
+        let cwd = std::ffi::CString::new(cwd.as_os_str().as_encoded_bytes())
+            .map_err(|_| spawn(io::Error::other("working dir contains a NUL byte")))?;
+        let caps = iso
+            .capabilities
+            .as_ref()
+            .map(crate::shim::isolate::CapPlan::new)
+            .transpose()
+            .map_err(|e| spawn(io::Error::other(e)))?;
+        Ok(Entry {
+            namespaces,
+            root: OwnedFd::from(root),
+            cwd,
+            caps,
+            no_new_privs: iso.no_new_privileges,
+        })
+    }
+
+    /// In the forked child, after its cgroups and session: non-dumpable, into the namespaces
+    /// and root, then a fork. The intermediate (outside the container's PID namespace) waits
+    /// and exits with the command's status; the returned-to child goes on to exec.
+    /// Async-signal-safe.
+    fn enter(&self) -> io::Result<()> {
+        fn check(ret: libc::c_int) -> io::Result<()> {
+            if ret < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+        // SAFETY: raw syscalls on fds and strings prepared before the fork.
+        unsafe {
+            check(libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0))?;
+            for (fd, flag) in &self.namespaces {
+                check(libc::setns(fd.as_raw_fd(), *flag))?;
+            }
+            check(libc::fchdir(self.root.as_raw_fd()))?;
+            check(libc::chroot(c".".as_ptr()))?;
+            check(libc::chdir(self.cwd.as_ptr()))?;
+            let pid = libc::fork();
+            if pid < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if pid > 0 {
+                // The intermediate: hold nothing (not even the spawn's error pipe, so the
+                // agent's spawn returns once the command has exec'd), wait, pass the status on.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                let mut status = 0;
+                loop {
+                    let r = libc::waitpid(pid, &mut status, 0);
+                    if r < 0 && *libc::__errno_location() == libc::EINTR {
+                        continue;
+                    }
+                    break;
+                }
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else if libc::WIFSIGNALED(status) {
+                    128 + libc::WTERMSIG(status)
+                } else {
+                    255
+                };
+                libc::_exit(code);
+            }
+            if let Some(c) = &self.caps {
+                c.before_setuid().map_err(io::Error::from_raw_os_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the identity switch: the capability sets and no_new_privs. Async-signal-safe.
+    fn finish(&self) -> io::Result<()> {
+        // SAFETY: raw syscalls on integers.
+        unsafe {
+            if let Some(c) = &self.caps {
+                c.after_setuid().map_err(io::Error::from_raw_os_error)?;
+            }
+            if self.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The soft RLIMIT_NOFILE: no fd of this process is at or above it.
 fn open_fd_limit() -> libc::c_int {
     let mut rl = libc::rlimit {
@@ -218,21 +370,32 @@ fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
         return Err(ExecError::EmptyCommand);
     };
     let command = argv.join(" ");
+    let entry = ctx
+        .isolation
+        .as_ref()
+        .map(|iso| Entry::open(iso, ctx.working_dir.as_deref(), &command))
+        .transpose()?;
     let path_env = ctx
         .env
         .iter()
         .rev()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str());
-    let resolved = resolve_program(
-        program,
-        path_env.unwrap_or(DEFAULT_PATH),
-        ctx.working_dir.as_deref(),
-    )
-    .ok_or_else(|| ExecError::NotFound {
-        command: command.clone(),
-        program: program.clone(),
-    })?;
+    // In an isolated container the program is looked up by execvp inside its root, with its
+    // PATH, after the chroot.
+    let resolved = if entry.is_some() {
+        PathBuf::from(program)
+    } else {
+        resolve_program(
+            program,
+            path_env.unwrap_or(DEFAULT_PATH),
+            ctx.working_dir.as_deref(),
+        )
+        .ok_or_else(|| ExecError::NotFound {
+            command: command.clone(),
+            program: program.clone(),
+        })?
+    };
 
     // Opened here, in the agent, so a missing cgroup is reported with its path; the child only
     // writes to the inherited descriptors (they are close-on-exec, so the command never sees them).
@@ -259,6 +422,7 @@ fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
             .iter()
             .map(|&g| g as libc::gid_t)
             .collect(),
+        entry: None,
     };
 
     let mut cmd = Command::new(&resolved);
@@ -270,7 +434,9 @@ fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
     if path_env.is_none() {
         cmd.env("PATH", DEFAULT_PATH);
     }
-    if let Some(dir) = &ctx.working_dir {
+    if let Some(dir) = &ctx.working_dir
+        && entry.is_none()
+    {
         cmd.current_dir(dir);
     }
     Ok(Prepared {
@@ -278,7 +444,7 @@ fn prepare(ctx: &ExecContext, argv: &[String]) -> Result<Prepared, ExecError> {
         command,
         cgroup_files,
         cgroup_fds,
-        creds,
+        creds: Credentials { entry, ..creds },
     })
 }
 
@@ -584,6 +750,31 @@ impl AsyncWrite for PtyMaster {
 /// a CRI runtime answers Exec — by container ID, from its own record of the container.
 pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::shim::ShimError> {
     let cfg = crate::shim::read_config(state_dir)?;
+    if let Some(iso) = &cfg.isolation {
+        let pid = crate::shim::read_state(state_dir)?.map_or(0, |s| s.pid);
+        let p = &iso.spec.process;
+        return Ok(ExecContext {
+            env: p
+                .env
+                .iter()
+                .map(|e| {
+                    let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+            working_dir: Some(PathBuf::from(&p.cwd)),
+            uid: Some(p.user.uid),
+            gid: Some(p.user.gid),
+            supplemental_groups: p.user.additional_gids.clone(),
+            cgroup_procs: cfg.cgroup_procs,
+            oom_score_adj: p.oom_score_adj,
+            isolation: Some(ExecIsolation {
+                pid,
+                capabilities: p.capabilities.clone(),
+                no_new_privileges: p.no_new_privileges,
+            }),
+        });
+    }
     Ok(ExecContext {
         env: cfg.env,
         working_dir: cfg.working_dir,
@@ -592,6 +783,7 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
         supplemental_groups: cfg.supplemental_groups,
         cgroup_procs: cfg.cgroup_procs,
         oom_score_adj: cfg.oom_score_adj,
+        isolation: None,
     })
 }
 
@@ -604,6 +796,8 @@ struct Credentials {
     uid: Option<u32>,
     gid: Option<u32>,
     groups: Vec<libc::gid_t>,
+    /// The isolated container to enter.
+    entry: Option<Entry>,
 }
 
 /// In the forked child: join the container's cgroups and take the container's
@@ -656,6 +850,9 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool)
         } else {
             check(libc::setpgid(0, 0))?;
         }
+        if let Some(entry) = &creds.entry {
+            entry.enter()?;
+        }
         if creds.uid.is_some() || creds.gid.is_some() || !creds.groups.is_empty() {
             check(libc::setgroups(creds.groups.len(), creds.groups.as_ptr()))?;
         }
@@ -664,6 +861,9 @@ fn enter_container(cgroup_fds: &[RawFd], creds: &Credentials, new_session: bool)
         }
         if let Some(uid) = creds.uid {
             check(libc::setuid(uid))?;
+        }
+        if let Some(entry) = &creds.entry {
+            entry.finish()?;
         }
         // Up to the fd limit read before the fork, where close_range is missing.
         crate::shim::cloexec_above_stdio(creds.max_fd);

@@ -18,6 +18,10 @@ pub mod exec;
 pub mod fake;
 pub mod process;
 pub mod shim_runtime;
+pub mod spec;
+
+/// The OCI runtime spec types (they live beside the shim, which executes them).
+pub use crate::shim::oci;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -468,6 +468,7 @@ impl ContainerRuntime for ShimRuntime {
             log_max_files: spec.log_max_files,
             stdin: spec.stdin,
             stdin_once: spec.stdin_once,
+            isolation: None,
         };
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {

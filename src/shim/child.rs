@@ -25,6 +25,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use super::ShimConfig;
+use super::isolate::{self, IsoStep, Plan};
 
 /// The default `PATH` when the container's env has none (runc and Docker use the same).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,6 +41,9 @@ pub(super) struct Container {
     pub stderr: OwnedFd,
     /// Write end of the container's stdin, when [`ShimConfig::stdin`] asks to keep it.
     pub stdin: Option<OwnedFd>,
+    /// The container is PID 1 of a PID namespace of its own: when it exits the kernel kills
+    /// the rest, so the shim need not kill its process group.
+    pub own_pid_ns: bool,
 }
 
 /// The child step that failed, sent over the error pipe.
@@ -92,6 +96,8 @@ struct Prepared {
     gid: Option<libc::gid_t>,
     uid: Option<libc::uid_t>,
     cwd: Option<CString>,
+    /// The container's isolation ([`ShimConfig::isolation`]).
+    iso: Option<Plan>,
 }
 
 fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
@@ -102,20 +108,69 @@ fn path_cstring(what: &str, p: &Path) -> Result<CString, String> {
     cstring(what, p.as_os_str().as_encoded_bytes())
 }
 
+/// The process part of a [`ShimConfig`]: its own fields, or its isolation spec's `process`.
+struct ProcessSpec {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<std::path::PathBuf>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Vec<u32>,
+    oom_score_adj: Option<i32>,
+}
+
+impl ProcessSpec {
+    fn of(cfg: &ShimConfig) -> ProcessSpec {
+        match &cfg.isolation {
+            None => ProcessSpec {
+                argv: cfg.argv.clone(),
+                env: cfg.env.clone(),
+                cwd: cfg.working_dir.clone(),
+                uid: cfg.uid,
+                gid: cfg.gid,
+                groups: cfg.supplemental_groups.clone(),
+                oom_score_adj: cfg.oom_score_adj,
+            },
+            Some(iso) => {
+                let p = &iso.spec.process;
+                ProcessSpec {
+                    argv: p.args.clone(),
+                    env: p
+                        .env
+                        .iter()
+                        .map(|e| match e.split_once('=') {
+                            Some((k, v)) => (k.to_string(), v.to_string()),
+                            None => (e.clone(), String::new()),
+                        })
+                        .collect(),
+                    cwd: Some(p.cwd.clone().into()),
+                    // runc always sets the spec's ids and exactly its groups.
+                    uid: Some(p.user.uid),
+                    gid: Some(p.user.gid),
+                    groups: p.user.additional_gids.clone(),
+                    oom_score_adj: p.oom_score_adj,
+                }
+            }
+        }
+    }
+}
+
 impl Prepared {
     fn new(cfg: &ShimConfig) -> Result<Self, String> {
-        let Some(argv0) = cfg.argv.first() else {
+        let iso = cfg.isolation.as_ref().map(Plan::new).transpose()?;
+        let ps = ProcessSpec::of(cfg);
+        let Some(argv0) = ps.argv.first() else {
             return Err("no command specified".to_string());
         };
         if argv0.is_empty() {
             return Err("no command specified".to_string());
         }
-        let argv = cfg
+        let argv = ps
             .argv
             .iter()
             .map(|a| cstring("argument", a.as_str()))
             .collect::<Result<Vec<_>, _>>()?;
-        let envp = cfg
+        let envp = ps
             .env
             .iter()
             .map(|(k, v)| cstring("environment variable", format!("{k}={v}")))
@@ -124,7 +179,7 @@ impl Prepared {
             vec![cstring("command", argv0.as_str())?]
         } else {
             // execvpe semantics, decided with the container's PATH, not the shim's.
-            let path = cfg
+            let path = ps
                 .env
                 .iter()
                 .rev()
@@ -140,8 +195,8 @@ impl Prepared {
             .iter()
             .map(|p| path_cstring("cgroup path", p))
             .collect::<Result<Vec<_>, _>>()?;
-        let cwd = cfg
-            .working_dir
+        let cwd = ps
+            .cwd
             .as_deref()
             .map(|d| path_cstring("working dir", d))
             .transpose()?;
@@ -150,23 +205,28 @@ impl Prepared {
             envp,
             candidates,
             cgroup_procs,
-            oom_score_adj: cfg.oom_score_adj.map(|v| v.to_string().into_bytes()),
+            oom_score_adj: ps.oom_score_adj.map(|v| v.to_string().into_bytes()),
             // Like runc: a container with an identity gets exactly its own groups, not the
             // agent's; one without keeps root's.
-            set_groups: cfg.uid.is_some()
-                || cfg.gid.is_some()
-                || !cfg.supplemental_groups.is_empty(),
-            groups: cfg.supplemental_groups.clone(),
-            gid: cfg.gid,
-            uid: cfg.uid,
+            set_groups: ps.uid.is_some() || ps.gid.is_some() || !ps.groups.is_empty(),
+            groups: ps.groups,
+            gid: ps.gid,
+            uid: ps.uid,
             cwd,
+            iso,
         })
     }
 
-    /// The message for a failed child step, as runtimes word them.
-    fn describe(&self, cfg: &ShimConfig, step: Step, index: usize, errno: i32) -> String {
+    /// The message for a failed child step (as reported: a [`Step`] or an [`IsoStep`]), as
+    /// runtimes word them.
+    fn describe(&self, cfg: &ShimConfig, code: u32, index: usize, errno: i32) -> String {
         let err = Errno::from_raw(errno).desc();
-        let argv0 = cfg.argv.first().map(String::as_str).unwrap_or_default();
+        if let (Some(iso), Some(step)) = (&cfg.isolation, IsoStep::from_u32(code)) {
+            return step.describe(iso, index, err);
+        }
+        let step = Step::from_u32(code).unwrap_or(Step::Exec);
+        let ps = ProcessSpec::of(cfg);
+        let argv0 = ps.argv.first().map(String::as_str).unwrap_or_default();
         match step {
             Step::Setsid => format!("setsid: {err}"),
             Step::Cgroup => {
@@ -180,14 +240,14 @@ impl Prepared {
             Step::OomScoreAdj => {
                 format!(
                     "write {} to /proc/self/oom_score_adj: {err}",
-                    cfg.oom_score_adj.unwrap_or_default()
+                    ps.oom_score_adj.unwrap_or_default()
                 )
             }
-            Step::Setgroups => format!("setgroups {:?}: {err}", cfg.supplemental_groups),
-            Step::Setgid => format!("setgid {}: {err}", cfg.gid.unwrap_or_default()),
-            Step::Setuid => format!("setuid {}: {err}", cfg.uid.unwrap_or_default()),
+            Step::Setgroups => format!("setgroups {:?}: {err}", ps.groups),
+            Step::Setgid => format!("setgid {}: {err}", ps.gid.unwrap_or_default()),
+            Step::Setuid => format!("setuid {}: {err}", ps.uid.unwrap_or_default()),
             Step::Chdir => {
-                let dir = cfg.working_dir.as_deref().unwrap_or(Path::new("/"));
+                let dir = ps.cwd.as_deref().unwrap_or(Path::new("/"));
                 format!("chdir to cwd ({:?}) set in config: {err}", dir)
             }
             Step::Stdio => format!("set up stdio: {err}"),
@@ -225,6 +285,11 @@ pub(super) fn spawn<T>(
     };
     let (report_r, report_w) = pipe("exec report")?;
     let (gate_r, gate_w) = pipe("exec gate")?;
+    // The PID namespace is the shim's to enter: it applies to the shim's next child.
+    let own_pid_ns = match &cfg.isolation {
+        Some(iso) => isolate::enter_pid_ns(&iso.spec)?,
+        None => false,
+    };
 
     // SAFETY: the shim is single-threaded, and the child only makes async-signal-safe calls
     // on memory prepared above before exec or _exit.
@@ -268,12 +333,13 @@ pub(super) fn spawn<T>(
                         stdout: out_r,
                         stderr: err_r,
                         stdin: in_w,
+                        own_pid_ns,
                     };
                     Ok((container, ready))
                 }
-                Some((step, index, errno)) => {
+                Some((code, index, errno)) => {
                     let _ = waitpid(child, None);
-                    Err(prep.describe(cfg, step, index, errno))
+                    Err(prep.describe(cfg, code, index, errno))
                 }
             }
         }
@@ -297,8 +363,8 @@ fn set_nonblocking(fd: RawFd) {
     }
 }
 
-/// Blocks until the child exec'd (EOF: `None`) or reported a failed step.
-fn read_report(fd: &OwnedFd) -> Option<(Step, usize, i32)> {
+/// Blocks until the child exec'd (EOF: `None`) or reported a failed step (its code).
+fn read_report(fd: &OwnedFd) -> Option<(u32, usize, i32)> {
     let mut buf = [0u8; 12];
     let mut got = 0;
     while got < buf.len() {
@@ -322,8 +388,7 @@ fn read_report(fd: &OwnedFd) -> Option<(Step, usize, i32)> {
         return None;
     }
     let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-    let step = Step::from_u32(word(0)).unwrap_or(Step::Exec);
-    Some((step, word(4) as usize, word(8) as i32))
+    Some((word(0), word(4) as usize, word(8) as i32))
 }
 
 #[derive(Clone, Copy)]
@@ -340,8 +405,14 @@ struct ChildFds {
 
 /// Reports a failed step to the shim and exits. Async-signal-safe.
 unsafe fn fail(report: RawFd, step: Step, index: usize, errno: i32) -> ! {
+    // SAFETY: as fail_code.
+    unsafe { fail_code(report, step as u32, index, errno) }
+}
+
+/// [`fail`] with a step's code ([`Step`] or [`IsoStep`]).
+unsafe fn fail_code(report: RawFd, code: u32, index: usize, errno: i32) -> ! {
     let mut buf = [0u8; 12];
-    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[..4].copy_from_slice(&code.to_ne_bytes());
     buf[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
     buf[8..].copy_from_slice(&errno.to_ne_bytes());
     // SAFETY: write(2) and _exit(2) are async-signal-safe.
@@ -396,6 +467,18 @@ unsafe fn exec_child(
         {
             fail(fds.report, Step::OomScoreAdj, 0, e);
         }
+        if let Some(plan) = &p.iso {
+            // Namespaces, root filesystem, mounts, pivot_root, hostname, masks, rlimits.
+            if let Err((step, i, e)) = isolate::enter(plan) {
+                fail_code(fds.report, step as u32, i, e);
+            }
+        }
+        let caps = p.iso.as_ref().and_then(|plan| plan.caps);
+        if let Some(c) = &caps
+            && let Err(e) = c.before_setuid()
+        {
+            fail_code(fds.report, IsoStep::Capabilities as u32, 0, e);
+        }
         if p.set_groups && libc::setgroups(p.groups.len(), p.groups.as_ptr()) < 0 {
             fail(fds.report, Step::Setgroups, 0, errno());
         }
@@ -408,6 +491,11 @@ unsafe fn exec_child(
             && libc::setresuid(uid, uid, uid) < 0
         {
             fail(fds.report, Step::Setuid, 0, errno());
+        }
+        if let Some(c) = &caps
+            && let Err(e) = c.after_setuid()
+        {
+            fail_code(fds.report, IsoStep::Capabilities as u32, 0, e);
         }
         // After setuid, so the container's user must be able to enter it (as with runc).
         let cwd = p.cwd.as_deref().unwrap_or(c"/");
@@ -429,6 +517,11 @@ unsafe fn exec_child(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if p.iso.as_ref().is_some_and(|plan| plan.no_new_privs)
+            && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+        {
+            fail_code(fds.report, IsoStep::NoNewPrivs as u32, 0, errno());
+        }
 
         // The gate: one byte once the shim has the container's log open; EOF if it failed.
         let mut byte = 0u8;
@@ -488,6 +581,7 @@ mod tests {
             log_max_files: 5,
             stdin: false,
             stdin_once: false,
+            isolation: None,
         }
     }
 
@@ -570,7 +664,7 @@ mod tests {
             ),
         ];
         for (step, errno, want) in cases {
-            assert_eq!(p.describe(&c, step, 0, errno), want);
+            assert_eq!(p.describe(&c, step as u32, 0, errno), want);
         }
     }
 }

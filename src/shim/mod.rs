@@ -29,6 +29,8 @@
 //! else starts a thread, because it forks.
 pub mod attach;
 mod child;
+pub(crate) mod isolate;
+pub mod oci;
 mod supervisor;
 
 use std::io::Read;
@@ -114,6 +116,61 @@ pub struct ShimConfig {
     /// detaches or closes its stdin.
     #[serde(default)]
     pub stdin_once: bool,
+    /// Run the container in its own namespaces and root filesystem, as its OCI spec says
+    /// (`crate::runtime::spec`); `None`: a process on the node's filesystem and namespaces, as
+    /// before. With isolation the spec's `process` (args, env, cwd, user, capabilities,
+    /// rlimits, oomScoreAdj, noNewPrivileges) is what runs; `argv`, `env`, `working_dir`,
+    /// `uid`, `gid`, `supplemental_groups` and `oom_score_adj` above are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+}
+
+/// The bundle subdirectory of a container's state dir: `config.json` (the OCI spec) and
+/// `rootfs/` (the mountpoint of its root, mounted only inside the container's mount namespace).
+pub const BUNDLE_DIR: &str = "bundle";
+
+/// An isolated container: where its bundle is, what its root filesystem is made of, and its
+/// OCI runtime spec (written as `<bundle>/config.json`, as containerd hands it to runc).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Isolation {
+    /// The bundle directory (absolute), e.g. `<state-dir>/bundle`.
+    pub bundle: PathBuf,
+    /// The root filesystem mounted at `<bundle>/<spec.root.path>`.
+    pub rootfs: Rootfs,
+    /// The container's OCI runtime spec.
+    pub spec: oci::Spec,
+}
+
+/// What a container's root filesystem is.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Rootfs {
+    /// An overlayfs of the image's layers with the container's own writable layer.
+    Overlay {
+        /// Layer directories, topmost first (overlayfs `lowerdir` order).
+        lower: Vec<PathBuf>,
+        /// The container's writable layer.
+        upper: PathBuf,
+        /// overlayfs's work dir, on the same filesystem as `upper`.
+        work: PathBuf,
+    },
+    /// The node's own filesystem (an rbind of `/`), for pods annotated
+    /// `minikubelet.io/host-filesystem: "true"`.
+    Host,
+}
+
+/// Writes `<bundle>/config.json`: the container's OCI spec, pretty-printed as runc reads it.
+pub fn write_bundle(iso: &Isolation) -> Result<(), ShimError> {
+    create_private_dir_all(&iso.bundle).map_err(|source| ShimError::Write {
+        path: iso.bundle.clone(),
+        source,
+    })?;
+    let path = iso.bundle.join(CONFIG_FILE);
+    let bytes = serde_json::to_vec_pretty(&iso.spec).map_err(|e| ShimError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_private(&path, &bytes).map_err(|source| ShimError::Write { path, source })
 }
 
 /// Written by the shim as `<state-dir>/state.json` once the container process has exec'd.
@@ -696,6 +753,7 @@ mod tests {
             log_max_files: 5,
             stdin: false,
             stdin_once: false,
+            isolation: None,
         };
         write_config(&dir.path().join("sub"), &cfg).unwrap();
         assert_eq!(read_config(&dir.path().join("sub")).unwrap(), cfg);

@@ -157,6 +157,12 @@ fn run(state_dir: &Path, request: Option<StartRequest>) -> ExitCode {
         diag(&cfg, &e.to_string());
     }
     handshake(&Handshake::Started(state));
+    // The OCI bundle's config.json, off the start path (the record runc would be given).
+    if let Some(iso) = &cfg.isolation
+        && let Err(e) = super::write_bundle(iso)
+    {
+        diag(&cfg, &e.to_string());
+    }
 
     let (wait_status, finished) = supervise(state_dir, &cfg, container, &mut writer, &sigfd);
     let (exit_code, signal) = exit_code_of(wait_status).unwrap_or((255, None));
@@ -197,6 +203,7 @@ fn supervise(
         stdout,
         stderr,
         stdin,
+        own_pid_ns,
     } = container;
     let output = |fd: OwnedFd, stream| {
         Some(Output {
@@ -290,7 +297,9 @@ fn supervise(
         if exited.is_some() && deadline.is_none() {
             // With a PID namespace the kernel kills the rest of the container when its init
             // exits; without one, do it for the container's process group.
-            let _ = killpg(pid, Signal::SIGKILL);
+            if !own_pid_ns {
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
             deadline = Some(Instant::now() + DRAIN_TIMEOUT);
         }
     }

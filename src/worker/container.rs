@@ -954,6 +954,7 @@ fn exec_context(
             crate::cm::qos_policy::container_oom_score_adj(pod, spec, ctx.memory_capacity)
                 .max(ctx.oom_score_adj_floor),
         ),
+        isolation: None,
     }
 }
 

@@ -847,3 +847,53 @@ pub fn kubectl_with_kubeconfig(a: &Agent, home: &std::path::Path) -> Command {
         ));
     c
 }
+
+/// The minikubelet binary for tests that run the shim directly, copied once into a private
+/// temp dir.
+///
+/// `target/debug/minikubelet` is shared by every worktree building into the same target dir,
+/// so another branch's build can replace it under a running test. The copy is taken from the
+/// first candidate that answers the shim protocol: cargo's `CARGO_BIN_EXE_minikubelet`, else the
+/// newest `deps/minikubelet-*` build next to this test binary.
+pub fn shim_binary() -> &'static Path {
+    static EXE: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, path) = EXE.get_or_init(|| {
+        let mut candidates = vec![PathBuf::from(env!("CARGO_BIN_EXE_minikubelet"))];
+        let deps = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let mut builds: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&deps)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with("minikubelet-") && !n.contains('.')
+            })
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .collect();
+        builds.sort();
+        candidates.extend(builds.into_iter().rev().map(|(_, p)| p));
+        let dir = tempfile::tempdir().unwrap();
+        for c in candidates {
+            let copy = dir.path().join("minikubelet");
+            if std::fs::copy(&c, &copy).is_ok() && speaks_shim(&copy) {
+                return (dir, copy);
+            }
+        }
+        panic!("no minikubelet binary with the shim subcommand found");
+    });
+    path
+}
+
+/// Does this binary answer `shim <dir without config>` with a start failure?
+pub fn speaks_shim(exe: &Path) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(exe)
+        .arg("shim")
+        .arg(dir.path())
+        .output();
+    out.is_ok_and(|o| o.stdout.starts_with(b"{\"Failed\""))
+}

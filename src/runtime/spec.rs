@@ -1,0 +1,404 @@
+//! The container's OCI runtime spec, generated the way containerd's CRI plugin does before it
+//! hands a bundle to runc.
+//!
+//! Mirrors containerd's `pkg/oci` defaults (`populateDefaultUnixSpec`: the default mounts, the
+//! 14 default capabilities, the masked and read-only paths) and the CRI plugin's
+//! `internal/cri/opts/spec_opts.go` (`WithPodNamespaces`, `WithoutDefaultSecuritySettings`'s
+//! counterpart, `/dev/shm` per pod, the pod's hostname and `/etc/hosts`, `/etc/hostname`,
+//! `/etc/resolv.conf` bind mounts). The shim executes the result (`crate::shim::Isolation`);
+//! `tests/oci_oracle.rs` runs the same `config.json` under runc to compare.
+//!
+//! # Where it plugs in
+//! The pod worker (`crate::worker::container`), for a container that gets isolation, calls
+//! [`container_spec`] with the container's process (the same values it puts into the shim's
+//! config today), the pod sandbox's namespace paths (`crate::sandbox`, or [`SandboxPaths::host`]
+//! for a pod that shares the node's) and the extra bind mounts, then sets
+//! `ShimConfig::isolation = Some(Isolation { bundle: <state-dir>/bundle, rootfs, spec })`, where
+//! `rootfs` is [`crate::shim::Rootfs::Overlay`] of the image's layers or
+//! [`crate::shim::Rootfs::Host`] for a pod annotated [`HOST_FILESYSTEM_ANNOTATION`].
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use crate::shim::oci;
+use crate::shim::oci::{Capabilities, Linux, Mount, Namespace, Process, Root, Spec, User};
+
+/// The pod annotation that runs a pod's containers from the node's filesystem instead of their
+/// image (every other isolation unchanged).
+pub const HOST_FILESYSTEM_ANNOTATION: &str = "minikubelet.io/host-filesystem";
+
+/// Whether a pod's annotations ask for the node's filesystem ([`HOST_FILESYSTEM_ANNOTATION`]
+/// set to `"true"`).
+pub fn wants_host_filesystem(annotations: &BTreeMap<String, String>) -> bool {
+    annotations
+        .get(HOST_FILESYSTEM_ANNOTATION)
+        .is_some_and(|v| v == "true")
+}
+
+/// The size of `/dev/shm` when the pod asks for none: the kubelet's default (64 MiB, as Docker's
+/// and containerd's). Larger lets shared-memory apps grow without an `emptyDir` of medium
+/// Memory; smaller caps what a container can pin in tmpfs memory.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+/// containerd's default capabilities (`pkg/oci/spec.go` `defaultUnixCaps`), the ones every
+/// unprivileged container gets.
+pub const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// containerd's masked paths (`pkg/oci/spec.go`, `populateDefaultUnixSpec`).
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// containerd's read-only paths.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The container's process, as the pod worker resolves it from the pod spec (and, later, the
+/// image config).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerProcess {
+    /// Command and arguments.
+    pub args: Vec<String>,
+    /// The whole environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the container; `/` when unset.
+    pub cwd: Option<PathBuf>,
+    /// `runAsUser` (0 when unset, as with an image without `User`).
+    pub uid: Option<u32>,
+    /// `runAsGroup`.
+    pub gid: Option<u32>,
+    /// `supplementalGroups`, `fsGroup`.
+    pub supplemental_groups: Vec<u32>,
+    /// The container's `oom_score_adj` (by QoS class).
+    pub oom_score_adj: Option<i32>,
+    /// `allowPrivilegeEscalation: false` (the kubelet's `NoNewPrivs`).
+    pub no_new_privileges: bool,
+}
+
+/// The pod's namespaces a container joins, and its hostname.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SandboxPaths {
+    /// The pod's network namespace file; `None`: the node's (`hostNetwork`, or until pod
+    /// networking lands).
+    pub net: Option<PathBuf>,
+    /// The pod's IPC namespace file; `None`: the node's (`hostIPC`).
+    pub ipc: Option<PathBuf>,
+    /// The pod's UTS namespace file; `None`: the node's (then no hostname is set, as runc
+    /// refuses one without a UTS namespace of the container's).
+    pub uts: Option<PathBuf>,
+    /// The PID namespace.
+    pub pid: PidNamespace,
+    /// The pod's hostname (`spec.hostname`, else the pod's name), set with a UTS namespace.
+    pub hostname: Option<String>,
+    /// `/dev/shm`'s size in bytes; [`DEFAULT_SHM_SIZE`] when `None`.
+    pub shm_size: Option<u64>,
+}
+
+impl SandboxPaths {
+    /// A pod on the node's network, IPC and UTS namespaces, each container with its own PID
+    /// namespace.
+    pub fn host() -> Self {
+        SandboxPaths::default()
+    }
+}
+
+/// Which PID namespace a container gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PidNamespace {
+    /// Its own (the container's process is PID 1): the default.
+    #[default]
+    Container,
+    /// The pod's (`shareProcessNamespace: true`): the file of the pod's PID-1 holder
+    /// (`/proc/<holder>/ns/pid`).
+    Pod(PathBuf),
+    /// The node's (`hostPID: true`).
+    Host,
+}
+
+/// A bind mount the caller adds (the pod's `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`,
+/// volumes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindMount {
+    /// The node's file or directory.
+    pub host_path: PathBuf,
+    /// Where it appears in the container (absolute).
+    pub container_path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// The OCI spec for one container: containerd's defaults, the pod's namespaces, the process.
+/// `root.path` is `rootfs` (relative to the bundle), where the shim mounts the root filesystem.
+pub fn container_spec(
+    process: &ContainerProcess,
+    sandbox: &SandboxPaths,
+    extra_mounts: &[BindMount],
+) -> Spec {
+    let caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    let mut namespaces = vec![Namespace {
+        kind: "mount".into(),
+        path: None,
+    }];
+    match &sandbox.pid {
+        PidNamespace::Container => namespaces.push(Namespace {
+            kind: "pid".into(),
+            path: None,
+        }),
+        PidNamespace::Pod(path) => namespaces.push(Namespace {
+            kind: "pid".into(),
+            path: Some(path.clone()),
+        }),
+        PidNamespace::Host => {}
+    }
+    for (kind, path) in [
+        ("ipc", &sandbox.ipc),
+        ("uts", &sandbox.uts),
+        ("network", &sandbox.net),
+    ] {
+        if let Some(path) = path {
+            namespaces.push(Namespace {
+                kind: kind.into(),
+                path: Some(path.clone()),
+            });
+        }
+    }
+    let mut mounts = default_mounts(sandbox.shm_size.unwrap_or(DEFAULT_SHM_SIZE));
+    for m in extra_mounts {
+        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        options.push(if m.read_only { "ro" } else { "rw" }.to_string());
+        mounts.push(Mount {
+            destination: m.container_path.clone(),
+            kind: "bind".into(),
+            source: m.host_path.display().to_string(),
+            options,
+        });
+    }
+    Spec {
+        oci_version: oci::OCI_VERSION.into(),
+        process: Process {
+            terminal: false,
+            user: User {
+                uid: process.uid.unwrap_or(0),
+                gid: process.gid.unwrap_or(0),
+                additional_gids: process.supplemental_groups.clone(),
+            },
+            args: process.args.clone(),
+            env: process
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            cwd: process
+                .cwd
+                .as_ref()
+                .map_or_else(|| "/".to_string(), |d| d.display().to_string()),
+            capabilities: Some(Capabilities {
+                bounding: caps.clone(),
+                effective: caps.clone(),
+                permitted: caps,
+                inheritable: vec![],
+                ambient: vec![],
+            }),
+            rlimits: vec![],
+            no_new_privileges: process.no_new_privileges,
+            oom_score_adj: process.oom_score_adj,
+        },
+        root: Root {
+            path: "rootfs".into(),
+            readonly: false,
+        },
+        hostname: sandbox
+            .uts
+            .as_ref()
+            .and(sandbox.hostname.clone())
+            .filter(|h| !h.is_empty()),
+        mounts,
+        linux: Linux {
+            namespaces,
+            masked_paths: MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
+            readonly_paths: READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
+            rootfs_propagation: None,
+        },
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// containerd's default mounts (`pkg/oci/mounts.go` `defaultMounts`), with the CRI plugin's
+/// per-container `/dev/shm` of the pod's size and `/sys/fs/cgroup` read-only.
+fn default_mounts(shm_size: u64) -> Vec<Mount> {
+    let m = |dest: &str, kind: &str, source: &str, opts: &[&str]| Mount {
+        destination: dest.into(),
+        kind: kind.into(),
+        source: source.into(),
+        options: opts.iter().map(|o| o.to_string()).collect(),
+    };
+    let shm = format!("size={}k", shm_size / 1024);
+    vec![
+        m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        m(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        m(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        m(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        m(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        m(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+        m(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm],
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_like_containerd() {
+        let process = ContainerProcess {
+            args: vec!["sh".into()],
+            env: vec![("A".into(), "1".into())],
+            uid: Some(1000),
+            ..Default::default()
+        };
+        let spec = container_spec(&process, &SandboxPaths::host(), &[]);
+        let caps = spec.process.capabilities.as_ref().unwrap();
+        assert_eq!(caps.effective.len(), 14);
+        assert!(caps.inheritable.is_empty() && caps.ambient.is_empty());
+        assert_eq!(spec.process.env, ["A=1"]);
+        assert_eq!(spec.process.cwd, "/");
+        assert_eq!(spec.process.user.uid, 1000);
+        assert_eq!(spec.hostname, None, "no UTS namespace: no hostname");
+        let kinds: Vec<&str> = spec
+            .linux
+            .namespaces
+            .iter()
+            .map(|n| n.kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["mount", "pid"]);
+        let dests: Vec<&str> = spec.mounts.iter().map(|m| m.destination.as_str()).collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/mqueue",
+                "/sys",
+                "/sys/fs/cgroup",
+                "/dev/shm"
+            ]
+        );
+        let shm = spec.mounts.last().unwrap();
+        assert!(shm.options.contains(&"size=65536k".to_string()));
+        assert_eq!(spec.linux.masked_paths.len(), 11);
+        assert_eq!(spec.linux.readonly_paths.len(), 5);
+    }
+
+    #[test]
+    fn pod_namespaces_hostname_and_binds() {
+        let sandbox = SandboxPaths {
+            net: Some("/run/mkl/ns/net".into()),
+            ipc: Some("/run/mkl/ns/ipc".into()),
+            uts: Some("/run/mkl/ns/uts".into()),
+            pid: PidNamespace::Pod("/proc/42/ns/pid".into()),
+            hostname: Some("web-0".into()),
+            shm_size: Some(1 << 20),
+        };
+        let binds = [BindMount {
+            host_path: "/var/lib/mkl/pods/u/etc-hosts".into(),
+            container_path: "/etc/hosts".into(),
+            read_only: true,
+        }];
+        let spec = container_spec(&ContainerProcess::default(), &sandbox, &binds);
+        assert_eq!(spec.hostname.as_deref(), Some("web-0"));
+        let pid = spec.linux.namespace("pid").unwrap();
+        assert_eq!(
+            pid.path.as_deref(),
+            Some(std::path::Path::new("/proc/42/ns/pid"))
+        );
+        assert!(spec.linux.namespace("network").unwrap().path.is_some());
+        let hosts = spec.mounts.last().unwrap();
+        assert_eq!(hosts.destination, "/etc/hosts");
+        assert_eq!(hosts.kind, "bind");
+        assert!(hosts.options.contains(&"ro".to_string()));
+        assert!(spec.mounts[6].options.contains(&"size=1024k".to_string()));
+        let host_pid = SandboxPaths {
+            pid: PidNamespace::Host,
+            ..Default::default()
+        };
+        let spec = container_spec(&ContainerProcess::default(), &host_pid, &[]);
+        assert!(spec.linux.namespace("pid").is_none());
+    }
+
+    #[test]
+    fn host_filesystem_annotation() {
+        let mut a = BTreeMap::new();
+        assert!(!wants_host_filesystem(&a));
+        a.insert(HOST_FILESYSTEM_ANNOTATION.to_string(), "yes".to_string());
+        assert!(!wants_host_filesystem(&a));
+        a.insert(HOST_FILESYSTEM_ANNOTATION.to_string(), "true".to_string());
+        assert!(wants_host_filesystem(&a));
+    }
+}

@@ -1,0 +1,329 @@
+//! The OCI runtime spec (`config.json` of a bundle, runtime-spec 1.x): the subset minikubelet
+//! writes and its shim executes.
+//!
+//! Mirrors `opencontainers/runtime-spec` `specs-go/config.go`, the types containerd fills in
+//! (`pkg/oci`, the CRI plugin's `spec_opts`) and hands to runc. Field names and JSON shapes are
+//! the spec's, so the same file runs under `runc run` (the test oracle, `tests/oci_oracle.rs`).
+//!
+//! Our own small serde types rather than the `oci-spec` crate: that crate brings about 20 more
+//! crates (`derive_builder`, `getset`, `strum`...) for the few dozen fields used here, into the
+//! shim binary whose size and start cost we keep small. Unknown fields are ignored on reading.
+//!
+//! These types live beside the shim (which executes them) and are re-exported as
+//! `crate::runtime::oci`, so that the shim depends on nothing of the runtime's.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The runtime-spec version written into `ociVersion` (what runc 1.1 and containerd 1.7 use).
+pub const OCI_VERSION: &str = "1.1.0";
+
+/// A bundle's `config.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    /// The runtime-spec version.
+    pub oci_version: String,
+    /// The container's process.
+    pub process: Process,
+    /// The root filesystem.
+    pub root: Root,
+    /// The UTS namespace's hostname (only with a UTS namespace of the container's or pod's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Mounts, in order, on top of the root filesystem.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// Linux-specific settings.
+    #[serde(default)]
+    pub linux: Linux,
+    /// Free-form annotations (containerd's CRI puts the sandbox's identity here).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// `process`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Process {
+    /// Whether a terminal is attached (minikubelet's shim never allocates one: always false).
+    #[serde(default)]
+    pub terminal: bool,
+    /// User and groups.
+    pub user: User,
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// `KEY=value` entries.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory inside the container (absolute).
+    pub cwd: String,
+    /// Capability sets; `None`: the runtime's caller's (root's) are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+    /// Resource limits set before exec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<Rlimit>,
+    /// `PR_SET_NO_NEW_PRIVS` before exec.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// Written to `/proc/self/oom_score_adj`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+}
+
+/// `process.user`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_gids: Vec<u32>,
+}
+
+/// `process.capabilities`: names such as `CAP_CHOWN`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The bounding set.
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    /// The effective set.
+    #[serde(default)]
+    pub effective: Vec<String>,
+    /// The permitted set.
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    /// The inheritable set (containerd leaves it empty since CVE-2022-24769).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inheritable: Vec<String>,
+    /// The ambient set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ambient: Vec<String>,
+}
+
+/// `process.rlimits[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    /// e.g. `RLIMIT_NOFILE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Hard limit.
+    pub hard: u64,
+    /// Soft limit.
+    pub soft: u64,
+}
+
+/// `root`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Root {
+    /// The root filesystem's directory, relative to the bundle (`rootfs`) or absolute.
+    pub path: PathBuf,
+    /// Mount the root read-only (`readOnlyRootFilesystem`).
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+/// `mounts[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Filesystem type (`proc`, `tmpfs`, `bind`...).
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Device, filesystem name, or the host path of a bind mount.
+    #[serde(default)]
+    pub source: String,
+    /// fstab-style options (`nosuid`, `ro`, `rbind`, `mode=755`...).
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// `linux`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Linux {
+    /// Namespaces to create (no `path`) or join (`path`); a type absent here is the host's.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    /// Paths hidden from the container (a read-only tmpfs on directories, `/dev/null` on files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readonly_paths: Vec<String>,
+    /// Propagation of the container's `/` (`rslave` by default, as runc does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_propagation: Option<String>,
+}
+
+/// `linux.namespaces[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// `pid`, `network`, `mount`, `ipc`, `uts` (`user`, `cgroup`, `time` are not supported).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A namespace file to join (`/proc/<pid>/ns/net`, a pinned bind mount); none: a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl Linux {
+    /// The entry for a namespace type, if the spec has one.
+    pub fn namespace(&self, kind: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.kind == kind)
+    }
+}
+
+/// Capability names in kernel order (`include/uapi/linux/capability.h`): the index is the
+/// capability's number.
+pub const CAPABILITY_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// A set of capability names as the kernel's 64-bit mask; the first unknown name is the error.
+pub fn capability_mask(names: &[String]) -> Result<u64, String> {
+    let mut mask = 0u64;
+    for name in names {
+        let upper = name.to_ascii_uppercase();
+        let full = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        match CAPABILITY_NAMES.iter().position(|c| *c == full) {
+            Some(i) => mask |= 1 << i,
+            None => return Err(format!("unknown capability {name:?}")),
+        }
+    }
+    Ok(mask)
+}
+
+/// The `RLIMIT_*` resource number for an rlimit type name.
+pub fn rlimit_resource(kind: &str) -> Option<u32> {
+    let r = match kind {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    };
+    Some(r as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_masks() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(capability_mask(&s(&["CAP_CHOWN"])), Ok(1));
+        assert_eq!(
+            capability_mask(&s(&["kill", "CAP_SYS_ADMIN"])),
+            Ok((1 << 5) | (1 << 21))
+        );
+        assert!(capability_mask(&s(&["CAP_NOPE"])).is_err());
+        assert_eq!(CAPABILITY_NAMES[40], "CAP_CHECKPOINT_RESTORE");
+    }
+
+    #[test]
+    fn spec_json_uses_the_runtime_spec_names() {
+        let spec = Spec {
+            oci_version: OCI_VERSION.into(),
+            process: Process {
+                args: vec!["sh".into()],
+                cwd: "/".into(),
+                no_new_privileges: true,
+                ..Default::default()
+            },
+            root: Root {
+                path: "rootfs".into(),
+                readonly: false,
+            },
+            mounts: vec![Mount {
+                destination: "/proc".into(),
+                kind: "proc".into(),
+                source: "proc".into(),
+                options: vec![],
+            }],
+            linux: Linux {
+                namespaces: vec![Namespace {
+                    kind: "pid".into(),
+                    path: None,
+                }],
+                masked_paths: vec!["/proc/kcore".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        for want in [
+            r#""ociVersion":"1.1.0""#,
+            r#""noNewPrivileges":true"#,
+            r#""maskedPaths":["/proc/kcore"]"#,
+            r#""namespaces":[{"type":"pid"}]"#,
+            r#""type":"proc""#,
+        ] {
+            assert!(json.contains(want), "{want} in {json}");
+        }
+        let back: Spec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spec);
+    }
+}

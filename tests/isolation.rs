@@ -1,0 +1,648 @@
+//! The container's isolation with the real shim (as root): an overlay rootfs built from
+//! `/bin/busybox` in two layers, or the node's filesystem; what the container sees from inside
+//! (PID 1, namespaces, mounts, masked and read-only paths, hostname, capabilities, ids), PID 1
+//! taking its children with it, a symlinked mount target, and exec into the container.
+//!
+//! Cleanup: every mount is made inside the container's own mount namespace, so it goes with the
+//! container; containers (PID 1 of their namespace: killing it ends the rest) and namespace
+//! holders are killed by guards, also when a test fails.
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use minikubelet::logs::parse_cri_line;
+use minikubelet::runtime::spec::{self, BindMount, ContainerProcess, PidNamespace, SandboxPaths};
+use minikubelet::shim::{self, ExitStatus, Isolation, Rootfs, ShimConfig, ShimState};
+
+mod common;
+use common::shim_binary;
+
+/// A busybox root filesystem in two layers (topmost first) plus a writable layer.
+struct Layers {
+    dir: tempfile::TempDir,
+    lower: Vec<PathBuf>,
+    upper: PathBuf,
+    work: PathBuf,
+}
+
+impl Layers {
+    fn new() -> Layers {
+        let dir = tempfile::tempdir().unwrap();
+        let bottom = dir.path().join("layer-busybox");
+        let top = dir.path().join("layer-top");
+        let bin = bottom.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static (/bin/busybox)");
+        let list = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+            }
+        }
+        for d in ["proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(bottom.join(d)).unwrap();
+        }
+        std::fs::write(bottom.join("etc/layer"), "bottom\n").unwrap();
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::write(top.join("etc/layer"), "top\n").unwrap();
+        let upper = dir.path().join("upper");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        Layers {
+            lower: vec![top, bottom],
+            upper,
+            work,
+            dir,
+        }
+    }
+
+    fn rootfs(&self) -> Rootfs {
+        Rootfs::Overlay {
+            lower: self.lower.clone(),
+            upper: self.upper.clone(),
+            work: self.work.clone(),
+        }
+    }
+}
+
+/// Pinned-by-a-process UTS and IPC namespaces standing in for a pod sandbox: `unshare -ui`
+/// running busybox sleep; killed on drop.
+struct Holder {
+    pid: i32,
+    child: std::process::Child,
+}
+
+impl Holder {
+    fn new() -> Holder {
+        let child = std::process::Command::new("unshare")
+            .args(["--uts", "--ipc", "/bin/busybox", "sleep", "600"])
+            .spawn()
+            .expect("unshare(1)");
+        let pid = child.id() as i32;
+        // unshare execs the sleep once it is in its namespaces.
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|e| !e.to_string_lossy().contains("busybox"))
+        {
+            assert!(Instant::now() < until, "unshare did not exec");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Holder { pid, child }
+    }
+
+    fn ns(&self, kind: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/{kind}", self.pid))
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One container's state dir and log, and a guard that kills it.
+struct Container {
+    _dir: tempfile::TempDir,
+    state_dir: PathBuf,
+    log_path: PathBuf,
+    state: Option<ShimState>,
+}
+
+impl Container {
+    /// Starts `iso` (its bundle in the state dir) through the real shim.
+    fn start(mut iso: Isolation) -> (Container, Result<ShimState, shim::ShimError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let log_path = dir.path().join("logs/0.log");
+        std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
+        iso.bundle = state_dir.join(shim::BUNDLE_DIR);
+        let cfg = ShimConfig {
+            container_id: "uid-c-0".into(),
+            argv: vec![],
+            env: vec![],
+            working_dir: None,
+            uid: None,
+            gid: None,
+            supplemental_groups: vec![],
+            cgroup_procs: vec![],
+            oom_score_adj: None,
+            log_path: log_path.clone(),
+            log_max_size: 0,
+            log_max_files: 5,
+            stdin: false,
+            stdin_once: false,
+            isolation: Some(iso),
+        };
+        shim::write_config(&state_dir, &cfg).unwrap();
+        let res = shim::start(shim_binary(), &state_dir);
+        let c = Container {
+            _dir: dir,
+            state_dir,
+            log_path,
+            state: res.as_ref().ok().cloned(),
+        };
+        (c, res)
+    }
+
+    fn wait_exit(&self) -> ExitStatus {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(e) = shim::read_exit(&self.state_dir).unwrap() {
+                return e;
+            }
+            assert!(Instant::now() < until, "no exit.json");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The container's stdout and stderr, in order.
+    fn output(&self) -> String {
+        let text = std::fs::read(&self.log_path).unwrap_or_default();
+        text.split_inclusive(|&b| b == b'\n')
+            .map(|l| {
+                let r = parse_cri_line(l).unwrap();
+                format!("{}\n", String::from_utf8_lossy(r.content))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Some(st) = &self.state
+            && matches!(shim::read_exit(&self.state_dir), Ok(None))
+            && std::fs::read_to_string(format!("/proc/{}/status", st.pid))
+                .is_ok_and(|s| s.contains(&format!("PPid:\t{}\n", st.shim_pid)))
+        {
+            // SAFETY: kill(2) of the container's PID 1: the kernel ends its namespace.
+            unsafe { libc::kill(st.pid, libc::SIGKILL) };
+            let _ = self.wait_exit();
+        }
+    }
+}
+
+fn process(script: &str) -> ContainerProcess {
+    ContainerProcess {
+        args: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![("PATH".into(), "/bin".into())],
+        ..Default::default()
+    }
+}
+
+fn isolation(spec: minikubelet::runtime::oci::Spec, rootfs: Rootfs) -> Isolation {
+    Isolation {
+        bundle: PathBuf::new(),
+        rootfs,
+        spec,
+    }
+}
+
+/// Runs a script to its end in a container; returns its output (exit code 0 required).
+fn run(iso: Isolation) -> String {
+    let (c, res) = Container::start(iso);
+    res.unwrap();
+    let exit = c.wait_exit();
+    let out = c.output();
+    assert_eq!(exit.exit_code, 0, "{exit:?}\n{out}");
+    out
+}
+
+fn value<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+        .trim()
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// The mask of containerd's 14 default capabilities.
+fn default_caps_mask() -> String {
+    let names: Vec<String> = spec::DEFAULT_CAPABILITIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    format!(
+        "{:016x}",
+        minikubelet::runtime::oci::capability_mask(&names).unwrap()
+    )
+}
+
+const FACTS: &str = r#"
+echo pid=$$
+echo mnt=$(readlink /proc/self/ns/mnt)
+echo pidns=$(readlink /proc/self/ns/pid)
+echo net=$(readlink /proc/self/ns/net)
+echo uts=$(readlink /proc/self/ns/uts)
+echo ipc=$(readlink /proc/self/ns/ipc)
+echo hostname=$(hostname)
+echo layer=$(cat /etc/layer)
+grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs|Uid|Gid|Groups):' /proc/self/status | tr -d '\t' | sed 's/:/=/'
+echo kcore=$(cat /proc/kcore | wc -c)
+echo firmware=$(ls /sys/firmware | wc -l)
+touch /sys/kernel/x 2>/dev/null && echo sys=rw || echo sys=ro
+echo sysrq=$(echo h 2>/dev/null > /proc/sysrq-trigger && echo rw || echo ro)
+[ -c /dev/null ] && [ -c /dev/urandom ] && [ -L /dev/fd ] && echo devices=ok
+set -- /proc/[0-9]*; echo procs=$#
+cat /proc/self/mountinfo | sed 's/^/mnt: /'
+"#;
+
+#[test]
+fn isolated_container_sees_its_own_root_pid_and_mounts() {
+    let layers = Layers::new();
+    let holder = Holder::new();
+    let mut p = process(&format!("{FACTS}\necho written > /written"));
+    p.uid = Some(0);
+    let sandbox = SandboxPaths {
+        uts: Some(holder.ns("uts")),
+        ipc: Some(holder.ns("ipc")),
+        hostname: Some("web-0".into()),
+        ..Default::default()
+    };
+    let spec = spec::container_spec(&p, &sandbox, &[]);
+    let out = run(isolation(spec, layers.rootfs()));
+    assert_eq!(value(&out, "pid="), "1", "{out}");
+    assert_ne!(value(&out, "mnt="), host_ns("mnt"));
+    assert_ne!(value(&out, "pidns="), host_ns("pid"));
+    assert_eq!(
+        value(&out, "net="),
+        host_ns("net"),
+        "no net path: the node's"
+    );
+    let holder_ns = |k: &str| {
+        std::fs::read_link(holder.ns(k))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(value(&out, "uts="), holder_ns("uts"));
+    assert_eq!(value(&out, "ipc="), holder_ns("ipc"));
+    assert_eq!(value(&out, "hostname="), "web-0");
+    assert_eq!(value(&out, "layer="), "top", "the top layer wins");
+    assert_eq!(value(&out, "CapEff="), default_caps_mask());
+    assert_eq!(value(&out, "CapPrm="), default_caps_mask());
+    assert_eq!(value(&out, "CapBnd="), default_caps_mask());
+    assert_eq!(value(&out, "NoNewPrivs="), "0");
+    assert_eq!(value(&out, "kcore="), "0", "masked: /dev/null");
+    assert_eq!(value(&out, "firmware="), "0", "masked: empty tmpfs");
+    assert_eq!(value(&out, "sys="), "ro");
+    assert_eq!(value(&out, "sysrq="), "ro");
+    assert_eq!(value(&out, "devices="), "ok");
+    assert_eq!(value(&out, "procs="), "1", "only PID 1 in its /proc");
+    // The container's write went to its own upper layer.
+    assert_eq!(
+        std::fs::read_to_string(layers.upper.join("written")).unwrap(),
+        "written\n"
+    );
+    let mounts: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("mnt: "))
+        .collect();
+    let mount_of = |point: &str| {
+        mounts
+            .iter()
+            .find(|l| l.split(' ').nth(4) == Some(point))
+            .unwrap_or_else(|| panic!("no mount at {point} in\n{}", mounts.join("\n")))
+    };
+    assert!(
+        mount_of("/").contains(" - overlay overlay "),
+        "{}",
+        mount_of("/")
+    );
+    for (point, fs) in [
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/mqueue", "mqueue"),
+        ("/dev/shm", "tmpfs"),
+        ("/sys", "sysfs"),
+    ] {
+        assert!(
+            mount_of(point).contains(&format!(" - {fs} ")),
+            "{point}: {}",
+            mount_of(point)
+        );
+    }
+    assert!(
+        mount_of("/sys")
+            .split(' ')
+            .nth(5)
+            .unwrap()
+            .starts_with("ro")
+    );
+    assert!(mount_of("/dev/shm").contains("size=65536k"));
+    assert!(
+        mount_of("/sys/fs/cgroup")
+            .split(' ')
+            .nth(5)
+            .unwrap()
+            .starts_with("ro")
+    );
+}
+
+#[test]
+fn bundle_config_is_the_spec() {
+    let layers = Layers::new();
+    let spec = spec::container_spec(&process("true"), &SandboxPaths::host(), &[]);
+    let (c, res) = Container::start(isolation(spec.clone(), layers.rootfs()));
+    res.unwrap();
+    c.wait_exit();
+    let path = c.state_dir.join(shim::BUNDLE_DIR).join("config.json");
+    let written: minikubelet::runtime::oci::Spec =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(written, spec);
+}
+
+#[test]
+fn identity_and_no_new_privileges() {
+    let layers = Layers::new();
+    let mut p = process(FACTS);
+    p.uid = Some(1000);
+    p.gid = Some(1001);
+    p.supplemental_groups = vec![2000, 2001];
+    p.no_new_privileges = true;
+    let spec = spec::container_spec(&p, &SandboxPaths::host(), &[]);
+    let out = run(isolation(spec, layers.rootfs()));
+    assert_eq!(
+        value(&out, "Uid="),
+        "1000\t1000\t1000\t1000".replace('\t', "")
+    );
+    assert_eq!(value(&out, "Gid="), "1001100110011001");
+    assert_eq!(value(&out, "Groups="), "2000 2001");
+    assert_eq!(value(&out, "NoNewPrivs="), "1");
+    // As under runc: the sets survive setuid (keep-caps), but the exec of a non-root user
+    // without ambient capabilities leaves none permitted or effective; the bounding set stays.
+    assert_eq!(value(&out, "CapEff="), "0000000000000000");
+    assert_eq!(value(&out, "CapPrm="), "0000000000000000");
+    assert_eq!(value(&out, "CapBnd="), default_caps_mask());
+    assert_eq!(
+        value(&out, "hostname="),
+        nix::unistd::gethostname().unwrap().to_string_lossy()
+    );
+}
+
+#[test]
+fn host_filesystem_sees_the_nodes_files_with_its_own_proc_and_pid_1() {
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("marker");
+    std::fs::write(&marker, "node file\n").unwrap();
+    // The node's /bin/sh and tools.
+    let script = format!("{FACTS}\necho marker=$(cat {})", marker.display());
+    let p = process(&script);
+    let spec = spec::container_spec(&p, &SandboxPaths::host(), &[]);
+    let before = std::fs::read_dir(marker_dir.path()).unwrap().count();
+    let out = run(isolation(spec, Rootfs::Host));
+    assert_eq!(value(&out, "marker="), "node file");
+    assert_eq!(value(&out, "pid="), "1");
+    assert_eq!(value(&out, "procs="), "1");
+    assert_ne!(value(&out, "mnt="), host_ns("mnt"));
+    assert_eq!(value(&out, "kcore="), "0");
+    assert_eq!(value(&out, "sys="), "ro");
+    assert_eq!(
+        std::fs::read_dir(marker_dir.path()).unwrap().count(),
+        before
+    );
+}
+
+/// Processes whose cmdline contains `needle`.
+fn processes_with(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}
+
+#[test]
+fn pid_1_exiting_ends_its_children() {
+    let layers = Layers::new();
+    // A child in its own session and process group: the shim's group kill would miss it.
+    let secs = 700_000 + std::process::id() % 10_000;
+    let script = format!("setsid sleep {secs} & sleep 0.3; exit 0");
+    let spec = spec::container_spec(&process(&script), &SandboxPaths::host(), &[]);
+    let (c, res) = Container::start(isolation(spec, layers.rootfs()));
+    res.unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while processes_with(&format!("sleep\0{secs}")).is_empty() {
+        assert!(Instant::now() < until, "the child never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.wait_exit().exit_code, 0);
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_with(&format!("sleep\0{secs}"));
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > until {
+            for pid in &left {
+                // SAFETY: kill(2) of the leftover this test started.
+                unsafe { libc::kill(*pid, libc::SIGKILL) };
+            }
+            panic!("children outlived PID 1: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_symlinked_mount_target_cannot_leave_the_rootfs() {
+    let layers = Layers::new();
+    let outside = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("marker"), "bound\n").unwrap();
+    // In the image: /data -> <outside> (absolute: a naive join would follow it onto the
+    // node's directory) and /rel -> ../../../../<outside>.
+    let bottom = &layers.lower[1];
+    let outside_rel = outside.path().strip_prefix("/").unwrap();
+    std::fs::create_dir_all(bottom.join(outside_rel)).unwrap();
+    std::os::unix::fs::symlink(outside.path(), bottom.join("data")).unwrap();
+    let outside2 = tempfile::tempdir().unwrap();
+    let outside2_rel = outside2.path().strip_prefix("/").unwrap();
+    std::fs::create_dir_all(bottom.join(outside2_rel)).unwrap();
+    let rel = format!("../../../../../..{}", outside2.path().display());
+    std::os::unix::fs::symlink(&rel, bottom.join("rel")).unwrap();
+    let binds = ["/data", "/rel/sub"].map(|dest| BindMount {
+        host_path: source.path().to_path_buf(),
+        container_path: dest.into(),
+        read_only: true,
+    });
+    let script = "cat /data/marker; cat /rel/sub/marker; grep -c \" $(readlink /data) \" /proc/self/mountinfo";
+    let spec = spec::container_spec(&process(script), &SandboxPaths::host(), &binds);
+    let out = run(isolation(spec, layers.rootfs()));
+    assert_eq!(
+        out.lines().take(2).collect::<Vec<_>>(),
+        ["bound", "bound"],
+        "{out}"
+    );
+    // The node's directory was never mounted on nor written to; the targets were made in
+    // the container's own layer.
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(outside2.path()).unwrap().count(), 0);
+    let inside = layers.upper.join(outside2_rel);
+    assert!(inside.join("sub").is_dir(), "{}", inside.display());
+    // A dangling symlink is refused rather than followed out (runc would create its target
+    // inside the root: see docs/isolation.md).
+    std::os::unix::fs::symlink("/nowhere/at/all", bottom.join("dangling")).unwrap();
+    let bind = BindMount {
+        host_path: source.path().to_path_buf(),
+        container_path: "/dangling".into(),
+        read_only: true,
+    };
+    let spec = spec::container_spec(&process("true"), &SandboxPaths::host(), &[bind]);
+    let (_c, res) = Container::start(isolation(spec, layers.rootfs()));
+    let err = res.unwrap_err().to_string();
+    assert!(err.contains("resolve mount target \"/dangling\""), "{err}");
+    assert!(!std::path::Path::new("/nowhere").exists());
+}
+
+#[test]
+fn a_failed_isolation_step_is_a_start_error() {
+    let layers = Layers::new();
+    let mut spec = spec::container_spec(&process("true"), &SandboxPaths::host(), &[]);
+    spec.linux
+        .namespaces
+        .push(minikubelet::runtime::oci::Namespace {
+            kind: "network".into(),
+            path: Some("/nonexistent/ns/net".into()),
+        });
+    let (_c, res) = Container::start(isolation(spec.clone(), layers.rootfs()));
+    let err = res.unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/ns/net"), "{err}");
+    spec.linux.namespaces.pop();
+    let missing = Rootfs::Overlay {
+        lower: vec![layers.dir.path().join("no-such-layer")],
+        upper: layers.upper.clone(),
+        work: layers.work.clone(),
+    };
+    let (_c, res) = Container::start(isolation(spec.clone(), missing));
+    let err = res.unwrap_err().to_string();
+    assert!(err.contains("mount overlay rootfs"), "{err}");
+    spec.process.args = vec!["/no/such/binary".into()];
+    let (_c, res) = Container::start(isolation(spec, layers.rootfs()));
+    let err = res.unwrap_err().to_string();
+    assert!(err.contains("/no/such/binary"), "{err}");
+}
+
+#[test]
+fn shared_pid_namespace_is_joined() {
+    let layers = Layers::new();
+    let holder = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "/bin/busybox",
+            "sleep",
+            "600",
+        ])
+        .spawn()
+        .expect("unshare(1)");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Kill(holder);
+    // unshare --fork: the pid namespace's PID 1 is unshare's child.
+    let until = Instant::now() + Duration::from_secs(5);
+    let ns_pid = loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.0.id()))
+                .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            break pid.to_string();
+        }
+        assert!(Instant::now() < until, "no pid namespace holder");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let ns_path = PathBuf::from(format!("/proc/{ns_pid}/ns/pid"));
+    let sandbox = SandboxPaths {
+        pid: PidNamespace::Pod(ns_path.clone()),
+        ..Default::default()
+    };
+    let spec = spec::container_spec(&process(FACTS), &sandbox, &[]);
+    let out = run(isolation(spec, layers.rootfs()));
+    assert_eq!(
+        value(&out, "pidns="),
+        std::fs::read_link(&ns_path).unwrap().display().to_string()
+    );
+    assert_ne!(value(&out, "pid="), "1", "the holder is PID 1");
+    assert_eq!(value(&out, "procs="), "2", "the holder and the container");
+    drop(holder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_enters_the_containers_namespaces_and_root() {
+    use minikubelet::runtime::exec::{container_exec_context, exec_sync};
+    let layers = Layers::new();
+    let mut p = process("exec sleep 600");
+    p.cwd = Some("/etc".into());
+    let spec = spec::container_spec(&p, &SandboxPaths::host(), &[]);
+    let (c, res) = Container::start(isolation(spec, layers.rootfs()));
+    let st = res.unwrap();
+    let ctx = container_exec_context(&c.state_dir).unwrap();
+    assert_eq!(ctx.isolation.as_ref().map(|i| i.pid), Some(st.pid));
+    let script = r#"echo pid=$$
+echo mnt=$(readlink /proc/self/ns/mnt)
+echo pidns=$(readlink /proc/self/ns/pid)
+echo layer=$(cat /etc/layer)
+echo one=$(tr '\0' ' ' < /proc/1/cmdline)
+echo cwd=$(pwd)
+grep -E '^(CapEff|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/:/=/'"#;
+    let argv: Vec<String> = ["sh", "-c", script].map(String::from).to_vec();
+    let out = exec_sync(&ctx, &argv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.output).to_string();
+    assert_eq!(out.exit_code, 0, "{text}");
+    let container_ns = |k: &str| {
+        std::fs::read_link(format!("/proc/{}/ns/{k}", st.pid))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(value(&text, "mnt="), container_ns("mnt"), "{text}");
+    assert_eq!(value(&text, "pidns="), container_ns("pid"));
+    assert_ne!(value(&text, "pid="), "1");
+    assert_eq!(value(&text, "layer="), "top", "the container's rootfs");
+    assert_eq!(value(&text, "one="), "sleep 600", "its PID 1");
+    assert_eq!(value(&text, "cwd="), "/etc");
+    assert_eq!(value(&text, "CapEff="), default_caps_mask());
+    assert_eq!(value(&text, "CapBnd="), default_caps_mask());
+    // Exit codes pass through the intermediate process; a missing program is an error.
+    let argv: Vec<String> = ["sh", "-c", "exit 7"].map(String::from).to_vec();
+    let out = exec_sync(&ctx, &argv, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 7);
+    let argv = vec!["/no/such/program".to_string()];
+    assert!(
+        exec_sync(&ctx, &argv, Duration::from_secs(10))
+            .await
+            .is_err()
+    );
+    // A timeout kills the command inside the container too.
+    let argv: Vec<String> = ["sleep", "654321"].map(String::from).to_vec();
+    let err = exec_sync(&ctx, &argv, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(processes_with("sleep\0654321").is_empty());
+}
