@@ -280,8 +280,13 @@ pub async fn pull(
             ..Default::default()
         };
         tracing::debug!(image = %name, blob = %d.digest, size = d.size, "fetching blob");
-        // pull_blob streams to the file and verifies the digest (oci-client `Digester`).
-        if let Err(e) = client.pull_blob(&oref, &desc, file).await {
+        // pull_blob streams to the file and verifies the digest (oci-client `Digester`); the
+        // cap stops a registry that sends more than the manifest said.
+        let capped = Capped {
+            inner: file,
+            left: if d.size > 0 { d.size as u64 } else { u64::MAX },
+        };
+        if let Err(e) = client.pull_blob(&oref, &desc, capped).await {
             let _ = std::fs::remove_file(&tmp);
             return Err(reg_err(e));
         }
@@ -306,6 +311,43 @@ pub async fn pull(
         fetched,
         duration: start.elapsed(),
     })
+}
+
+/// A writer that refuses bytes past the descriptor's size.
+struct Capped<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Capped<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if buf.len() as u64 > self.left {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "blob larger than the size its descriptor gives, refused",
+            )));
+        }
+        let p = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = p {
+            self.left -= n as u64;
+        }
+        p
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
