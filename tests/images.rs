@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[path = "common/images_fixture.rs"]
 mod fixture;
@@ -349,6 +350,8 @@ struct FakeState {
     blobs: HashMap<String, Vec<u8>>,
     /// Serve this blob with half its body and close.
     truncate: Option<String>,
+    /// Serve half of this blob, then hold the connection open (a pull to interrupt).
+    stall: Option<String>,
     /// Basic credentials the token endpoint wants.
     creds: Option<String>,
     redirect_to: Option<u16>,
@@ -476,6 +479,16 @@ fn serve(mut s: TcpStream, st: &Mutex<FakeState>, port: u16) {
                 &[("Location", format!("http://127.0.0.1:{to}/direct/{d}"))],
                 b"",
             );
+        }
+        if st.stall.as_deref() == Some(d) {
+            let b = b.clone();
+            drop(st);
+            let r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len());
+            let _ = s.write_all(r.as_bytes());
+            let _ = s.write_all(&b[..b.len() / 2]);
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_secs(60));
+            return;
         }
         if st.truncate.as_deref() == Some(d) {
             let r = format!(
@@ -685,4 +698,55 @@ fn import_docker_save_and_oci_archives_offline() {
         ls.contains("docker.io/mkl/bb:1") && ls.contains("example.com/bb:oci"),
         "{ls}"
     );
+}
+
+#[test]
+fn interrupted_pull_leaves_nothing_used_and_the_next_pull_completes() {
+    let img = busybox_image();
+    let (st, port) = fake_with(&img, "1");
+    let layer0 = sha(&img.layers[0]);
+    st.lock().unwrap().stall = Some(layer0.clone());
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    let name = format!("127.0.0.1:{port}/mkl/x:1");
+    let mut child = Command::new(BIN)
+        .args(["image", "pull", &name, "--root-dir"])
+        .arg(&root)
+        .spawn()
+        .unwrap();
+    // Wait for half a layer in tmp/, then kill -9 the pull.
+    let tmp = root.join("images/tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let partial = loop {
+        let found = std::fs::read_dir(&tmp).ok().and_then(|rd| {
+            rd.flatten()
+                .find(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+                .map(|e| e.path())
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the pull never wrote a partial blob");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial.exists());
+    assert_eq!(count_files(&root.join("images/refs")), 0);
+    let blob = root
+        .join("images/blobs/sha256")
+        .join(layer0.trim_start_matches("sha256:"));
+    assert!(!blob.exists(), "a half blob must never be under its digest");
+    assert_eq!(count_files(&root.join("images/layers")), 0);
+    assert!(!ok(&mkl(&root, &["ls", "-q"])).contains("mkl/x"));
+    // The next pull completes and clears the leftovers.
+    st.lock().unwrap().stall = None;
+    ok(&mkl(&root, &["pull", &name]));
+    assert_eq!(record(&root, &name)["manifestDigest"], sha(&img.manifest));
+    assert!(!partial.exists());
+    assert_eq!(count_files(&tmp), 0);
 }
