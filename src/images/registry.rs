@@ -206,13 +206,14 @@ pub async fn pull(
     }
     let auth = auth.unwrap_or(RegistryAuth::Anonymous);
     let oref = image.to_oci();
+    let join_err = |e: tokio::task::JoinError| PullError::Invalid {
+        image: name.clone(),
+        why: e.to_string(),
+    };
     let store2 = store.clone();
     let lock = tokio::task::spawn_blocking(move || store2.lock())
         .await
-        .map_err(|e| PullError::Invalid {
-            image: name.clone(),
-            why: e.to_string(),
-        })?
+        .map_err(join_err)?
         .map_err(st_err)?;
     let (mut body, _) = client
         .pull_manifest_raw(&oref, &auth, ACCEPT)
@@ -301,10 +302,7 @@ pub async fn pull(
         r
     })
     .await
-    .map_err(|e| PullError::Invalid {
-        image: name.clone(),
-        why: e.to_string(),
-    })?
+    .map_err(join_err)?
     .map_err(st_err)?;
     Ok(Pulled {
         record,
