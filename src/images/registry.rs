@@ -99,6 +99,11 @@ fn host_is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Plain HTTP only to a loopback registry or one `registries.conf` marks insecure.
+pub fn plain_http(image: &ImageRef, conf: &RegistriesConf) -> bool {
+    host_is_loopback(image.host()) || conf.insecure.iter().any(|r| r == &image.domain)
+}
+
 /// Credentials for `domain` from a Docker `config.json`, matching keys the way Docker does
 /// (`host`, `https://host`, `http://host/...`; Docker Hub's `https://index.docker.io/v1/`).
 pub fn credentials(path: &Path, domain: &str) -> Result<Option<RegistryAuth>, PullError> {
@@ -186,7 +191,7 @@ pub async fn pull(
     // The ring provider (the kubelet API's TLS uses it too); installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let conf = registries_conf(&opts.root_dir)?;
-    let plain = host_is_loopback(image.host()) || conf.insecure.iter().any(|r| r == &image.domain);
+    let plain = plain_http(image, &conf);
     let protocol = if plain {
         ClientProtocol::HttpsExcept(vec![image.domain.clone()])
     } else {
@@ -372,6 +377,31 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_or_listed() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("registries.conf"),
+            "insecure: [\"registry.lan:5000\"]\n",
+        )
+        .unwrap();
+        let conf = registries_conf(t.path()).unwrap();
+        let p = |s: &str| plain_http(&ImageRef::parse(s).unwrap(), &conf);
+        assert!(p("registry.lan:5000/a"));
+        assert!(!p("registry.lan/a"));
+        assert!(!p("registry.lan:5001/a"));
+        assert!(p("localhost:5000/a"));
+        assert!(p("127.0.0.1:5000/a"));
+        assert!(p("[::1]:5000/a"));
+        assert!(!p("nginx"));
+        assert!(!plain_http(
+            &ImageRef::parse("registry.lan:5000/a").unwrap(),
+            &RegistriesConf::default()
+        ));
+        std::fs::write(t.path().join("registries.conf"), "insecure: 5").unwrap();
+        assert!(registries_conf(t.path()).is_err());
     }
 
     #[test]
