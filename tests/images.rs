@@ -8,291 +8,15 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+#[path = "common/images_fixture.rs"]
+mod fixture;
+use fixture::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minikubelet");
-
-fn sha(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 exchange (Connection: close): (status, headers lowercased, body).
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, HashMap<String, String>, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&resp[..end]).to_string();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let hs = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, hs, resp[end + 4..].to_vec())
-}
-
-/// Debian's docker-registry on loopback, killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-                dir.path().join("registry").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry (Debian package docker-registry) must be installed");
-        let r = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/v2/", &[], b"").0 == 200
-            {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not answer /v2/"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn push_blob(&self, repo: &str, data: &[u8]) -> String {
-        let d = sha(data);
-        let (st, h, _) = http(
-            self.port,
-            "POST",
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
-            b"",
-        );
-        assert_eq!(st, 202, "start upload");
-        let loc = h["location"].clone();
-        let loc = loc
-            .strip_prefix(&format!("http://127.0.0.1:{}", self.port))
-            .unwrap_or(&loc)
-            .to_string();
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let (st, _, b) = http(
-            self.port,
-            "PUT",
-            &format!("{loc}{sep}digest={d}"),
-            &[("Content-Type", "application/octet-stream")],
-            data,
-        );
-        assert_eq!(st, 201, "upload: {}", String::from_utf8_lossy(&b));
-        d
-    }
-
-    fn push_manifest(&self, repo: &str, tag: &str, media: &str, data: &[u8]) -> String {
-        let (st, _, b) = http(
-            self.port,
-            "PUT",
-            &format!("/v2/{repo}/manifests/{tag}"),
-            &[("Content-Type", media)],
-            data,
-        );
-        assert_eq!(st, 201, "manifest: {}", String::from_utf8_lossy(&b));
-        sha(data)
-    }
-
-    /// Push an image: layers (already compressed) and a config; returns the manifest digest.
-    fn push(&self, repo: &str, tag: &str, img: &Image) -> String {
-        for l in &img.layers {
-            self.push_blob(repo, l);
-        }
-        self.push_blob(repo, &img.config);
-        self.push_manifest(repo, tag, MANIFEST, &img.manifest)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn goarch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        a => a,
-    }
-}
-
-/// An image built in the test: compressed layers, config, manifest.
-struct Image {
-    layers: Vec<Vec<u8>>,
-    config: Vec<u8>,
-    manifest: Vec<u8>,
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut g = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::fast());
-    g.write_all(data).unwrap();
-    g.finish().unwrap()
-}
-
-/// A tar written header by header, so that hostile names are possible.
-#[derive(Default)]
-struct Tar(Vec<u8>);
-
-impl Tar {
-    fn header(&mut self, name: &str, kind: tar::EntryType, size: usize, link: &str, mode: u32) {
-        let mut h = tar::Header::new_gnu();
-        let n = name.as_bytes();
-        h.as_old_mut().name[..n.len()].copy_from_slice(n);
-        let l = link.as_bytes();
-        h.as_old_mut().linkname[..l.len()].copy_from_slice(l);
-        h.set_entry_type(kind);
-        h.set_size(size as u64);
-        h.set_mode(mode);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        self.0.extend_from_slice(h.as_bytes());
-    }
-    fn dir(mut self, name: &str) -> Self {
-        self.header(name, tar::EntryType::Directory, 0, "", 0o755);
-        self
-    }
-    fn file_mode(mut self, name: &str, data: &[u8], mode: u32) -> Self {
-        self.header(name, tar::EntryType::Regular, data.len(), "", mode);
-        self.0.extend_from_slice(data);
-        self.0
-            .extend(std::iter::repeat_n(0, (512 - data.len() % 512) % 512));
-        self
-    }
-    fn file(self, name: &str, data: &[u8]) -> Self {
-        self.file_mode(name, data, 0o644)
-    }
-    fn symlink(mut self, name: &str, target: &str) -> Self {
-        self.header(name, tar::EntryType::Symlink, 0, target, 0o777);
-        self
-    }
-    fn hardlink(mut self, name: &str, target: &str) -> Self {
-        self.header(name, tar::EntryType::Link, 0, target, 0o644);
-        self
-    }
-    fn done(mut self) -> Vec<u8> {
-        self.0.extend(std::iter::repeat_n(0, 1024));
-        self.0
-    }
-}
-
-/// An image of `tars` (uncompressed; gzipped here) with a config for `arch`.
-fn image(tars: &[Vec<u8>], arch: &str) -> Image {
-    let diff_ids: Vec<String> = tars.iter().map(|t| sha(t)).collect();
-    let layers: Vec<Vec<u8>> = tars.iter().map(|t| gzip(t)).collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": arch, "os": "linux",
-        "config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"], "Env": ["PATH=/bin", "A=1"],
-                   "WorkingDir": "/etc", "User": "1000:1000"},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
-        "layers": layers.iter().map(|l| serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(l), "size": l.len()})).collect::<Vec<_>>(),
-    }))
-    .unwrap();
-    Image {
-        layers,
-        config,
-        manifest,
-    }
-}
-
-/// The busybox image: layer 1 has busybox, /etc/{keep,gone}, /opq/old; layer 2 whites out
-/// /etc/gone, makes /opq opaque with /opq/new, and adds a hard link.
-fn busybox_image() -> Image {
-    let bb = std::fs::read("/bin/busybox").expect("/bin/busybox (Debian package busybox-static)");
-    let l1 = Tar::default()
-        .dir("bin/")
-        .file_mode("bin/busybox", &bb, 0o755)
-        .symlink("bin/sh", "busybox")
-        .symlink("bin/ls", "busybox")
-        .symlink("bin/cat", "busybox")
-        .dir("etc/")
-        .file("etc/keep", b"kept\n")
-        .file("etc/gone", b"gone\n")
-        .dir("opq/")
-        .file("opq/old", b"old\n")
-        .done();
-    let l2 = Tar::default()
-        .dir("etc/")
-        .file("etc/.wh.gone", b"")
-        .dir("opq/")
-        .file("opq/.wh..wh..opq", b"")
-        .file("opq/new", b"new\n")
-        .hardlink("etc/keep2", "opq/new")
-        .done();
-    image(&[l1, l2], goarch())
-}
 
 fn mkl(root: &Path, args: &[&str]) -> Output {
     let out = Command::new(BIN)
@@ -626,6 +350,8 @@ struct FakeState {
     blobs: HashMap<String, Vec<u8>>,
     /// Serve this blob with half its body and close.
     truncate: Option<String>,
+    /// Serve half of this blob, then hold the connection open (a pull to interrupt).
+    stall: Option<String>,
     /// Basic credentials the token endpoint wants.
     creds: Option<String>,
     redirect_to: Option<u16>,
@@ -754,6 +480,16 @@ fn serve(mut s: TcpStream, st: &Mutex<FakeState>, port: u16) {
                 b"",
             );
         }
+        if st.stall.as_deref() == Some(d) {
+            let b = b.clone();
+            drop(st);
+            let r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", b.len());
+            let _ = s.write_all(r.as_bytes());
+            let _ = s.write_all(&b[..b.len() / 2]);
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
         if st.truncate.as_deref() == Some(d) {
             let r = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -842,6 +578,14 @@ fn lying_and_truncated_blobs_are_refused() {
     refused(
         &mkl(&root, &["pull", &format!("127.0.0.1:{port}/mkl/x:1")]),
         "Digest",
+    );
+    // Longer than the manifest says: stopped at the descriptor's size.
+    let mut longer = img.layers[1].clone();
+    longer.extend(std::iter::repeat_n(0u8, 1 << 20));
+    st.lock().unwrap().blobs.insert(d0.clone(), longer);
+    refused(
+        &mkl(&root, &["pull", &format!("127.0.0.1:{port}/mkl/x:1")]),
+        "larger than",
     );
     // Truncated: the connection closes half way through the layer (a fresh store: the first
     // attempt kept the verified layer 0).
@@ -954,4 +698,55 @@ fn import_docker_save_and_oci_archives_offline() {
         ls.contains("docker.io/mkl/bb:1") && ls.contains("example.com/bb:oci"),
         "{ls}"
     );
+}
+
+#[test]
+fn interrupted_pull_leaves_nothing_used_and_the_next_pull_completes() {
+    let img = busybox_image();
+    let (st, port) = fake_with(&img, "1");
+    let layer0 = sha(&img.layers[0]);
+    st.lock().unwrap().stall = Some(layer0.clone());
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    let name = format!("127.0.0.1:{port}/mkl/x:1");
+    let mut child = Command::new(BIN)
+        .args(["image", "pull", &name, "--root-dir"])
+        .arg(&root)
+        .spawn()
+        .unwrap();
+    // Wait for half a layer in tmp/, then kill -9 the pull.
+    let tmp = root.join("images/tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let partial = loop {
+        let found = std::fs::read_dir(&tmp).ok().and_then(|rd| {
+            rd.flatten()
+                .find(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+                .map(|e| e.path())
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the pull never wrote a partial blob");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial.exists());
+    assert_eq!(count_files(&root.join("images/refs")), 0);
+    let blob = root
+        .join("images/blobs/sha256")
+        .join(layer0.trim_start_matches("sha256:"));
+    assert!(!blob.exists(), "a half blob must never be under its digest");
+    assert_eq!(count_files(&root.join("images/layers")), 0);
+    assert!(!ok(&mkl(&root, &["ls", "-q"])).contains("mkl/x"));
+    // The next pull completes and clears the leftovers.
+    st.lock().unwrap().stall = None;
+    ok(&mkl(&root, &["pull", &name]));
+    assert_eq!(record(&root, &name)["manifestDigest"], sha(&img.manifest));
+    assert!(!partial.exists());
+    assert_eq!(count_files(&tmp), 0);
 }

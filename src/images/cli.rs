@@ -77,10 +77,7 @@ pub fn human(n: u64) -> String {
     if i == 0 {
         format!("{n}B")
     } else {
-        format!("{v:.3}{}", units[i])
-            .replace(".000", "")
-            .trim_end_matches('0')
-            .to_string()
+        format!("{v:.3}{}", units[i]).replace(".000", "")
     }
 }
 

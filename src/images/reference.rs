@@ -197,17 +197,13 @@ fn valid_component(c: &str) -> bool {
         while i < b.len() && !b[i].is_ascii_alphanumeric() {
             i += 1;
         }
-        let sep = &c_slice(b, start, i);
-        let ok = *sep == b"." || *sep == b"_" || *sep == b"__" || sep.iter().all(|&s| s == b'-');
+        let sep = &b[start..i];
+        let ok = sep == b"." || sep == b"_" || sep == b"__" || sep.iter().all(|&s| s == b'-');
         if !ok {
             return false;
         }
     }
     true
-}
-
-fn c_slice(b: &[u8], s: usize, e: usize) -> &[u8] {
-    &b[s..e]
 }
 
 fn valid_domain(d: &str) -> bool {

@@ -99,6 +99,11 @@ fn host_is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Plain HTTP only to a loopback registry or one `registries.conf` marks insecure.
+pub fn plain_http(image: &ImageRef, conf: &RegistriesConf) -> bool {
+    host_is_loopback(image.host()) || conf.insecure.iter().any(|r| r == &image.domain)
+}
+
 /// Credentials for `domain` from a Docker `config.json`, matching keys the way Docker does
 /// (`host`, `https://host`, `http://host/...`; Docker Hub's `https://index.docker.io/v1/`).
 pub fn credentials(path: &Path, domain: &str) -> Result<Option<RegistryAuth>, PullError> {
@@ -186,7 +191,7 @@ pub async fn pull(
     // The ring provider (the kubelet API's TLS uses it too); installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let conf = registries_conf(&opts.root_dir)?;
-    let plain = host_is_loopback(image.host()) || conf.insecure.iter().any(|r| r == &image.domain);
+    let plain = plain_http(image, &conf);
     let protocol = if plain {
         ClientProtocol::HttpsExcept(vec![image.domain.clone()])
     } else {
@@ -206,13 +211,14 @@ pub async fn pull(
     }
     let auth = auth.unwrap_or(RegistryAuth::Anonymous);
     let oref = image.to_oci();
+    let join_err = |e: tokio::task::JoinError| PullError::Invalid {
+        image: name.clone(),
+        why: e.to_string(),
+    };
     let store2 = store.clone();
     let lock = tokio::task::spawn_blocking(move || store2.lock())
         .await
-        .map_err(|e| PullError::Invalid {
-            image: name.clone(),
-            why: e.to_string(),
-        })?
+        .map_err(join_err)?
         .map_err(st_err)?;
     let (mut body, _) = client
         .pull_manifest_raw(&oref, &auth, ACCEPT)
@@ -280,8 +286,13 @@ pub async fn pull(
             ..Default::default()
         };
         tracing::debug!(image = %name, blob = %d.digest, size = d.size, "fetching blob");
-        // pull_blob streams to the file and verifies the digest (oci-client `Digester`).
-        if let Err(e) = client.pull_blob(&oref, &desc, file).await {
+        // pull_blob streams to the file and verifies the digest (oci-client `Digester`); the
+        // cap stops a registry that sends more than the manifest said.
+        let capped = Capped {
+            inner: file,
+            left: if d.size > 0 { d.size as u64 } else { u64::MAX },
+        };
+        if let Err(e) = client.pull_blob(&oref, &desc, capped).await {
             let _ = std::fs::remove_file(&tmp);
             return Err(reg_err(e));
         }
@@ -296,16 +307,50 @@ pub async fn pull(
         r
     })
     .await
-    .map_err(|e| PullError::Invalid {
-        image: name.clone(),
-        why: e.to_string(),
-    })?
+    .map_err(join_err)?
     .map_err(st_err)?;
     Ok(Pulled {
         record,
         fetched,
         duration: start.elapsed(),
     })
+}
+
+/// A writer that refuses bytes past the descriptor's size.
+struct Capped<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Capped<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if buf.len() as u64 > self.left {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "blob larger than the size its descriptor gives, refused",
+            )));
+        }
+        let p = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = p {
+            self.left -= n as u64;
+        }
+        p
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +377,31 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_or_listed() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("registries.conf"),
+            "insecure: [\"registry.lan:5000\"]\n",
+        )
+        .unwrap();
+        let conf = registries_conf(t.path()).unwrap();
+        let p = |s: &str| plain_http(&ImageRef::parse(s).unwrap(), &conf);
+        assert!(p("registry.lan:5000/a"));
+        assert!(!p("registry.lan/a"));
+        assert!(!p("registry.lan:5001/a"));
+        assert!(p("localhost:5000/a"));
+        assert!(p("127.0.0.1:5000/a"));
+        assert!(p("[::1]:5000/a"));
+        assert!(!p("nginx"));
+        assert!(!plain_http(
+            &ImageRef::parse("registry.lan:5000/a").unwrap(),
+            &RegistriesConf::default()
+        ));
+        std::fs::write(t.path().join("registries.conf"), "insecure: 5").unwrap();
+        assert!(registries_conf(t.path()).is_err());
     }
 
     #[test]

@@ -614,6 +614,26 @@ mod tests {
     }
 
     #[test]
+    fn lock_excludes_a_second_writer() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let held = s.lock().unwrap();
+        let s2 = s.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let _l = s2.lock().unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err()
+        );
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
     fn temp_leftovers_are_cleared_and_bad_digest_refused() {
         let t = tempfile::tempdir().unwrap();
         let s = Store::open(t.path()).unwrap();

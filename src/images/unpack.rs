@@ -349,7 +349,18 @@ fn apply(root: &OwnedFd, r: &mut dyn Read, limits: &Limits) -> Result<Unpacked, 
                 };
                 let fd = cvt(fd).map_err(|s| e("create", s))?;
                 let mut f = unsafe { File::from_raw_fd(fd) };
+                let xattrs = pax_xattrs(&mut entry);
                 out.size += io::copy(&mut entry, &mut f)?;
+                // Owner, then mode, then xattrs: chown clears `security.capability`.
+                meta(&pfd, name, uid, gid, Some(mode)).map_err(|s| e("chown/chmod", s))?;
+                for (k, v) in xattrs {
+                    let r = unsafe {
+                        libc::fsetxattr(f.as_raw_fd(), k.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+                    };
+                    cvt(r).map_err(|s| e("set xattr", s))?;
+                }
+                set_mtime(&pfd, name, mtime).map_err(|s| e("utimes", s))?;
+                continue;
             }
             tar::EntryType::Symlink => {
                 let target = link_name(&entry, &shown)?;
@@ -433,6 +444,28 @@ fn apply(root: &OwnedFd, r: &mut dyn Read, limits: &Limits) -> Result<Unpacked, 
         }
     }
     Ok(out)
+}
+
+/// The PAX `SCHILY.xattr.*` records of a regular file that a layer may carry: file
+/// capabilities and `user.*`. Others (`trusted.*`, `security.selinux`...) are skipped: the
+/// overlay markers are ours to write, and labels are the runtime's.
+fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(CString, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) else {
+                continue;
+            };
+            if (name == "security.capability" || name.starts_with("user."))
+                && let Ok(c) = CString::new(name)
+            {
+                out.push((c, ext.value_bytes().to_vec()));
+            } else {
+                tracing::debug!(xattr = name, "layer xattr skipped");
+            }
+        }
+    }
+    out
 }
 
 fn link_name<R: Read>(entry: &tar::Entry<'_, R>, shown: &str) -> Result<PathBuf, UnpackError> {
@@ -788,6 +821,38 @@ pub(crate) mod tests {
             assert!(msg.contains(want), "{msg:?} should say {want}");
             assert!(!t.path().join("evil").exists());
         }
+    }
+
+    #[test]
+    fn user_xattrs_from_pax_records() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([
+            ("SCHILY.xattr.user.k", &b"v"[..]),
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let (t, r) = run(&tar, Limits::default());
+        r.unwrap();
+        let p = std::ffi::CString::new(t.path().join("fs/f").as_os_str().as_bytes()).unwrap();
+        let mut buf = [0u8; 8];
+        let n =
+            unsafe { libc::lgetxattr(p.as_ptr(), c"user.k".as_ptr(), buf.as_mut_ptr().cast(), 8) };
+        assert_eq!(&buf[..n as usize], b"v");
+        let n = unsafe {
+            libc::lgetxattr(
+                p.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                8,
+            )
+        };
+        assert!(n < 0, "trusted.* from a layer is not applied");
     }
 
     #[test]
