@@ -298,37 +298,23 @@ fn a_failed_isolation_step_is_a_start_error() {
 #[test]
 fn shared_pid_namespace_is_joined() {
     let layers = Layers::new();
-    let holder = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "/bin/busybox",
-            "sleep",
-            "600",
-        ])
-        .spawn()
-        .expect("unshare(1)");
-    struct Kill(std::process::Child);
+    // The shim's pause mode: PID 1 of a new PID namespace that sleeps and reaps.
+    let ns_pid = shim::start_pid_holder(common::shim_binary()).unwrap();
+    struct Kill(i32);
     impl Drop for Kill {
         fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+            // SAFETY: kill(2) of the holder this test started (a no-op once it is gone).
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
-    let holder = Kill(holder);
-    // unshare --fork: the pid namespace's PID 1 is unshare's child.
-    let until = Instant::now() + Duration::from_secs(5);
-    let ns_pid = loop {
-        let children =
-            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.0.id()))
-                .unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            break pid.to_string();
-        }
-        assert!(Instant::now() < until, "no pid namespace holder");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let holder = Kill(ns_pid);
+    let status = std::fs::read_to_string(format!("/proc/{ns_pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")),
+        "the holder is PID 1 of its namespace: {status}"
+    );
     let ns_path = PathBuf::from(format!("/proc/{ns_pid}/ns/pid"));
     let sandbox = SandboxPaths {
         pid: PidNamespace::Pod(ns_path.clone()),
@@ -342,6 +328,16 @@ fn shared_pid_namespace_is_joined() {
     );
     assert_ne!(value(&out, "pid="), "1", "the holder is PID 1");
     assert_eq!(value(&out, "procs="), "2", "the holder and the container");
+    // SIGTERM ends the holder (it is init's child now: gone, or a zombie until init reaps).
+    // SAFETY: kill(2) of the holder this test started.
+    unsafe { libc::kill(ns_pid, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{ns_pid}/status"))
+        .is_ok_and(|s| !s.contains("State:\tZ"))
+    {
+        assert!(Instant::now() < until, "the holder ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(holder);
 }
 
