@@ -398,5 +398,5 @@ grep -E '^(CapEff|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/:/=/'"#;
         .unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(processes_with("sleep\0654321").is_empty());
+    assert!(processes_with("sleep\x00654321").is_empty());
 }

@@ -646,10 +646,7 @@ unsafe fn target_in_root(rootfd: RawFd, m: &MountOp) -> Result<RawFd, i32> {
             let parent = if i == 0 {
                 libc::fcntl(rootfd, libc::F_DUPFD_CLOEXEC, 0)
             } else {
-                match open_in_root(rootfd, &m.prefixes[i - 1]) {
-                    Ok(fd) => fd,
-                    Err(e) => return Err(e),
-                }
+                open_in_root(rootfd, &m.prefixes[i - 1])?
             };
             if parent < 0 {
                 return Err(errno());
