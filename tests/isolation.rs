@@ -400,3 +400,27 @@ grep -E '^(CapEff|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/:/=/'"#;
     std::thread::sleep(Duration::from_millis(200));
     assert!(processes_with("sleep\x00654321").is_empty());
 }
+
+#[test]
+fn a_host_filesystem_pod_runs_isolated_through_the_agent() {
+    const T: Duration = Duration::from_secs(30);
+    let a = common::Agent::start(&[]);
+    a.write_manifest(
+        "iso.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: iso\n  annotations: {minikubelet.io/host-filesystem: \"true\"}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: c, command: [sh, -c, 'echo pid=$$$$; echo mnt=$(readlink /proc/self/ns/mnt); exec sleep 3600']}\n",
+    );
+    a.wait_running("iso", "c", T);
+    let pod = a.pod("iso").unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = a.wait_for("the container's output", T, |a| {
+        let (code, body) =
+            common::http_get(a.port, &format!("/containerLogs/default/{pod}/c")).unwrap();
+        (code == 200 && body.contains("mnt=")).then_some(body)
+    });
+    assert_eq!(value(&logs, "pid="), "1", "{logs}");
+    assert_ne!(value(&logs, "mnt="), host_ns("mnt"));
+    a.remove_manifest("iso.yaml");
+    a.wait_for("iso removed", T, |a| a.pod("iso").is_none().then_some(()));
+}

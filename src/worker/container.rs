@@ -415,7 +415,7 @@ impl PodWorker {
             log_path: log_path.clone(),
             created_at: jiff::Timestamp::now().to_string(),
         };
-        let shim_cfg = ShimConfig {
+        let mut shim_cfg = ShimConfig {
             container_id: id.clone(),
             argv,
             env: envs,
@@ -432,6 +432,14 @@ impl PodWorker {
             stdin_once: spec.stdin_once.unwrap_or(false),
             isolation: None,
         };
+        // A pod annotated minikubelet.io/host-filesystem: "true" gets its own mount and PID
+        // namespaces on the node's filesystem (docs/isolation.md); others run as before.
+        if (pod.metadata.annotations.as_ref())
+            .is_some_and(crate::runtime::spec::wants_host_filesystem)
+        {
+            let bundle = ctx.runtime.dir(&id).join(crate::shim::BUNDLE_DIR);
+            shim_cfg.isolation = Some(crate::runtime::spec::host_filesystem(&shim_cfg, bundle));
+        }
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
         // older ones, as the kubelet's container GC does with MaxPerPodContainer = 1.
