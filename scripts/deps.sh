@@ -12,7 +12,7 @@ say() { echo "deps: $*"; }
 
 apt_pkgs=(qemu-system-x86 qemu-utils debootstrap zstd xz-utils e2fsprogs systemd util-linux
           procps iproute2 curl ca-certificates openssl gcc libc6-dev python3 python3-pip
-          docker-registry busybox-static skopeo umoci)
+          docker-registry busybox-static skopeo umoci runc)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,253 +9,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use minikubelet::logs::parse_cri_line;
-use minikubelet::runtime::spec::{self, BindMount, ContainerProcess, PidNamespace, SandboxPaths};
-use minikubelet::shim::{self, ExitStatus, Isolation, Rootfs, ShimConfig, ShimState};
+use minikubelet::runtime::spec::{self, BindMount, PidNamespace, SandboxPaths};
+use minikubelet::shim::{self, Rootfs};
 
 mod common;
-use common::shim_binary;
-
-/// A busybox root filesystem in two layers (topmost first) plus a writable layer.
-struct Layers {
-    dir: tempfile::TempDir,
-    lower: Vec<PathBuf>,
-    upper: PathBuf,
-    work: PathBuf,
-}
-
-impl Layers {
-    fn new() -> Layers {
-        let dir = tempfile::tempdir().unwrap();
-        let bottom = dir.path().join("layer-busybox");
-        let top = dir.path().join("layer-top");
-        let bin = bottom.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static (/bin/busybox)");
-        let list = std::process::Command::new("/bin/busybox")
-            .arg("--list")
-            .output()
-            .unwrap();
-        for applet in String::from_utf8(list.stdout).unwrap().lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-            }
-        }
-        for d in ["proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(bottom.join(d)).unwrap();
-        }
-        std::fs::write(bottom.join("etc/layer"), "bottom\n").unwrap();
-        std::fs::create_dir_all(top.join("etc")).unwrap();
-        std::fs::write(top.join("etc/layer"), "top\n").unwrap();
-        let upper = dir.path().join("upper");
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(&upper).unwrap();
-        std::fs::create_dir_all(&work).unwrap();
-        Layers {
-            lower: vec![top, bottom],
-            upper,
-            work,
-            dir,
-        }
-    }
-
-    fn rootfs(&self) -> Rootfs {
-        Rootfs::Overlay {
-            lower: self.lower.clone(),
-            upper: self.upper.clone(),
-            work: self.work.clone(),
-        }
-    }
-}
-
-/// Pinned-by-a-process UTS and IPC namespaces standing in for a pod sandbox: `unshare -ui`
-/// running busybox sleep; killed on drop.
-struct Holder {
-    pid: i32,
-    child: std::process::Child,
-}
-
-impl Holder {
-    fn new() -> Holder {
-        let child = std::process::Command::new("unshare")
-            .args(["--uts", "--ipc", "/bin/busybox", "sleep", "600"])
-            .spawn()
-            .expect("unshare(1)");
-        let pid = child.id() as i32;
-        // unshare execs the sleep once it is in its namespaces.
-        let until = Instant::now() + Duration::from_secs(5);
-        while std::fs::read_link(format!("/proc/{pid}/exe"))
-            .is_ok_and(|e| !e.to_string_lossy().contains("busybox"))
-        {
-            assert!(Instant::now() < until, "unshare did not exec");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Holder { pid, child }
-    }
-
-    fn ns(&self, kind: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/ns/{kind}", self.pid))
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One container's state dir and log, and a guard that kills it.
-struct Container {
-    _dir: tempfile::TempDir,
-    state_dir: PathBuf,
-    log_path: PathBuf,
-    state: Option<ShimState>,
-}
-
-impl Container {
-    /// Starts `iso` (its bundle in the state dir) through the real shim.
-    fn start(mut iso: Isolation) -> (Container, Result<ShimState, shim::ShimError>) {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        let log_path = dir.path().join("logs/0.log");
-        std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
-        iso.bundle = state_dir.join(shim::BUNDLE_DIR);
-        let cfg = ShimConfig {
-            container_id: "uid-c-0".into(),
-            argv: vec![],
-            env: vec![],
-            working_dir: None,
-            uid: None,
-            gid: None,
-            supplemental_groups: vec![],
-            cgroup_procs: vec![],
-            oom_score_adj: None,
-            log_path: log_path.clone(),
-            log_max_size: 0,
-            log_max_files: 5,
-            stdin: false,
-            stdin_once: false,
-            isolation: Some(iso),
-        };
-        shim::write_config(&state_dir, &cfg).unwrap();
-        let res = shim::start(shim_binary(), &state_dir);
-        let c = Container {
-            _dir: dir,
-            state_dir,
-            log_path,
-            state: res.as_ref().ok().cloned(),
-        };
-        (c, res)
-    }
-
-    fn wait_exit(&self) -> ExitStatus {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(e) = shim::read_exit(&self.state_dir).unwrap() {
-                return e;
-            }
-            assert!(Instant::now() < until, "no exit.json");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// The container's stdout and stderr, in order.
-    fn output(&self) -> String {
-        let text = std::fs::read(&self.log_path).unwrap_or_default();
-        text.split_inclusive(|&b| b == b'\n')
-            .map(|l| {
-                let r = parse_cri_line(l).unwrap();
-                format!("{}\n", String::from_utf8_lossy(r.content))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        if let Some(st) = &self.state
-            && matches!(shim::read_exit(&self.state_dir), Ok(None))
-            && std::fs::read_to_string(format!("/proc/{}/status", st.pid))
-                .is_ok_and(|s| s.contains(&format!("PPid:\t{}\n", st.shim_pid)))
-        {
-            // SAFETY: kill(2) of the container's PID 1: the kernel ends its namespace.
-            unsafe { libc::kill(st.pid, libc::SIGKILL) };
-            let _ = self.wait_exit();
-        }
-    }
-}
-
-fn process(script: &str) -> ContainerProcess {
-    ContainerProcess {
-        args: vec!["/bin/sh".into(), "-c".into(), script.into()],
-        env: vec![("PATH".into(), "/bin".into())],
-        ..Default::default()
-    }
-}
-
-fn isolation(spec: minikubelet::runtime::oci::Spec, rootfs: Rootfs) -> Isolation {
-    Isolation {
-        bundle: PathBuf::new(),
-        rootfs,
-        spec,
-    }
-}
-
-/// Runs a script to its end in a container; returns its output (exit code 0 required).
-fn run(iso: Isolation) -> String {
-    let (c, res) = Container::start(iso);
-    res.unwrap();
-    let exit = c.wait_exit();
-    let out = c.output();
-    assert_eq!(exit.exit_code, 0, "{exit:?}\n{out}");
-    out
-}
-
-fn value<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .unwrap_or_else(|| panic!("no {key} in\n{out}"))
-        .trim()
-}
-
-fn host_ns(kind: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{kind}"))
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-/// The mask of containerd's 14 default capabilities.
-fn default_caps_mask() -> String {
-    let names: Vec<String> = spec::DEFAULT_CAPABILITIES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    format!(
-        "{:016x}",
-        minikubelet::runtime::oci::capability_mask(&names).unwrap()
-    )
-}
-
-const FACTS: &str = r#"
-echo pid=$$
-echo mnt=$(readlink /proc/self/ns/mnt)
-echo pidns=$(readlink /proc/self/ns/pid)
-echo net=$(readlink /proc/self/ns/net)
-echo uts=$(readlink /proc/self/ns/uts)
-echo ipc=$(readlink /proc/self/ns/ipc)
-echo hostname=$(hostname)
-echo layer=$(cat /etc/layer)
-grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs|Uid|Gid|Groups):' /proc/self/status | tr -d '\t' | sed 's/:/=/'
-echo kcore=$(cat /proc/kcore | wc -c)
-echo firmware=$(ls /sys/firmware | wc -l)
-touch /sys/kernel/x 2>/dev/null && echo sys=rw || echo sys=ro
-echo sysrq=$(echo h 2>/dev/null > /proc/sysrq-trigger && echo rw || echo ro)
-[ -c /dev/null ] && [ -c /dev/urandom ] && [ -L /dev/fd ] && echo devices=ok
-set -- /proc/[0-9]*; echo procs=$#
-cat /proc/self/mountinfo | sed 's/^/mnt: /'
-"#;
+use common::isolated::*;
 
 #[test]
 fn isolated_container_sees_its_own_root_pid_and_mounts() {
@@ -540,37 +298,23 @@ fn a_failed_isolation_step_is_a_start_error() {
 #[test]
 fn shared_pid_namespace_is_joined() {
     let layers = Layers::new();
-    let holder = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "/bin/busybox",
-            "sleep",
-            "600",
-        ])
-        .spawn()
-        .expect("unshare(1)");
-    struct Kill(std::process::Child);
+    // The shim's pause mode: PID 1 of a new PID namespace that sleeps and reaps.
+    let ns_pid = shim::start_pid_holder(common::shim_binary()).unwrap();
+    struct Kill(i32);
     impl Drop for Kill {
         fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+            // SAFETY: kill(2) of the holder this test started (a no-op once it is gone).
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
-    let holder = Kill(holder);
-    // unshare --fork: the pid namespace's PID 1 is unshare's child.
-    let until = Instant::now() + Duration::from_secs(5);
-    let ns_pid = loop {
-        let children =
-            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.0.id()))
-                .unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            break pid.to_string();
-        }
-        assert!(Instant::now() < until, "no pid namespace holder");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let holder = Kill(ns_pid);
+    let status = std::fs::read_to_string(format!("/proc/{ns_pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")),
+        "the holder is PID 1 of its namespace: {status}"
+    );
     let ns_path = PathBuf::from(format!("/proc/{ns_pid}/ns/pid"));
     let sandbox = SandboxPaths {
         pid: PidNamespace::Pod(ns_path.clone()),
@@ -584,6 +328,16 @@ fn shared_pid_namespace_is_joined() {
     );
     assert_ne!(value(&out, "pid="), "1", "the holder is PID 1");
     assert_eq!(value(&out, "procs="), "2", "the holder and the container");
+    // SIGTERM ends the holder (it is init's child now: gone, or a zombie until init reaps).
+    // SAFETY: kill(2) of the holder this test started.
+    unsafe { libc::kill(ns_pid, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{ns_pid}/status"))
+        .is_ok_and(|s| !s.contains("State:\tZ"))
+    {
+        assert!(Instant::now() < until, "the holder ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(holder);
 }
 
@@ -644,5 +398,29 @@ grep -E '^(CapEff|CapBnd):' /proc/self/status | tr -d '\t' | sed 's/:/=/'"#;
         .unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(processes_with("sleep\0654321").is_empty());
+    assert!(processes_with("sleep\x00654321").is_empty());
+}
+
+#[test]
+fn a_host_filesystem_pod_runs_isolated_through_the_agent() {
+    const T: Duration = Duration::from_secs(30);
+    let a = common::Agent::start(&[]);
+    a.write_manifest(
+        "iso.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: iso\n  annotations: {minikubelet.io/host-filesystem: \"true\"}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: c, command: [sh, -c, 'echo pid=$$$$; echo mnt=$(readlink /proc/self/ns/mnt); exec sleep 3600']}\n",
+    );
+    a.wait_running("iso", "c", T);
+    let pod = a.pod("iso").unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = a.wait_for("the container's output", T, |a| {
+        let (code, body) =
+            common::http_get(a.port, &format!("/containerLogs/default/{pod}/c")).unwrap();
+        (code == 200 && body.contains("mnt=")).then_some(body)
+    });
+    assert_eq!(value(&logs, "pid="), "1", "{logs}");
+    assert_ne!(value(&logs, "mnt="), host_ns("mnt"));
+    a.remove_manifest("iso.yaml");
+    a.wait_for("iso removed", T, |a| a.pod("iso").is_none().then_some(()));
 }

@@ -71,8 +71,8 @@ pub struct ExecContext {
 pub struct ExecIsolation {
     /// The container's main process (its PID 1), as seen from the node.
     pub pid: i32,
-    /// The container's capability sets (`process.capabilities`).
-    pub capabilities: Option<crate::shim::oci::Capabilities>,
+    /// The container's capability sets (`process.capabilities`; boxed: five lists).
+    pub capabilities: Option<Box<crate::shim::oci::Capabilities>>,
     /// `process.noNewPrivileges`.
     pub no_new_privileges: bool,
 }
@@ -266,7 +266,7 @@ impl Entry {
         let caps = iso
             .capabilities
             .as_ref()
-            .map(crate::shim::isolate::CapPlan::new)
+            .map(|c| crate::shim::isolate::CapPlan::new(c))
             .transpose()
             .map_err(|e| spawn(io::Error::other(e)))?;
         Ok(Entry {
@@ -770,7 +770,7 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
             oom_score_adj: p.oom_score_adj,
             isolation: Some(ExecIsolation {
                 pid,
-                capabilities: p.capabilities.clone(),
+                capabilities: p.capabilities.clone().map(Box::new),
                 no_new_privileges: p.no_new_privileges,
             }),
         });

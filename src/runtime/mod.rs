@@ -219,6 +219,20 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// `stdinOnce`.
     pub stdin_once: bool,
+    /// What the container's root filesystem is, and whether it is isolated at all.
+    pub rootfs: ContainerRootfs,
+}
+
+/// Where a container's root filesystem comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ContainerRootfs {
+    /// No isolation: a process on the node in the node's namespaces (pods without the
+    /// host-filesystem annotation, until image-based pods are wired).
+    #[default]
+    Node,
+    /// The node's filesystem inside the container's own mount and PID namespaces, with
+    /// containerd's defaults (`minikubelet.io/host-filesystem: "true"`).
+    HostFilesystem,
 }
 
 /// A container that runs.

@@ -25,9 +25,9 @@ use std::time::Duration;
 use super::exec::ExecContext;
 use super::process::{ProcState, process_state, wait_pid_exit};
 use super::{
-    AttachTarget, BoxFuture, ContainerMeta, ContainerRecord, ContainerRuntime, ContainerSpec, Exit,
-    ExitStatus, KILL_SETTLE, PodSandbox, PodSandboxConfig, RuntimeError, SandboxId, ShimState,
-    Started,
+    AttachTarget, BoxFuture, ContainerMeta, ContainerRecord, ContainerRootfs, ContainerRuntime,
+    ContainerSpec, Exit, ExitStatus, KILL_SETTLE, PodSandbox, PodSandboxConfig, RuntimeError,
+    SandboxId, ShimState, Started,
 };
 use crate::cgroup::{CgroupFs, CgroupName};
 use crate::shim::{self, ShimConfig};
@@ -470,6 +470,11 @@ impl ContainerRuntime for ShimRuntime {
             stdin_once: spec.stdin_once,
             isolation: None,
         };
+        let mut cfg = cfg;
+        if spec.rootfs == ContainerRootfs::HostFilesystem {
+            let bundle = self.dir(&id).join(shim::BUNDLE_DIR);
+            cfg.isolation = Some(super::spec::host_filesystem(&cfg, bundle));
+        }
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {
             return Err(RuntimeError::StartFailed { id, message: err });

@@ -34,6 +34,27 @@ pub fn wants_host_filesystem(annotations: &BTreeMap<String, String>) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// The isolation of a container of a pod annotated [`HOST_FILESYSTEM_ANNOTATION`]: the node's
+/// filesystem as its root, the node's network, IPC and UTS namespaces, its own mount and PID
+/// namespaces and containerd's defaults, running the process `cfg` describes.
+pub fn host_filesystem(cfg: &crate::shim::ShimConfig, bundle: PathBuf) -> crate::shim::Isolation {
+    let process = ContainerProcess {
+        args: cfg.argv.clone(),
+        env: cfg.env.clone(),
+        cwd: cfg.working_dir.clone(),
+        uid: cfg.uid,
+        gid: cfg.gid,
+        supplemental_groups: cfg.supplemental_groups.clone(),
+        oom_score_adj: cfg.oom_score_adj,
+        no_new_privileges: false,
+    };
+    crate::shim::Isolation {
+        bundle,
+        rootfs: crate::shim::Rootfs::Host,
+        spec: container_spec(&process, &SandboxPaths::host(), &[]),
+    }
+}
+
 /// The size of `/dev/shm` when the pod asks for none: the kubelet's default (64 MiB, as Docker's
 /// and containerd's). Larger lets shared-memory apps grow without an `emptyDir` of medium
 /// Memory; smaller caps what a container can pin in tmpfs memory.

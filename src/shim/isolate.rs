@@ -646,10 +646,7 @@ unsafe fn target_in_root(rootfd: RawFd, m: &MountOp) -> Result<RawFd, i32> {
             let parent = if i == 0 {
                 libc::fcntl(rootfd, libc::F_DUPFD_CLOEXEC, 0)
             } else {
-                match open_in_root(rootfd, &m.prefixes[i - 1]) {
-                    Ok(fd) => fd,
-                    Err(e) => return Err(e),
-                }
+                open_in_root(rootfd, &m.prefixes[i - 1])?
             };
             if parent < 0 {
                 return Err(errno());
@@ -743,13 +740,13 @@ const DEVICES: [(&CStr, u32, u32); 6] = [
     (c"urandom", 1, 9),
     (c"tty", 5, 0),
 ];
-const DEV_LINKS: [(&CStr, &CStr); 6] = [
+/// runc 1.1's links (it no longer makes `/dev/core`).
+const DEV_LINKS: [(&CStr, &CStr); 5] = [
     (c"/proc/self/fd", c"fd"),
     (c"/proc/self/fd/0", c"stdin"),
     (c"/proc/self/fd/1", c"stdout"),
     (c"/proc/self/fd/2", c"stderr"),
     (c"pts/ptmx", c"ptmx"),
-    (c"/proc/kcore", c"core"),
 ];
 
 /// In the child: join namespaces, build the root and pivot into it, then hostname, read-only

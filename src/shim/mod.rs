@@ -31,7 +31,10 @@ pub mod attach;
 mod child;
 pub(crate) mod isolate;
 pub mod oci;
+mod pause;
 mod supervisor;
+
+pub use pause::{PAUSE_ARG, start_pid_holder};
 
 use std::io::Read;
 use std::os::fd::AsFd;

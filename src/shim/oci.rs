@@ -264,6 +264,8 @@ pub fn rlimit_resource(kind: &str) -> Option<u32> {
         "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
         _ => return None,
     };
+    // The constants are u32 on glibc and c_int on musl.
+    #[allow(clippy::unnecessary_cast)]
     Some(r as u32)
 }
 

@@ -57,6 +57,9 @@ pub enum Launch {
 /// In the process the agent started (the launcher) this forks the shim and returns at once;
 /// the shim then runs until the container is gone and returns the shim's exit code.
 pub fn main(state_dir: &Path, launch: Launch) -> ExitCode {
+    if state_dir == Path::new(super::PAUSE_ARG) {
+        return super::pause::main();
+    }
     let state_dir = absolute(state_dir);
     // Nothing the agent leaked to us (sockets, files) may be held by a long-lived shim.
     // SAFETY: closes fds >= 3, none of which this process uses yet.

@@ -20,7 +20,9 @@ use crate::cgroup::CgroupName;
 use crate::events::{self, EventType};
 use crate::prober::{self, ProbeType, ProbeWorkerHandle};
 use crate::runtime::exec::ExecContext;
-use crate::runtime::{ContainerMeta, ContainerRecord, ContainerSpec, Exit, ExitStatus, env};
+use crate::runtime::{
+    ContainerMeta, ContainerRecord, ContainerRootfs, ContainerSpec, Exit, ExitStatus, env,
+};
 use crate::status;
 
 /// The kubelet's name prefix for container IDs in status (`<runtime>://<id>`).
@@ -417,6 +419,15 @@ impl PodWorker {
             log_max_files: ctx.log_max_files,
             stdin: spec.stdin.unwrap_or(false),
             stdin_once: spec.stdin_once.unwrap_or(false),
+            // A pod annotated minikubelet.io/host-filesystem: "true" gets its own mount and PID
+            // namespaces on the node's filesystem (docs/isolation.md); others run as before.
+            rootfs: if (pod.metadata.annotations.as_ref())
+                .is_some_and(crate::runtime::spec::wants_host_filesystem)
+            {
+                ContainerRootfs::HostFilesystem
+            } else {
+                ContainerRootfs::Node
+            },
         };
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove

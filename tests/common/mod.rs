@@ -6,6 +6,8 @@
 //! the test failed.
 #![allow(dead_code)]
 
+pub mod isolated;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
