@@ -216,6 +216,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
         log_max_files: u32::try_from(config.container_log_max_files).unwrap_or(2),
+        backoff: Arc::default(),
     });
 
     let pods_rx = match &config.static_pod_path {

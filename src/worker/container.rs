@@ -284,8 +284,8 @@ impl PodWorker {
         if let Some(last) = self.slots[i].last.clone() {
             let finished = ts_ms(&last.finished_at);
             let now = now_ms();
-            if self.backoff.is_in_backoff_since(&key, finished, now) {
-                let delay = self.backoff.get(&key);
+            if self.ctx.backoff.is_in_backoff_since(&key, finished, now) {
+                let delay = self.ctx.backoff.get(&key);
                 let name = self.slots[i].spec.name.clone();
                 let msg = format!(
                     "back-off {} restarting failed container={} pod={}",
@@ -314,7 +314,7 @@ impl PodWorker {
                 }
                 return false;
             }
-            self.backoff.next(&key, finished, now);
+            self.ctx.backoff.next(&key, finished, now);
         }
         self.slots[i].backoff_until = None;
         self.start(i).await
