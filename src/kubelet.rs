@@ -71,6 +71,7 @@ fn hard_threshold(config: &Config, signal: Signal, capacity: i64) -> i64 {
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    crate::prober::mark_manager_start();
     // First, before anything is touched: the API can exec into every container, so an unsafe
     // address/TLS/authentication combination stops the agent (`server::auth::check_serving`).
     let security = crate::server::auth::Security::from_config(&config)?;

@@ -844,17 +844,44 @@ fn crash_loop_back_off_survives_removing_and_restoring_the_manifest() {
         msg.contains("back-off 10s").then_some(uid_of(&p))
     });
     a.remove_manifest("crash.yaml");
-    a.wait_for("the pod gone", T, |a| a.pod("crash").is_none().then_some(()));
+    a.wait_for("the pod gone", T, |a| {
+        a.pod("crash").is_none().then_some(())
+    });
     a.write_manifest("crash.yaml", text);
     let c = a.wait_for("the identical pod's first crash", T, |a| {
         let p = a.pod("crash")?;
         assert_eq!(uid_of(&p), first, "the identical manifest has the same UID");
         let c = container_status(&p, "c")?;
-        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-            || c["restartCount"].as_i64()? >= 1)
+        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff" || c["restartCount"].as_i64()? >= 1)
             .then_some(c)
     });
-    assert_eq!(c["restartCount"], 0, "restarted at once: back-off reset {c}");
+    assert_eq!(
+        c["restartCount"], 0,
+        "restarted at once: back-off reset {c}"
+    );
     let msg = c["state"]["waiting"]["message"].as_str().unwrap();
-    assert!(msg.starts_with("back-off 10s restarting failed container=c"), "{msg}");
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=c"),
+        "{msg}"
+    );
+}
+
+/// Probe start jitter only while the agent is younger than one period (kubelet `prober/worker.go`):
+/// a pod added to an agent that has run longer than its probe's period is probed at once, so
+/// it is Ready well within the period (a jittered first probe would wait up to 6 s).
+#[test]
+fn a_pod_added_to_a_running_agent_is_probed_without_jitter() {
+    let a = Agent::start(&[]);
+    std::thread::sleep(Duration::from_millis(6500));
+    a.write_manifest(
+        "ready.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ready}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '300']\n    readinessProbe: {exec: {command: ['true']}, periodSeconds: 6}\n",
+    );
+    a.wait_running("ready", "c", T);
+    let t = std::time::Instant::now();
+    a.wait_for("ready", T, |a| {
+        (container_status(&a.pod("ready")?, "c")?["ready"] == true).then_some(())
+    });
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(1500), "Ready after {took:?}");
 }

@@ -88,7 +88,8 @@ impl Backoff {
     /// `GC`: forget entries not updated for more than 2 × the maximum.
     pub fn gc(&mut self, now_ms: i64) {
         let limit = self.max_ms * 2;
-        self.entries.retain(|_, e| now_ms - e.last_update_ms <= limit);
+        self.entries
+            .retain(|_, e| now_ms - e.last_update_ms <= limit);
     }
 
     /// The current delay for `key` (for the waiting message).
