@@ -59,7 +59,6 @@ pub(super) struct Instance {
 pub(super) struct Finished {
     pub id: String,
     pub exit_code: i32,
-    pub signal: Option<i32>,
     pub reason: String,
     pub message: Option<String>,
     pub started_at: Option<String>,
@@ -136,7 +135,9 @@ impl Slot {
             terminated: Some(ContainerStateTerminated {
                 container_id: Some(format!("{CONTAINER_ID_SCHEME}://{}", f.id)),
                 exit_code: f.exit_code,
-                signal: f.signal,
+                // The kubelet never fills `signal` (CRI has no such field); a signal death shows
+                // only as exit code 128 + n, as containerd reports it.
+                signal: None,
                 reason: Some(f.reason.clone()),
                 message: f.message.clone(),
                 started_at: f.started_at.as_deref().and_then(parse_time),
@@ -511,7 +512,6 @@ impl PodWorker {
         s.last = Some(Finished {
             id: id.to_string(),
             exit_code: 128,
-            signal: None,
             reason: status::reasons::START_ERROR.into(),
             message: Some(message.clone()),
             started_at: None,
@@ -665,7 +665,6 @@ impl PodWorker {
             Some(e) => Finished {
                 id: meta.id.clone(),
                 exit_code: e.exit_code,
-                signal: e.signal,
                 reason: if e.start_error.is_some() {
                     status::reasons::START_ERROR.into()
                 } else if oom {
@@ -685,7 +684,6 @@ impl PodWorker {
             None => Finished {
                 id: meta.id.clone(),
                 exit_code: 137,
-                signal: None,
                 reason: status::reasons::CONTAINER_STATUS_UNKNOWN.into(),
                 message: Some(
                     "The container could not be located when the pod was terminated".into(),
