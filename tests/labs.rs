@@ -288,7 +288,12 @@ fn lab02_qos_classes_and_their_cgroup_values() {
                     .unwrap_or_else(|| panic!("{rel}/{file} missing"))
             };
             if common::is_v2() {
-                let weight = 1 + (shares - 2) * 9999 / 262_142;
+                // pod cgroups: the kubelet's linear map; container cgroups: the runtime's
+                let weight = if rel.ends_with("/sleeper") {
+                    minikubelet::cgroup::cpu_shares_to_weight_runtime(shares)
+                } else {
+                    minikubelet::cgroup::cpu_shares_to_weight(shares)
+                };
                 assert_eq!(read(&f("cpu.weight")), weight.to_string(), "{rel}");
                 let max = quota.map_or("max".to_string(), |q| q.to_string());
                 assert_eq!(read(&f("cpu.max")), format!("{max} 100000"), "{rel}");
