@@ -11,7 +11,8 @@ export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 say() { echo "deps: $*"; }
 
 apt_pkgs=(qemu-system-x86 qemu-utils debootstrap zstd xz-utils e2fsprogs systemd util-linux
-          procps iproute2 curl ca-certificates openssl gcc libc6-dev python3 python3-pip)
+          procps iproute2 curl ca-certificates openssl gcc libc6-dev python3 python3-pip
+          jq)  # jq: the labs read the API with it (tests/labs.rs runs them)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

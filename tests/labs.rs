@@ -667,3 +667,153 @@ fn lab10_memory_hog_is_evicted_and_readmitted() {
     assert!(a.log_contains("re-admitting pods evicted or refused under pressure"));
     a.remove_manifest("memory-hog.yaml");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The labs as written: every ```sh lab-run block of a lab runs, through the lab's own
+// ```sh lab-env variables block, against a real agent on this machine's layout, and its
+// output must show the ```text lab-expect block that follows it (docs/labs/README.md,
+// "Keeping the labs honest").
+
+/// One runnable block of a lab and what its output must show.
+#[derive(Debug)]
+struct LabStep {
+    line: usize,
+    script: String,
+    expect: Vec<String>,
+}
+
+/// The lab-env block and the lab-run steps of a lab's markdown.
+fn lab_steps(md: &str) -> (String, Vec<LabStep>) {
+    let mut env = String::new();
+    let mut steps: Vec<LabStep> = Vec::new();
+    let mut lines = md.lines().enumerate();
+    while let Some((n, l)) = lines.next() {
+        let tag = l.trim_start();
+        let kind = match tag {
+            "```sh lab-env" => "env",
+            "```sh lab-run" => "run",
+            "```text lab-expect" => "expect",
+            _ => continue,
+        };
+        let indent = l.len() - tag.len();
+        let mut body = Vec::new();
+        for (_, b) in lines.by_ref() {
+            if b.trim_start() == "```" {
+                break;
+            }
+            body.push(b.get(indent..).unwrap_or(b.trim_start()).to_string());
+        }
+        match kind {
+            "env" => env = body.join("\n"),
+            "run" => steps.push(LabStep {
+                line: n + 1,
+                script: body.join("\n"),
+                expect: Vec::new(),
+            }),
+            _ => {
+                let s = steps
+                    .last_mut()
+                    .unwrap_or_else(|| panic!("line {}: lab-expect without lab-run", n + 1));
+                s.expect = body;
+            }
+        }
+    }
+    (env, steps)
+}
+
+/// Does `pattern` (`…` matches any text) match the whole of `line`?
+fn line_matches(pattern: &str, line: &str) -> bool {
+    let parts: Vec<&str> = pattern.trim_end().split('…').collect();
+    let line = line.trim_end();
+    let Some(rest) = line.strip_prefix(parts[0]) else {
+        return false;
+    };
+    if parts.len() == 1 {
+        return rest.is_empty();
+    }
+    let mut rest = rest;
+    for (i, p) in parts[1..].iter().enumerate() {
+        let last = i == parts.len() - 2;
+        if last {
+            return rest.ends_with(p);
+        }
+        match rest.find(p) {
+            Some(at) => rest = &rest[at + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Every non-empty expected line matches an output line, in order.
+fn shows(expect: &[String], out: &str) -> Result<(), String> {
+    let mut lines = out.lines();
+    for want in expect.iter().filter(|w| !w.trim().is_empty()) {
+        if !lines.any(|l| line_matches(want, l)) {
+            return Err(want.clone());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn lab_expect_patterns() {
+    assert!(line_matches("a … b", "a x y b"));
+    assert!(line_matches("cpu.weight:17", "cpu.weight:17"));
+    assert!(!line_matches("cpu.weight:1", "cpu.weight:17"));
+    assert!(line_matches("…hello 1 from …", "2026 stdout F hello 1 from host"));
+    assert!(shows(&["a".into(), "c…".into()], "a\nb\nc d").is_ok());
+    assert!(shows(&["c".into(), "a".into()], "a\nc").is_err());
+}
+
+/// Run every lab-run block of `docs/labs/<file>` against a fresh agent; panics with the step,
+/// its output and the agent log at the first difference.
+fn run_lab(file: &str) {
+    let md = manifest(&format!("docs/labs/{file}"));
+    let (env, steps) = lab_steps(&md);
+    assert!(!env.is_empty(), "{file}: no ```sh lab-env block");
+    assert!(!steps.is_empty(), "{file}: no ```sh lab-run block");
+    let a = Agent::start(&[]);
+    let vars = [
+        ("MK_SRC", repo().display().to_string()),
+        ("MK_ROOT", a.root_dir.display().to_string()),
+        ("MK_PORT", a.port.to_string()),
+        ("MK_MANIFESTS", a.manifests.display().to_string()),
+        ("MK_LOGS", a.logs_dir.display().to_string()),
+        ("MK_CONTAINER_LOGS", a.containers_log_dir.display().to_string()),
+        ("MK_CGROUP_ROOT", "pods".to_string()),
+        ("MK_AGENT_PID", a.pid().unwrap().to_string()),
+    ];
+    for s in steps {
+        let script = format!("set -eo pipefail\n{env}\n{}\n", s.script);
+        let out = std::process::Command::new("timeout")
+            .args(["60", "bash", "-c", &script])
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fail = |why: String| -> ! {
+            panic!(
+                "{file}:{}: {why}\n--- step\n{}\n--- output\n{text}\n--- agent log\n{}",
+                s.line,
+                s.script,
+                common::tail(&a.agent_log(), 40)
+            )
+        };
+        if !out.status.success() {
+            fail(format!("exited {}", out.status));
+        }
+        if let Err(missing) = shows(&s.expect, &text) {
+            fail(format!("output does not show {missing:?}"));
+        }
+    }
+}
+
+#[test]
+fn lab01_runs_as_written() {
+    run_lab("01-first-pod.md");
+}
