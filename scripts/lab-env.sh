@@ -14,6 +14,7 @@
 #   MK_AGENT_PID    the agent's pid (for a relative root) the oldest process named minikubelet
 # Outputs:
 #   MK_LAYOUT       v1, hybrid or v2
+#   MK_AGENT_PID    as given, or found
 #   KC              the agent's kubeconfig ($MK_ROOT/kubeconfig, 0600; kubectl --kubeconfig "$KC")
 #   TOKEN           the admin token in it; every curl sends -H "Authorization: Bearer $TOKEN"
 #   API             http://127.0.0.1:$MK_PORT
@@ -59,6 +60,7 @@ fi
 KC=$MK_ROOT/kubeconfig
 TOKEN=$(sed -n 's/^ *token: //p' "$KC" 2>/dev/null | head -1)
 API=http://127.0.0.1:$MK_PORT
+MK_AGENT_PID=${MK_AGENT_PID:-$(pgrep -o -x minikubelet || true)}
 
 # _mk_kubepods CONTROLLER: kubepods in that controller's hierarchy.
 _mk_kubepods() {
@@ -69,7 +71,7 @@ _mk_kubepods() {
   esac
   # A relative root sits beneath the agent's own cgroup (on v2 beneath the parent of its
   # `agent` leaf).
-  pid=${MK_AGENT_PID:-$(pgrep -o -x minikubelet)}
+  pid=$MK_AGENT_PID
   if [ $MK_LAYOUT = v2 ]; then
     own=$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
     own=${own%/agent}
@@ -100,4 +102,4 @@ mk_wait_gone() {
   done
   echo "mk_wait_gone: $1 still there after ${2:-30} s" >&2; return 1
 }
-export MK_SRC MK_ROOT MK_PORT MK_MANIFESTS MK_LOGS MK_CONTAINER_LOGS MK_CGROUP_ROOT MK_LAYOUT KC TOKEN API CG_CPU CG_MEM CG_PIDS
+export MK_AGENT_PID MK_SRC MK_ROOT MK_PORT MK_MANIFESTS MK_LOGS MK_CONTAINER_LOGS MK_CGROUP_ROOT MK_LAYOUT KC TOKEN API CG_CPU CG_MEM CG_PIDS

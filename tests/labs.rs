@@ -817,3 +817,13 @@ fn run_lab(file: &str) {
 fn lab01_runs_as_written() {
     run_lab("01-first-pod.md");
 }
+
+#[test]
+fn lab12_runs_as_written() {
+    run_lab("12-container-exits.md");
+}
+
+#[test]
+fn lab13_runs_as_written() {
+    run_lab("13-init-and-sidecars.md");
+}
