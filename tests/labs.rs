@@ -837,3 +837,8 @@ fn lab13_runs_as_written() {
 fn lab02_runs_as_written() {
     run_lab("02-qos-classes.md");
 }
+
+#[test]
+fn lab03_runs_as_written() {
+    run_lab("03-out-of-memory.md");
+}
