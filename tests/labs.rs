@@ -771,6 +771,9 @@ fn lab_expect_patterns() {
     assert!(shows(&["c".into(), "a".into()], "a\nc").is_err());
 }
 
+/// Marks the start of each step's output in the lab's one shell.
+const MARK: &str = "@@lab-step ";
+
 /// Run every lab-run block of `docs/labs/<file>` against a fresh agent; panics with the step,
 /// its output and the agent log at the first difference.
 fn run_lab(file: &str) {
@@ -789,33 +792,42 @@ fn run_lab(file: &str) {
         ("MK_CGROUP_ROOT", "pods".to_string()),
         ("MK_AGENT_PID", a.pid().unwrap().to_string()),
     ];
-    for s in steps {
-        let script = format!("set -eo pipefail\n{env}\n{}\n", s.script);
-        let out = std::process::Command::new("timeout")
-            .args(["60", "bash", "-c", &script])
-            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let fail = |why: String| -> ! {
+    // One shell for the whole lab, as the learner's terminal: variables set by one step are
+    // there in the next. A marker line before each step splits the output.
+    let mut script = format!("set -eo pipefail\n{env}\n");
+    for (i, s) in steps.iter().enumerate() {
+        script.push_str(&format!("echo '{MARK}{i}'\n{}\n", s.script));
+    }
+    script.push_str(&format!("echo '{MARK}end'\n"));
+    let out = std::process::Command::new("timeout")
+        .args(["120", "bash", "-c", &script])
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parts: Vec<&str> = text.split(MARK).collect();
+    for (i, s) in steps.iter().enumerate() {
+        let part = parts.get(i + 1).copied().unwrap_or_default();
+        let fail = |why: &str| -> ! {
             panic!(
-                "{file}:{}: {why}\n--- step\n{}\n--- output\n{text}\n--- agent log\n{}",
+                "{file}:{}: {why}\n--- step\n{}\n--- output\n{part}\n--- agent log\n{}",
                 s.line,
                 s.script,
                 common::tail(&a.agent_log(), 40)
             )
         };
-        if !out.status.success() {
-            fail(format!("exited {}", out.status));
+        if parts.len() <= i + 2 {
+            fail(&format!("the lab's shell stopped in this step ({})", out.status));
         }
-        if let Err(missing) = shows(&s.expect, &text) {
-            fail(format!("output does not show {missing:?}"));
+        if let Err(missing) = shows(&s.expect, part) {
+            fail(&format!("output does not show {missing:?}"));
         }
     }
+    assert!(out.status.success(), "{file}: {}\n{text}", out.status);
 }
 
 #[test]
@@ -841,4 +853,9 @@ fn lab02_runs_as_written() {
 #[test]
 fn lab03_runs_as_written() {
     run_lab("03-out-of-memory.md");
+}
+
+#[test]
+fn lab07_runs_as_written() {
+    run_lab("07-edit-and-delete.md");
 }
