@@ -859,3 +859,8 @@ fn lab03_runs_as_written() {
 fn lab07_runs_as_written() {
     run_lab("07-edit-and-delete.md");
 }
+
+#[test]
+fn lab04_runs_as_written() {
+    run_lab("04-crash-loop.md");
+}
