@@ -794,7 +794,8 @@ fn run_lab(file: &str) {
     ];
     // One shell for the whole lab, as the learner's terminal: variables set by one step are
     // there in the next. A marker line before each step splits the output.
-    let mut script = format!("set -eo pipefail\n{env}\n");
+    // stderr into stdout, so that each step's error lines stay in order and in its part.
+    let mut script = format!("exec 2>&1\nset -eo pipefail\n{env}\n");
     for (i, s) in steps.iter().enumerate() {
         script.push_str(&format!("echo '{MARK}{i}'\n{}\n", s.script));
     }
@@ -863,4 +864,9 @@ fn lab07_runs_as_written() {
 #[test]
 fn lab04_runs_as_written() {
     run_lab("04-crash-loop.md");
+}
+
+#[test]
+fn lab06_runs_as_written() {
+    run_lab("06-logs-and-exec.md");
 }
