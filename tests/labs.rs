@@ -795,6 +795,18 @@ fn run_lab(file: &str) {
         ("MK_CONTAINER_LOGS", a.containers_log_dir.display().to_string()),
         ("MK_CGROUP_ROOT", "pods".to_string()),
         ("MK_AGENT_PID", a.pid().unwrap().to_string()),
+        // `minikubelet` as the labs call it: this build's binary first in PATH.
+        (
+            "PATH",
+            format!(
+                "{}:{}",
+                Path::new(env!("CARGO_BIN_EXE_minikubelet"))
+                    .parent()
+                    .unwrap()
+                    .display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
     ];
     // One shell for the whole lab, as the learner's terminal: variables set by one step are
     // there in the next. A marker line before each step splits the output.
@@ -873,4 +885,9 @@ fn lab04_runs_as_written() {
 #[test]
 fn lab06_runs_as_written() {
     run_lab("06-logs-and-exec.md");
+}
+
+#[test]
+fn lab09_runs_as_written() {
+    run_lab("09-swap.md");
 }
