@@ -6,6 +6,12 @@
 //!
 //! Also: every manifest in both directories decodes, defaults and validates like the file
 //! source does, and runs only programs a stock Debian or Ubuntu ships (issue 3).
+//!
+//! And the labs as written (`labNN_runs_as_written`, issue 15): the ```` ```sh lab-run ```` blocks
+//! of a lab run in one bash, after its ```` ```sh lab-env ```` block (`scripts/lab-env.sh`, given
+//! the test agent's port, directories, relative cgroup root and pid), on this machine's cgroup
+//! layout; each block's output must show the ```` ```text lab-expect ```` lines that follow it.
+//! A lab whose commands or outputs go stale fails here.
 
 mod common;
 
@@ -418,7 +424,10 @@ fn lab04_crashloop_backs_off_10s_then_20s_and_keeps_it_when_put_back() {
     let c = container_status(&p, "crasher").unwrap();
     assert_eq!(c["restartCount"], 0, "{c}");
     let m = waiting_message(&p, "crasher").unwrap();
-    assert!(m.starts_with("back-off 20s") || m.starts_with("back-off 40s"), "{m}");
+    assert!(
+        m.starts_with("back-off 20s") || m.starts_with("back-off 40s"),
+        "{m}"
+    );
 }
 
 fn node_of(a: &Agent) -> String {
@@ -770,7 +779,10 @@ fn lab_expect_patterns() {
     assert!(line_matches("a … b", "a x y b"));
     assert!(line_matches("cpu.weight:17", "cpu.weight:17"));
     assert!(!line_matches("cpu.weight:1", "cpu.weight:17"));
-    assert!(line_matches("…hello 1 from …", "2026 stdout F hello 1 from host"));
+    assert!(line_matches(
+        "…hello 1 from …",
+        "2026 stdout F hello 1 from host"
+    ));
     assert!(shows(&["a".into(), "c…".into()], "a\nb\nc d").is_ok());
     assert!(shows(&["c".into(), "a".into()], "a\nc").is_err());
 }
@@ -792,7 +804,10 @@ fn run_lab(file: &str) {
         ("MK_PORT", a.port.to_string()),
         ("MK_MANIFESTS", a.manifests.display().to_string()),
         ("MK_LOGS", a.logs_dir.display().to_string()),
-        ("MK_CONTAINER_LOGS", a.containers_log_dir.display().to_string()),
+        (
+            "MK_CONTAINER_LOGS",
+            a.containers_log_dir.display().to_string(),
+        ),
         ("MK_CGROUP_ROOT", "pods".to_string()),
         ("MK_AGENT_PID", a.pid().unwrap().to_string()),
         // `minikubelet` as the labs call it: this build's binary first in PATH.
@@ -838,7 +853,10 @@ fn run_lab(file: &str) {
             )
         };
         if parts.len() <= i + 2 {
-            fail(&format!("the lab's shell stopped in this step ({})", out.status));
+            fail(&format!(
+                "the lab's shell stopped in this step ({})",
+                out.status
+            ));
         }
         if let Err(missing) = shows(&s.expect, part) {
             fail(&format!("output does not show {missing:?}"));

@@ -672,8 +672,8 @@ pub fn cpu_shares_to_weight(shares: u64) -> u64 {
 
 /// The map from `cpu.shares` to v2 `cpu.weight` that the runtimes of 2026 apply to container
 /// cgroups (runc >= 1.3.2, crun >= 1.23, `opencontainers/cgroups`
-/// `ConvertCPUSharesToCgroupV2Value`; kubernetes issue 131216): 0 -> 0, <= 2 -> 1,
-/// >= 262144 -> 10000, else `ceil(10^((l^2 + 125 l) / 612 - 7/34))` with `l = log2(shares)`.
+/// `ConvertCPUSharesToCgroupV2Value`; kubernetes issue 131216): 0 -> 0, up to 2 -> 1,
+/// 262144 and more -> 10000, else `ceil(10^((l^2 + 125 l) / 612 - 7/34))` with `l = log2(shares)`.
 /// It maps the v1 default 1024 to the v2 default 100 (the linear map gives 39). The kubelet's
 /// own kubepods, QoS and pod cgroups keep [`cpu_shares_to_weight`].
 pub fn cpu_shares_to_weight_runtime(shares: u64) -> u64 {
