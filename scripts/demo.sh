@@ -6,6 +6,8 @@
 #   scripts/demo.sh --clean   stop the demo pods and remove their state, cgroups and logs
 #                             (builds nothing; the examples are copied on the first run only)
 # MKL_BIN=PATH uses that binary instead of building one (the test suite does this).
+# MKL_DEMO_PORT, MKL_DEMO_ROOT (/var/lib/minikubelet-demo), MKL_DEMO_LOGS (/var/log: pods/ and
+# containers/ below it) and MKL_DEMO_CGROUP (minikubelet-demo) move the demo aside (tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (sudo): minikubelet creates cgroups" >&2; exit 2; }
@@ -28,10 +30,13 @@ if [ -z "$BIN" ]; then
   cargo build --release --locked
   BIN=${CARGO_TARGET_DIR:-target}/release/minikubelet
 fi
-ROOT=/var/lib/minikubelet-demo
+ROOT=${MKL_DEMO_ROOT:-/var/lib/minikubelet-demo}
 MANIFESTS=$ROOT/manifests
 PORT=${MKL_DEMO_PORT:-10250}
-ARGS=(--pod-manifest-path="$MANIFESTS" --root-dir="$ROOT" --cgroup-root=minikubelet-demo --port="$PORT")
+LOGS=${MKL_DEMO_LOGS:-/var/log}
+CG=${MKL_DEMO_CGROUP:-minikubelet-demo}
+ARGS=(--pod-manifest-path="$MANIFESTS" --root-dir="$ROOT" --cgroup-root="$CG" --port="$PORT"
+      --pod-logs-dir="$LOGS/pods" --container-logs-dir="$LOGS/containers")
 
 # The cgroup root. cgroup v1: minikubelet-demo, relative, beneath this shell's own cgroup in
 # each hierarchy. cgroup v2: /minikubelet-demo, absolute, as the systemd unit does it: a relative
@@ -39,20 +44,20 @@ ARGS=(--pod-manifest-path="$MANIFESTS" --root-dir="$ROOT" --cgroup-root=minikube
 # controllers are delegated), and a scope that still holds the pods after Ctrl-C could not be
 # reused by the next run or by --clean. An absolute root is what the kubelet itself uses.
 V2=0; [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && V2=1
-if [ $V2 = 1 ]; then ARGS[2]=--cgroup-root=/minikubelet-demo; fi
+if [ $V2 = 1 ]; then ARGS[2]=--cgroup-root=/$CG; fi
 
 # The demo cgroups: minikubelet-demo beneath this shell's cgroup in each hierarchy (v1), or
 # /sys/fs/cgroup/minikubelet-demo (v2).
 demo_cgroups() {
   if [ $V2 = 1 ]; then
-    if [ -d /sys/fs/cgroup/minikubelet-demo ]; then echo /sys/fs/cgroup/minikubelet-demo; fi
+    if [ -d "/sys/fs/cgroup/$CG" ]; then echo "/sys/fs/cgroup/$CG"; fi
     return
   fi
   while IFS=: read -r _ ctrls path; do
     case $ctrls in name=*) continue ;; esac
     if [ -z "$ctrls" ]; then d=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && d=/sys/fs/cgroup/unified
     else d=/sys/fs/cgroup/${ctrls%%,*}; [ -d "$d" ] || d=/sys/fs/cgroup/$ctrls; fi
-    if [ -d "$d$path/minikubelet-demo" ]; then echo "$d$path/minikubelet-demo"; fi
+    if [ -d "$d$path/$CG" ]; then echo "$d$path/$CG"; fi
   done < /proc/self/cgroup | sort -u
 }
 
@@ -79,8 +84,8 @@ if [ $CLEAN = 1 ]; then
     find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
   # The demo pods' logs: no empty pod log directories, no dangling /var/log/containers links.
-  find /var/log/pods -mindepth 1 -maxdepth 3 -path '/var/log/pods/default_*' -type d -empty -delete 2>/dev/null || true
-  find /var/log/containers -maxdepth 1 -xtype l -lname '/var/log/pods/*' -delete 2>/dev/null || true
+  find "$LOGS/pods" -mindepth 1 -maxdepth 3 -path "$LOGS/pods/default_*" -type d -empty -delete 2>/dev/null || true
+  find "$LOGS/containers" -maxdepth 1 -xtype l -lname "$LOGS/pods/*" -delete 2>/dev/null || true
   rm -rf "$ROOT"
   left=$(demo_cgroups)
   [ -z "$left" ] && echo "demo.sh: clean" || { echo "demo.sh: cgroups left: $left" >&2; exit 1; }

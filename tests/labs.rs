@@ -909,3 +909,158 @@ fn lab06_runs_as_written() {
 fn lab09_runs_as_written() {
     run_lab("09-swap.md");
 }
+
+/// `scripts/demo.sh` (the plain-machine way into the labs, lab 0), moved aside with its
+/// MKL_DEMO_* variables and run inside a test cgroup: a second start keeps the learner's edits
+/// to the manifests, and `--clean` builds nothing (a `cargo`, `curl` or `apt-get` it would call
+/// fails the test) and leaves no state, cgroup, pod log directory or `containers` link.
+#[test]
+fn demo_restart_keeps_edits_and_clean_builds_nothing_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cg = common::TestCgroup::new();
+    let root = tmp.path().join("state");
+    let logs = tmp.path().join("log");
+    let target = tmp.path().join("target");
+    let fake_bin = tmp.path().join("bin");
+    let called = tmp.path().join("called");
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_minikubelet"),
+        target.join("release/minikubelet"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&fake_bin).unwrap();
+    // curl is the one tool --clean needs, on loopback only: anything else is recorded.
+    for tool in ["cargo", "curl", "apt-get", "rustup"] {
+        let p = fake_bin.join(tool);
+        let pass = if tool == "curl" {
+            "case \"$*\" in *127.0.0.1:*) exec /usr/bin/curl \"$@\" ;; esac\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\n{pass}echo {tool} \"$*\" >> {}\nexit 1\n",
+                called.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let port = free_port().to_string();
+    let cg_name = format!("mkl-labs-demo-{}", std::process::id());
+    let demo = |args: &[&str], with_bin: bool| {
+        let mut cmd = std::process::Command::new(repo().join("scripts/demo.sh"));
+        cmd.args(args)
+            .env("MKL_DEMO_PORT", &port)
+            .env("MKL_DEMO_ROOT", &root)
+            .env("MKL_DEMO_LOGS", &logs)
+            .env("MKL_DEMO_CGROUP", &cg_name)
+            .env("CARGO_TARGET_DIR", &target)
+            .env(
+                "PATH",
+                format!("{}:{}", fake_bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env_remove("MKL_BIN")
+            .stdin(std::process::Stdio::null());
+        if with_bin {
+            cmd.env("MKL_BIN", env!("CARGO_BIN_EXE_minikubelet"));
+        }
+        let procs = cg
+            .procs_files()
+            .iter()
+            .map(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap())
+            .collect();
+        common::join_cgroups_before_exec(&mut cmd, procs);
+        cmd
+    };
+    let run_until_guaranteed_runs = |extra: &[&str]| {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(tmp.path().join("demo.log"))
+            .unwrap();
+        let mut child = demo(extra, true)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + T;
+        let port: u16 = port.parse().unwrap();
+        let ok = loop {
+            let token = std::fs::read_to_string(root.join("kubeconfig"))
+                .ok()
+                .and_then(|t| minikubelet::server::apiserver::kubeconfig_token(&t));
+            let running = token.and_then(|t| {
+                let (_, body) = common::http_request(port, "GET", "/pods", Some(&t), &[])?;
+                Some(body.contains("\"name\":\"guaranteed-") && body.contains("\"running\""))
+            });
+            if running == Some(true) {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = child.wait();
+        ok
+    };
+    // Only the memory threshold: the default disk ones depend on how full this shared disk is.
+    let first = run_until_guaranteed_runs(&["--eviction-hard=memory.available<100Mi"]);
+    // The learner edits and deletes examples; a restart with extra flags keeps that.
+    let manifests = root.join("manifests");
+    std::fs::remove_file(manifests.join("web.yaml")).unwrap();
+    let edited = std::fs::read_to_string(manifests.join("besteffort.yaml")).unwrap() + "# mine\n";
+    std::fs::write(manifests.join("besteffort.yaml"), &edited).unwrap();
+    let second = run_until_guaranteed_runs(&[
+        "--eviction-hard=memory.available<100Mi",
+        "--fail-swap-on=false",
+    ]);
+    let kept = !manifests.join("web.yaml").exists()
+        && std::fs::read_to_string(manifests.join("besteffort.yaml")).unwrap() == edited;
+    let out = demo(&["--clean"], false).output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        first && second,
+        "the demo did not run its pods:\n{}",
+        common::tail(&read(&tmp.path().join("demo.log")), 40)
+    );
+    assert!(kept, "a restart copied the examples over the edits");
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("demo.sh: clean"), "{said}");
+    assert!(
+        !called.exists(),
+        "--clean tried to build: {}",
+        read(&called)
+    );
+    assert!(!root.exists(), "state left");
+    let left: Vec<_> = walkdir(&logs.join("pods"))
+        .into_iter()
+        .chain(
+            std::fs::read_dir(logs.join("containers"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        )
+        .collect();
+    assert!(left.is_empty(), "left in the log dirs: {left:?}");
+}
+
+fn walkdir(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        out.push(e.path());
+        if e.path().is_dir() {
+            out.extend(walkdir(&e.path()));
+        }
+    }
+    out
+}
