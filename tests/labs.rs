@@ -1064,3 +1064,8 @@ fn walkdir(d: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn lab08_runs_as_written() {
+    run_lab("08-agent-is-not-the-pods.md");
+}
