@@ -71,6 +71,7 @@ fn hard_threshold(config: &Config, signal: Signal, capacity: i64) -> i64 {
 /// Run the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    crate::prober::mark_manager_start();
     // First, before anything is touched: the API can exec into every container, so an unsafe
     // address/TLS/authentication combination stops the agent (`server::auth::check_serving`).
     let security = crate::server::auth::Security::from_config(&config)?;
@@ -219,6 +220,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
         log_max_files: u32::try_from(config.container_log_max_files).unwrap_or(2),
+        backoff: Arc::default(),
     });
 
     let pods_rx = match &config.static_pod_path {

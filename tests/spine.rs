@@ -827,3 +827,61 @@ fn configz_serves_the_effective_configuration() {
     assert_eq!(k["staticPodPath"], a.manifests.display().to_string());
     assert_eq!(k["failSwapOn"], true);
 }
+
+/// The crash-loop back-off is node-wide (`kl.backOff`), keyed by pod full name, UID, container
+/// and spec hash: removing the manifest and putting the identical one back (same UID) keeps the
+/// delay. A fresh worker would restart the first crash at once (restartCount 1); with the kept
+/// entry the first crash of the new pod already waits "back-off 10s" at restartCount 0.
+#[test]
+fn crash_loop_back_off_survives_removing_and_restoring_the_manifest() {
+    let a = Agent::start(&[]);
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'exit 3']}\n";
+    a.write_manifest("crash.yaml", text);
+    let first = a.wait_for("back-off 10s after the first immediate restart", T, |a| {
+        let p = a.pod("crash")?;
+        let c = container_status(&p, "c")?;
+        let msg = c["state"]["waiting"]["message"].as_str()?;
+        msg.contains("back-off 10s").then_some(uid_of(&p))
+    });
+    a.remove_manifest("crash.yaml");
+    a.wait_for("the pod gone", T, |a| {
+        a.pod("crash").is_none().then_some(())
+    });
+    a.write_manifest("crash.yaml", text);
+    let c = a.wait_for("the identical pod's first crash", T, |a| {
+        let p = a.pod("crash")?;
+        assert_eq!(uid_of(&p), first, "the identical manifest has the same UID");
+        let c = container_status(&p, "c")?;
+        (c["state"]["waiting"]["reason"] == "CrashLoopBackOff" || c["restartCount"].as_i64()? >= 1)
+            .then_some(c)
+    });
+    assert_eq!(
+        c["restartCount"], 0,
+        "restarted at once: back-off reset {c}"
+    );
+    let msg = c["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=c"),
+        "{msg}"
+    );
+}
+
+/// Probe start jitter only while the agent is younger than one period (kubelet `prober/worker.go`):
+/// a pod added to an agent that has run longer than its probe's period is probed at once, so
+/// it is Ready well within the period (a jittered first probe would wait up to 6 s).
+#[test]
+fn a_pod_added_to_a_running_agent_is_probed_without_jitter() {
+    let a = Agent::start(&[]);
+    std::thread::sleep(Duration::from_millis(6500));
+    a.write_manifest(
+        "ready.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ready}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '300']\n    readinessProbe: {exec: {command: ['true']}, periodSeconds: 6}\n",
+    );
+    a.wait_running("ready", "c", T);
+    let t = std::time::Instant::now();
+    a.wait_for("ready", T, |a| {
+        (container_status(&a.pod("ready")?, "c")?["ready"] == true).then_some(())
+    });
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(1500), "Ready after {took:?}");
+}

@@ -31,7 +31,8 @@
 //! | [`CgroupFs::create`] | `mkdir` in each hierarchy | `mkdir`, and `+cpu +memory +pids` into each new parent's `cgroup.subtree_control` |
 //! | [`CgroupFs::set_memory_limit`] | `memory.limit_in_bytes` (bytes or `-1`) | `memory.max` (bytes or `max`) |
 //! | [`CgroupFs::set_memory_swap_limit`] | `memory.memsw.limit_in_bytes` = the memory limit (NoSwap; skipped without swap accounting) | `memory.swap.max` (`0` or the LimitedSwap bytes; skipped without the file) |
-//! | [`CgroupFs::set_cpu_shares`] | `cpu.shares` | `cpu.weight` = `1 + ((shares-2)*9999)/262142` |
+//! | [`CgroupFs::set_cpu_shares`] | `cpu.shares` | `cpu.weight` = `1 + ((shares-2)*9999)/262142` (kubepods, QoS, pod) |
+//! | [`CgroupFs::set_cpu_shares_with`] `Runtime` | `cpu.shares` | container `cpu.weight` = `ceil(10^((l²+125l)/612 − 7/34))`, `l = log2(shares)` (runc ≥ 1.3.2 / crun ≥ 1.23) |
 //! | [`CgroupFs::set_cpu_quota`] | `cpu.cfs_period_us`, `cpu.cfs_quota_us` (`-1`) | `cpu.max` (`<quota> <period>` / `max <period>`) |
 //! | [`CgroupFs::set_pids_max`] | `pids.max` | `pids.max` |
 //! | [`CgroupFs::set_memory_oom_group`] | nothing (no such file) | `memory.oom.group` |
@@ -669,4 +670,32 @@ pub fn cpu_shares_to_weight(shares: u64) -> u64 {
         return 10_000;
     }
     1 + ((shares - 2) * 9_999) / 262_142
+}
+
+/// The map from `cpu.shares` to v2 `cpu.weight` that the runtimes of 2026 apply to container
+/// cgroups (runc >= 1.3.2, crun >= 1.23, `opencontainers/cgroups`
+/// `ConvertCPUSharesToCgroupV2Value`; kubernetes issue 131216): 0 -> 0, up to 2 -> 1,
+/// 262144 and more -> 10000, else `ceil(10^((l^2 + 125 l) / 612 - 7/34))` with `l = log2(shares)`.
+/// It maps the v1 default 1024 to the v2 default 100 (the linear map gives 39). The kubelet's
+/// own kubepods, QoS and pod cgroups keep [`cpu_shares_to_weight`].
+pub fn cpu_shares_to_weight_runtime(shares: u64) -> u64 {
+    match shares {
+        0 => 0,
+        1..=MIN_SHARES => 1,
+        s if s >= MAX_SHARES => 10_000,
+        s => {
+            let l = (s as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            10f64.powf(exponent).ceil() as u64
+        }
+    }
+}
+
+/// Which `cpu.shares` → `cpu.weight` map a v2 write uses (v1 writes shares as they are).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightMap {
+    /// The kubelet's linear map, for the cgroups the kubelet writes (kubepods, QoS, pod).
+    Kubelet,
+    /// The container runtime's map, for container cgroups (see [`cpu_shares_to_weight_runtime`]).
+    Runtime,
 }

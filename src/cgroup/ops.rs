@@ -8,7 +8,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::{CgroupFs, CgroupName, Controller, Error, MemoryStats, ProcsJoin, V2_CONTROLLERS};
-use super::{cpu_shares_to_weight, io, parse};
+use super::{WeightMap, cpu_shares_to_weight, cpu_shares_to_weight_runtime, io, parse};
 
 /// SIGKILLed tasks normally leave their cgroup within milliseconds; one with a large address
 /// space to tear down, or stuck in uninterruptible I/O, can take seconds. 5 s bounds a pod's
@@ -184,13 +184,25 @@ impl CgroupFs {
     /// CPU shares: v1 `cpu.shares`; v2 `cpu.weight` via the kubelet's linear map
     /// ([`cpu_shares_to_weight`]). Shares are clamped to `[2, 262144]`.
     pub fn set_cpu_shares(&self, name: &CgroupName, shares: u64) -> Result<(), Error> {
+        self.set_cpu_shares_with(name, shares, WeightMap::Kubelet)
+    }
+
+    /// CPU shares with the given v2 map: [`WeightMap::Runtime`] for container cgroups, which a
+    /// runtime writes, [`WeightMap::Kubelet`] for the rest.
+    pub fn set_cpu_shares_with(
+        &self,
+        name: &CgroupName,
+        shares: u64,
+        map: WeightMap,
+    ) -> Result<(), Error> {
         let dir = self.dir(Controller::Cpu, name)?;
         let shares = shares.clamp(super::MIN_SHARES, super::MAX_SHARES);
         if self.layout.is_v2() {
-            io::write_value(
-                &dir.join("cpu.weight"),
-                &cpu_shares_to_weight(shares).to_string(),
-            )
+            let weight = match map {
+                WeightMap::Kubelet => cpu_shares_to_weight(shares),
+                WeightMap::Runtime => cpu_shares_to_weight_runtime(shares),
+            };
+            io::write_value(&dir.join("cpu.weight"), &weight.to_string())
         } else {
             io::write_value(&dir.join("cpu.shares"), &shares.to_string())
         }

@@ -563,6 +563,12 @@ fn set_writes_the_right_file_and_value() {
             vec![(Controller::Cpu, "cpu.weight", "39")],
         ),
         (
+            "container shares 1024 (the runtime's map)",
+            |fs, n| fs.set_cpu_shares_with(n, 1024, WeightMap::Runtime),
+            vec![(Controller::Cpu, "cpu.shares", "1024")],
+            vec![(Controller::Cpu, "cpu.weight", "100")],
+        ),
+        (
             "shares 0 clamps to 2",
             |fs, n| fs.set_cpu_shares(n, 0),
             vec![(Controller::Cpu, "cpu.shares", "2")],
@@ -663,6 +669,24 @@ fn cpu_weight_uses_the_kubelets_linear_map() {
     ] {
         assert_eq!(cpu_shares_to_weight(shares), weight, "shares {shares}");
     }
+}
+
+/// The container map of runc >= 1.3.2 / crun >= 1.23 at the points docs/cgroups and lab 2 quote.
+#[test]
+fn container_cpu_weight_uses_the_runtimes_map() {
+    for (shares, weight) in [(2, 1), (102, 17), (1024, 100), (262_144, 10_000)] {
+        assert_eq!(
+            cpu_shares_to_weight_runtime(shares),
+            weight,
+            "shares {shares}"
+        );
+    }
+    // the kubelet's linear map at the same points, for contrast
+    let linear: Vec<u64> = [2, 102, 1024, 262_144]
+        .into_iter()
+        .map(cpu_shares_to_weight)
+        .collect();
+    assert_eq!(linear, vec![1, 4, 39, 10_000]);
 }
 
 #[test]

@@ -49,31 +49,12 @@ pub fn milli_cpu_to_quota(milli_cpu: i64, period: u64) -> i64 {
     quota.clamp(i128::from(MIN_QUOTA_PERIOD), i128::from(i64::MAX)) as i64
 }
 
-/// cgroup v2 `cpu.weight` for `cpu.shares`, the linear map the kubelet uses for the cgroups it
-/// writes itself (kubepods, QoS, pod): `1 + (shares - 2) * 9999 / 262142`, 262144 and up ->
-/// 10000 (`getCPUWeight`). 1024 -> 39, 2 -> 1.
-pub fn shares_to_weight_linear(shares: u64) -> u64 {
-    if shares >= MAX_SHARES {
-        return 10_000;
-    }
-    1 + (shares.saturating_sub(MIN_SHARES) * 9999) / (MAX_SHARES - MIN_SHARES)
-}
-
-/// cgroup v2 `cpu.weight` for `cpu.shares` as runc >= 1.3.2 / crun >= 1.23 write it for
-/// container cgroups (`ConvertCPUSharesToCgroupV2Value`): 0 -> 0, <= 2 -> 1, >= 262144 ->
-/// 10000, else `ceil(10^((l^2 + 125 l) / 612 - 7/34))` with `l = log2(shares)`. 1024 -> 100.
-pub fn shares_to_weight_runtime(shares: u64) -> u64 {
-    match shares {
-        0 => 0,
-        1..=2 => 1,
-        s if s >= MAX_SHARES => 10_000,
-        s => {
-            let l = (s as f64).log2();
-            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-            10f64.powf(exponent).ceil() as u64
-        }
-    }
-}
+/// cgroup v2 `cpu.weight` for `cpu.shares`: the kubelet's linear map for the cgroups it writes
+/// (kubepods, QoS, pod; 1024 -> 39) and the runtime's map for container cgroups (1024 -> 100).
+pub use crate::cgroup::{
+    cpu_shares_to_weight as shares_to_weight_linear,
+    cpu_shares_to_weight_runtime as shares_to_weight_runtime,
+};
 
 /// The cgroup values for one pod or container (`cm.ResourceConfig`); `None` = leave unset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -386,6 +367,7 @@ mod tests {
             (2, 1),
             (3, 2),
             (100, 17),
+            (102, 17),
             (1024, 100),
             (50_000, 2402),
             (262_144, 10_000),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::api::qos::{QosClass, qos_class};
-use crate::cgroup::{CgroupFs, CgroupName};
+use crate::cgroup::{CgroupFs, CgroupName, WeightMap};
 use crate::cm::helpers::{self, ResourceConfig};
 
 /// Name of the node-allocatable cgroup.
@@ -166,7 +166,7 @@ impl ContainerManager {
         let name = self.pod_cgroup(pod)?;
         let cfg = helpers::pod_resource_config(pod, self.cfg.pod_pids_limit);
         self.cgroups.create(&name).map_err(wrap(&name))?;
-        self.apply(&name, &cfg)?;
+        self.apply(&name, &cfg, WeightMap::Kubelet)?;
         Ok(name)
     }
 
@@ -184,7 +184,9 @@ impl ContainerManager {
             self.cgroups.remove(&name).map_err(wrap(&name))?;
         }
         self.cgroups.create(&name).map_err(wrap(&name))?;
-        self.apply(&name, &helpers::container_resource_config(container))?;
+        // The runtime writes a container's cgroup: on v2 its `cpu.weight` uses the runtime's map.
+        let cfg = helpers::container_resource_config(container);
+        self.apply(&name, &cfg, WeightMap::Runtime)?;
         let machine = helpers::SwapMachine {
             mem_total: self.cfg.capacity_memory,
             swap_total: self.cfg.swap_total,
@@ -205,10 +207,16 @@ impl ContainerManager {
         Ok(name)
     }
 
-    fn apply(&self, name: &CgroupName, cfg: &ResourceConfig) -> Result<(), CmError> {
+    fn apply(
+        &self,
+        name: &CgroupName,
+        cfg: &ResourceConfig,
+        map: WeightMap,
+    ) -> Result<(), CmError> {
         let cg = &self.cgroups;
         if let Some(shares) = cfg.cpu_shares {
-            cg.set_cpu_shares(name, shares).map_err(wrap(name))?;
+            cg.set_cpu_shares_with(name, shares, map)
+                .map_err(wrap(name))?;
         }
         if cfg.cpu_quota.is_some() || cfg.cpu_period.is_some() {
             cg.set_cpu_quota(

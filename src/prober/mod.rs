@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 pub use results::{ProbeResult, ProbeUpdate};
-pub use worker::{ProbeWorkerHandle, ProbeWorkerSpec, spawn_probe_worker};
+pub use worker::{ProbeWorkerHandle, ProbeWorkerSpec, mark_manager_start, spawn_probe_worker};
 
 use crate::runtime::exec::ExecError;
 

@@ -93,10 +93,8 @@ pub fn spawn_probe_worker(
     started: Option<watch::Receiver<bool>>,
 ) -> ProbeWorkerHandle {
     let timing = Timing::from_probe(&spec.probe);
-    // The kubelet's jitter: a random part of one period before the first probe, so workers
-    // started together (agent restart, a pod with many containers) do not probe in lockstep.
-    // Costs up to one period of delay before the first result.
-    let first_delay = timing.period.mul_f64(rand::random::<f64>());
+    let first_delay =
+        first_probe_delay(timing.period, since_manager_start(), rand::random::<f64>());
     let prober = SpecProber::new(&spec.probe, &spec.container, spec.exec);
     let config = WorkerConfig {
         pod: spec.pod,
@@ -109,6 +107,35 @@ pub fn spawn_probe_worker(
         first_delay,
     };
     spawn_worker(config, prober, tx, started)
+}
+
+/// When this agent's prober started (`probeManager.start`, set when the kubelet starts).
+static MANAGER_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Record the agent's start for the probe jitter; called once by `kubelet::run`. Without it
+/// (library use, tests) the first worker's spawn counts as the start.
+pub fn mark_manager_start() {
+    let _ = MANAGER_START.set(std::time::Instant::now());
+}
+
+fn since_manager_start() -> Duration {
+    MANAGER_START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// The kubelet's jitter (`worker.go` `run`): only while the agent started less than one period
+/// ago, a random part (`fraction` in [0, 1)) of the period before the first probe, so that the
+/// workers of every pod re-adopted at start do not probe in lockstep. A pod added to a running
+/// agent is probed at once (after `initialDelaySeconds`).
+pub(crate) fn first_probe_delay(
+    period: Duration,
+    since_start: Duration,
+    fraction: f64,
+) -> Duration {
+    if period > since_start {
+        period.mul_f64(fraction)
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// The probe's schedule and thresholds, with the API defaults for missing values.
@@ -349,6 +376,18 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     type Run = Result<(HandlerResult, String), ProbeError>;
+
+    /// Jitter only while the agent is younger than one period (`worker.go`).
+    #[test]
+    fn first_probe_delay_only_right_after_the_agent_started() {
+        let s = Duration::from_secs;
+        // agent started 3 s ago, period 10 s: a random part of the period
+        assert_eq!(first_probe_delay(s(10), s(3), 0.5), s(5));
+        assert_eq!(first_probe_delay(s(10), s(3), 0.0), s(0));
+        // a pod added to an agent running for 10 s or more: at once
+        assert_eq!(first_probe_delay(s(10), s(10), 0.9), Duration::ZERO);
+        assert_eq!(first_probe_delay(s(10), s(3600), 0.9), Duration::ZERO);
+    }
 
     /// Plays a script of runs (the last one repeats) and records when it was called.
     struct FakeProber {

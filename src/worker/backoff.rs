@@ -6,8 +6,14 @@
 //! 10 s up to 300 s. An entry that was not updated for twice the maximum (10 minutes of stable
 //! running) starts again at 10 s. Times are milliseconds since the epoch so that tests can feed
 //! any clock.
+//!
+//! [`NodeBackoff`] is the kubelet's one node-wide store (`kl.backOff`), shared by every pod
+//! worker: an entry outlives its pod's worker, so removing a manifest and putting the identical
+//! one back (same UID, same spec hash) keeps the delay where it was. Entries idle for 2 × the
+//! maximum are garbage-collected (`Backoff.GC`, run by `HandlePodCleanups`).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The kubelet's initial container restart delay.
@@ -79,9 +85,56 @@ impl Backoff {
         e.last_update_ms = now_ms;
     }
 
+    /// `GC`: forget entries not updated for more than 2 × the maximum.
+    pub fn gc(&mut self, now_ms: i64) {
+        let limit = self.max_ms * 2;
+        self.entries
+            .retain(|_, e| now_ms - e.last_update_ms <= limit);
+    }
+
     /// The current delay for `key` (for the waiting message).
     pub fn get(&self, key: &str) -> Duration {
         Duration::from_millis(self.entries.get(key).map_or(0, |e| e.backoff_ms) as u64)
+    }
+}
+
+/// The node-wide crash-loop back-off (`kl.backOff`): one [`Backoff`] behind a lock, shared by
+/// every pod worker through `PodContext`.
+#[derive(Debug, Default)]
+pub struct NodeBackoff(Mutex<Backoff>);
+
+impl NodeBackoff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Backoff> {
+        // A panic while holding the lock leaves plain numbers behind: keep using them.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`Backoff::is_in_backoff_since`].
+    pub fn is_in_backoff_since(&self, key: &str, event_ms: i64, now_ms: i64) -> bool {
+        self.lock().is_in_backoff_since(key, event_ms, now_ms)
+    }
+
+    /// See [`Backoff::next`]; also drops entries idle for 2 × the maximum (the kubelet's
+    /// periodic `GC`, done here whenever an entry is written, which bounds the map the same way).
+    pub fn next(&self, key: &str, event_ms: i64, now_ms: i64) {
+        let mut b = self.lock();
+        b.gc(now_ms);
+        b.next(key, event_ms, now_ms);
+    }
+
+    /// See [`Backoff::get`].
+    pub fn get(&self, key: &str) -> Duration {
+        self.lock().get(key)
+    }
+
+    /// Number of entries (tests, debugging).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// True without entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -143,6 +196,25 @@ mod tests {
         assert!(!b.is_in_backoff_since(key, finished, finished));
         b.next(key, finished, finished);
         assert_eq!(b.get(key), INITIAL);
+    }
+
+    /// One store for the node: a second worker of the same pod (same key) continues the delay,
+    /// another spec hash starts fresh, and entries idle for 2 × max are collected.
+    #[test]
+    fn node_wide_store_outlives_a_worker_and_is_collected() {
+        let node = NodeBackoff::default();
+        let key = "crash_default_uid_c_1f";
+        node.next(key, 0, 0);
+        node.next(key, S, 11 * S);
+        // a new worker for the identical pod: the next crash waits 20 s, not 0
+        assert!(node.is_in_backoff_since(key, 12 * S, 13 * S));
+        assert_eq!(node.get(key), Duration::from_secs(20));
+        assert!(!node.is_in_backoff_since("crash_default_uid_c_2e", 12 * S, 13 * S));
+        assert_eq!(node.len(), 1);
+        // another container's write 601 s later collects the idle entry
+        node.next("other", 612 * S, 612 * S);
+        assert_eq!(node.len(), 1);
+        assert_eq!(node.get(key), Duration::ZERO);
     }
 
     #[test]

@@ -55,7 +55,6 @@ pub(super) struct Instance {
 pub(super) struct Finished {
     pub id: String,
     pub exit_code: i32,
-    pub signal: Option<i32>,
     pub reason: String,
     pub message: Option<String>,
     pub started_at: Option<String>,
@@ -132,7 +131,9 @@ impl Slot {
             terminated: Some(ContainerStateTerminated {
                 container_id: Some(format!("{CONTAINER_ID_SCHEME}://{}", f.id)),
                 exit_code: f.exit_code,
-                signal: f.signal,
+                // The kubelet never fills `signal` (CRI has no such field); a signal death shows
+                // only as exit code 128 + n, as containerd reports it.
+                signal: None,
                 reason: Some(f.reason.clone()),
                 message: f.message.clone(),
                 started_at: f.started_at.as_deref().and_then(parse_time),
@@ -280,8 +281,8 @@ impl PodWorker {
         if let Some(last) = self.slots[i].last.clone() {
             let finished = ts_ms(&last.finished_at);
             let now = now_ms();
-            if self.backoff.is_in_backoff_since(&key, finished, now) {
-                let delay = self.backoff.get(&key);
+            if self.ctx.backoff.is_in_backoff_since(&key, finished, now) {
+                let delay = self.ctx.backoff.get(&key);
                 let name = self.slots[i].spec.name.clone();
                 let msg = format!(
                     "back-off {} restarting failed container={} pod={}",
@@ -310,7 +311,7 @@ impl PodWorker {
                 }
                 return false;
             }
-            self.backoff.next(&key, finished, now);
+            self.ctx.backoff.next(&key, finished, now);
         }
         self.slots[i].backoff_until = None;
         self.start(i).await
@@ -505,7 +506,6 @@ impl PodWorker {
         s.last = Some(Finished {
             id: id.to_string(),
             exit_code: 128,
-            signal: None,
             reason: status::reasons::START_ERROR.into(),
             message: Some(message.clone()),
             started_at: None,
@@ -648,7 +648,6 @@ impl PodWorker {
             Some(e) => Finished {
                 id: meta.id.clone(),
                 exit_code: e.exit_code,
-                signal: e.signal,
                 reason: if e.start_error.is_some() {
                     status::reasons::START_ERROR.into()
                 } else if oom {
@@ -665,7 +664,6 @@ impl PodWorker {
             None => Finished {
                 id: meta.id.clone(),
                 exit_code: 137,
-                signal: None,
                 reason: status::reasons::CONTAINER_STATUS_UNKNOWN.into(),
                 message: Some(
                     "The container could not be located when the pod was terminated".into(),

@@ -57,6 +57,8 @@ pub struct PodContext {
     pub log_max_size: u64,
     /// `containerLogMaxFiles`.
     pub log_max_files: u32,
+    /// The node-wide crash-loop back-off (`kl.backOff`), outliving each pod's worker.
+    pub backoff: Arc<backoff::NodeBackoff>,
 }
 
 /// Why and how a pod is being terminated.
@@ -140,7 +142,6 @@ struct PodWorker {
     ctx: Arc<PodContext>,
     tx: mpsc::UnboundedSender<WorkerMsg>,
     slots: Vec<Slot>,
-    backoff: backoff::Backoff,
     start_time: jiff::Timestamp,
     /// Set when an init container failed under `restartPolicy: Never`.
     failed: bool,
@@ -177,7 +178,6 @@ impl PodWorker {
             ctx,
             tx,
             slots,
-            backoff: backoff::Backoff::default(),
             start_time: jiff::Timestamp::now(),
             failed: false,
             terminating: None,

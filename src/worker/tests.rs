@@ -87,6 +87,7 @@ fn harness() -> Harness {
         container_logs_dir: tmp.path().join("containers"),
         log_max_size: 0,
         log_max_files: 5,
+        backoff: Arc::default(),
     });
     Harness { _tmp: tmp, rt, ctx }
 }
