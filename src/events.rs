@@ -22,6 +22,9 @@ use tokio::sync::broadcast;
 pub const CREATED: &str = "Created";
 /// Container started.
 pub const STARTED: &str = "Started";
+/// A container runs from the node's root filesystem instead of its image (minikubelet's own
+/// reason: pods annotated `minikubelet.io/host-filesystem: "true"`).
+pub const HOST_FILESYSTEM: &str = "HostFilesystem";
 /// Creating or starting a container failed (`FailedToCreateContainer`, `FailedToStartContainer`).
 pub const FAILED: &str = "Failed";
 /// Container is being killed.

@@ -165,8 +165,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("find the minikubelet binary (for the shims)")?;
     let shim_exe = crate::shim::shim_exe(&exe);
     tracing::debug!(shim = %shim_exe.display(), separate = shim_exe != exe, "shim binary");
-    let mut runtime =
-        ShimRuntime::new(&config.root_dir, shim_exe)?.with_cgroups(cm.cgroups().clone());
+    // Isolated pods' sandboxes: pinned namespaces and the pod's hosts, hostname and resolv.conf
+    // files; pods stay on the node's network, so their IP is the node's.
+    let sandboxes = crate::sandbox::SandboxManager::new(crate::sandbox::SandboxOptions::new(
+        &config.root_dir,
+        crate::sandbox::dns::Configurer::from_config(&config, &facts.host_ip),
+    ));
+    let pod_ips: Vec<String> = Some(facts.host_ip.clone())
+        .filter(|ip| !ip.is_empty())
+        .into_iter()
+        .collect();
+    let mut runtime = ShimRuntime::new(&config.root_dir, shim_exe)?
+        .with_cgroups(cm.cgroups().clone())
+        .with_pod_sandboxes(sandboxes, pod_ips);
+    // Sandboxes of pods that survived a restart are checked and kept; namespaces no record
+    // names are removed (the pods gone are removed by the pod manager's orphan cleanup).
+    runtime.adopt_pod_sandboxes();
     let mut adopted: HashMap<String, Vec<crate::runtime::ContainerRecord>> = HashMap::new();
     for rec in runtime.list() {
         adopted

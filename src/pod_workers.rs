@@ -348,6 +348,11 @@ impl PodManager {
                 self.ctx.runtime.remove(&rec.meta.id);
             }
         }
+        // The sandboxes of pods that are gone (`KillPod` then the GC's `removeSandbox`); before
+        // their pod directories, which hold the pinned namespace files.
+        worker::remove_sandboxes(&self.ctx, |uid| {
+            !desired.contains(uid) && !self.workers.contains_key(uid)
+        });
         // cleanupOrphanedPodDirs: pod directories (emptyDir volumes) of pods that are gone.
         if let Ok(rd) = std::fs::read_dir(self.ctx.root_dir.join("pods")) {
             for e in rd.flatten() {
@@ -357,10 +362,6 @@ impl PodManager {
                 }
             }
         }
-        // The sandboxes of pods that are gone (`KillPod` then the GC's `removeSandbox`).
-        worker::remove_sandboxes(&self.ctx, |uid| {
-            !desired.contains(uid) && !self.workers.contains_key(uid)
-        });
         for (uid, cg) in self.ctx.cm.existing_pod_cgroups() {
             if !desired.contains(&uid) && !self.workers.contains_key(&uid) {
                 tracing::info!(uid = %uid, cgroup = %cg, "removing orphaned pod cgroup");

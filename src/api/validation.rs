@@ -1873,11 +1873,45 @@ static SUPPORT_TABLE: LazyLock<SupportTable> = LazyLock::new(|| {
     }
 });
 
+/// The pod fields the sandbox of an isolated pod implements (`crate::sandbox`, the runtime's
+/// `host_filesystem_in_pod`): its hostname and UTS namespace, host namespaces, DNS and hosts
+/// file, the shared PID namespace.
+const ISOLATED_POD_FIELDS: &[&str] = &[
+    "spec.hostname",
+    "spec.subdomain",
+    "spec.setHostnameAsFQDN",
+    "spec.hostNetwork",
+    "spec.hostIPC",
+    "spec.hostPID",
+    "spec.shareProcessNamespace",
+    "spec.dnsPolicy",
+    "spec.dnsConfig",
+    "spec.hostAliases",
+];
+
+/// The annotation that makes a pod's containers isolated on the node's filesystem (the
+/// runtime's `spec::HOST_FILESYSTEM_ANNOTATION`; spelled here so `api` does not depend on the
+/// runtime).
+const HOST_FILESYSTEM_ANNOTATION: &str = "minikubelet.io/host-filesystem";
+
 /// The fields of `pod` that are set but not implemented, each once with its path.
 pub fn unsupported_fields(pod: &Pod) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Ok(value) = serde_json::to_value(pod) {
         walk_unsupported(&value, &mut String::new(), &mut String::new(), &mut out);
+    }
+    let isolated = (pod.metadata.annotations.as_ref())
+        .and_then(|a| a.get(HOST_FILESYSTEM_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if isolated {
+        out.retain(|u| {
+            !ISOLATED_POD_FIELDS.iter().any(|f| {
+                u.field == *f
+                    || u.field
+                        .strip_prefix(f)
+                        .is_some_and(|rest| rest.starts_with(['.', '[']))
+            })
+        });
     }
     out
 }
@@ -2081,6 +2115,35 @@ mod tests {
             }
         });
         assert_eq!(validate(&pod(v)), Ok(vec![]));
+    }
+
+    #[test]
+    fn sandbox_fields_are_supported_for_host_filesystem_pods_only() {
+        let spec = serde_json::json!({
+            "containers": [{"name": "c", "command": ["true"]}],
+            "hostIPC": true, "hostPID": true, "shareProcessNamespace": true,
+            "hostname": "h", "dnsPolicy": "None",
+            "dnsConfig": {"nameservers": ["10.0.0.10"]},
+            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a"]}],
+        });
+        let pod = |annotations: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "annotations": annotations},
+                "spec": spec.clone(),
+            }))
+            .unwrap()
+        };
+        let fields = |p: &Pod| -> Vec<String> {
+            unsupported_fields(p).into_iter().map(|u| u.field).collect()
+        };
+        let plain = fields(&pod(serde_json::json!({})));
+        for f in ["spec.hostIPC", "spec.hostPID", "spec.dnsConfig", "spec.hostAliases"] {
+            assert!(plain.iter().any(|p| p == f), "{f} missing from {plain:?}");
+        }
+        let isolated = fields(&pod(
+            serde_json::json!({"minikubelet.io/host-filesystem": "true"}),
+        ));
+        assert!(isolated.is_empty(), "{isolated:?}");
     }
 
     #[test]

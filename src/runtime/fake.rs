@@ -162,6 +162,8 @@ impl ContainerRuntime for FakeRuntime {
             config: config.clone(),
             ready: true,
             created_at: jiff::Timestamp::now().to_string(),
+            paths: None,
+            pid_holder: None,
         });
         Ok(id)
     }

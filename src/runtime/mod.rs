@@ -77,6 +77,9 @@ pub enum RuntimeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The pod's namespaces, files or PID holder (`crate::sandbox`).
+    #[error("pod sandbox {id}: {message}")]
+    PodSandbox { id: String, message: String },
 }
 
 impl RuntimeError {
@@ -89,7 +92,8 @@ impl RuntimeError {
             | RuntimeError::StartFailed { id, .. }
             | RuntimeError::NotRunning { id }
             | RuntimeError::Config { id, .. }
-            | RuntimeError::Sandbox { id, .. } => id,
+            | RuntimeError::Sandbox { id, .. }
+            | RuntimeError::PodSandbox { id, .. } => id,
         }
     }
 }
@@ -186,6 +190,48 @@ pub struct PodSandboxConfig {
     pub log_directory: PathBuf,
     /// `metadata.annotations`.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// `spec.setHostnameAsFQDN`.
+    #[serde(default)]
+    pub set_hostname_as_fqdn: bool,
+    /// The pod's containers run isolated (today: pods annotated
+    /// `minikubelet.io/host-filesystem: "true"`; later image-based pods). Their sandbox is a
+    /// real one (`crate::sandbox`: pinned IPC and UTS namespaces, the pod's hosts, hostname and
+    /// resolv.conf files, a PID holder for `shareProcessNamespace`); otherwise it is a record
+    /// only and the containers are processes in the node's namespaces.
+    #[serde(default)]
+    pub isolated: bool,
+}
+
+impl PodSandboxConfig {
+    /// The pod as far as this config describes it, for `crate::sandbox` (which reads the
+    /// kubelet's fields): identity, annotations, hostname, host namespaces, DNS, host aliases.
+    pub fn as_pod(&self) -> k8s_openapi::api::core::v1::Pod {
+        use k8s_openapi::api::core::v1::{Pod, PodSpec};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(self.pod_name.clone()),
+                namespace: Some(self.pod_namespace.clone()),
+                uid: Some(self.pod_uid.clone()),
+                annotations: Some(self.annotations.clone()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                hostname: Some(self.hostname.clone()),
+                subdomain: self.subdomain.clone(),
+                host_network: Some(self.host_network),
+                host_ipc: Some(self.host_ipc),
+                host_pid: Some(self.host_pid),
+                share_process_namespace: Some(self.share_process_namespace),
+                set_hostname_as_fqdn: Some(self.set_hostname_as_fqdn),
+                dns_policy: self.dns_policy.clone(),
+                dns_config: self.dns_config.clone(),
+                host_aliases: Some(self.host_aliases.clone()),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
 }
 
 /// A pod sandbox as the runtime lists it (`PodSandbox` of `ListPodSandbox`).
@@ -199,6 +245,14 @@ pub struct PodSandbox {
     pub ready: bool,
     /// When it was created (RFC 3339).
     pub created_at: String,
+    /// What the containers of an isolated sandbox join and bind-mount; `None` for a record-only
+    /// sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<crate::sandbox::SandboxPaths>,
+    /// The pod's PID-1 holder (`shareProcessNamespace: true` of an isolated pod), by its pid on
+    /// the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_holder: Option<i32>,
 }
 
 /// What to run: one container of a pod (the CRI `ContainerConfig` of this agent). The

@@ -13,9 +13,12 @@
 //! | `state.json` | shim | shim pid, container pid, start time |
 //! | `exit.json` | shim | exit code, signal, finish time |
 //!
-//! Pod sandboxes are records only (`<root-dir>/sandboxes/<id>.json`): every container still
-//! shares the node's namespaces. A sandbox with its own namespaces plugs in at
-//! [`ShimRuntime::run_pod_sandbox`].
+//! Pod sandboxes are records (`<root-dir>/sandboxes/<id>.json`). The sandbox of a pod whose
+//! containers run isolated ([`PodSandboxConfig::isolated`]) is also a real one, made by
+//! `crate::sandbox` ([`ShimRuntime::with_pod_sandboxes`]): pinned IPC and UTS namespaces and the
+//! pod's hosts, hostname and resolv.conf files under `<root-dir>/pods/<uid>/`, plus a PID-1
+//! holder for `shareProcessNamespace`; its containers join them. Other pods' containers share
+//! the node's namespaces.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,17 @@ pub struct ShimRuntime {
     /// The processes of the containers this runtime started or listed, so that a stop needs no
     /// file read (a stop must work when the agent is out of file descriptors).
     procs: Arc<Mutex<HashMap<String, Proc>>>,
+    /// Makes the namespaces and files of isolated pods' sandboxes; unset, an isolated pod's
+    /// sandbox cannot be made (unit tests).
+    pod_sandboxes: Option<Arc<PodSandboxes>>,
+}
+
+/// The sandbox manager and the pod IPs its hosts files name.
+#[derive(Debug)]
+struct PodSandboxes {
+    manager: crate::sandbox::SandboxManager,
+    /// The pods' IPs until pods get a network of their own: the node's.
+    pod_ips: Vec<String>,
 }
 
 /// What a stop needs of a container: its process, its shim, its cgroup.
@@ -108,6 +122,7 @@ impl ShimRuntime {
             spare: None,
             cgroups: None,
             procs: Arc::default(),
+            pod_sandboxes: None,
         };
         rt.remove_incomplete();
         Ok(rt)
@@ -117,6 +132,52 @@ impl ShimRuntime {
     pub fn with_cgroups(mut self, cgroups: Arc<CgroupFs>) -> Self {
         self.cgroups = Some(cgroups);
         self
+    }
+
+    /// Makes real sandboxes for isolated pods with `manager`; `pod_ips` go into their hosts
+    /// files.
+    pub fn with_pod_sandboxes(
+        mut self,
+        manager: crate::sandbox::SandboxManager,
+        pod_ips: Vec<String>,
+    ) -> Self {
+        self.pod_sandboxes = Some(Arc::new(PodSandboxes { manager, pod_ips }));
+        self
+    }
+
+    /// At start, before any pod worker: removes the namespaces and files of pod sandboxes that
+    /// no sandbox record names (a crash between making them and writing the record), and
+    /// checks the recorded ones (`SandboxManager::adopt`; one whose namespaces are gone is
+    /// removed and marked not ready, so that its pod gets a new one).
+    pub fn adopt_pod_sandboxes(&self) {
+        let Some(ps) = &self.pod_sandboxes else {
+            return;
+        };
+        let mut records = self.list_pod_sandboxes();
+        for sb in &mut records {
+            if sb.paths.is_none() || !sb.ready {
+                continue;
+            }
+            match ps.manager.adopt(&sb.config.pod_uid) {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    tracing::warn!(podUID = %sb.config.pod_uid, sandbox = %sb.id, "the pod sandbox's namespaces are gone; its pod gets a new sandbox");
+                    let _ = self.stop_pod_sandbox(&sb.id);
+                    sb.ready = false;
+                }
+            }
+        }
+        for uid in ps.manager.list() {
+            let recorded = records
+                .iter()
+                .any(|sb| sb.ready && sb.paths.is_some() && sb.config.pod_uid == uid);
+            if !recorded {
+                tracing::info!(podUID = %uid, "removing a pod sandbox no record names");
+                if let Err(e) = ps.manager.remove(&uid) {
+                    tracing::warn!(podUID = %uid, error = %e, "remove orphaned pod sandbox");
+                }
+            }
+        }
     }
 
     /// Keeps one shim started ahead of the next container (`SpareShim`), unless
@@ -394,22 +455,57 @@ fn refill_spares(
 }
 
 impl ContainerRuntime for ShimRuntime {
-    /// A record only: the pod's containers keep sharing the node's namespaces. The record lets
-    /// a restarted agent find the sandbox again ([`ContainerRuntime::list_pod_sandboxes`]).
+    /// A record, plus, for an isolated pod, its namespaces, files and PID holder
+    /// (`crate::sandbox`). The record lets a restarted agent find the sandbox again
+    /// ([`ContainerRuntime::list_pod_sandboxes`]).
     fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
-        let sandbox = PodSandbox {
+        let mut sandbox = PodSandbox {
             id: ShimRuntime::new_id(),
             config: config.clone(),
             ready: true,
             created_at: jiff::Timestamp::now().to_string(),
+            paths: None,
+            pid_holder: None,
         };
-        self.write_sandbox(&sandbox)?;
+        if config.isolated {
+            let err = |message: String| RuntimeError::PodSandbox {
+                id: sandbox.id.clone(),
+                message,
+            };
+            let Some(ps) = &self.pod_sandboxes else {
+                return Err(err("this runtime makes no pod namespaces".into()));
+            };
+            let run = ps
+                .manager
+                .run_pod_sandbox(&config.as_pod(), &ps.pod_ips)
+                .map_err(|e| err(e.to_string()))?;
+            for ev in &run.events {
+                tracing::warn!(pod = %config.pod_name, podUID = %config.pod_uid, reason = ev.reason, "{}", ev.message);
+            }
+            if run.paths.pid_holder_needed {
+                match shim::start_pid_holder(&self.shim_exe) {
+                    Ok(pid) => sandbox.pid_holder = Some(pid),
+                    Err(e) => {
+                        let _ = ps.manager.remove(&config.pod_uid);
+                        return Err(err(format!("start the pod's PID namespace holder: {e}")));
+                    }
+                }
+            }
+            sandbox.paths = Some(run.paths);
+        }
+        if let Err(e) = self.write_sandbox(&sandbox) {
+            self.release_pod_sandbox(&sandbox);
+            return Err(e);
+        }
         Ok(sandbox.id)
     }
 
+    /// The pod's containers are gone: its PID holder ends and its namespaces and files are
+    /// removed (they hold nothing any more); the record stays, not ready.
     fn stop_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
         match self.read_sandbox(id) {
             Some(mut sb) if sb.ready => {
+                self.release_pod_sandbox(&sb);
                 sb.ready = false;
                 self.write_sandbox(&sb)
             }
@@ -418,6 +514,9 @@ impl ContainerRuntime for ShimRuntime {
     }
 
     fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        if let Some(sb) = self.read_sandbox(id) {
+            self.release_pod_sandbox(&sb);
+        }
         let path = self.sandbox_path(id);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -473,7 +572,23 @@ impl ContainerRuntime for ShimRuntime {
         let mut cfg = cfg;
         if spec.rootfs == ContainerRootfs::HostFilesystem {
             let bundle = self.dir(&id).join(shim::BUNDLE_DIR);
-            cfg.isolation = Some(super::spec::host_filesystem(&cfg, bundle));
+            let sandbox = self.read_sandbox(&meta.sandbox_id);
+            cfg.isolation = Some(match sandbox.as_ref().filter(|sb| sb.ready) {
+                Some(PodSandbox {
+                    paths: Some(paths),
+                    pid_holder,
+                    ..
+                }) => {
+                    if paths.pid_holder_needed && !pid_holder.is_some_and(pid_holder_alive) {
+                        return Err(RuntimeError::PodSandbox {
+                            id: meta.sandbox_id.clone(),
+                            message: "the pod's PID namespace holder is gone".into(),
+                        });
+                    }
+                    super::spec::host_filesystem_in_pod(&cfg, bundle, paths, *pid_holder)
+                }
+                _ => super::spec::host_filesystem(&cfg, bundle),
+            });
         }
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {
@@ -614,6 +729,22 @@ impl ContainerRuntime for ShimRuntime {
 }
 
 impl ShimRuntime {
+    /// Ends an isolated sandbox's PID holder and removes its namespaces and files (idempotent).
+    fn release_pod_sandbox(&self, sb: &PodSandbox) {
+        if let Some(pid) = sb.pid_holder.filter(|p| pid_holder_alive(*p)) {
+            // Its death ends whatever is left in the pod's PID namespace.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if let (Some(_), Some(ps)) = (&sb.paths, &self.pod_sandboxes)
+            && let Err(e) = ps.manager.remove(&sb.config.pod_uid)
+        {
+            tracing::warn!(podUID = %sb.config.pod_uid, sandbox = %sb.id, error = %e, "remove the pod sandbox's namespaces and files");
+        }
+    }
+
     fn sandbox_path(&self, id: &str) -> PathBuf {
         self.sandboxes_dir.join(format!("{id}.json"))
     }
@@ -638,6 +769,12 @@ impl ShimRuntime {
         shim::write_private(&tmp, &bytes).map_err(|e| err("write", e))?;
         std::fs::rename(&tmp, &path).map_err(|e| err("rename", e))
     }
+}
+
+/// Whether `pid` is still a pod's PID holder (`<exe> shim --pause`), not a reused pid.
+fn pid_holder_alive(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == shim::PAUSE_ARG.as_bytes()))
 }
 
 /// A container or sandbox ID as this runtime makes them: 32 hex characters (and so never a

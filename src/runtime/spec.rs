@@ -34,10 +34,60 @@ pub fn wants_host_filesystem(annotations: &BTreeMap<String, String>) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-/// The isolation of a container of a pod annotated [`HOST_FILESYSTEM_ANNOTATION`]: the node's
-/// filesystem as its root, the node's network, IPC and UTS namespaces, its own mount and PID
-/// namespaces and containerd's defaults, running the process `cfg` describes.
+/// The isolation of a container of a pod annotated [`HOST_FILESYSTEM_ANNOTATION`] without a
+/// pod sandbox: the node's filesystem as its root, the node's network, IPC and UTS namespaces,
+/// its own mount and PID namespaces and containerd's defaults, running the process `cfg`
+/// describes.
 pub fn host_filesystem(cfg: &crate::shim::ShimConfig, bundle: PathBuf) -> crate::shim::Isolation {
+    host_filesystem_with(cfg, bundle, &SandboxPaths::host(), &[])
+}
+
+/// The isolation of a container of a pod annotated [`HOST_FILESYSTEM_ANNOTATION`] in the pod's
+/// sandbox (`crate::sandbox`): as [`host_filesystem`], but joining the pod's pinned IPC and UTS
+/// namespaces (its hostname), the PID namespace of the pod's holder (`pid_holder`, for
+/// `shareProcessNamespace`) or the node's (`hostPID`), with the pod's `/etc/hosts`,
+/// `/etc/hostname` and `/etc/resolv.conf` bind-mounted over the node's inside the container's
+/// mount namespace (containerd's `WithPodNamespaces` and sandbox file mounts).
+pub fn host_filesystem_in_pod(
+    cfg: &crate::shim::ShimConfig,
+    bundle: PathBuf,
+    pod: &crate::sandbox::SandboxPaths,
+    pid_holder: Option<i32>,
+) -> crate::shim::Isolation {
+    let pid = if pod.host_pid {
+        PidNamespace::Host
+    } else if let Some(holder) = pid_holder {
+        PidNamespace::Pod(PathBuf::from(format!("/proc/{holder}/ns/pid")))
+    } else {
+        PidNamespace::Container
+    };
+    let sandbox = SandboxPaths {
+        net: pod.namespaces.net.clone(),
+        ipc: pod.namespaces.ipc.clone(),
+        uts: pod.namespaces.uts.clone(),
+        pid,
+        hostname: Some(pod.hostname.clone()),
+        shm_size: None,
+    };
+    let bind = |host_path: &PathBuf, container_path: &str| BindMount {
+        host_path: host_path.clone(),
+        container_path: container_path.into(),
+        read_only: false,
+    };
+    let mounts = [
+        bind(&pod.hosts_file, "/etc/hosts"),
+        bind(&pod.hostname_file, "/etc/hostname"),
+        bind(&pod.resolv_conf, "/etc/resolv.conf"),
+    ];
+    host_filesystem_with(cfg, bundle, &sandbox, &mounts)
+}
+
+fn host_filesystem_with(
+    cfg: &crate::shim::ShimConfig,
+    bundle: PathBuf,
+    sandbox: &SandboxPaths,
+    mounts: &[BindMount],
+) -> crate::shim::Isolation {
     let process = ContainerProcess {
         args: cfg.argv.clone(),
         env: cfg.env.clone(),
@@ -51,7 +101,7 @@ pub fn host_filesystem(cfg: &crate::shim::ShimConfig, bundle: PathBuf) -> crate:
     crate::shim::Isolation {
         bundle,
         rootfs: crate::shim::Rootfs::Host,
-        spec: container_spec(&process, &SandboxPaths::host(), &[]),
+        spec: container_spec(&process, sandbox, mounts),
     }
 }
 

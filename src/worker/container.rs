@@ -392,7 +392,7 @@ impl PodWorker {
         );
         // The log directory and file are made by the shim, while the container's process
         // joins its cgroups (`shim::child`): off the start path.
-        let exec = exec_context(
+        let mut exec = exec_context(
             &pod,
             &spec,
             envs,
@@ -430,6 +430,7 @@ impl PodWorker {
                 ContainerRootfs::Node
             },
         };
+        let host_filesystem = container.rootfs == ContainerRootfs::HostFilesystem;
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
         // older ones, as the kubelet's container GC does with MaxPerPodContainer = 1.
@@ -468,6 +469,20 @@ impl PodWorker {
             }
         };
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = started.pid, attempt, "container started");
+        if host_filesystem {
+            // Exec probes, hooks and `kubectl exec` enter the container: its namespaces are
+            // known now that its process runs.
+            exec.isolation = ctx.runtime.exec_context(&id).ok().and_then(|c| c.isolation);
+            let image = spec.image.clone().unwrap_or_default();
+            tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, image = %image,
+                "container runs from the node's root filesystem in its own mount and PID namespaces (minikubelet.io/host-filesystem); its image is neither pulled nor used");
+            self.event(
+                EventType::Normal,
+                events::HOST_FILESYSTEM,
+                Some(&self.slots[i]),
+                format!("Container {name} runs from the node's root filesystem in its own mount and PID namespaces; its image {image:?} is neither pulled nor used"),
+            );
+        }
         crate::metrics::kubelet().container_started(self.slots[i].kind != Kind::Regular);
         self.event(
             EventType::Normal,
@@ -707,7 +722,10 @@ impl PodWorker {
                 let envs =
                     env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
                 let procs = self.ctx.cm.container_procs_files(&cgroup);
-                let exec = exec_context(&self.pod, &spec, envs, procs, &self.ctx);
+                let mut exec = exec_context(&self.pod, &spec, envs, procs, &self.ctx);
+                // An isolated container is entered by its running process's namespaces.
+                exec.isolation = (self.ctx.runtime.exec_context(&rec.meta.id).ok())
+                    .and_then(|c| c.isolation);
                 self.slots[i].current = Some(Instance {
                     meta: rec.meta.clone(),
                     started_at: state.started_at,

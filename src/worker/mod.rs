@@ -569,10 +569,12 @@ impl PodWorker {
         // volumes of terminated pods): an evicted pod's emptyDir frees its space now. Before
         // the pod cgroup goes, since the eviction manager takes a gone cgroup to mean the pod's
         // resources are reclaimed (`podResourcesAreReclaimed` checks volumes first, too).
+        // The sandbox first: its pinned namespace files, under the pod directory, cannot be
+        // unlinked while mounted.
+        self.release_sandbox(!keep_dead);
         if self.volumes_set_up {
             crate::volumes::tear_down_pod_dir(&self.ctx.root_dir, &uid);
         }
-        self.release_sandbox(!keep_dead);
         match self.ctx.cm.pod_cgroup(&self.pod) {
             Ok(pod_cg) => {
                 if let Err(e) = self.ctx.cm.destroy(&pod_cg) {
@@ -672,6 +674,12 @@ fn sandbox_config(pod: &Pod, ctx: &PodContext) -> PodSandboxConfig {
             .and_then(|s| s.host_aliases.clone())
             .unwrap_or_default(),
         annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+        set_hostname_as_fqdn: flag(|s| s.set_hostname_as_fqdn),
+        isolated: pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(crate::runtime::spec::wants_host_filesystem),
         pod_uid: uid,
         pod_name: name,
         pod_namespace: namespace,
