@@ -516,6 +516,25 @@ impl Drop for Agent {
             );
         }
         self.cgroup.destroy();
+        // Pinned pod namespaces (bind mounts under `<root-dir>/pods/`) outlive a killed agent.
+        unmount_under(self.tmp.path());
+    }
+}
+
+/// Lazily unmounts every mount point of this mount namespace at or below `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
