@@ -203,3 +203,33 @@ fn a_pod_without_the_annotation_gets_no_namespaces() {
     a.remove_manifest("plain.yaml");
     a.wait_for("plain removed", T, |a| a.pod("plain").is_none().then_some(()));
 }
+
+#[test]
+fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
+    let a = Agent::start(&[]);
+    let script = "echo pid=$$$$; echo pidns=$(readlink /proc/self/ns/pid); echo mnt=$(readlink /proc/self/ns/mnt); echo ipc=$(readlink /proc/self/ns/ipc); echo uts=$(readlink /proc/self/ns/uts); echo hosts=$$(head -n 1 /etc/hosts); echo alias=$$(grep -c mkl-alias /etc/hosts); echo ns=$$(grep nameserver /etc/resolv.conf); echo done=1; trap \"exit 0\" TERM; while :; do sleep 1; done";
+    let spec = "  hostNetwork: true\n  hostIPC: true\n  hostPID: true\n  dnsPolicy: None\n  dnsConfig: {nameservers: [192.0.2.53]}\n  hostAliases: [{ip: 192.0.2.7, hostnames: [mkl-alias]}]\n";
+    let container = format!("  - name: c\n    command: [sh, -c, '{script}']\n");
+    a.write_manifest("hostns.yaml", &manifest("hostns", true, spec, &container));
+    a.wait_running("hostns", "c", T);
+    let pod = meta(&a, "hostns", "name");
+    let out = logs_with(&a, &pod, "c", "done=1");
+    assert_ne!(value(&out, "pid="), "1", "hostPID: {out}");
+    for kind in ["pid", "ipc", "uts"] {
+        let key = if kind == "pid" { "pidns=" } else { &format!("{kind}=") };
+        assert_eq!(value(&out, key), host_ns(kind), "{kind}: {out}");
+    }
+    assert_ne!(value(&out, "mnt="), host_ns("mnt"), "{out}");
+    assert_eq!(
+        value(&out, "hosts="),
+        "# Kubernetes-managed hosts file (host network).",
+        "{out}"
+    );
+    assert_eq!(value(&out, "alias="), "1", "{out}");
+    assert_eq!(value(&out, "ns="), "nameserver 192.0.2.53", "{out}");
+    a.remove_manifest("hostns.yaml");
+    a.wait_for("hostns removed", T, |a| a.pod("hostns").is_none().then_some(()));
+    a.wait_for("the sandbox's mounts gone", T, |a| {
+        mounts_under(&a.root_dir).is_empty().then_some(())
+    });
+}
