@@ -134,14 +134,14 @@ fn a_host_filesystem_pod_runs_in_its_sandbox_and_keeps_it_across_a_restart() {
     assert_eq!(value(&ex, "shm="), "mkl-sandbox-ready", "{ex}");
 
     // kill -9 of the agent: the container and its sandbox stay; the new agent adopts them.
-    let id_before = common::container_status(&a.pod("sb").unwrap(), "c").unwrap()["containerID"]
-        .clone();
+    let id_before =
+        common::container_status(&a.pod("sb").unwrap(), "c").unwrap()["containerID"].clone();
     let uts_before = pinned(&ns_dir.join("uts"), "uts");
     a.kill9();
     a.spawn();
     a.wait_running("sb", "c", T);
-    let id_after = common::container_status(&a.pod("sb").unwrap(), "c").unwrap()["containerID"]
-        .clone();
+    let id_after =
+        common::container_status(&a.pod("sb").unwrap(), "c").unwrap()["containerID"].clone();
     assert_eq!(id_before, id_after, "the container was not re-adopted");
     assert_eq!(pinned(&ns_dir.join("uts"), "uts"), uts_before);
     let ex = kubectl_exec(&a, &pod, script);
@@ -178,7 +178,9 @@ fn share_process_namespace_joins_one_pid_namespace() {
     assert!(out.contains("mkl-marker-a"), "b does not see a: {out}");
     assert_ne!(value(&out, "pid="), "1", "PID 1 is the pod's holder: {out}");
     a.remove_manifest("share.yaml");
-    a.wait_for("share removed", T, |a| a.pod("share").is_none().then_some(()));
+    a.wait_for("share removed", T, |a| {
+        a.pod("share").is_none().then_some(())
+    });
     a.wait_for("the sandbox's mounts gone", T, |a| {
         mounts_under(&a.root_dir).is_empty().then_some(())
     });
@@ -201,7 +203,9 @@ fn a_pod_without_the_annotation_gets_no_namespaces() {
     assert!(!a.root_dir.join("pods").join(&uid).join("sandbox").exists());
     assert!(mounts_under(&a.root_dir).is_empty());
     a.remove_manifest("plain.yaml");
-    a.wait_for("plain removed", T, |a| a.pod("plain").is_none().then_some(()));
+    a.wait_for("plain removed", T, |a| {
+        a.pod("plain").is_none().then_some(())
+    });
 }
 
 #[test]
@@ -216,7 +220,11 @@ fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
     let out = logs_with(&a, &pod, "c", "done=1");
     assert_ne!(value(&out, "pid="), "1", "hostPID: {out}");
     for kind in ["pid", "ipc", "uts"] {
-        let key = if kind == "pid" { "pidns=" } else { &format!("{kind}=") };
+        let key = if kind == "pid" {
+            "pidns="
+        } else {
+            &format!("{kind}=")
+        };
         assert_eq!(value(&out, key), host_ns(kind), "{kind}: {out}");
     }
     assert_ne!(value(&out, "mnt="), host_ns("mnt"), "{out}");
@@ -228,7 +236,9 @@ fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
     assert_eq!(value(&out, "alias="), "1", "{out}");
     assert_eq!(value(&out, "ns="), "nameserver 192.0.2.53", "{out}");
     a.remove_manifest("hostns.yaml");
-    a.wait_for("hostns removed", T, |a| a.pod("hostns").is_none().then_some(()));
+    a.wait_for("hostns removed", T, |a| {
+        a.pod("hostns").is_none().then_some(())
+    });
     a.wait_for("the sandbox's mounts gone", T, |a| {
         mounts_under(&a.root_dir).is_empty().then_some(())
     });

@@ -2137,7 +2137,12 @@ mod tests {
             unsupported_fields(p).into_iter().map(|u| u.field).collect()
         };
         let plain = fields(&pod(serde_json::json!({})));
-        for f in ["spec.hostIPC", "spec.hostPID", "spec.dnsConfig", "spec.hostAliases"] {
+        for f in [
+            "spec.hostIPC",
+            "spec.hostPID",
+            "spec.dnsConfig",
+            "spec.hostAliases",
+        ] {
             assert!(plain.iter().any(|p| p == f), "{f} missing from {plain:?}");
         }
         let isolated = fields(&pod(

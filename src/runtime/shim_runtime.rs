@@ -773,8 +773,10 @@ impl ShimRuntime {
 
 /// Whether `pid` is still a pod's PID holder (`<exe> shim --pause`), not a reused pid.
 fn pid_holder_alive(pid: i32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == shim::PAUSE_ARG.as_bytes()))
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        c.split(|b| *b == 0)
+            .any(|a| a == shim::PAUSE_ARG.as_bytes())
+    })
 }
 
 /// A container or sandbox ID as this runtime makes them: 32 hex characters (and so never a

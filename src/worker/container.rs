@@ -724,8 +724,8 @@ impl PodWorker {
                 let procs = self.ctx.cm.container_procs_files(&cgroup);
                 let mut exec = exec_context(&self.pod, &spec, envs, procs, &self.ctx);
                 // An isolated container is entered by its running process's namespaces.
-                exec.isolation = (self.ctx.runtime.exec_context(&rec.meta.id).ok())
-                    .and_then(|c| c.isolation);
+                exec.isolation =
+                    (self.ctx.runtime.exec_context(&rec.meta.id).ok()).and_then(|c| c.isolation);
                 self.slots[i].current = Some(Instance {
                     meta: rec.meta.clone(),
                     started_at: state.started_at,
