@@ -77,6 +77,17 @@ fn kubectl(a: &Agent, args: &[&str]) -> String {
     run.stdout
 }
 
+/// Removes the pod's manifest and waits until it is gone with every mount under the root dir.
+fn remove_and_check_clean(a: &Agent, name: &str) {
+    a.remove_manifest(&format!("{name}.yaml"));
+    a.wait_for(&format!("{name} removed"), T, |a| {
+        a.pod(name).is_none().then_some(())
+    });
+    a.wait_for("the sandbox's mounts gone", T, |a| {
+        mounts_under(&a.root_dir).is_empty().then_some(())
+    });
+}
+
 fn kubectl_exec(a: &Agent, pod: &str, script: &str) -> String {
     kubectl(a, &["exec", pod, "-c", "c", "--", "sh", "-c", script])
 }
@@ -148,11 +159,7 @@ fn a_host_filesystem_pod_runs_in_its_sandbox_and_keeps_it_across_a_restart() {
     assert_eq!(value(&ex, "uts="), value(&out, "uts="), "{ex}");
 
     // Removing the pod removes its namespaces, files and mounts.
-    a.remove_manifest("sb.yaml");
-    a.wait_for("sb removed", T, |a| a.pod("sb").is_none().then_some(()));
-    a.wait_for("the sandbox's mounts gone", T, |a| {
-        mounts_under(&a.root_dir).is_empty().then_some(())
-    });
+    remove_and_check_clean(&a, "sb");
     assert!(!a.root_dir.join("pods").join(&uid).join("sandbox").exists());
 }
 
@@ -177,13 +184,7 @@ fn share_process_namespace_joins_one_pid_namespace() {
     let out = logs_with(&a, &pod, "b", "done=1");
     assert!(out.contains("mkl-marker-a"), "b does not see a: {out}");
     assert_ne!(value(&out, "pid="), "1", "PID 1 is the pod's holder: {out}");
-    a.remove_manifest("share.yaml");
-    a.wait_for("share removed", T, |a| {
-        a.pod("share").is_none().then_some(())
-    });
-    a.wait_for("the sandbox's mounts gone", T, |a| {
-        mounts_under(&a.root_dir).is_empty().then_some(())
-    });
+    remove_and_check_clean(&a, "share");
 }
 
 #[test]
@@ -235,11 +236,5 @@ fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
     );
     assert_eq!(value(&out, "alias="), "1", "{out}");
     assert_eq!(value(&out, "ns="), "nameserver 192.0.2.53", "{out}");
-    a.remove_manifest("hostns.yaml");
-    a.wait_for("hostns removed", T, |a| {
-        a.pod("hostns").is_none().then_some(())
-    });
-    a.wait_for("the sandbox's mounts gone", T, |a| {
-        mounts_under(&a.root_dir).is_empty().then_some(())
-    });
+    remove_and_check_clean(&a, "hostns");
 }
