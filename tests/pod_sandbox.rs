@@ -77,6 +77,18 @@ fn kubectl(a: &Agent, args: &[&str]) -> String {
     run.stdout
 }
 
+/// The pods' PID holders (`shim --pause`) among the agent's processes.
+fn pid_holders(a: &Agent) -> Vec<i32> {
+    a.cgroup
+        .pids()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"--pause"))
+        })
+        .collect()
+}
+
 /// Removes the pod's manifest and waits until it is gone with every mount under the root dir.
 fn remove_and_check_clean(a: &Agent, name: &str) {
     a.remove_manifest(&format!("{name}.yaml"));
@@ -184,7 +196,11 @@ fn share_process_namespace_joins_one_pid_namespace() {
     let out = logs_with(&a, &pod, "b", "done=1");
     assert!(out.contains("mkl-marker-a"), "b does not see a: {out}");
     assert_ne!(value(&out, "pid="), "1", "PID 1 is the pod's holder: {out}");
+    assert_eq!(pid_holders(&a).len(), 1, "one PID holder for the pod");
     remove_and_check_clean(&a, "share");
+    a.wait_for("the PID holder gone", T, |a| {
+        pid_holders(a).is_empty().then_some(())
+    });
 }
 
 #[test]
@@ -237,4 +253,29 @@ fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
     assert_eq!(value(&out, "alias="), "1", "{out}");
     assert_eq!(value(&out, "ns="), "nameserver 192.0.2.53", "{out}");
     remove_and_check_clean(&a, "hostns");
+}
+
+#[test]
+fn a_pod_removed_while_the_agent_is_down_loses_its_sandbox_at_the_next_start() {
+    let mut a = Agent::start(&[]);
+    let container = format!("  - name: c\n    command: [sh, -c, '{REPORT}']\n");
+    a.write_manifest("gone.yaml", &manifest("gone", true, "", &container));
+    a.wait_running("gone", "c", T);
+    let uid = meta(&a, "gone", "uid");
+    let sandbox = a.root_dir.join("pods").join(&uid).join("sandbox");
+    assert!(sandbox.join("ns/uts").exists());
+    a.kill9();
+    a.remove_manifest("gone.yaml");
+    assert!(
+        !mounts_under(&a.root_dir).is_empty(),
+        "the pinned namespaces outlive the agent"
+    );
+    a.spawn();
+    a.wait_for("the orphaned sandbox's mounts gone", T, |a| {
+        mounts_under(&a.root_dir).is_empty().then_some(())
+    });
+    a.wait_for("the orphaned sandbox's files gone", T, |_| {
+        (!sandbox.exists()).then_some(())
+    });
+    assert!(a.pod("gone").is_none());
 }
