@@ -587,7 +587,14 @@ impl ContainerRuntime for ShimRuntime {
                     }
                     super::spec::host_filesystem_in_pod(&cfg, bundle, paths, *pid_holder)
                 }
-                _ => super::spec::host_filesystem(&cfg, bundle),
+                // Never the node's IPC and UTS namespaces in place of the pod's.
+                _ => {
+                    return Err(RuntimeError::PodSandbox {
+                        id: meta.sandbox_id.clone(),
+                        message: "not ready: an isolated container runs only in its pod's sandbox"
+                            .into(),
+                    });
+                }
             });
         }
         let state = self.start_shim(&meta, &cfg, prestarted)?;

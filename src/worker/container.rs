@@ -344,6 +344,10 @@ impl PodWorker {
     /// `startContainer`: env, cgroup, log file, shim; then Created/Started events, the exit
     /// watch, probes, and the postStart hook.
     async fn start(&mut self, i: usize) -> bool {
+        // `RunPodSandbox` again after a failure, as the kubelet's next sync does.
+        if self.sandbox_id.is_none() {
+            self.ensure_sandbox(false);
+        }
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
         let spec = self.slots[i].spec.clone();
