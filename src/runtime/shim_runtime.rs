@@ -352,6 +352,51 @@ impl ShimRuntime {
     }
 }
 
+impl ShimRuntime {
+    /// The isolation of a container run from its image: the same spec as a host-filesystem
+    /// container (own mount and PID namespaces, the node's network, containerd's defaults) on
+    /// an overlay of `layers` with the container's writable layer, `upper/` and `work/` in its
+    /// state dir (removed with it). The overlay is mounted inside the container's mount
+    /// namespace only, so it goes away with the container's last process.
+    fn image_isolation(
+        &self,
+        id: &str,
+        cfg: &ShimConfig,
+        layers: &[PathBuf],
+    ) -> Result<shim::Isolation, RuntimeError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = self.dir(id);
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RuntimeError::Io {
+                id: id.to_string(),
+                action: "create",
+                path,
+                source,
+            }
+        };
+        // The state dir stays private; `upper/` is the container's `/`, which its users must
+        // be able to search (overlayfs takes the root's mode from the upper dir).
+        shim::create_private_dir_all(&work).map_err(io(&work))?;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&upper)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(io(&upper))?;
+        let mut iso = super::spec::host_filesystem(cfg, dir.join(shim::BUNDLE_DIR));
+        iso.rootfs = shim::Rootfs::Overlay {
+            lower: layers.to_vec(),
+            upper,
+            work,
+        };
+        Ok(iso)
+    }
+}
+
 impl SpareShim {
     fn request_refill(&self) {
         if let Ok(tx) = self.refill.lock() {
@@ -471,9 +516,15 @@ impl ContainerRuntime for ShimRuntime {
             isolation: None,
         };
         let mut cfg = cfg;
-        if spec.rootfs == ContainerRootfs::HostFilesystem {
-            let bundle = self.dir(&id).join(shim::BUNDLE_DIR);
-            cfg.isolation = Some(super::spec::host_filesystem(&cfg, bundle));
+        match &spec.rootfs {
+            ContainerRootfs::Node => {}
+            ContainerRootfs::HostFilesystem => {
+                let bundle = self.dir(&id).join(shim::BUNDLE_DIR);
+                cfg.isolation = Some(super::spec::host_filesystem(&cfg, bundle));
+            }
+            ContainerRootfs::Image { layers } => {
+                cfg.isolation = Some(self.image_isolation(&id, &cfg, layers)?);
+            }
         }
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {
