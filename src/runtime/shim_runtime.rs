@@ -1,8 +1,9 @@
 //! The shim runtime: each container supervised by its own shim process, which outlives the
 //! agent, so that a restarted agent re-adopts every container, running or exited.
 //!
-//! Mirrors what containerd plus its shims do below the CRI line. There are no images yet: a
-//! container is a process on the node's filesystem, started inside its own cgroup. Everything
+//! Mirrors what containerd plus its shims do below the CRI line. A container is a process on
+//! the node's filesystem inside its own cgroup, or (`ContainerRootfs::HostFilesystem`,
+//! `ContainerRootfs::Image`) isolated, on the node's root or an overlay of its image. Everything
 //! about a container lives in its state directory `<root-dir>/containers/<id>/`, private to this
 //! file and `crate::shim`:
 //!
