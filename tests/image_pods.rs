@@ -209,6 +209,16 @@ fn an_image_only_pod_runs_from_its_image() {
         "the check above needs a node with /etc/debian_version"
     );
 
+    // Image GC keeps an image a container uses, even when asked to remove every image.
+    let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .args(["image", "prune", "--all", "--root-dir"])
+        .arg(&a.root_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("Deleted:"), "{text}");
+
     // Removal: the containers and their state (upper layers included) go; no mount is left.
     a.remove_manifest("app.yaml");
     a.wait_for("app removed", T, |a| a.pod("app").is_none().then_some(()));
