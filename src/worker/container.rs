@@ -998,7 +998,7 @@ fn exec_context(
 
 /// The user, group and supplemental groups a container runs as: container securityContext
 /// over pod securityContext.
-fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
+pub(super) fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let csc = c.security_context.as_ref();
     let uid = csc

@@ -79,20 +79,13 @@ fn resolve(
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|e| format!("image {}: read its config {}: {e}", record.name, record.id))?;
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-    let csc = container.security_context.as_ref();
-    let run_as_user = csc
-        .and_then(|s| s.run_as_user)
-        .or_else(|| psc.and_then(|s| s.run_as_user));
-    let run_as_group = csc
-        .and_then(|s| s.run_as_group)
-        .or_else(|| psc.and_then(|s| s.run_as_group));
+    let (run_as_user, run_as_group, _) = super::container::security(pod, container);
     let process = crate::images::config::merge(
         container,
         &config.config.unwrap_or_default(),
         env,
-        run_as_user,
-        run_as_group,
+        run_as_user.map(i64::from),
+        run_as_group.map(i64::from),
         &accounts(&layers),
     )
     .map_err(|e| match e {
