@@ -235,6 +235,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
         log_max_files: u32::try_from(config.container_log_max_files).unwrap_or(2),
         backoff: Arc::default(),
+        images: node_images(&config)?,
     });
 
     let pods_rx = match &config.static_pod_path {
@@ -360,6 +361,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::server::serve(listener, state, security, shutdown_signal()).await?;
     tracing::info!("shutting down; pods keep running and the next agent re-adopts them");
     Ok(())
+}
+
+/// The node's image manager and store (`<root-dir>/images`) under the `ImageRootfs` feature
+/// gate; `None` without it (containers then run on the node's filesystem, as before).
+fn node_images(config: &Config) -> anyhow::Result<Option<Arc<crate::worker::image::NodeImages>>> {
+    use crate::images::manager::{ImageManager, StoreImageService};
+    if !config.feature_gates.image_rootfs {
+        return Ok(None);
+    }
+    let store = crate::images::Store::open(&config.root_dir)?;
+    tracing::info!(store = %store.root().display(), "feature gate ImageRootfs: containers run from their images (pods annotated minikubelet.io/host-filesystem excepted)");
+    let service = StoreImageService {
+        store: store.clone(),
+        options: crate::images::registry::PullOptions {
+            root_dir: config.root_dir.clone(),
+            credential_file: None,
+        },
+    };
+    // `serializeImagePulls` is not configurable here: the kubelet's default, one at a time.
+    let manager = ImageManager::new(Arc::new(service), true);
+    Ok(Some(Arc::new(crate::worker::image::NodeImages {
+        manager,
+        store,
+    })))
 }
 
 /// The kubelet's own `oom_score_adj` (`--oom-score-adj`, default -999), so the OOM killer

@@ -76,7 +76,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "makeIPTablesUtilChains",
     "iptablesMasqueradeBit",
     "iptablesDropBit",
-    "featureGates",
     "containerLogMaxWorkers",
     "containerLogMonitorInterval",
     "configMapAndSecretChangeDetectionStrategy",
@@ -276,6 +275,13 @@ pub(super) fn decode(
                         _ => d.unknown(&field),
                     }
                 }
+            }
+            "featureGates" => {
+                let mut gates = BTreeMap::new();
+                for (k, v) in d.object(key, v)? {
+                    gates.insert(k.clone(), d.bool(&format!("{key}.{k}"), v)?);
+                }
+                s.feature_gates = Some(gates);
             }
             k if KUBELET_FIELDS_NOT_IMPLEMENTED.contains(&k) => d.not_implemented(k),
             k => d.unknown(k),

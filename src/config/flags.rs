@@ -218,6 +218,11 @@ pub struct Flags {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub allow_insecure_manifest_path: Option<bool>,
+
+    /// Feature gates, Key=bool pairs separated by commas (featureGates); known: ImageRootfs
+    /// (containers run from their image; off by default, docs/images.md).
+    #[arg(long, value_name = "KEY=BOOL,...", value_parser = super::features::parse_flag)]
+    pub feature_gates: Option<BTreeMap<String, bool>>,
 }
 
 /// Go's `strconv.ParseBool`, which the kubelet's boolean flags use.

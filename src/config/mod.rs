@@ -5,6 +5,7 @@
 //! `pkg/kubelet/apis/config/v1beta1/defaults.go`, the checks in
 //! `pkg/kubelet/apis/config/validation` and the config-file loader in
 //! `pkg/kubelet/kubeletconfig/configfiles`. Error texts are the kubelet's where it has one.
+pub mod features;
 mod file;
 mod flags;
 mod labels;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use crate::api::duration;
+pub use features::FeatureGates;
 pub use file::{API_VERSION, KIND};
 pub use flags::{Flags, map_flag, parse_go_bool};
 pub use swap::SwapBehavior;
@@ -312,6 +314,8 @@ pub struct Config {
     pub authorization_policy_path: Option<PathBuf>,
     /// `--allow-insecure-manifest-path` (ours).
     pub allow_insecure_manifest_path: bool,
+    /// `featureGates` (`--feature-gates`).
+    pub feature_gates: FeatureGates,
 }
 
 /// `authorization.mode` (`--authorization-mode`).
@@ -402,6 +406,7 @@ pub(crate) struct Settings {
     cluster_dns: Option<Vec<String>>,
     cluster_domain: Option<String>,
     resolv_conf: Option<String>,
+    feature_gates: Option<BTreeMap<String, bool>>,
 }
 
 impl Settings {
@@ -451,6 +456,7 @@ impl Settings {
             cluster_dns: f.cluster_dns.as_deref().map(split_list),
             cluster_domain: f.cluster_domain.clone(),
             resolv_conf: f.resolv_conf.clone(),
+            feature_gates: f.feature_gates.clone(),
         }
     }
 
@@ -525,6 +531,14 @@ impl Settings {
             cluster_dns: self.cluster_dns.or(file.cluster_dns),
             cluster_domain: self.cluster_domain.or(file.cluster_domain),
             resolv_conf: self.resolv_conf.or(file.resolv_conf),
+            // Key by key, as the kubelet merges `--feature-gates` over `featureGates`.
+            feature_gates: match (file.feature_gates, self.feature_gates) {
+                (Some(mut f), Some(flags)) => {
+                    f.extend(flags);
+                    Some(f)
+                }
+                (f, flags) => flags.or(f),
+            },
         }
     }
 }
@@ -800,6 +814,12 @@ fn build(
         ));
     }
 
+    let feature_gates = FeatureGates::from_map(&s.feature_gates.unwrap_or_default())
+        .unwrap_or_else(|e| {
+            v.err(e);
+            FeatureGates::default()
+        });
+
     // Eviction.
     let max_pod_grace = s.eviction_max_pod_grace_period.unwrap_or(0);
     let max_pod_grace_period = match i32::try_from(max_pod_grace) {
@@ -886,6 +906,7 @@ fn build(
         authorization_mode,
         authorization_policy_path,
         allow_insecure_manifest_path: flags.allow_insecure_manifest_path.unwrap_or(false),
+        feature_gates,
     })
 }
 

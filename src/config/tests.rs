@@ -1092,3 +1092,35 @@ fn pod_dns_settings_from_flags_and_file() {
         "invalid configuration: clusterDNS (--cluster-dns) 10.0.0.300 must be a valid IP address"
     ));
 }
+
+#[test]
+fn feature_gates_from_file_and_flags() {
+    assert!(!load_args(&[]).unwrap().config.feature_gates.image_rootfs);
+    let c = load_args(&["--feature-gates=ImageRootfs=true"])
+        .unwrap()
+        .config;
+    assert!(c.feature_gates.image_rootfs);
+    let c = load_file("featureGates: {ImageRootfs: true}\n", &[])
+        .unwrap()
+        .config;
+    assert!(c.feature_gates.image_rootfs);
+    // The flag overrides the file key by key.
+    let c = load_file(
+        "featureGates: {ImageRootfs: true}\n",
+        &["--feature-gates=ImageRootfs=false"],
+    )
+    .unwrap()
+    .config;
+    assert!(!c.feature_gates.image_rootfs);
+    let e = load_file("featureGates: {Nope: true}\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unrecognized feature gate: Nope"), "{e}");
+    assert!(err_of(&["--feature-gates=Nope=true"]).contains("unrecognized feature gate: Nope"));
+    assert!(
+        parse(&["--feature-gates=ImageRootfs"])
+            .unwrap_err()
+            .to_string()
+            .contains("missing bool value")
+    );
+}

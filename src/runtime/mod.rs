@@ -287,6 +287,14 @@ pub enum ContainerRootfs {
     /// The node's filesystem inside the container's own mount and PID namespaces, with
     /// containerd's defaults (`minikubelet.io/host-filesystem: "true"`).
     HostFilesystem,
+    /// An overlayfs of the image's unpacked layers (topmost first, overlayfs `lowerdir` order)
+    /// with the container's own upper layer, in its own mount and PID namespaces with
+    /// containerd's defaults, on the node's network (until pod networking lands): pods under
+    /// the `ImageRootfs` feature gate.
+    Image {
+        /// The image's layer directories, topmost first.
+        layers: Vec<PathBuf>,
+    },
 }
 
 /// A container that runs.

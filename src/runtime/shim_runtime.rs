@@ -1,8 +1,9 @@
 //! The shim runtime: each container supervised by its own shim process, which outlives the
 //! agent, so that a restarted agent re-adopts every container, running or exited.
 //!
-//! Mirrors what containerd plus its shims do below the CRI line. There are no images yet: a
-//! container is a process on the node's filesystem, started inside its own cgroup. Everything
+//! Mirrors what containerd plus its shims do below the CRI line. A container is a process on
+//! the node's filesystem inside its own cgroup, or (`ContainerRootfs::HostFilesystem`,
+//! `ContainerRootfs::Image`) isolated, on the node's root or an overlay of its image. Everything
 //! about a container lives in its state directory `<root-dir>/containers/<id>/`, private to this
 //! file and `crate::shim`:
 //!
@@ -411,6 +412,86 @@ impl ShimRuntime {
         }
         crate::logs::remove_container_logs(&meta.log_path);
     }
+
+    /// The isolation of a container of a host-filesystem pod: its pod's sandbox (pinned IPC and
+    /// UTS namespaces, hosts and resolv.conf files, the PID holder), never the node's in its place.
+    fn host_filesystem_isolation(
+        &self,
+        id: &str,
+        meta: &ContainerMeta,
+        cfg: &ShimConfig,
+    ) -> Result<shim::Isolation, RuntimeError> {
+        let bundle = self.dir(id).join(shim::BUNDLE_DIR);
+        let sandbox = self.read_sandbox(&meta.sandbox_id);
+        Ok(match sandbox.as_ref().filter(|sb| sb.ready) {
+            Some(PodSandbox {
+                paths: Some(paths),
+                pid_holder,
+                ..
+            }) => {
+                if paths.pid_holder_needed && !pid_holder.is_some_and(pid_holder_alive) {
+                    return Err(RuntimeError::PodSandbox {
+                        id: meta.sandbox_id.clone(),
+                        message: "the pod's PID namespace holder is gone".into(),
+                    });
+                }
+                super::spec::host_filesystem_in_pod(cfg, bundle, paths, *pid_holder)
+            }
+            // Never the node's IPC and UTS namespaces in place of the pod's.
+            _ => {
+                return Err(RuntimeError::PodSandbox {
+                    id: meta.sandbox_id.clone(),
+                    message: "not ready: an isolated container runs only in its pod's sandbox"
+                        .into(),
+                });
+            }
+        })
+    }
+}
+
+impl ShimRuntime {
+    /// The isolation of a container run from its image: the same spec as a host-filesystem
+    /// container (own mount and PID namespaces, the node's network, containerd's defaults) on
+    /// an overlay of `layers` with the container's writable layer, `upper/` and `work/` in its
+    /// state dir (removed with it). The overlay is mounted inside the container's mount
+    /// namespace only, so it goes away with the container's last process.
+    fn image_isolation(
+        &self,
+        id: &str,
+        cfg: &ShimConfig,
+        layers: &[PathBuf],
+    ) -> Result<shim::Isolation, RuntimeError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = self.dir(id);
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RuntimeError::Io {
+                id: id.to_string(),
+                action: "create",
+                path,
+                source,
+            }
+        };
+        // The state dir stays private; `upper/` is the container's `/`, which its users must
+        // be able to search (overlayfs takes the root's mode from the upper dir).
+        shim::create_private_dir_all(&work).map_err(io(&work))?;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&upper)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(io(&upper))?;
+        let mut iso = super::spec::host_filesystem(cfg, dir.join(shim::BUNDLE_DIR));
+        iso.rootfs = shim::Rootfs::Overlay {
+            lower: layers.to_vec(),
+            upper,
+            work,
+        };
+        Ok(iso)
+    }
 }
 
 impl SpareShim {
@@ -570,32 +651,14 @@ impl ContainerRuntime for ShimRuntime {
             isolation: None,
         };
         let mut cfg = cfg;
-        if spec.rootfs == ContainerRootfs::HostFilesystem {
-            let bundle = self.dir(&id).join(shim::BUNDLE_DIR);
-            let sandbox = self.read_sandbox(&meta.sandbox_id);
-            cfg.isolation = Some(match sandbox.as_ref().filter(|sb| sb.ready) {
-                Some(PodSandbox {
-                    paths: Some(paths),
-                    pid_holder,
-                    ..
-                }) => {
-                    if paths.pid_holder_needed && !pid_holder.is_some_and(pid_holder_alive) {
-                        return Err(RuntimeError::PodSandbox {
-                            id: meta.sandbox_id.clone(),
-                            message: "the pod's PID namespace holder is gone".into(),
-                        });
-                    }
-                    super::spec::host_filesystem_in_pod(&cfg, bundle, paths, *pid_holder)
-                }
-                // Never the node's IPC and UTS namespaces in place of the pod's.
-                _ => {
-                    return Err(RuntimeError::PodSandbox {
-                        id: meta.sandbox_id.clone(),
-                        message: "not ready: an isolated container runs only in its pod's sandbox"
-                            .into(),
-                    });
-                }
-            });
+        match &spec.rootfs {
+            ContainerRootfs::Node => {}
+            ContainerRootfs::HostFilesystem => {
+                cfg.isolation = Some(self.host_filesystem_isolation(&id, &meta, &cfg)?);
+            }
+            ContainerRootfs::Image { layers } => {
+                cfg.isolation = Some(self.image_isolation(&id, &cfg, layers)?);
+            }
         }
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {

@@ -79,6 +79,8 @@ pub(super) struct Slot {
     pub started_tx: Option<watch::Sender<bool>>,
     /// Backoff event already recorded for this finished instance.
     pub backoff_reported: Option<String>,
+    /// The image the current or last instance ran from: (`image`, `imageID`) of its status.
+    pub image: Option<(String, String)>,
 }
 
 impl Slot {
@@ -98,6 +100,7 @@ impl Slot {
             probes: Vec::new(),
             started_tx: None,
             backoff_reported: None,
+            image: None,
         }
     }
 
@@ -178,10 +181,14 @@ impl Slot {
             .as_ref()
             .map(|c| c.meta.id.clone())
             .or_else(|| self.last.as_ref().map(|l| l.id.clone()));
+        let (image, image_id) = self
+            .image
+            .clone()
+            .unwrap_or_else(|| (self.spec.image.clone().unwrap_or_default(), String::new()));
         ContainerStatus {
             name: self.spec.name.clone(),
-            image: self.spec.image.clone().unwrap_or_default(),
-            image_id: String::new(),
+            image,
+            image_id,
             container_id: id.map(|i| format!("{CONTAINER_ID_SCHEME}://{i}")),
             restart_count: self.instances.saturating_sub(1) as i32,
             // An init container that is not a sidecar is ready once it completed
@@ -329,7 +336,7 @@ impl PodWorker {
         )
     }
 
-    fn config_error(&mut self, i: usize, reason: &str, message: String) {
+    pub(super) fn config_error(&mut self, i: usize, reason: &str, message: String) {
         tracing::warn!(pod = %self.pod_name(), container = %self.slots[i].spec.name, reason, %message, "cannot start container");
         self.event(
             EventType::Warning,
@@ -352,7 +359,8 @@ impl PodWorker {
         let pod = self.pod.clone();
         let spec = self.slots[i].spec.clone();
         let name = spec.name.clone();
-        if spec.command.as_ref().is_none_or(|c| c.is_empty()) {
+        let images = self.images_for_pod();
+        if images.is_none() && spec.command.as_ref().is_none_or(|c| c.is_empty()) {
             self.slots[i].config_error = true;
             self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, format!(
                 "container {name:?} has no command: minikubelet runs containers as processes on the node's filesystem and cannot use an image's entrypoint yet; set spec.containers[].command"
@@ -371,7 +379,18 @@ impl PodWorker {
                 return false;
             }
         };
-        let argv = env::command_line(&spec, &envs);
+        // Under the ImageRootfs gate: the image, then its config merged with the container.
+        let image = match &images {
+            Some(images) => match self.image_process(i, images, &envs).await {
+                Some(img) => Some(img),
+                None => return false,
+            },
+            None => None,
+        };
+        let argv = match &image {
+            Some(img) => img.process.argv.clone(),
+            None => env::command_line(&spec, &envs),
+        };
         let cgroup = match ctx.cm.create_container_cgroup(&pod, &spec) {
             Ok(c) => c,
             Err(e) => {
@@ -403,6 +422,11 @@ impl PodWorker {
             ctx.cm.container_procs_files(&cgroup),
             &ctx,
         );
+        if let Some(img) = &image {
+            exec.env = img.process.env.clone();
+            exec.working_dir = Some(img.process.cwd.clone().into());
+            (exec.uid, exec.gid) = (Some(img.process.uid), Some(img.process.gid));
+        }
         let container = ContainerSpec {
             meta: ContainerMeta {
                 // Both set by the runtime.
@@ -426,7 +450,11 @@ impl PodWorker {
             stdin_once: spec.stdin_once.unwrap_or(false),
             // A pod annotated minikubelet.io/host-filesystem: "true" gets its own mount and PID
             // namespaces on the node's filesystem (docs/isolation.md); others run as before.
-            rootfs: if (pod.metadata.annotations.as_ref())
+            rootfs: if let Some(img) = &image {
+                ContainerRootfs::Image {
+                    layers: img.layers.clone(),
+                }
+            } else if (pod.metadata.annotations.as_ref())
                 .is_some_and(crate::runtime::spec::wants_host_filesystem)
             {
                 ContainerRootfs::HostFilesystem
@@ -435,6 +463,7 @@ impl PodWorker {
             },
         };
         let host_filesystem = container.rootfs == ContainerRootfs::HostFilesystem;
+        self.slots[i].image = image.map(|img| (img.image, img.image_id));
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
         // older ones, as the kubelet's container GC does with MaxPerPodContainer = 1.
@@ -991,7 +1020,7 @@ fn exec_context(
 
 /// The user, group and supplemental groups a container runs as: container securityContext
 /// over pod securityContext.
-fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
+pub(super) fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let csc = c.security_context.as_ref();
     let uid = csc

@@ -10,6 +10,7 @@
 
 pub mod backoff;
 mod container;
+pub mod image;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +60,9 @@ pub struct PodContext {
     pub log_max_files: u32,
     /// The node-wide crash-loop back-off (`kl.backOff`), outliving each pod's worker.
     pub backoff: Arc<backoff::NodeBackoff>,
+    /// The node's images; `Some` only with the `ImageRootfs` feature gate, under which
+    /// containers run from their image.
+    pub images: Option<Arc<image::NodeImages>>,
 }
 
 /// Why and how a pod is being terminated.

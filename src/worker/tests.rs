@@ -88,6 +88,7 @@ fn harness() -> Harness {
         log_max_size: 0,
         log_max_files: 5,
         backoff: Arc::default(),
+        images: None,
     });
     Harness { _tmp: tmp, rt, ctx }
 }

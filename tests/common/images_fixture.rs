@@ -239,12 +239,18 @@ impl Tar {
 
 /// An image of `tars` (uncompressed; gzipped here) with a config for `arch`.
 pub fn image(tars: &[Vec<u8>], arch: &str) -> Image {
+    let process = serde_json::json!({"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"],
+        "Env": ["PATH=/bin", "A=1"], "WorkingDir": "/etc", "User": "1000:1000"});
+    image_with_config(tars, arch, process)
+}
+
+/// An image of `tars` whose config's `config` object (Entrypoint, Cmd, Env...) is `process`.
+pub fn image_with_config(tars: &[Vec<u8>], arch: &str, process: serde_json::Value) -> Image {
     let diff_ids: Vec<String> = tars.iter().map(|t| sha(t)).collect();
     let layers: Vec<Vec<u8>> = tars.iter().map(|t| gzip(t)).collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": arch, "os": "linux",
-        "config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"], "Env": ["PATH=/bin", "A=1"],
-                   "WorkingDir": "/etc", "User": "1000:1000"},
+        "config": process,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
     .unwrap();
