@@ -193,7 +193,7 @@ fn an_image_only_pod_runs_from_its_image() {
                 .env("PATH", "/usr/bin:/bin")
                 .arg(format!("--kubeconfig={}", a.kubeconfig().display()))
                 .args(["exec", &pod, "-c", "main", "--", "sh", "-c"])
-                .arg("cat /only-in-image; test -e /etc/debian_version && echo node-root; echo one=$(cat /proc/1/cmdline | tr '\\0' ' '); echo env=$FROM_IMAGE");
+                .arg("cat /only-in-image; test -e /etc/debian_version && echo node-root; echo one=$(cat /proc/1/cmdline | tr '\\0' ' '); echo env=$FROM_IMAGE; echo host=$(hostname); grep -c 'Kubernetes-managed hosts file' /etc/hosts");
             c
         },
         b"",
@@ -204,6 +204,9 @@ fn an_image_only_pod_runs_from_its_image() {
     assert!(!r.stdout.contains("node-root"), "{}", r.stdout);
     assert!(r.stdout.contains("one=sleep 3600"), "{}", r.stdout);
     assert!(r.stdout.contains("env=yes"), "{}", r.stdout);
+    // In its pod's sandbox: the pod's hostname (UTS namespace) and the kubelet-managed hosts file.
+    assert!(r.stdout.contains(&format!("host={pod}\n")), "{}", r.stdout);
+    assert!(r.stdout.ends_with("1\n"), "{}", r.stdout);
     assert!(
         std::path::Path::new("/etc/debian_version").exists(),
         "the check above needs a node with /etc/debian_version"

@@ -451,13 +451,14 @@ impl ShimRuntime {
 
 impl ShimRuntime {
     /// The isolation of a container run from its image: the same spec as a host-filesystem
-    /// container (own mount and PID namespaces, the node's network, containerd's defaults) on
+    /// container (own mount and PID namespaces, its pod's sandbox, containerd's defaults) on
     /// an overlay of `layers` with the container's writable layer, `upper/` and `work/` in its
     /// state dir (removed with it). The overlay is mounted inside the container's mount
     /// namespace only, so it goes away with the container's last process.
     fn image_isolation(
         &self,
         id: &str,
+        meta: &ContainerMeta,
         cfg: &ShimConfig,
         layers: &[PathBuf],
     ) -> Result<shim::Isolation, RuntimeError> {
@@ -484,7 +485,7 @@ impl ShimRuntime {
                 _ => Err(e),
             })
             .map_err(io(&upper))?;
-        let mut iso = super::spec::host_filesystem(cfg, dir.join(shim::BUNDLE_DIR));
+        let mut iso = self.host_filesystem_isolation(id, meta, cfg)?;
         iso.rootfs = shim::Rootfs::Overlay {
             lower: layers.to_vec(),
             upper,
@@ -657,7 +658,7 @@ impl ContainerRuntime for ShimRuntime {
                 cfg.isolation = Some(self.host_filesystem_isolation(&id, &meta, &cfg)?);
             }
             ContainerRootfs::Image { layers } => {
-                cfg.isolation = Some(self.image_isolation(&id, &cfg, layers)?);
+                cfg.isolation = Some(self.image_isolation(&id, &meta, &cfg, layers)?);
             }
         }
         let state = self.start_shim(&meta, &cfg, prestarted)?;

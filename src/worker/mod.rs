@@ -679,11 +679,13 @@ fn sandbox_config(pod: &Pod, ctx: &PodContext) -> PodSandboxConfig {
             .unwrap_or_default(),
         annotations: pod.metadata.annotations.clone().unwrap_or_default(),
         set_hostname_as_fqdn: flag(|s| s.set_hostname_as_fqdn),
-        isolated: pod
-            .metadata
-            .annotations
-            .as_ref()
-            .is_some_and(crate::runtime::spec::wants_host_filesystem),
+        // Host-filesystem pods, and every pod run from its image (the ImageRootfs gate).
+        isolated: ctx.images.is_some()
+            || pod
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(crate::runtime::spec::wants_host_filesystem),
         pod_uid: uid,
         pod_name: name,
         pod_namespace: namespace,
