@@ -321,19 +321,9 @@ fn decisions(a: &Agent) -> Vec<Value> {
 
 /// The Evicted events of a pod, from the API server surface.
 fn evicted_events(a: &Agent, pod: &str) -> Vec<Value> {
-    let list: Value =
-        serde_json::from_str(&a.get("/api/v1/events").unwrap_or_default()).unwrap_or(Value::Null);
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    a.pod_events(pod)
         .into_iter()
-        .filter(|e| {
-            e["reason"] == "Evicted"
-                && e["involvedObject"]["name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(&format!("{pod}-")))
-        })
+        .filter(|e| e["reason"] == "Evicted")
         .collect()
 }
 

@@ -68,18 +68,8 @@ fn no_command_image() -> Image {
 
 /// The pod's events (reason, message, fieldPath) from the API server surface.
 fn events(a: &Agent, pod: &str) -> Vec<(String, String, String)> {
-    let list: Value =
-        serde_json::from_str(&a.get("/api/v1/events").unwrap_or_default()).unwrap_or(Value::Null);
-    list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    a.pod_events(pod)
         .into_iter()
-        .filter(|e| {
-            e["involvedObject"]["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with(&format!("{pod}-")))
-        })
         .map(|e| {
             let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
             (

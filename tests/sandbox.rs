@@ -1,7 +1,7 @@
 //! The pod sandbox as root (`minikubelet::sandbox`): namespaces pinned by bind mounts with no
 //! process holding them, joined with util-linux's `nsenter` the way the container side will
-//! `setns`; they outlive a `kill -9` of the process that made them, are adopted again, and
-//! `remove` leaves no mount and no file. The node's own namespaces and hostname never change.
+//! `setns`; they outlive the manager that made them (a `kill -9` of the real agent:
+//! tests/pod_sandbox.rs), are adopted again, and `remove` leaves no mount and no file. The node's own namespaces and hostname never change.
 //! Every test removes its mounts also on failure (`Guard`).
 
 use std::path::{Path, PathBuf};

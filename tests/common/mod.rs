@@ -435,6 +435,24 @@ impl Agent {
             .unwrap_or_default()
     }
 
+    /// The events of the static pod `name` (`<name>-<node>`), from the API server surface.
+    pub fn pod_events(&self, name: &str) -> Vec<Value> {
+        let list: Value = serde_json::from_str(&self.get("/api/v1/events").unwrap_or_default())
+            .unwrap_or(Value::Null);
+        let prefix = format!("{name}-");
+        list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                e["involvedObject"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .collect()
+    }
+
     /// The pod whose name starts with `name-` (static pods are `<name>-<node>`).
     pub fn pod(&self, name: &str) -> Option<Value> {
         self.pods().into_iter().find(|p| {
