@@ -363,15 +363,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The node's image manager and store (`<root-dir>/images`) under the `ImageRootfs` feature
-/// gate; `None` without it (containers then run on the node's filesystem, as before).
+/// The node's image manager and store (`<root-dir>/images`); `None` when the `ImageRootfs`
+/// feature gate is turned off (containers then run as processes on the node, the old mode).
 fn node_images(config: &Config) -> anyhow::Result<Option<Arc<crate::worker::image::NodeImages>>> {
     use crate::images::manager::{ImageManager, StoreImageService};
     if !config.feature_gates.image_rootfs {
+        tracing::warn!(
+            "feature gate ImageRootfs=false (deprecated): containers run as processes on the node's filesystem, in the node's namespaces, and images are ignored; this mode goes away in a later release (docs/deviations.md)"
+        );
         return Ok(None);
     }
     let store = crate::images::Store::open(&config.root_dir)?;
-    tracing::info!(store = %store.root().display(), "feature gate ImageRootfs: containers run from their images (pods annotated minikubelet.io/host-filesystem excepted)");
+    tracing::info!(store = %store.root().display(), "containers run from their images, in their pod sandbox (pods annotated minikubelet.io/host-filesystem: \"true\" from the node's filesystem)");
     let service = StoreImageService {
         store: store.clone(),
         options: crate::images::registry::PullOptions {

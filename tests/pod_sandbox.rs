@@ -3,8 +3,8 @@
 //! namespace, join the pod's pinned IPC and UTS namespaces (the pod's hostname) and the node's
 //! network, and see the kubelet-managed `/etc/hosts`; `kubectl exec` and exec probes run inside;
 //! the sandbox survives a kill -9 of the agent and is adopted; removing the pod removes every
-//! mount and file; `shareProcessNamespace` joins one PID namespace; a pod without the annotation
-//! gets no namespaces.
+//! mount and file; `shareProcessNamespace` joins one PID namespace; with the deprecated
+//! `ImageRootfs=false` a pod gets no namespaces.
 //!
 //! Cleanup: containers and PID holders run in the test's cgroup, which the `Agent` guard kills;
 //! the guard also unmounts whatever is left under the agent's directories (pinned namespaces
@@ -204,8 +204,9 @@ fn share_process_namespace_joins_one_pid_namespace() {
 }
 
 #[test]
-fn a_pod_without_the_annotation_gets_no_namespaces() {
-    let a = Agent::start(&[]);
+fn with_the_gate_off_a_pod_gets_no_namespaces() {
+    // The deprecated mode: containers as processes on the node, in its namespaces.
+    let a = Agent::start(&["--feature-gates=ImageRootfs=false"]);
     // Without the marker file: the node's /dev/shm is this container's.
     let report = REPORT.replace("touch /dev/shm/mkl-sandbox-ready; ", "");
     let container = format!("  - name: c\n    command: [sh, -c, '{report}']\n");

@@ -95,9 +95,7 @@ spec:
         assert_eq!(
             fields,
             vec![
-                "spec.containers[0].image",
                 "spec.containers[0].volumeMounts",
-                "spec.hostNetwork",
                 "spec.volumes[0].hostPath",
             ]
         );

@@ -1694,6 +1694,7 @@ fn port_number(n: i32) -> Option<String> {
 /// `spec.initContainers[]`. Extend this table as features land.
 const SUPPORTED_CONTAINER_FIELDS: &[&str] = &[
     "name",
+    "image",
     "command",
     "args",
     "workingDir",
@@ -1763,13 +1764,24 @@ const SUPPORTED_POD_FIELDS: &[&str] = &[
     "spec.securityContext.runAsUser",
     "spec.securityContext.runAsGroup",
     "spec.securityContext.supplementalGroups",
+    // The pod sandbox (`crate::sandbox`, the runtime's isolation): its hostname and UTS
+    // namespace, host namespaces, DNS and hosts file, the shared PID namespace.
+    "spec.hostname",
+    "spec.subdomain",
+    "spec.setHostnameAsFQDN",
+    "spec.hostNetwork",
+    "spec.hostIPC",
+    "spec.hostPID",
+    "spec.shareProcessNamespace",
+    "spec.dnsPolicy",
+    "spec.dnsConfig",
+    "spec.hostAliases",
     "status",
 ];
 
 /// Fields accepted only at their default value (the defaults set them on every pod):
 /// (path, default as JSON text).
 const DEFAULT_ONLY_FIELDS: &[(&str, &str)] = &[
-    ("spec.dnsPolicy", "\"ClusterFirst\""),
     ("spec.schedulerName", "\"default-scheduler\""),
     ("spec.enableServiceLinks", "true"),
 ];
@@ -1788,10 +1800,6 @@ const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
     (
         "spec.volumes[]",
         "only emptyDir volumes are implemented yet",
-    ),
-    (
-        "].image",
-        "the image is accepted but not pulled: processes run from the node's filesystem",
     ),
     (
         "].volumeMounts",
@@ -1817,17 +1825,6 @@ const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
         "].lifecycle",
         "this lifecycle setting is not implemented yet",
     ),
-    ("spec.hostNetwork", "host networking is not implemented yet"),
-    (
-        "spec.hostPID",
-        "sharing the host PID namespace is not implemented yet",
-    ),
-    (
-        "spec.hostIPC",
-        "sharing the host IPC namespace is not implemented yet",
-    ),
-    ("spec.dns", "DNS settings are not applied yet"),
-    ("spec.hostAliases", "host aliases are not written yet"),
     (
         "spec.ephemeralContainers",
         "ephemeral containers are not supported",
@@ -1873,45 +1870,11 @@ static SUPPORT_TABLE: LazyLock<SupportTable> = LazyLock::new(|| {
     }
 });
 
-/// The pod fields the sandbox of an isolated pod implements (`crate::sandbox`, the runtime's
-/// `host_filesystem_in_pod`): its hostname and UTS namespace, host namespaces, DNS and hosts
-/// file, the shared PID namespace.
-const ISOLATED_POD_FIELDS: &[&str] = &[
-    "spec.hostname",
-    "spec.subdomain",
-    "spec.setHostnameAsFQDN",
-    "spec.hostNetwork",
-    "spec.hostIPC",
-    "spec.hostPID",
-    "spec.shareProcessNamespace",
-    "spec.dnsPolicy",
-    "spec.dnsConfig",
-    "spec.hostAliases",
-];
-
-/// The annotation that makes a pod's containers isolated on the node's filesystem (the
-/// runtime's `spec::HOST_FILESYSTEM_ANNOTATION`; spelled here so `api` does not depend on the
-/// runtime).
-const HOST_FILESYSTEM_ANNOTATION: &str = "minikubelet.io/host-filesystem";
-
 /// The fields of `pod` that are set but not implemented, each once with its path.
 pub fn unsupported_fields(pod: &Pod) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Ok(value) = serde_json::to_value(pod) {
         walk_unsupported(&value, &mut String::new(), &mut String::new(), &mut out);
-    }
-    let isolated = (pod.metadata.annotations.as_ref())
-        .and_then(|a| a.get(HOST_FILESYSTEM_ANNOTATION))
-        .is_some_and(|v| v == "true");
-    if isolated {
-        out.retain(|u| {
-            !ISOLATED_POD_FIELDS.iter().any(|f| {
-                u.field == *f
-                    || u.field
-                        .strip_prefix(f)
-                        .is_some_and(|rest| rest.starts_with(['.', '[']))
-            })
-        });
     }
     out
 }
@@ -2118,37 +2081,29 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_fields_are_supported_for_host_filesystem_pods_only() {
+    fn sandbox_fields_are_supported() {
         let spec = serde_json::json!({
-            "containers": [{"name": "c", "command": ["true"]}],
+            "containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
             "hostIPC": true, "hostPID": true, "shareProcessNamespace": true,
             "hostname": "h", "dnsPolicy": "None",
             "dnsConfig": {"nameservers": ["10.0.0.10"]},
             "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a"]}],
         });
-        let pod = |annotations: serde_json::Value| -> Pod {
-            serde_json::from_value(serde_json::json!({
+        for annotations in [
+            serde_json::json!({}),
+            serde_json::json!({"minikubelet.io/host-filesystem": "true"}),
+        ] {
+            let pod: Pod = serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "p", "annotations": annotations},
                 "spec": spec.clone(),
             }))
-            .unwrap()
-        };
-        let fields = |p: &Pod| -> Vec<String> {
-            unsupported_fields(p).into_iter().map(|u| u.field).collect()
-        };
-        let plain = fields(&pod(serde_json::json!({})));
-        for f in [
-            "spec.hostIPC",
-            "spec.hostPID",
-            "spec.dnsConfig",
-            "spec.hostAliases",
-        ] {
-            assert!(plain.iter().any(|p| p == f), "{f} missing from {plain:?}");
+            .unwrap();
+            let fields: Vec<String> = unsupported_fields(&pod)
+                .into_iter()
+                .map(|u| u.field)
+                .collect();
+            assert!(fields.is_empty(), "{fields:?}");
         }
-        let isolated = fields(&pod(
-            serde_json::json!({"minikubelet.io/host-filesystem": "true"}),
-        ));
-        assert!(isolated.is_empty(), "{isolated:?}");
     }
 
     #[test]
@@ -2181,13 +2136,8 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), fields.len(), "listed once: {fields:?}");
         for want in [
-            "spec.hostNetwork",
-            "spec.dnsPolicy",
-            "spec.hostAliases",
             "spec.volumes[0].hostPath",
             "spec.volumes[1].emptyDir.medium",
-            "spec.initContainers[0].image",
-            "spec.containers[0].image",
             "spec.containers[0].volumeMounts",
             "spec.containers[0].securityContext.privileged",
             "spec.containers[0].securityContext.readOnlyRootFilesystem",
@@ -2201,7 +2151,13 @@ mod tests {
             assert!(fields.contains(&want), "missing {want} in {fields:?}");
         }
         // false / empty values ask for nothing: not listed.
+        // Images, the sandbox's host namespaces, DNS and hosts file are implemented.
         for absent in [
+            "spec.containers[0].image",
+            "spec.initContainers[0].image",
+            "spec.hostNetwork",
+            "spec.dnsPolicy",
+            "spec.hostAliases",
             "spec.hostPID",
             "spec.containers[0].securityContext.runAsNonRoot",
             "metadata.ownerReferences",
@@ -2209,7 +2165,6 @@ mod tests {
             assert!(!fields.contains(&absent), "{absent} listed: {fields:?}");
         }
         let reason = |f: &str| got.iter().find(|u| u.field == f).unwrap().reason;
-        assert!(reason("spec.containers[0].image").contains("not pulled"));
         assert!(reason("spec.containers[0].volumeMounts").contains("mount"));
         assert_eq!(
             reason("spec.containers[0].securityContext.privileged"),

@@ -8,18 +8,30 @@ use std::collections::BTreeMap;
 use super::flags::parse_go_bool;
 
 /// Containers of pods without `minikubelet.io/host-filesystem: "true"` run from their image
-/// (pulled, on an overlay root, with the image's entrypoint, env, working dir and user) instead
-/// of as processes on the node. Off until the test suite moves to images (docs/images.md).
+/// (pulled, on an overlay root, with the image's entrypoint, env, working dir and user), in
+/// their pod sandbox. On by default, like a beta gate of the kubelet; `ImageRootfs=false` brings
+/// back the old mode (containers as processes on the node, sharing its namespaces), deprecated
+/// and kept for one release for setups that relied on it (docs/deviations.md).
 pub const IMAGE_ROOTFS: &str = "ImageRootfs";
 
 /// Every gate this agent knows, with its default.
-const KNOWN: &[(&str, bool)] = &[(IMAGE_ROOTFS, false)];
+const KNOWN: &[(&str, bool)] = &[(IMAGE_ROOTFS, true)];
 
 /// The gates in effect.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FeatureGates {
     /// [`IMAGE_ROOTFS`].
     pub image_rootfs: bool,
+}
+
+impl Default for FeatureGates {
+    /// Each gate at its default ([`KNOWN`]).
+    fn default() -> Self {
+        let default_of = |name: &str| KNOWN.iter().any(|(n, on)| *n == name && *on);
+        FeatureGates {
+            image_rootfs: default_of(IMAGE_ROOTFS),
+        }
+    }
 }
 
 impl FeatureGates {
@@ -69,6 +81,12 @@ mod tests {
 
     #[test]
     fn flag_syntax_and_unknown_gates() {
+        assert!(FeatureGates::default().image_rootfs, "on by default");
+        assert!(
+            !FeatureGates::from_map(&parse_flag("ImageRootfs=false").unwrap())
+                .unwrap()
+                .image_rootfs
+        );
         let m = parse_flag("ImageRootfs=true").unwrap();
         assert!(FeatureGates::from_map(&m).unwrap().image_rootfs);
         let m = parse_flag(" ImageRootfs=true , ImageRootfs=false ").unwrap();

@@ -1095,11 +1095,11 @@ fn pod_dns_settings_from_flags_and_file() {
 
 #[test]
 fn feature_gates_from_file_and_flags() {
-    assert!(!load_args(&[]).unwrap().config.feature_gates.image_rootfs);
-    let c = load_args(&["--feature-gates=ImageRootfs=true"])
+    assert!(load_args(&[]).unwrap().config.feature_gates.image_rootfs);
+    let c = load_args(&["--feature-gates=ImageRootfs=false"])
         .unwrap()
         .config;
-    assert!(c.feature_gates.image_rootfs);
+    assert!(!c.feature_gates.image_rootfs);
     let c = load_file("featureGates: {ImageRootfs: true}\n", &[])
         .unwrap()
         .config;

@@ -362,9 +362,16 @@ impl PodWorker {
         let images = self.images_for_pod();
         if images.is_none() && spec.command.as_ref().is_none_or(|c| c.is_empty()) {
             self.slots[i].config_error = true;
-            self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, format!(
-                "container {name:?} has no command: minikubelet runs containers as processes on the node's filesystem and cannot use an image's entrypoint yet; set spec.containers[].command"
-            ));
+            let why = if ctx.images.is_some() {
+                "the pod is annotated minikubelet.io/host-filesystem: \"true\", so its containers start from the node's filesystem and the image's entrypoint is not read"
+            } else {
+                "the agent runs with --feature-gates=ImageRootfs=false (containers as processes on the node; images are not read)"
+            };
+            self.config_error(
+                i,
+                status::reasons::CREATE_CONTAINER_CONFIG_ERROR,
+                format!("container {name:?} has no command: {why}; set spec.containers[].command"),
+            );
             return false;
         }
         let envs = match env::make_environment(&pod, &spec, &ctx.node) {

@@ -7,6 +7,10 @@
 #![allow(dead_code)]
 
 pub mod isolated;
+pub mod test_image;
+
+#[allow(unused_imports)]
+pub use test_image::TEST_IMAGE;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -195,7 +199,33 @@ pub struct Agent {
     pub log: PathBuf,
     /// A command the agent is started through (e.g. `unshare -m sh -c ...`), if any.
     pub wrapper: Vec<String>,
+    /// Whether [`TEST_IMAGE`] is imported into the store before the agent first starts
+    /// (default; a test of an empty store turns it off before `spawn`).
+    pub with_test_image: bool,
+    test_image_imported: bool,
 }
+
+/// The test binaries (`tests/<name>.rs`) whose pods still run as processes on the node
+/// (`--feature-gates=ImageRootfs=false`, deprecated) until their manifests name
+/// [`TEST_IMAGE`]; every other binary's agents run pods from their images, the default.
+const NODE_PROCESS_SUITES: &[&str] = &[
+    "authn",
+    "authz",
+    "eviction",
+    "eviction_notify",
+    "faults",
+    "kubectl",
+    "labs",
+    "limits",
+    "logs_limits",
+    "preflight",
+    "prober",
+    "source",
+    "spine",
+    "stats",
+    "streaming",
+    "tls",
+];
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -239,6 +269,8 @@ impl Agent {
             cgroup: TestCgroup::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrapper: Vec::new(),
+            with_test_image: true,
+            test_image_imported: false,
         }
     }
 
@@ -258,6 +290,14 @@ impl Agent {
         // every test depend on how full this machine's shared disk happens to be (it sits
         // near 15%): tests that are not about eviction keep only the memory threshold.
         let with_config = self.has_flag("--config");
+        // Test binaries whose pods still run as processes on the node (the deprecated
+        // `ImageRootfs=false`): their manifests are being moved to `TEST_IMAGE` (issue 11).
+        if NODE_PROCESS_SUITES.contains(&env!("CARGO_CRATE_NAME"))
+            && !self.has_flag("--feature-gates")
+            && !with_config
+        {
+            v.push("--feature-gates=ImageRootfs=false".to_string());
+        }
         for (flag, arg) in [
             ("--file-check-frequency", "--file-check-frequency=2s"),
             ("-v", "-v=4"),
@@ -279,6 +319,10 @@ impl Agent {
     /// ephemeral port of a client): then the agent is started again on a new port, twice at
     /// most.
     pub fn spawn(&mut self) {
+        if self.with_test_image && !self.test_image_imported {
+            test_image::import_test_image(&self.root_dir);
+            self.test_image_imported = true;
+        }
         let mut retries = 2;
         loop {
             let from = self.agent_log().len();
@@ -711,9 +755,15 @@ impl Agent {
             "private".into(),
             "sh".into(),
             "-c".into(),
-            format!("mount -t tmpfs -o size={size} tmpfs \"$0\" && exec \"$@\""),
+            // The store is on the tmpfs too: the test image is imported after the mount.
+            format!(
+                "mount -t tmpfs -o size={size} tmpfs \"$0\" && {} image import {} --root-dir \"$0/root\" >/dev/null && exec \"$@\"",
+                env!("CARGO_BIN_EXE_minikubelet"),
+                test_image::test_image_archive().display()
+            ),
             disk.display().to_string(),
         ];
+        a.test_image_imported = true;
         a.spawn();
         a
     }
@@ -819,7 +869,7 @@ spec:
   restartPolicy: Never
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "while read l; do echo \"got $l\"; echo \"err $l\" >&2; done; echo bye"]
     stdin: true
     stdinOnce: true
@@ -834,6 +884,7 @@ metadata: {name: chatty}
 spec:
   containers:
   - name: talk
+    image: localhost/busybox:test
     command: ["sh", "-c", "sleep 1; yes 'a line of log output that fills the disk quickly' | head -c 60000000; sleep 3600"]
 "#;
 
