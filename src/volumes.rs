@@ -9,16 +9,18 @@
 //! the pod has terminated (the kubelet unmounts and tears down the volumes of terminated pods,
 //! and `cleanupOrphanedPodDirs` removes the pod directory).
 //!
-//! **Deviation** (see `docs/deviations.md`): containers run in the node's mount namespace, so
-//! `volumeMounts` are not mounted; a container reaches its emptyDir at the directory's node path,
-//! e.g. `<root-dir>/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/<name>` with `POD_UID` from
-//! the downward API (`fieldRef: metadata.uid`). What is written there counts as the pod's local
-//! ephemeral storage for eviction, as in the kubelet.
+//! A container's `volumeMounts` of emptyDir volumes become bind mounts into its mount namespace
+//! ([`container_mounts`], the kubelet's `makeMounts` in `pkg/kubelet/kubelet_pods.go`), at
+//! `mountPath`, read-only with `readOnly: true`. What is written there counts as the pod's
+//! local ephemeral storage for eviction, as in the kubelet. Not yet: `subPath` (such a mount is
+//! left out, and validation says so), other volume types (issue 12), `medium: Memory`.
+//! With the deprecated `ImageRootfs=false` containers have no mount namespace and nothing is
+//! mounted; they reach the directory at its node path.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 /// The escaped plugin directory name of `kubernetes.io/empty-dir`.
 pub const EMPTY_DIR_PLUGIN_DIR: &str = "kubernetes.io~empty-dir";
@@ -71,6 +73,43 @@ pub fn empty_dirs_dir(root_dir: &Path, uid: &str) -> PathBuf {
 /// The directory of one emptyDir volume (`getPodVolumeDir`).
 pub fn empty_dir_path(root_dir: &Path, uid: &str, volume: &str) -> PathBuf {
     empty_dirs_dir(root_dir, uid).join(volume)
+}
+
+/// One volume mount of a container: the volume's directory on the node and where the
+/// container sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerMount {
+    /// The volume's directory on the node.
+    pub host_path: PathBuf,
+    /// `mountPath`, made absolute (a relative path is taken from `/`).
+    pub container_path: String,
+    /// `readOnly`.
+    pub read_only: bool,
+}
+
+/// The mounts of `container`'s `volumeMounts` that name an emptyDir volume of `pod`, in spec
+/// order (`makeMounts`). A mount with a `subPath` is left out (not implemented; validation
+/// reports it), as are mounts of volume types minikubelet does not implement.
+pub fn container_mounts(root_dir: &Path, pod: &Pod, container: &Container) -> Vec<ContainerMount> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let empty_dirs = empty_dir_volumes(pod);
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| empty_dirs.contains(&m.name))
+        .filter(|m| m.sub_path.as_deref().unwrap_or_default().is_empty())
+        .filter(|m| m.sub_path_expr.as_deref().unwrap_or_default().is_empty())
+        .map(|m| ContainerMount {
+            host_path: empty_dir_path(root_dir, uid, &m.name),
+            container_path: if m.mount_path.starts_with('/') {
+                m.mount_path.clone()
+            } else {
+                format!("/{}", m.mount_path)
+            },
+            read_only: m.read_only.unwrap_or(false),
+        })
+        .collect()
 }
 
 /// The names of the pod's emptyDir volumes, in spec order.
@@ -142,6 +181,35 @@ mod tests {
             ]}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn container_mounts_of_empty_dirs() {
+        let p = pod();
+        let c: Container =
+            serde_json::from_value(serde_json::json!({"name": "c", "volumeMounts": [
+                {"name": "cache", "mountPath": "/cache"},
+                {"name": "host", "mountPath": "/host"},
+                {"name": "scratch", "mountPath": "scratch", "readOnly": true},
+                {"name": "cache", "mountPath": "/sub", "subPath": "x"}
+            ]}))
+            .unwrap();
+        let root = Path::new("/r");
+        assert_eq!(
+            container_mounts(root, &p, &c),
+            vec![
+                ContainerMount {
+                    host_path: empty_dir_path(root, "u1", "cache"),
+                    container_path: "/cache".into(),
+                    read_only: false,
+                },
+                ContainerMount {
+                    host_path: empty_dir_path(root, "u1", "scratch"),
+                    container_path: "/scratch".into(),
+                    read_only: true,
+                },
+            ]
+        );
     }
 
     #[test]

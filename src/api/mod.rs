@@ -92,13 +92,7 @@ spec:
         assert_eq!(pod_requests(&pod).milli_cpu, 100);
         assert_eq!(host_ports(&pod).len(), 0);
         let fields: Vec<&str> = unsupported.iter().map(|u| u.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            vec![
-                "spec.containers[0].volumeMounts",
-                "spec.volumes[0].hostPath",
-            ]
-        );
+        assert_eq!(fields, vec!["spec.volumes[0].hostPath",]);
         let oom = crate::cm::qos_policy::container_oom_score_adj(
             &pod,
             &pod.spec.as_ref().unwrap().containers[0],

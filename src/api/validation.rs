@@ -1708,6 +1708,9 @@ const SUPPORTED_CONTAINER_FIELDS: &[&str] = &[
     "resources.limits.cpu",
     "resources.limits.memory",
     "resources.limits.ephemeral-storage",
+    "volumeMounts[].name",
+    "volumeMounts[].mountPath",
+    "volumeMounts[].readOnly",
     "ports[].containerPort",
     "ports[].hostPort",
     "ports[].protocol",
@@ -1802,9 +1805,12 @@ const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
         "only emptyDir volumes are implemented yet",
     ),
     (
+        "].volumeMounts[].subPath",
+        "subPath is not implemented yet: this volume mount is left out",
+    ),
+    (
         "].volumeMounts",
-        "volume mounts are not implemented yet: nothing is mounted into the container; an emptyDir \
-         volume is the directory <root-dir>/pods/<pod uid>/volumes/kubernetes.io~empty-dir/<name>",
+        "this volume mount setting is not implemented yet: the field is ignored",
     ),
     ("].volumeDevices", "volume devices are not implemented yet"),
     (
@@ -2119,7 +2125,7 @@ mod tests {
                 "initContainers": [{"name": "i", "image": "busybox", "command": ["true"]}],
                 "containers": [{
                     "name": "c", "image": "nginx:1.27",
-                    "volumeMounts": [{"name": "h", "mountPath": "/logs"}],
+                    "volumeMounts": [{"name": "h", "mountPath": "/logs", "subPath": "x"}],
                     "securityContext": {"privileged": true, "readOnlyRootFilesystem": true,
                                         "allowPrivilegeEscalation": false, "runAsNonRoot": false,
                                         "capabilities": {"add": ["NET_ADMIN"]},
@@ -2138,7 +2144,7 @@ mod tests {
         for want in [
             "spec.volumes[0].hostPath",
             "spec.volumes[1].emptyDir.medium",
-            "spec.containers[0].volumeMounts",
+            "spec.containers[0].volumeMounts[0].subPath",
             "spec.containers[0].securityContext.privileged",
             "spec.containers[0].securityContext.readOnlyRootFilesystem",
             "spec.containers[0].securityContext.allowPrivilegeEscalation",
@@ -2165,7 +2171,7 @@ mod tests {
             assert!(!fields.contains(&absent), "{absent} listed: {fields:?}");
         }
         let reason = |f: &str| got.iter().find(|u| u.field == f).unwrap().reason;
-        assert!(reason("spec.containers[0].volumeMounts").contains("mount"));
+        assert!(reason("spec.containers[0].volumeMounts[0].subPath").contains("left out"));
         assert_eq!(
             reason("spec.containers[0].securityContext.privileged"),
             NOT_ENFORCED

@@ -220,7 +220,7 @@ pub struct Flags {
     pub allow_insecure_manifest_path: Option<bool>,
 
     /// Feature gates, Key=bool pairs separated by commas (featureGates); known: ImageRootfs
-    /// (containers run from their image; off by default, docs/images.md).
+    /// (containers run from their image; on by default, =false is deprecated; docs/images.md).
     #[arg(long, value_name = "KEY=BOOL,...", value_parser = super::features::parse_flag)]
     pub feature_gates: Option<BTreeMap<String, bool>>,
 }

@@ -275,13 +275,16 @@ pub struct ContainerSpec {
     pub stdin_once: bool,
     /// What the container's root filesystem is, and whether it is isolated at all.
     pub rootfs: ContainerRootfs,
+    /// The container's volume mounts (bind mounts into its mount namespace, after the
+    /// sandbox's files); ignored for [`ContainerRootfs::Node`], which has no mount namespace.
+    pub mounts: Vec<spec::BindMount>,
 }
 
 /// Where a container's root filesystem comes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ContainerRootfs {
-    /// No isolation: a process on the node in the node's namespaces (pods without the
-    /// host-filesystem annotation, until image-based pods are wired).
+    /// No isolation: a process on the node in the node's namespaces (the deprecated
+    /// `ImageRootfs=false`).
     #[default]
     Node,
     /// The node's filesystem inside the container's own mount and PID namespaces, with
@@ -289,8 +292,8 @@ pub enum ContainerRootfs {
     HostFilesystem,
     /// An overlayfs of the image's unpacked layers (topmost first, overlayfs `lowerdir` order)
     /// with the container's own upper layer, in its own mount and PID namespaces with
-    /// containerd's defaults, on the node's network (until pod networking lands): pods under
-    /// the `ImageRootfs` feature gate.
+    /// containerd's defaults, on the node's network (until pod networking lands): the
+    /// default for every pod.
     Image {
         /// The image's layer directories, topmost first.
         layers: Vec<PathBuf>,

@@ -661,6 +661,11 @@ impl ContainerRuntime for ShimRuntime {
                 cfg.isolation = Some(self.image_isolation(&id, &meta, &cfg, layers)?);
             }
         }
+        if let Some(iso) = cfg.isolation.as_mut() {
+            iso.spec
+                .mounts
+                .extend(spec.mounts.iter().map(super::spec::oci_bind));
+        }
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {
             return Err(RuntimeError::StartFailed { id, message: err });

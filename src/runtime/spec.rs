@@ -227,6 +227,19 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// The OCI `mounts[]` entry of a bind mount (`rbind`, `rprivate`, `ro` or `rw`, as containerd's
+/// CRI plugin writes a volume's).
+pub fn oci_bind(m: &BindMount) -> Mount {
+    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+    options.push(if m.read_only { "ro" } else { "rw" }.to_string());
+    Mount {
+        destination: m.container_path.clone(),
+        kind: "bind".into(),
+        source: m.host_path.display().to_string(),
+        options,
+    }
+}
+
 /// The OCI spec for one container: containerd's defaults, the pod's namespaces, the process.
 /// `root.path` is `rootfs` (relative to the bundle), where the shim mounts the root filesystem.
 pub fn container_spec(
@@ -263,16 +276,7 @@ pub fn container_spec(
         }
     }
     let mut mounts = default_mounts(sandbox.shm_size.unwrap_or(DEFAULT_SHM_SIZE));
-    for m in extra_mounts {
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-        options.push(if m.read_only { "ro" } else { "rw" }.to_string());
-        mounts.push(Mount {
-            destination: m.container_path.clone(),
-            kind: "bind".into(),
-            source: m.host_path.display().to_string(),
-            options,
-        });
-    }
+    mounts.extend(extra_mounts.iter().map(oci_bind));
     Spec {
         oci_version: oci::OCI_VERSION.into(),
         process: Process {

@@ -468,6 +468,14 @@ impl PodWorker {
             } else {
                 ContainerRootfs::Node
             },
+            mounts: crate::volumes::container_mounts(&ctx.root_dir, &pod, &spec)
+                .into_iter()
+                .map(|m| crate::runtime::spec::BindMount {
+                    host_path: m.host_path,
+                    container_path: m.container_path,
+                    read_only: m.read_only,
+                })
+                .collect(),
         };
         let host_filesystem = container.rootfs == ContainerRootfs::HostFilesystem;
         self.slots[i].image = image.map(|img| (img.image, img.image_id));

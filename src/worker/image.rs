@@ -1,4 +1,4 @@
-//! A container's image, for pods under the `ImageRootfs` feature gate: the kubelet's
+//! A container's image (the default; not with the deprecated `ImageRootfs=false`): the kubelet's
 //! `EnsureImageExists` step of `startContainer` (pull policy, `Pulling`/`Pulled` events,
 //! `ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`, `InvalidImageName`), then what
 //! containerd's CRI plugin does at `CreateContainer`: the image config merged with the
@@ -25,7 +25,7 @@ use crate::status::reasons;
 const IMAGE_RETRY: Duration = Duration::from_secs(5);
 
 /// The node's images: one [`ImageManager`] (its back-off and serialized pulls are node-wide)
-/// and the store it pulls into. Present only with the `ImageRootfs` gate.
+/// and the store it pulls into. Absent only with the deprecated `ImageRootfs=false`.
 pub struct NodeImages {
     pub manager: ImageManager,
     pub store: Store,

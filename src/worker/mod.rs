@@ -60,8 +60,8 @@ pub struct PodContext {
     pub log_max_files: u32,
     /// The node-wide crash-loop back-off (`kl.backOff`), outliving each pod's worker.
     pub backoff: Arc<backoff::NodeBackoff>,
-    /// The node's images; `Some` only with the `ImageRootfs` feature gate, under which
-    /// containers run from their image.
+    /// The node's images; `None` only with the deprecated `ImageRootfs=false` (containers as
+    /// processes on the node).
     pub images: Option<Arc<image::NodeImages>>,
 }
 
