@@ -112,7 +112,11 @@ if [ -z "$OFFLINE" ]; then
   code=$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null || true)
   case $code in 401|200) OFFLINE=0 ;; *) OFFLINE=1 ;; esac
 fi
-if [ "$OFFLINE" = 1 ] && ! "$BIN" image ls -q --root-dir "$ROOT" 2>/dev/null | grep -qx "$IMAGE"; then
+# A stand-in imported by an earlier run is used online too (a tagged image is pulled only if not
+# present): every start says so, from this note, until it is removed from the store.
+NOTE=$ROOT/demo-image-note
+present() { "$BIN" image ls -q --root-dir "$ROOT" 2>/dev/null | grep -qx "$IMAGE"; }
+if [ "$OFFLINE" = 1 ] && ! present; then
   if [ ! -x /bin/busybox ]; then
     echo "demo.sh: installing busybox-static (apt-get) to build $IMAGE offline"
     apt-get install -y -qq --no-install-recommends busybox-static || true
@@ -124,6 +128,10 @@ if [ "$OFFLINE" = 1 ] && ! "$BIN" image ls -q --root-dir "$ROOT" 2>/dev/null | g
   "$BIN" image import "$tar" --root-dir "$ROOT" >/dev/null
   rm -f "$tar"
   echo "demo.sh: registry unreachable (or MKL_DEMO_OFFLINE=1): $IMAGE was NOT pulled from Docker Hub; it was built locally by scripts/busybox-image.sh from Debian's busybox-static $DEB_VERSION ($BB_VERSION) and imported"
+  echo "$IMAGE in the store was built locally from Debian's busybox-static $DEB_VERSION ($BB_VERSION), not pulled from Docker Hub ('scripts/demo.sh --clean', then a run online, pulls Docker Hub's)" > "$NOTE"
+elif [ -e "$NOTE" ]; then
+  present || rm -f "$NOTE"
+  if [ -e "$NOTE" ]; then echo "demo.sh: note: $(cat "$NOTE")"; fi
 fi
 echo "demo.sh: pods from $MANIFESTS; try (as root: the kubeconfig holds the API's admin token, mode 0600): kubectl --kubeconfig $ROOT/kubeconfig get pods"
 exec "$BIN" "${ARGS[@]}" "${@}"
