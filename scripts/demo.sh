@@ -5,6 +5,10 @@
 #   scripts/demo.sh           build and run (Ctrl-C stops the agent; the pods keep running)
 #   scripts/demo.sh --clean   stop the demo pods and remove their state, cgroups and logs
 #                             (builds nothing; the examples are copied on the first run only)
+# The pods run from their images: the examples all use busybox:1.36, which the agent pulls from
+# Docker Hub. Offline (the registry unreachable), or with MKL_DEMO_OFFLINE=1, the demo builds a
+# stand-in from the node's Debian busybox-static (scripts/busybox-image.sh) tagged
+# docker.io/library/busybox:1.36 and imports it into the store before the agent starts.
 # MKL_BIN=PATH uses that binary instead of building one (the test suite does this).
 # MKL_DEMO_PORT, MKL_DEMO_ROOT (/var/lib/minikubelet-demo), MKL_DEMO_LOGS (/var/log: pods/ and
 # containers/ below it) and MKL_DEMO_CGROUP (minikubelet-demo) move the demo aside (tests).
@@ -97,6 +101,37 @@ fi
 if [ ! -d "$MANIFESTS" ]; then
   install -d -m 755 "$MANIFESTS"
   install -m 644 manifests/*.yaml "$MANIFESTS"/
+fi
+# The examples' one image. Online the agent pulls it (events Pulling, Pulled). Offline it is
+# built here from Debian's busybox-static and imported, unless the store already has it.
+IMAGE=docker.io/library/busybox:1.36
+OFFLINE=${MKL_DEMO_OFFLINE:-}
+if [ -z "$OFFLINE" ]; then
+  # Docker Hub's registry answers 401 (a token is needed) when it is reachable. 3 s: long
+  # enough for a slow link, short enough not to hold a machine without one.
+  code=$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null || true)
+  case $code in 401|200) OFFLINE=0 ;; *) OFFLINE=1 ;; esac
+fi
+# A stand-in imported by an earlier run is used online too (a tagged image is pulled only if not
+# present): every start says so, from this note, until it is removed from the store.
+NOTE=$ROOT/demo-image-note
+present() { "$BIN" image ls -q --root-dir "$ROOT" 2>/dev/null | grep -qx "$IMAGE"; }
+if [ "$OFFLINE" = 1 ] && ! present; then
+  if [ ! -x /bin/busybox ]; then
+    echo "demo.sh: installing busybox-static (apt-get) to build $IMAGE offline"
+    apt-get install -y -qq --no-install-recommends busybox-static || true
+  fi
+  BB_VERSION="$( (/bin/busybox 2>&1 || true) | head -n 1 | cut -d' ' -f1-2)"
+  DEB_VERSION=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo "version unknown")
+  tar=$(mktemp --suffix=.tar)
+  scripts/busybox-image.sh "$tar" "$IMAGE" >/dev/null
+  "$BIN" image import "$tar" --root-dir "$ROOT" >/dev/null
+  rm -f "$tar"
+  echo "demo.sh: registry unreachable (or MKL_DEMO_OFFLINE=1): $IMAGE was NOT pulled from Docker Hub; it was built locally by scripts/busybox-image.sh from Debian's busybox-static $DEB_VERSION ($BB_VERSION) and imported"
+  echo "$IMAGE in the store was built locally from Debian's busybox-static $DEB_VERSION ($BB_VERSION), not pulled from Docker Hub ('scripts/demo.sh --clean', then a run online, pulls Docker Hub's)" > "$NOTE"
+elif [ -e "$NOTE" ]; then
+  present || rm -f "$NOTE"
+  if [ -e "$NOTE" ]; then echo "demo.sh: note: $(cat "$NOTE")"; fi
 fi
 echo "demo.sh: pods from $MANIFESTS; try (as root: the kubeconfig holds the API's admin token, mode 0600): kubectl --kubeconfig $ROOT/kubeconfig get pods"
 exec "$BIN" "${ARGS[@]}" "${@}"
