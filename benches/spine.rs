@@ -45,9 +45,11 @@ const STAMP_POLL: Duration = Duration::from_micros(500);
 /// until killed. Static, so no dynamic loader runs between exec and the clock read.
 const STAMP_C: &str = r#"
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+static void on_term(int sig) { (void)sig; _exit(0); }
 int main(int argc, char **argv) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -55,6 +57,13 @@ int main(int argc, char **argv) {
     char buf[64], tmp[4096];
     int n = snprintf(buf, sizeof buf, "%lld %d\n",
                      (long long)t.tv_sec * 1000000000LL + t.tv_nsec, (int)getpid());
+    if (argv[1][0] == '-' && argv[1][1] == 0) {
+        /* In a container (its root is the image): the stamp goes to stdout, the log. As
+           PID 1 of its namespace it ends on SIGTERM only with a handler. */
+        if (write(1, buf, n) != n) return 1;
+        signal(SIGTERM, on_term);
+        for (;;) pause();
+    }
     snprintf(tmp, sizeof tmp, "%s.tmp", argv[1]);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || write(fd, buf, n) != n) return 1;
@@ -116,6 +125,9 @@ fn main() {
 
     let agent = Agent::start(&[
         &format!("-v={}", s.verbosity),
+        // Containers as processes on the node (the old mode, deprecated): the spine's own
+        // figures, comparable with earlier runs; pods from images are measured at the end.
+        "--feature-gates=ImageRootfs=false",
         // The kubelet's default relist period, so idle CPU is what a user gets (the test
         // harness's 2 s would add ten relists to the idle window).
         "--file-check-frequency=20s",
@@ -137,7 +149,7 @@ fn main() {
     let mut rss_curve = vec![format!("0: {:.1}", rss_fresh as f64 / 1024.0)];
     for i in 0..s.warmup + s.samples {
         let b = baseline_sample(&base_cg, &helper, &stamps.join(format!("base-{i}")), i);
-        let (p, wall) = pod_sample(&agent, &helper, &stamps, i);
+        let (p, wall) = pod_sample(&agent, &helper, &stamps, &format!("seq-{i}"));
         trace.push_str(&format!("seq-{i} {wall} {:.0} {b:.0}\n", p));
         if (i + 1) % (s.warmup + s.samples).div_ceil(8) == 0 {
             rss_curve.push(format!(
@@ -290,6 +302,11 @@ fn main() {
     );
     println!();
     println!("load average at the end: {}", loadavg());
+    if helper.len() == 1 {
+        image_starts(&s, &helper, work.path(), &agent, &stamps);
+    } else {
+        println!("image pods: skipped (the static C stamp helper is needed inside the image)");
+    }
     if s.keep_log {
         let keep = std::env::temp_dir().join(format!("mkl-bench-agent-{}.log", std::process::id()));
         let _ = std::fs::copy(&agent.log, &keep);
@@ -478,12 +495,16 @@ fn manifest(name: &str, helper: &[String], stamp: &Path) -> String {
 /// remove the manifest and wait until the pod is gone (so samples never overlap).
 /// Returns the latency in ns and the wall-clock time of the rename (to find the sample in the
 /// agent's log).
-fn pod_sample(agent: &Agent, helper: &[String], stamps: &Path, i: usize) -> (f64, jiff::Timestamp) {
-    let name = format!("seq-{i}");
-    let stamp = stamps.join(&name);
+fn pod_sample(
+    agent: &Agent,
+    helper: &[String],
+    stamps: &Path,
+    name: &str,
+) -> (f64, jiff::Timestamp) {
+    let stamp = stamps.join(name);
     let file = format!("{name}.yaml");
     let tmp = agent.manifests.join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, manifest(&name, helper, &stamp)).expect("write manifest");
+    std::fs::write(&tmp, manifest(name, helper, &stamp)).expect("write manifest");
     let wall = jiff::Timestamp::now();
     let t0 = mono_ns();
     std::fs::rename(&tmp, agent.manifests.join(&file)).expect("rename manifest");
@@ -637,7 +658,7 @@ fn print_machine(s: &Settings, helper: &[String]) {
     let bin = env!("CARGO_BIN_EXE_minikubelet");
     let size = std::fs::metadata(bin).map_or(0, |m| m.len());
     println!(
-        "minikubelet spine benchmark ({} mode)",
+        "minikubelet spine benchmark ({} mode), then pods from a cached image",
         if s.quick { "quick" } else { "full" }
     );
     println!(
@@ -658,4 +679,326 @@ fn print_machine(s: &Settings, helper: &[String]) {
             "this benchmark binary (__stamp; no C compiler found)"
         }
     );
+}
+
+/// The floor of an image container's start, done by hand with the kernel's calls: in a fresh
+/// cgroup (joined before exec, as the baseline), new mount, PID, IPC and UTS namespaces, an
+/// overlay of the image's layer with its own upper and work dirs, `/proc`, a tmpfs `/dev`,
+/// `pivot_root`, then exec of the image's entrypoint (the stamp helper, PID 1).
+const FLOOR_C: &str = r#"
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 6) return 2;
+    if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)) return 3;
+    pid_t p = fork();
+    if (p < 0) return 4;
+    if (p > 0) { int st; waitpid(p, &st, 0); return 0; }
+    char opts[8192];
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", argv[1], argv[2], argv[3]);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) return 5;
+    if (mount("overlay", argv[4], "overlay", 0, opts)) return 6;
+    if (chdir(argv[4])) return 7;
+    if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return 8;
+    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k")) return 9;
+    if (syscall(SYS_pivot_root, ".", ".")) return 10;
+    if (umount2(".", MNT_DETACH)) return 11;
+    if (chdir("/")) return 12;
+    execl(argv[5], argv[5], "-", (char *)NULL);
+    return 13;
+}
+"#;
+
+/// The reference of the benchmark's image: the stamp helper as `/stamp`, its entrypoint.
+const STAMP_IMAGE: &str = "localhost/stamp:bench";
+
+/// Issue 11: a pod whose image is cached, manifest renamed into the directory -> the image's
+/// entrypoint's first instruction, beside the same pod as a process on the node (the old
+/// mode, `agent`) and beside the floor ([`FLOOR_C`]), interleaved one by one; then the shims'
+/// PSS with image pods running.
+fn image_starts(s: &Settings, helper: &[String], work: &Path, agent: &Agent, stamps: &Path) {
+    eprintln!("-- image pods");
+    let n = if s.quick { 30 } else { 100 };
+    let warm = 3;
+    // The image: one layer with the helper as /stamp and the mount points the runtime needs.
+    let layer_dir = work.join("layer");
+    for d in ["proc", "dev", "sys", "etc", "tmp"] {
+        std::fs::create_dir_all(layer_dir.join(d)).expect("mkdir layer");
+    }
+    std::fs::copy(&helper[0], layer_dir.join("stamp")).expect("copy helper");
+    let archive = work.join("stamp-image.tar");
+    write_image_archive(&layer_dir, &archive);
+    let mut images = Agent::start_unspawned(&[
+        &format!("-v={}", s.verbosity),
+        // The default, said aloud: the harness runs this crate's agents in the old mode.
+        "--feature-gates=ImageRootfs=true",
+        "--file-check-frequency=20s",
+        "--eviction-hard=memory.available<100Mi",
+    ]);
+    images.with_test_image = false;
+    let out = Command::new(env!("CARGO_BIN_EXE_minikubelet"))
+        .args(["image", "import"])
+        .arg(&archive)
+        .arg("--root-dir")
+        .arg(&images.root_dir)
+        .output()
+        .expect("minikubelet image import");
+    assert!(out.status.success(), "import: {out:?}");
+    images.spawn();
+    // The floor.
+    let floor_src = work.join("floor.c");
+    let floor = work.join("floor");
+    std::fs::write(&floor_src, FLOOR_C).expect("write floor.c");
+    let built = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&floor)
+        .arg(&floor_src)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(built, "cc floor.c");
+    let floor_cg = TestCgroup::new();
+    let (mut floors, mut imgs, mut procs) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..warm + n {
+        let f = floor_sample(&floor_cg, &floor, &layer_dir, work, i);
+        let m = image_pod_sample(&images, &format!("img-{i}"));
+        let (p, _) = pod_sample(agent, helper, stamps, &format!("proc-{i}"));
+        if i >= warm {
+            floors.push(f);
+            imgs.push(m);
+            procs.push(p);
+        }
+        sleep_checked(Duration::from_millis(50));
+    }
+    drop(floor_cg);
+    // The shims' PSS with image pods running.
+    for i in 0..20 {
+        images.write_manifest(
+            &format!("run-{i}.yaml"),
+            &image_manifest(&format!("run-{i}")),
+        );
+    }
+    wait_until("20 image pods Running", &images, |a| {
+        let pods = a.pods();
+        pods.len() == 20 && pods.iter().all(|p| p["status"]["phase"] == "Running")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let pss: Vec<f64> = shim_pids(&images)
+        .iter()
+        .filter_map(|&p| rollup_kib(p, "Pss"))
+        .map(|k| k as f64)
+        .collect();
+    println!();
+    println!(
+        "pods from a cached image (issue 11): manifest renamed -> the image entrypoint's first instruction"
+    );
+    println!(
+        "  {n} samples each (after {warm} warm-up), floor, image pod and process pod interleaved, 50 ms idle between"
+    );
+    println!(
+        "  {:<44} {:>9} {:>9} {:>9} {:>9}",
+        "", "p50", "p99", "min", "max"
+    );
+    for (what, v) in [
+        ("floor: cgroup+ns+overlay+proc+dev+pivot_root", &floors),
+        ("minikubelet: pod from its image", &imgs),
+        ("minikubelet: pod as a process (old mode)", &procs),
+    ] {
+        println!(
+            "  {what:<44} {:>9} {:>9} {:>9} {:>9}",
+            ms(pct(v, 50.0)),
+            ms(pct(v, 99.0)),
+            ms(pct(v, 0.0)),
+            ms(pct(v, 100.0))
+        );
+    }
+    target(
+        "image pod p50 - process pod p50",
+        (pct(&imgs, 50.0) - pct(&procs, 50.0)) / 1e6,
+        "ms",
+        1.0,
+    );
+    target(
+        "image pod p50 / floor p50",
+        pct(&imgs, 50.0) / pct(&floors, 50.0),
+        "x",
+        1.5,
+    );
+    target(
+        &format!("shim PSS with image pods, mean of {}", pss.len()),
+        mean(&pss) / 1024.0,
+        "MiB",
+        0.25,
+    );
+    target(
+        "shim PSS with image pods, max",
+        max(&pss) / 1024.0,
+        "MiB",
+        0.25,
+    );
+    for i in 0..20 {
+        images.remove_manifest(&format!("run-{i}.yaml"));
+    }
+    wait_until("image pods gone", &images, |a| a.pods().is_empty());
+}
+
+fn image_manifest(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: {STAMP_IMAGE}\n"
+    )
+}
+
+/// One image pod: rename its manifest in, read the stamp from the container's log (found by
+/// its `/var/log/containers`-style link), remove it and wait until it is gone.
+fn image_pod_sample(agent: &Agent, name: &str) -> f64 {
+    let file = format!("{name}.yaml");
+    let tmp = agent.manifests.join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, image_manifest(name)).expect("write manifest");
+    let t0 = mono_ns();
+    std::fs::rename(&tmp, agent.manifests.join(&file)).expect("rename manifest");
+    // The static pod's name carries the node's: `<name>-<node>_default_c-<id>.log`.
+    let prefix = format!("{name}-");
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let (t, pid) = loop {
+        let stamp = std::fs::read_dir(&agent.containers_log_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                let f = e.file_name().to_string_lossy().to_string();
+                f.starts_with(&prefix) && f.contains("_default_c-")
+            })
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .and_then(|text| {
+                // A CRI log line: <time> stdout F <mono ns> <pid>
+                let f: Vec<&str> = text.lines().next()?.split_whitespace().collect();
+                Some((
+                    f.get(3)?.parse::<f64>().ok()?,
+                    f.get(4)?.parse::<i32>().ok()?,
+                ))
+            });
+        if let Some(st) = stamp {
+            break st;
+        }
+        check_interrupted();
+        assert!(
+            Instant::now() < deadline,
+            "no stamp from {name}\n{}",
+            common::tail(&agent.agent_log(), 40)
+        );
+        std::thread::sleep(STAMP_POLL);
+    };
+    let _ = pid;
+    agent.remove_manifest(&file);
+    wait_until(&format!("{name} gone"), agent, |a| a.pods().is_empty());
+    t - t0
+}
+
+/// One floor sample: mkdir the cgroups, spawn [`FLOOR_C`] in them, read the stamp from its
+/// stdout; then kill what runs in the cgroups and remove them and the overlay's dirs.
+fn floor_sample(parent: &TestCgroup, floor: &Path, lower: &Path, work: &Path, i: usize) -> f64 {
+    let dirs: Vec<PathBuf> = parent
+        .dirs
+        .iter()
+        .map(|d| d.join(format!("f{i}")))
+        .collect();
+    let procs: Vec<CString> = dirs
+        .iter()
+        .map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap())
+        .collect();
+    let ov = work.join(format!("ov-{i}"));
+    let (upper, wdir, merged) = (ov.join("upper"), ov.join("work"), ov.join("merged"));
+    for d in [&upper, &wdir, &merged] {
+        std::fs::create_dir_all(d).expect("mkdir overlay dirs");
+    }
+    let out_path = ov.join("stamp");
+    let out = std::fs::File::create(&out_path).expect("stamp file");
+    let mut cmd = Command::new(floor);
+    cmd.arg(lower)
+        .arg(&upper)
+        .arg(&wdir)
+        .arg(&merged)
+        .arg("/stamp")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::null());
+    common::join_cgroups_before_exec(&mut cmd, procs);
+    let t0 = mono_ns();
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+    }
+    let mut child = cmd.spawn().expect("spawn floor");
+    let (t, _) = wait_stamp(&out_path, None);
+    for _ in 0..100 {
+        let pids: Vec<i32> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for p in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.wait();
+    for d in &dirs {
+        for _ in 0..100 {
+            if std::fs::remove_dir(d).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&ov);
+    t - t0
+}
+
+/// A `docker save` tarball of `layer` tagged [`STAMP_IMAGE`], entrypoint `/stamp -`.
+fn write_image_archive(layer: &Path, out: &Path) {
+    use sha2::Digest;
+    let mut t = tar::Builder::new(Vec::new());
+    t.follow_symlinks(false);
+    t.append_dir_all(".", layer).expect("tar layer");
+    let layer_tar = t.into_inner().expect("tar");
+    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer_tar)));
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "config": {"Entrypoint": ["/stamp", "-"], "Env": ["PATH=/"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .expect("config");
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": "config.json", "RepoTags": [STAMP_IMAGE], "Layers": ["layer.tar"]}]))
+    .expect("manifest");
+    let mut t = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("manifest.json", &manifest),
+        ("config.json", &config),
+        ("layer.tar", &layer_tar),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        t.append_data(&mut h, name, data.as_slice()).expect("tar");
+    }
+    std::fs::write(out, t.into_inner().expect("tar")).expect("write image archive");
 }
