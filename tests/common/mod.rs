@@ -220,7 +220,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "logs_limits",
     "preflight",
     "prober",
-    "source",
     "spine",
     "stats",
     "streaming",
