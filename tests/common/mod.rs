@@ -217,7 +217,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "kubectl",
     "labs",
     "limits",
-    "logs_limits",
     "preflight",
     "prober",
     "spine",
