@@ -220,7 +220,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "preflight",
     "prober",
     "spine",
-    "stats",
     "streaming",
     "tls",
 ];
