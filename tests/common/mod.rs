@@ -212,7 +212,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "authn",
     "authz",
     "eviction",
-    "eviction_notify",
     "faults",
     "kubectl",
     "labs",
