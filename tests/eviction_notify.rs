@@ -25,9 +25,12 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-/// A BestEffort pod that allocates (and touches) 480 MiB steadily, 4 MiB every 10 ms: well past
+/// A BestEffort pod that allocates (and touches) 480 MiB steadily, 4 MiB at a time (a copy of a
+/// 4 MiB string into each of 120 shell variables, some tens of milliseconds apiece): well past
 /// the armed usage value even when `inactive_file` (added to it at arming time, as the kubelet
 /// does) was large then, since nothing re-arms the notifier in this test (poll off, 1 h period).
+/// Its shell is PID 1 of its PID namespace: it stops on TERM by a handler, and waits for its
+/// last `sleep` (which it would otherwise exec in its own place, freeing the variables).
 const HOG: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -35,7 +38,17 @@ metadata: {name: hog}
 spec:
   containers:
   - name: eat
-    command: ["python3", "-c", "import time\nb = []\ntime.sleep(0.5)\nfor i in range(120):\n    b.append(b'x' * (4 << 20))\n    time.sleep(0.01)\ntime.sleep(3600)"]
+    image: localhost/busybox:test
+    command:
+    - sh
+    - -c
+    - |
+      trap 'exit 0' TERM
+      sleep 0.5
+      x=$(head -c 4194304 /dev/zero | tr '\0' x)
+      i=0
+      while [ $i -lt 120 ]; do eval "v$i=\$x"; i=$((i+1)); done
+      sleep 3600 & wait
 "#;
 
 fn phase(p: &Value) -> &str {
@@ -51,8 +64,9 @@ fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
     log.lines().filter(|l| l.contains(needle)).collect()
 }
 
-/// cgroup v2: a pod with a 16 MiB limit that allocates 64 MiB. Its OOM moves `memory.events`
-/// of its cgroup and of every ancestor up to kubepods (the file is hierarchical).
+/// cgroup v2: a pod with a 16 MiB limit whose shell reads 64 MiB into a variable. Its OOM moves
+/// `memory.events` of its cgroup and of every ancestor up to kubepods (the file is
+/// hierarchical).
 const POKE: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -61,7 +75,8 @@ spec:
   restartPolicy: Never
   containers:
   - name: bump
-    command: ["python3", "-c", "b = bytearray(64 << 20)"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "b=$(head -c 67108864 /dev/zero | tr '\\0' x)"]
     resources:
       limits: {memory: 16Mi}
 "#;

@@ -24,11 +24,12 @@ const T: Duration = Duration::from_secs(60);
 const FOLLOWERS: usize = 300;
 
 /// A container that prints a numbered line five times a second.
-const TICKER: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: ticker}\nspec:\n  containers:\n  - {name: main, command: [sh, -c, 'i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done']}\n";
+const TICKER: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: ticker}\nspec:\n  containers:\n  - {name: main, image: localhost/busybox:test, command: [sh, -c, 'i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done']}\n";
 
 /// Lines the big log holds, each `line-NNNNNNN-` and 64 x's: ~20 MB with the CRI prefixes.
 const BIG_LINES: usize = 190_000;
-const BIG: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: big}\nspec:\n  containers:\n  - {name: main, command: [sh, -c, 'seq -f line-%07g-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx 0 189999; echo done; sleep 100000']}\n";
+/// (busybox's `seq` has no `-f`: `-w` pads to six digits, sed adds the seventh and the rest.)
+const BIG: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: big}\nspec:\n  containers:\n  - {name: main, image: localhost/busybox:test, command: [sh, -c, 'seq -w 0 189999 | sed \"s/.*/line-0&-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx/\"; echo done; sleep 100000']}\n";
 
 fn status_field(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
@@ -174,7 +175,7 @@ fn followers_cost_no_thread_nor_inotify_instance_and_are_capped() {
     let started = Instant::now();
     a.write_manifest(
         "late.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: late}\nspec:\n  containers:\n  - {name: main, command: [sleep, '100000']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: late}\nspec:\n  containers:\n  - {name: main, image: localhost/busybox:test, command: [sleep, '100000']}\n",
     );
     a.wait_running("late", "main", T);
     eprintln!(

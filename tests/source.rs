@@ -11,7 +11,7 @@ use common::{Agent, container_status};
 
 const T: Duration = Duration::from_secs(20);
 
-const GOOD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec:\n  containers:\n  - {name: c, command: [sleep, '3600']}\n";
+const GOOD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sleep, '3600']}\n";
 
 /// Events are logged by the recorder as `event ... reason="X" message`; find one in the log.
 fn event_logged(a: &Agent, reason: &str, needle: &str) -> bool {
@@ -34,24 +34,26 @@ fn bad_manifests_are_reported_per_file_while_good_pods_run() {
             b"apiVersion: v1\nkind: Service\nmetadata: {name: s}\n".to_vec(),
             "service.yaml",
         ),
+        // Host filesystem: there the image's entrypoint is not read, so a container without
+        // a command cannot start (from its image it would run the image's `Cmd`).
         (
             "nocommand.yaml",
-            b"apiVersion: v1\nkind: Pod\nmetadata: {name: nocmd}\nspec:\n  containers:\n  - {name: c, image: nginx}\n".to_vec(),
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: nocmd, annotations: {minikubelet.io/host-filesystem: 'true'}}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test}\n".to_vec(),
             "",
         ),
         (
             "badquantity.yaml",
-            b"apiVersion: v1\nkind: Pod\nmetadata: {name: bq}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '1']\n    resources: {limits: {memory: 12XB}}\n".to_vec(),
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: bq}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '1']\n    resources: {limits: {memory: 12XB}}\n".to_vec(),
             "badquantity.yaml",
         ),
         (
             "unknownfield.yaml",
-            b"apiVersion: v1\nkind: Pod\nmetadata: {name: uf}\nspec:\n  containers:\n  - {name: c, command: [sleep, '3600'], imagePullPolicyy: Always}\n".to_vec(),
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: uf}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sleep, '3600'], imagePullPolicyy: Always}\n".to_vec(),
             "",
         ),
         (
             "secret.yaml",
-            b"apiVersion: v1\nkind: Pod\nmetadata: {name: sec}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '1']\n    env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n".to_vec(),
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: sec}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '1']\n    env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n".to_vec(),
             "secret.yaml",
         ),
         ("noname.yaml", b"apiVersion: v1\nkind: Pod\nspec:\n  containers: []\n".to_vec(), "noname.yaml"),
@@ -178,21 +180,21 @@ fn admission_rejects_what_does_not_fit() {
     let a = Agent::start(&["--node-labels=disk=ssd"]);
     a.write_manifest(
         "huge.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: huge}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '1']\n    resources: {requests: {memory: 100Ti}}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: huge}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '1']\n    resources: {requests: {memory: 100Ti}}\n",
     );
     a.write_manifest(
         "hdd.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: hdd}\nspec:\n  nodeSelector: {disk: hdd}\n  containers:\n  - {name: c, command: [sleep, '1']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hdd}\nspec:\n  nodeSelector: {disk: hdd}\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sleep, '1']}\n",
     );
     a.write_manifest(
         "ssd.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd}\nspec:\n  nodeSelector: {disk: ssd}\n  containers:\n  - name: c\n    command: [sleep, '3600']\n    ports: [{containerPort: 18999, hostPort: 18999}]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd}\nspec:\n  nodeSelector: {disk: ssd}\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '3600']\n    ports: [{containerPort: 18999, hostPort: 18999}]\n",
     );
     a.wait_running("ssd", "c", T);
     // Written after ssd runs: files are admitted in name order, and this one must come second.
     a.write_manifest(
         "port.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: port}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '3600']\n    ports: [{containerPort: 18999, hostPort: 18999}]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: port}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '3600']\n    ports: [{containerPort: 18999, hostPort: 18999}]\n",
     );
     let huge = a.wait_for("huge rejected", T, |a| {
         a.pod("huge").filter(|p| p["status"]["phase"] == "Failed")
@@ -225,16 +227,21 @@ fn init_containers_run_in_order_then_sidecar_and_main() {
             r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: init}}
+metadata:
+  name: init
+  # Host filesystem: the containers append to one file that the test reads on the node
+  # (there are no volumes to share it through yet).
+  annotations: {{minikubelet.io/host-filesystem: "true"}}
 spec:
   initContainers:
-  - {{name: first, command: [sh, -c, 'echo first >> {m}']}}
-  - {{name: second, command: [sh, -c, 'sleep 0.3; echo second >> {m}']}}
+  - {{name: first, image: localhost/busybox:test, command: [sh, -c, 'echo first >> {m}']}}
+  - {{name: second, image: localhost/busybox:test, command: [sh, -c, 'sleep 0.3; echo second >> {m}']}}
   - name: side
+    image: localhost/busybox:test
     restartPolicy: Always
     command: [sh, -c, 'echo side >> {m}; exec sleep 3600']
   containers:
-  - {{name: main, command: [sh, -c, 'echo main >> {m}; exec sleep 3600']}}
+  - {{name: main, image: localhost/busybox:test, command: [sh, -c, 'echo main >> {m}; exec sleep 3600']}}
 "#
         ),
     );
@@ -268,7 +275,7 @@ fn failed_init_container_with_restart_never_fails_the_pod() {
     let a = Agent::start(&[]);
     a.write_manifest(
         "initfail.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: initfail}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - {name: bad, command: [sh, -c, 'exit 4']}\n  containers:\n  - {name: main, command: [sleep, '3600']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: initfail}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - {name: bad, image: localhost/busybox:test, command: [sh, -c, 'exit 4']}\n  containers:\n  - {name: main, image: localhost/busybox:test, command: [sleep, '3600']}\n",
     );
     let p = a.wait_for("pod Failed", T, |a| {
         a.pod("initfail")
@@ -292,12 +299,17 @@ fn hooks_run_post_start_and_pre_stop() {
             r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: hooks}}
+metadata:
+  name: hooks
+  # Host filesystem: the hooks write files that the test reads on the node.
+  annotations: {{minikubelet.io/host-filesystem: "true"}}
 spec:
   terminationGracePeriodSeconds: 5
   containers:
   - name: c
-    command: [sleep, '3600']
+    image: localhost/busybox:test
+    # PID 1 of its PID namespace: it stops on TERM only with a handler.
+    command: [sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]
     lifecycle:
       postStart: {{exec: {{command: [sh, -c, 'echo started > {}']}}}}
       preStop: {{exec: {{command: [sh, -c, 'echo stopping > {}']}}}}
@@ -316,9 +328,11 @@ spec:
 #[test]
 fn failing_post_start_hook_kills_the_container() {
     let a = Agent::start(&[]);
+    // The container stops on TERM (a handler: it is PID 1 of its PID namespace), so the kill
+    // after the failed hook does not wait out the grace period.
     a.write_manifest(
         "badhook.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: badhook}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    command: [sleep, '3600']\n    lifecycle:\n      postStart: {exec: {command: [sh, -c, 'exit 1']}}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: badhook}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n    lifecycle:\n      postStart: {exec: {command: [sh, -c, 'exit 1']}}\n",
     );
     a.wait_for("FailedPostStartHook event", T, |a| {
         event_logged(a, "FailedPostStartHook", "").then_some(())
@@ -346,6 +360,7 @@ spec:
   securityContext: {runAsUser: 65534, runAsGroup: 65534, supplementalGroups: [4242]}
   containers:
   - name: c
+    image: localhost/busybox:test
     workingDir: /tmp
     command: [sh, -c, 'echo "$POD_NAME $NS $APP $MEM $GREETING $(id -u) $(id -g) $(pwd)"; id -G; exec sleep 3600']
     env:

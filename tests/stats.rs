@@ -22,13 +22,15 @@ metadata: {name: busy, namespace: default}
 spec:
   containers:
   - name: spin
-    image: busybox
+    image: localhost/busybox:test
     command: ["sh", "-c", "echo spinning; while :; do :; done"]
     resources:
       limits: {cpu: 200m, memory: 64Mi}
 "#;
 
-/// Holds ~16 MiB in a shell variable; has an emptyDir volume.
+/// Holds ~16 MiB in a shell variable; has an emptyDir volume. busybox sh would exec a last
+/// `sleep` in its own place (freeing the variable): the shell waits for it instead. Deleted by
+/// the test: the shell is PID 1 of its PID namespace, so it stops on TERM by a handler.
 const HOLDER: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -36,8 +38,8 @@ metadata: {name: holder, namespace: default}
 spec:
   containers:
   - name: hold
-    image: busybox
-    command: ["sh", "-c", "a=$(head -c 16000000 /dev/zero | tr '\\0' x); echo holding; sleep 3600"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; a=$(head -c 16000000 /dev/zero | tr '\\0' x); echo holding; sleep 3600 & wait"]
   volumes:
   - name: scratch
     emptyDir: {}
@@ -284,7 +286,13 @@ fn summary_resource_metrics_and_kubelet_metrics() {
         64 << 20,
         "{spin}"
     );
-    assert!(spin["rootfs"].is_null(), "no writable layer to report");
+    // The container has a writable layer now (its overlay's upper dir), which the kubelet
+    // reports as `rootfs`; the agent does not measure it yet (docs/deviations.md): when it
+    // does, this is where its figures are checked.
+    assert!(
+        spin["rootfs"].is_null(),
+        "rootfs is reported now: check its figures here: {spin}"
+    );
     fs_sane(&spin["logs"], "logs");
     assert!(
         u(&spin["logs"]["usedBytes"]) > 0,
@@ -583,7 +591,9 @@ fn an_eviction_is_counted_by_its_signal() {
 }
 
 /// A container whose startup and readiness probes pass, and one whose liveness probe fails
-/// (twice in a row, so it is restarted), every second.
+/// (twice in a row, so it is restarted), every second. Each shell is PID 1 of its PID namespace:
+/// it stops on TERM by a handler, so neither the liveness kill nor the deletion waits out the
+/// grace period.
 const PROBED: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -591,7 +601,8 @@ metadata: {name: probed, namespace: default}
 spec:
   containers:
   - name: ready
-    command: ["sleep", "3600"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
     startupProbe:
       exec: {command: ["true"]}
       periodSeconds: 1
@@ -599,7 +610,8 @@ spec:
       exec: {command: ["true"]}
       periodSeconds: 1
   - name: sick
-    command: ["sleep", "3600"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
     livenessProbe:
       exec: {command: ["false"]}
       periodSeconds: 1
