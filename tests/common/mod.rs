@@ -222,7 +222,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "source",
     "spine",
     "stats",
-    "streaming",
     "tls",
 ];
 
