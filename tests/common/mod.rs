@@ -214,7 +214,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "eviction",
     "eviction_notify",
     "faults",
-    "kubectl",
     "limits",
     "logs_limits",
     "preflight",
