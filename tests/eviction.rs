@@ -8,11 +8,14 @@
 //!
 //! Disk: the agent's root dir and logs live on a small tmpfs mounted in a private mount
 //! namespace (`unshare -m`, `Agent::start_in_tmpfs`); pods fill their logs or their emptyDir
-//! (reached at its node path) to cross `nodefs.available`, or create many files on a tmpfs with
-//! few inodes to cross `nodefs.inodesFree`. The same setup shows soft grace periods, minimum
-//! reclaim, one eviction per cycle and critical pods. Local-storage limits (emptyDir
-//! `sizeLimit`, `ephemeral-storage`) need no pressure at all; `pid.available` uses a threshold
-//! just below what is free when the test starts.
+//! (bind-mounted at its volumeMount; its files are on the node, in the root dir) to
+//! cross `nodefs.available`, or create many files on a tmpfs with few inodes to cross
+//! `nodefs.inodesFree`. The image store (the busybox test image: about 4 MiB and 300 inodes)
+//! is on that tmpfs too; every threshold leaves room for it before the pods fill the disk.
+//! The same setup shows soft grace periods, minimum reclaim, one eviction per cycle and
+//! critical pods. Local-storage limits (emptyDir `sizeLimit`, `ephemeral-storage`) need no
+//! pressure at all; `pid.available` uses a threshold just below what is free when the test
+//! starts.
 
 mod common;
 
@@ -30,13 +33,17 @@ metadata: {name: steady}
 spec:
   containers:
   - name: main
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
     resources:
       requests: {cpu: 100m, memory: 32Mi}
       limits: {cpu: 100m, memory: 32Mi}
 "#;
 
-/// A BestEffort pod that allocates (and touches) 300 MiB after a second.
+/// A BestEffort pod that allocates (and touches) 300 MiB after a second: dd reads 300 MiB of
+/// zeros into one buffer and holds it, blocked writing to a `sleep` that never reads. Its shell
+/// (PID 1) stops at SIGTERM, as the Python hog did, so an eviction does not wait out the grace
+/// period.
 const HOG: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -45,7 +52,8 @@ spec:
   terminationGracePeriodSeconds: 30
   containers:
   - name: eat
-    command: ["python3", "-c", "import time; time.sleep(1); b = b'x' * (300 << 20); time.sleep(3600)"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1; dd if=/dev/zero bs=300M count=1 2>/dev/null | sleep 3600 & wait"]
 "#;
 
 const BESTEFFORT_SLEEPER: &str = r#"
@@ -55,6 +63,7 @@ metadata: {name: late}
 spec:
   containers:
   - name: main
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
 "#;
 
@@ -262,27 +271,24 @@ fn disk_pressure_evicts_a_pod_that_fills_the_logs() {
 
 // ---------------------------------------------------------------------------------------------
 // Disk, inodes, local-storage limits, soft thresholds, minimum reclaim, pids, critical pods and
-// one eviction per cycle. Pods reach their emptyDir at its node path (no volume mounts yet:
-// docs/deviations.md), `<root-dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>`, with the
-// UID from the downward API. Everything is observed through the agent's API: /pods,
+// one eviction per cycle. Pods write into their emptyDir through its volumeMount; its contents
+// live in `<root-dir>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>` on the node, where the
+// eviction manager measures them. Everything is observed through the agent's API: /pods,
 // /debug/eviction, /api/v1/events, /containerLogs, and the order of the agent's log lines.
 
 /// Short cycles so that tests do not wait for the kubelet's 10 s period.
 const MONITOR: &str = "--eviction-monitoring-period=1s";
 
-/// A pod that writes `mib` MiB into its emptyDir `scratch` (after `wait_for` exists, if
-/// given), then sleeps. `extra_spec` is YAML inserted into `spec` (priority, limits, ...).
-fn filler(
-    name: &str,
-    root: &std::path::Path,
-    mib: u32,
-    wait_for: Option<&std::path::Path>,
-    extra_spec: &str,
-    volume: &str,
-) -> String {
-    let wait = wait_for
-        .map(|p| format!("while [ ! -e {} ]; do sleep 0.1; done; ", p.display()))
-        .unwrap_or_default();
+/// A pod that writes `mib` MiB into its emptyDir `scratch`, mounted at /scratch (once
+/// /scratch/go exists if `wait_for_go`: see [`go`]), then sleeps; it stops at SIGTERM (its
+/// shell is PID 1, which would ignore it), so an eviction takes no grace period. `extra_spec`
+/// is YAML inserted into `spec` (priority, limits, ...).
+fn filler(name: &str, mib: u32, wait_for_go: bool, extra_spec: &str, volume: &str) -> String {
+    let wait = if wait_for_go {
+        "while [ ! -e /scratch/go ]; do sleep 0.1; done; "
+    } else {
+        ""
+    };
     format!(
         r#"
 apiVersion: v1
@@ -296,15 +302,31 @@ spec:
     emptyDir: {volume}
   containers:
   - name: fill
-    command: ["sh", "-c", "echo hello from {name}; {wait}dd if=/dev/zero of=$DIR/blob bs=1M count={mib} 2>/dev/null; echo filled; sleep 3600"]
-    env:
-    - name: POD_UID
-      valueFrom: {{fieldRef: {{fieldPath: metadata.uid}}}}
-    - name: DIR
-      value: "{root}/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/scratch"
-"#,
-        root = root.display()
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo hello from {name}; {wait}dd if=/dev/zero of=/scratch/blob bs=1M count={mib} 2>/dev/null; echo filled; sleep 3600 & wait"]
+    volumeMounts: [{{name: scratch, mountPath: /scratch}}]
+"#
     )
+}
+
+/// Lets waiting [`filler`] pods start writing: creates /scratch/go in each through the
+/// kubelet's `/run` endpoint (an exec in the container).
+fn go(a: &Agent, pods: &[&str]) {
+    for pod in pods {
+        let name = a.pod(pod).unwrap()["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (code, body) = common::http_request(
+            a.port,
+            "POST",
+            &format!("/run/default/{name}/fill?cmd=touch+/scratch/go"),
+            common::token_for(a.port).as_deref(),
+            &[],
+        )
+        .unwrap_or_else(|| panic!("/run {name}: no answer"));
+        assert_eq!(code, 200, "/run {name}: {body}");
+    }
 }
 
 fn evicted(a: &Agent, name: &str) -> Option<Value> {
@@ -345,10 +367,7 @@ fn disk_pressure_evicts_a_pod_filling_its_empty_dir_with_annotated_event() {
     );
     a.write_manifest("steady.yaml", GUARANTEED);
     a.wait_running("steady", "main", T);
-    a.write_manifest(
-        "fill.yaml",
-        &filler("fill", &a.root_dir, 45, None, "", "{}"),
-    );
+    a.write_manifest("fill.yaml", &filler("fill", 45, false, "", "{}"));
     let p = a.wait_for("fill evicted", T, |a| evicted(a, "fill"));
     let msg = p["status"]["message"].as_str().unwrap();
     assert!(
@@ -395,7 +414,8 @@ fn disk_pressure_evicts_a_pod_filling_its_empty_dir_with_annotated_event() {
 
 #[test]
 fn inode_pressure_evicts_a_pod_creating_many_files() {
-    // 2000 inodes: a pod creating 1200 empty files crosses nodefs.inodesFree<50%.
+    // 2000 inodes, about 300 of them the image store's: a pod creating 1200 empty files
+    // crosses nodefs.inodesFree<50%.
     let a = start_on_tmpfs(
         "64m,nr_inodes=2000",
         &[
@@ -416,15 +436,11 @@ spec:
     emptyDir: {}
   containers:
   - name: touch
-    command: ["sh", "-c", "cd $DIR && i=0; while [ $i -lt 1200 ]; do : > f$i; i=$((i+1)); done; echo done; sleep 3600"]
-    env:
-    - name: POD_UID
-      valueFrom: {fieldRef: {fieldPath: metadata.uid}}
-    - name: DIR
-      value: "ROOT/pods/$(POD_UID)/volumes/kubernetes.io~empty-dir/scratch"
-"#
-    .replace("ROOT", &a.root_dir.display().to_string());
-    a.write_manifest("files.yaml", &files);
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; cd /scratch && i=0; while [ $i -lt 1200 ]; do : > f$i; i=$((i+1)); done; echo done; sleep 3600 & wait"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+"#;
+    a.write_manifest("files.yaml", files);
     let p = a.wait_for("files evicted", T, |a| evicted(a, "files"));
     let msg = p["status"]["message"].as_str().unwrap();
     assert!(
@@ -458,11 +474,13 @@ metadata: {name: chatty}
 spec:
   containers:
   - name: a
-    command: ["sh", "-c", "echo hello from the chatty pod; yes 'a line of log output' | head -c 2097152; sleep 3600"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo hello from the chatty pod; yes 'a line of log output' | head -c 2097152; sleep 3600 & wait"]
     resources:
       limits: {ephemeral-storage: 1Mi}
   - name: b
-    command: ["sleep", "3600"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
     resources:
       limits: {ephemeral-storage: 10Mi}
 "#;
@@ -476,13 +494,13 @@ fn local_storage_limits_evict_the_offending_pods_and_logs_stay_readable() {
     // emptyDir sizeLimit 1Mi, 4 MiB written.
     a.write_manifest(
         "sized.yaml",
-        &filler("sized", &a.root_dir, 4, None, "", "{sizeLimit: 1Mi}"),
+        &filler("sized", 4, false, "", "{sizeLimit: 1Mi}"),
     );
     // A pod-level ephemeral-storage limit of 2Mi (one container), 3 MiB in an emptyDir
     // without sizeLimit.
     a.write_manifest(
         "podlimit.yaml",
-        &filler("podlimit", &a.root_dir, 3, None, "", "{}").replace(
+        &filler("podlimit", 3, false, "", "{}").replace(
             "  - name: fill\n",
             "  - name: fill\n    resources:\n      limits: {ephemeral-storage: 2Mi}\n",
         ),
@@ -592,10 +610,7 @@ fn soft_threshold_waits_for_its_grace_period() {
             MONITOR,
         ],
     );
-    a.write_manifest(
-        "fill.yaml",
-        &filler("fill", &a.root_dir, 45, None, "", "{}"),
-    );
+    a.write_manifest("fill.yaml", &filler("fill", 45, false, "", "{}"));
     // First: the threshold is met (DiskPressure at once, conditions ignore grace) but not
     // acted on, and the pod is still running.
     let (met_since, grace) = a.wait_for("soft threshold met, not acted on", T, |a| {
@@ -650,9 +665,9 @@ fn threshold_and_available(msg: &str) -> (i64, i64) {
 fn minimum_reclaim_keeps_evicting_until_the_extra_amount_is_free() {
     // 100 MiB disk, threshold 30 MiB free, minimum reclaim 30 MiB: once fired, the threshold
     // holds until 60 MiB are free. `keeper` (priority 1000) writes 50 MiB, `spike` 30 MiB:
-    // 20 MiB free, the threshold fires and `spike` (lower priority) goes first. That frees
-    // 30 MiB: 50 MiB free is above the threshold but below threshold + minimum reclaim, so
-    // `keeper` is evicted too. Without minimum reclaim it would keep running. The period is
+    // with the image store's 4 MiB, 16 MiB free, the threshold fires and `spike` (lower
+    // priority) goes first. That frees 30 MiB: 46 MiB free is above the threshold but below
+    // threshold + minimum reclaim, so `keeper` is evicted too. Without minimum reclaim it would keep running. The period is
     // long: the crossing is seen by the fast poll, and the second eviction comes from the cycle
     // that runs at once after the first (as the kubelet's loop after `waitForPodsCleanup`),
     // not from a later period.
@@ -665,25 +680,14 @@ fn minimum_reclaim_keeps_evicting_until_the_extra_amount_is_free() {
             "--eviction-monitoring-period=1h",
         ],
     );
-    let go = a.tmp.path().join("go");
     a.write_manifest(
         "keeper.yaml",
-        &filler(
-            "keeper",
-            &a.root_dir,
-            50,
-            Some(&go),
-            "  priority: 1000",
-            "{}",
-        ),
+        &filler("keeper", 50, true, "  priority: 1000", "{}"),
     );
-    a.write_manifest(
-        "spike.yaml",
-        &filler("spike", &a.root_dir, 30, Some(&go), "", "{}"),
-    );
+    a.write_manifest("spike.yaml", &filler("spike", 30, true, "", "{}"));
     a.wait_running("keeper", "fill", T);
     a.wait_running("spike", "fill", T);
-    std::fs::write(&go, "").unwrap();
+    go(&a, &["keeper", "spike"]);
     let spike = a.wait_for("spike evicted", T, |a| evicted(a, "spike"));
     let keeper = a.wait_for("keeper evicted", T, |a| evicted(a, "keeper"));
     let (q1, avail1) = threshold_and_available(spike["status"]["message"].as_str().unwrap());
@@ -704,7 +708,7 @@ fn minimum_reclaim_keeps_evicting_until_the_extra_amount_is_free() {
     assert!(d[0]["pod"].as_str().unwrap().starts_with("default/spike-"));
     assert!(d[1]["pod"].as_str().unwrap().starts_with("default/keeper-"));
     assert_eq!(d[1]["trigger"], "retry", "{d:?}");
-    // After both: 100 MiB free, the threshold and its reclaim are satisfied; nothing more.
+    // After both: 96 MiB free, the threshold and its reclaim are satisfied; nothing more.
     a.wait_for("threshold resolved", T, |a| {
         nodefs_threshold(&eviction_report(a)).filter(|t| t["met"] == false)
     });
@@ -724,18 +728,11 @@ fn one_pod_per_cycle_with_the_wait_for_the_first_to_be_gone() {
             MONITOR,
         ],
     );
-    let go = a.tmp.path().join("go");
-    a.write_manifest(
-        "one.yaml",
-        &filler("one", &a.root_dir, 20, Some(&go), "", "{}"),
-    );
-    a.write_manifest(
-        "two.yaml",
-        &filler("two", &a.root_dir, 20, Some(&go), "", "{}"),
-    );
+    a.write_manifest("one.yaml", &filler("one", 20, true, "", "{}"));
+    a.write_manifest("two.yaml", &filler("two", 20, true, "", "{}"));
     a.wait_running("one", "fill", T);
     a.wait_running("two", "fill", T);
-    std::fs::write(&go, "").unwrap();
+    go(&a, &["one", "two"]);
     a.wait_for("both evicted", T, |a| {
         (evicted(a, "one").is_some() && evicted(a, "two").is_some()).then_some(())
     });
@@ -791,25 +788,20 @@ fn critical_pods_are_never_evicted() {
             MONITOR,
         ],
     );
-    let go = a.tmp.path().join("go");
     a.write_manifest(
         "critical.yaml",
         &filler(
             "critical",
-            &a.root_dir,
             45,
-            Some(&go),
+            true,
             "  priorityClassName: system-node-critical",
             "{}",
         ),
     );
-    a.write_manifest(
-        "normal.yaml",
-        &filler("normal", &a.root_dir, 5, Some(&go), "", "{}"),
-    );
+    a.write_manifest("normal.yaml", &filler("normal", 5, true, "", "{}"));
     a.wait_running("critical", "fill", T);
     a.wait_running("normal", "fill", T);
-    std::fs::write(&go, "").unwrap();
+    go(&a, &["critical", "normal"]);
     a.wait_for("normal evicted", T, |a| evicted(a, "normal"));
     // At least two cycles that found only the critical pod and skipped it.
     let d = a.wait_for("the critical pod skipped twice", T, |a| {
@@ -883,7 +875,8 @@ metadata: {name: forker}
 spec:
   containers:
   - name: fork
-    command: ["sh", "-c", "i=0; while [ $i -lt 600 ]; do sleep 3600 & i=$((i+1)); done; wait"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; i=0; while [ $i -lt 600 ]; do sleep 3600 & i=$((i+1)); done; wait"]
 "#,
     );
     let p = a.wait_for("forker evicted", T, |a| evicted(a, "forker"));
@@ -935,7 +928,7 @@ fn local_storage_capacity_isolation_false_enforces_no_limits() {
     assert!(a.log_contains("localStorageCapacityIsolation is false"));
     a.write_manifest(
         "sized.yaml",
-        &filler("sized", &a.root_dir, 4, None, "", "{sizeLimit: 1Mi}"),
+        &filler("sized", 4, false, "", "{sizeLimit: 1Mi}"),
     );
     a.wait_running("sized", "fill", T);
     // Once the 4 MiB are written, three more published cycles (1 s each) see it over its

@@ -183,10 +183,10 @@ metadata:
 spec:
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "echo main-started; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
   - name: side
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "echo side-says-hello; echo side-err >&2; exec sleep 3600"]
 "#;
 
@@ -197,9 +197,9 @@ metadata: {name: init, namespace: kube-system}
 spec:
   terminationGracePeriodSeconds: 1
   initContainers:
-  - {name: wait, image: debian, command: [sleep, "3600"]}
+  - {name: wait, image: localhost/busybox:test, command: [sleep, "3600"]}
   containers:
-  - {name: main, image: debian, command: [sleep, "3600"]}
+  - {name: main, image: localhost/busybox:test, command: [sleep, "3600"]}
 "#;
 
 #[test]
@@ -417,9 +417,11 @@ apiVersion: v1
 kind: Pod
 metadata: {name: counter}
 spec:
+  # Removed by the watch test: `sleep` as PID 1 ignores SIGTERM; no 30 s grace period.
+  terminationGracePeriodSeconds: 1
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i; done; echo oops >&2; sleep 4; echo late; exec sleep 3600"]
 "#;
 
@@ -614,8 +616,8 @@ metadata: {name: crasher}
 spec:
   containers:
   - name: main
-    image: debian
-    command: ["sh", "-c", "echo run-$(date +%s%N); exit 3"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "echo run-$(cat /proc/sys/kernel/random/uuid); exit 3"]
 "#;
 
 #[test]
@@ -654,11 +656,12 @@ apiVersion: v1
 kind: Pod
 metadata: {name: chatty}
 spec:
+  # Removed at the end of its test: its shell (PID 1) stops at SIGTERM.
   terminationGracePeriodSeconds: 1
   containers:
   - name: main
-    image: debian
-    command: ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); if [ $((i % 100)) = 0 ]; then sleep 0.1; fi; done; exec sleep 3600"]
+    image: localhost/busybox:test
+    command: ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); if [ $((i % 100)) = 0 ]; then sleep 0.1; fi; done; trap 'exit 0' TERM; sleep 3600 & wait"]
 "#;
 
 #[test]
@@ -775,7 +778,7 @@ metadata: {name: burner}
 spec:
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "while true; do i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 0.1; done"]
     resources:
       limits: {cpu: 200m, memory: 64Mi}

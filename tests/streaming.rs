@@ -1,7 +1,8 @@
 //! Exec, attach and port-forward against the real agent, with real clients: kubectl 1.32
 //! (WebSocket v5, SPDY tunneled in WebSocket, and plain SPDY with the WEBSOCKETS switches off)
 //! and a tokio-tungstenite client for the older channel protocols, the kubelet paths and bad
-//! input. Each test runs its own agent in its own test cgroup (see `common`).
+//! input. Each test runs its own agent in its own test cgroup (see `common`); the pods run
+//! from the busybox test image, so `exec` enters the container (its PID 1, its overlay root).
 
 mod common;
 
@@ -27,12 +28,12 @@ metadata: {name: box}
 spec:
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
     workingDir: /tmp
     env: [{name: GREETING, value: hello-from-box}]
   - name: side
-    image: debian
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
 "#;
 
@@ -83,7 +84,8 @@ fn kubectl_exec_exit_codes_stdin_env_and_cgroup() {
         .unwrap()
         .to_string();
 
-    // Exit 0, in the container's env, working dir and cgroup; the default container is main.
+    // Exit 0, in the container's env, working dir and cgroup, and in its PID namespace (its
+    // PID 1 is main's sleep); the default container is main.
     let r = run(
         kubectl(
             &a,
@@ -94,7 +96,7 @@ fn kubectl_exec_exit_codes_stdin_env_and_cgroup() {
                 "--",
                 "sh",
                 "-c",
-                "echo $GREETING; pwd; cat /proc/self/cgroup",
+                "echo $GREETING; pwd; cat /proc/self/cgroup; echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline)",
             ],
         ),
         b"",
@@ -107,6 +109,11 @@ fn kubectl_exec_exit_codes_stdin_env_and_cgroup() {
     assert!(
         r.stdout.contains(&format!("pod{uid}/main")),
         "not in the container's cgroup: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("pid1=sleep 3600"),
+        "not in the container's PID namespace: {}",
         r.stdout
     );
     assert!(
@@ -305,9 +312,9 @@ fn http_get_body(port: u16, path: &str) -> Result<String, String> {
 #[test]
 fn kubectl_port_forward_websocket_and_spdy() {
     let a = Agent::start(&[]);
-    let www = tempfile::tempdir().unwrap();
-    std::fs::write(www.path().join("hello.txt"), "hello through the tunnel\n").unwrap();
     let pod_port = free_port();
+    // busybox httpd serves a file the container writes into its own root; the pod has the
+    // node's network (no pod network namespace yet), so it listens on the node's loopback.
     a.write_manifest(
         "web.yaml",
         &format!(
@@ -318,10 +325,9 @@ metadata: {{name: web}}
 spec:
   containers:
   - name: main
-    image: python
-    command: ["python3", "-m", "http.server", "{pod_port}", "--bind", "127.0.0.1", "--directory", "{}"]
-"#,
-            www.path().display()
+    image: localhost/busybox:test
+    command: ["sh", "-c", "mkdir -p /www && echo 'hello through the tunnel' > /www/hello.txt && exec httpd -f -p 127.0.0.1:{pod_port} -h /www"]
+"#
         ),
     );
     a.wait_running("web", "main", T);
@@ -330,7 +336,7 @@ spec:
         .unwrap()
         .to_string();
     // Wait until the server listens.
-    a.wait_for("http.server listening", T, |_| {
+    a.wait_for("httpd listening", T, |_| {
         TcpStream::connect(("127.0.0.1", pod_port)).ok().map(|_| ())
     });
     let home = tempfile::tempdir().unwrap();

@@ -211,14 +211,11 @@ pub struct Agent {
 const NODE_PROCESS_SUITES: &[&str] = &[
     "authn",
     "authz",
-    "eviction",
     "faults",
-    "kubectl",
     "limits",
     "preflight",
     "prober",
     "spine",
-    "streaming",
     "tls",
 ];
 
@@ -871,7 +868,9 @@ spec:
 "#;
 
 /// Fills its log directory: 60 MB of log lines (pod `chatty`), for the disk-pressure tests on
-/// a 64 MiB tmpfs.
+/// a 64 MiB tmpfs. dd writes them in 64 KiB blocks: busybox `yes` writes a line per write,
+/// and the log pipeline then reads a line at a time, which fills the disk much more slowly.
+/// The shell (PID 1) stops at SIGTERM, so an eviction does not wait out the grace period.
 pub const LOGGER: &str = r#"
 apiVersion: v1
 kind: Pod
@@ -880,7 +879,7 @@ spec:
   containers:
   - name: talk
     image: localhost/busybox:test
-    command: ["sh", "-c", "sleep 1; yes 'a line of log output that fills the disk quickly' | head -c 60000000; sleep 3600"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; (sleep 1; yes 'a line of log output that fills the disk quickly' | dd bs=64k count=60000000 iflag=fullblock,count_bytes 2>/dev/null; sleep 3600) & wait"]
 "#;
 
 /// Makes the child of `cmd` write "0" to each `cgroup.procs` file in `procs` between fork and
