@@ -470,6 +470,7 @@ impl PodWorker {
             },
         };
         let host_filesystem = container.rootfs == ContainerRootfs::HostFilesystem;
+        let isolated = container.rootfs != ContainerRootfs::Node;
         self.slots[i].image = image.map(|img| (img.image, img.image_id));
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
@@ -509,10 +510,12 @@ impl PodWorker {
             }
         };
         tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, pid = started.pid, attempt, "container started");
-        if host_filesystem {
-            // Exec probes, hooks and `kubectl exec` enter the container: its namespaces are
-            // known now that its process runs.
+        if isolated {
+            // Exec probes, hooks and `kubectl exec` enter the container (from its image or on
+            // the node's filesystem): its namespaces are known now that its process runs.
             exec.isolation = ctx.runtime.exec_context(&id).ok().and_then(|c| c.isolation);
+        }
+        if host_filesystem {
             let image = spec.image.clone().unwrap_or_default();
             tracing::info!(pod = %self.pod_name(), container = %name, container_id = %id, image = %image,
                 "container runs from the node's root filesystem in its own mount and PID namespaces (minikubelet.io/host-filesystem); its image is neither pulled nor used");
