@@ -221,7 +221,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "preflight",
     "prober",
     "source",
-    "spine",
     "stats",
     "streaming",
     "tls",
