@@ -213,7 +213,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "authz",
     "eviction",
     "eviction_notify",
-    "faults",
     "kubectl",
     "labs",
     "limits",
