@@ -215,7 +215,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "eviction_notify",
     "kubectl",
     "labs",
-    "limits",
     "logs_limits",
     "preflight",
     "prober",
