@@ -216,8 +216,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "kubectl",
     "labs",
     "logs_limits",
-    "preflight",
-    "prober",
     "source",
     "stats",
     "streaming",
