@@ -209,8 +209,6 @@ pub struct Agent {
 /// (`--feature-gates=ImageRootfs=false`, deprecated) until their manifests name
 /// [`TEST_IMAGE`]; every other binary's agents run pods from their images, the default.
 const NODE_PROCESS_SUITES: &[&str] = &[
-    "authn",
-    "authz",
     "eviction",
     "eviction_notify",
     "kubectl",
@@ -219,7 +217,6 @@ const NODE_PROCESS_SUITES: &[&str] = &[
     "source",
     "stats",
     "streaming",
-    "tls",
 ];
 
 fn free_port() -> u16 {
