@@ -23,11 +23,15 @@ const T: Duration = Duration::from_secs(20);
 const SLEEPER: &str = r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: sleeper}
+metadata:
+  name: sleeper
+  # The commands run in it touch markers on the node's /tmp that the test looks for (a
+  # command that ran must show; one refused must not): the node's filesystem, isolated.
+  annotations: {minikubelet.io/host-filesystem: "true"}
 spec:
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
 "#;
 

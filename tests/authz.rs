@@ -77,7 +77,7 @@ metadata: {name: web}
 spec:
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "echo hello-from-web; sleep 3600"]
 "#;
 

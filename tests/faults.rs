@@ -19,7 +19,7 @@ const T: Duration = Duration::from_secs(20);
 
 fn pod_yaml(name: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {{name: c, command: [sleep, '3600']}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: localhost/busybox:test, command: [sleep, '3600']}}\n"
     )
 }
 
@@ -74,6 +74,9 @@ impl Drop for ModeGuard<'_> {
 
 /// The agent without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH, so that `chmod 000` makes a manifest
 /// directory or file unreadable to it: a deterministic stand-in for the audit's EMFILE.
+/// Without CAP_DAC_OVERRIDE the shim can neither mount an image's overlay (EACCES) nor give
+/// an isolated container the default capabilities (capset: EPERM), as runc could not either:
+/// these agents keep the deprecated node-process mode; what they test is the manifest source.
 fn agent_without_dac_override() -> Agent {
     Agent::start_wrapped(
         &[
@@ -81,7 +84,10 @@ fn agent_without_dac_override() -> Agent {
             "--bounding-set=-dac_override,-dac_read_search",
             "--",
         ],
-        &["--file-check-frequency=1s"],
+        &[
+            "--file-check-frequency=1s",
+            "--feature-gates=ImageRootfs=false",
+        ],
     )
 }
 
@@ -211,7 +217,7 @@ fn a_uid_that_names_a_path_is_refused_and_nothing_outside_is_touched() {
         a.write_manifest(
             file,
             &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: '{uid}'}}\nspec:\n  containers:\n  - {{name: c, command: [sleep, '3600']}}\n  volumes:\n  - {{name: v, emptyDir: {{}}}}\n"
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: '{uid}'}}\nspec:\n  containers:\n  - {{name: c, image: localhost/busybox:test, command: [sleep, '3600']}}\n  volumes:\n  - {{name: v, emptyDir: {{}}}}\n"
             ),
         );
         a.wait_for(&format!("{file} refused"), T, |a| {
@@ -239,7 +245,7 @@ fn two_files_with_one_uid_are_both_refused_with_an_event_naming_both() {
     let a = Agent::start(&[]);
     let with_uid = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: 3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10}}\nspec:\n  containers:\n  - {{name: c, command: [sleep, '3600']}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: 3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10}}\nspec:\n  containers:\n  - {{name: c, image: localhost/busybox:test, command: [sleep, '3600']}}\n"
         )
     };
     a.write_manifest("dupa.yaml", &with_uid("dupa"));
@@ -388,15 +394,10 @@ fn post(port: u16, path: &str) -> (u16, String) {
 fn exec_processes_start_with_stdio_only_and_the_containers_oom_score_adj() {
     // fd 9 is inherited by the agent (not close-on-exec), as the audit's fd 251 was.
     let a = Agent::start_wrapped(&["sh", "-c", "exec 9</dev/null \"$@\"", "sh"], &[]);
-    let out = a.tmp.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    chmod(&out, 0o777);
-    let o = out.display();
+    // The hook writes what it saw to the container's /tmp; the test reads it through `/run`.
     a.write_manifest(
         "box.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: box}}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '3600']\n    securityContext: {{runAsUser: 65534}}\n    lifecycle:\n      postStart: {{exec: {{command: [sh, -c, 'ls /proc/self/fd > {o}/hook.fd; cat /proc/self/oom_score_adj > {o}/hook.oom']}}}}\n"
-        ),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: box}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '3600']\n    securityContext: {runAsUser: 65534}\n    lifecycle:\n      postStart: {exec: {command: [sh, -c, 'ls /proc/self/fd > /tmp/hook.fd; cat /proc/self/oom_score_adj > /tmp/hook.oom.tmp; mv /tmp/hook.oom.tmp /tmp/hook.oom']}}\n",
     );
     let agent_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", a.pid().unwrap()))
         .unwrap()
@@ -418,15 +419,22 @@ fn exec_processes_start_with_stdio_only_and_the_containers_oom_score_adj() {
     assert_eq!(container_oom.trim(), "1000", "BestEffort");
     // `ls` itself opens the directory it lists: fd 3.
     let fds = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-    let hook_fd = a.wait_for("hook output", T, |_| {
-        std::fs::read_to_string(out.join("hook.oom")).ok()?;
-        std::fs::read_to_string(out.join("hook.fd")).ok()
-    });
-    assert_eq!(fds(&hook_fd), ["0", "1", "2", "3"], "hook fds");
-    let hook_oom = std::fs::read_to_string(out.join("hook.oom")).unwrap();
-    assert_eq!(hook_oom, container_oom, "hook oom_score_adj");
-
     let name = pod["metadata"]["name"].as_str().unwrap();
+    let hook_oom = a.wait_for("hook output", T, |_| {
+        let (code, body) = post(
+            a.port,
+            &format!("/run/default/{name}/c?cmd=cat+/tmp/hook.oom"),
+        );
+        (code == 200 && body.trim().parse::<i32>().is_ok()).then_some(body)
+    });
+    assert_eq!(hook_oom, container_oom, "hook oom_score_adj");
+    let (code, hook_fd) = post(
+        a.port,
+        &format!("/run/default/{name}/c?cmd=cat+/tmp/hook.fd"),
+    );
+    assert_eq!(code, 200, "{hook_fd}");
+    assert_eq!(fds(&hook_fd), ["0", "1", "2", "3"], "hook fds");
+
     let (code, body) = post(
         a.port,
         &format!("/run/default/{name}/c?cmd=ls+/proc/self/fd"),
@@ -489,18 +497,21 @@ fn sidecars_stop_after_the_main_containers_in_reverse_order() {
     let o = out.display();
     let main = |n: &str| {
         format!(
-            "  - name: {n}\n    command: [sh, -c, \"trap 'echo TERM {n} $(date +%s%N) >> {o}; sleep 0.3; echo EXIT {n} $(date +%s%N) >> {o}; exit 0' TERM; while true; do sleep 0.05; done\"]\n"
+            "  - name: {n}\n    image: localhost/busybox:test\n    command: [sh, -c, \"trap 'echo TERM {n} $(date +%s%N) >> {o}; sleep 0.3; echo EXIT {n} $(date +%s%N) >> {o}; exit 0' TERM; while true; do sleep 0.05; done\"]\n"
         )
     };
     let sidecar = |n: &str| {
         format!(
-            "  - name: {n}\n    restartPolicy: Always\n    command: [sh, -c, \"trap 'echo TERM {n} $(date +%s%N) >> {o}; exit 0' TERM; while true; do sleep 0.05; done\"]\n"
+            "  - name: {n}\n    image: localhost/busybox:test\n    restartPolicy: Always\n    command: [sh, -c, \"trap 'echo TERM {n} $(date +%s%N) >> {o}; exit 0' TERM; while true; do sleep 0.05; done\"]\n"
         )
     };
     a.write_manifest(
         "side.yaml",
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: side}}\nspec:\n  terminationGracePeriodSeconds: 20\n  initContainers:\n{}{}  containers:\n{}{}",
+            // The node's filesystem: the containers append to a file on the node's /tmp that the
+            // test reads after the pod is gone, with the node's `date +%s%N` (busybox's date
+            // has no %N).
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: side\n  annotations: {{minikubelet.io/host-filesystem: \"true\"}}\nspec:\n  terminationGracePeriodSeconds: 20\n  initContainers:\n{}{}  containers:\n{}{}",
             sidecar("s1"),
             sidecar("s2"),
             main("m1"),

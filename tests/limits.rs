@@ -22,9 +22,10 @@ const T: Duration = Duration::from_secs(30);
 /// The agent's header-read (and idle) timeout, `server::conn::HEADER_READ_TIMEOUT`.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `sleep` as PID 1 ignores SIGTERM: grace 1 s keeps the removals short.
 fn pod(name: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: main\n    image: debian\n    command: [\"sleep\", \"3600\"]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: localhost/busybox:test\n    command: [\"sleep\", \"3600\"]\n"
     )
 }
 

@@ -43,9 +43,11 @@ apiVersion: v1
 kind: Pod
 metadata: {name: sleeper}
 spec:
+  # sleep as PID 1 ignores SIGTERM: the edit and the delete wait the grace period.
+  terminationGracePeriodSeconds: 1
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
     resources:
       requests: {cpu: 250m, memory: 32Mi}
@@ -136,11 +138,11 @@ fn guaranteed_and_besteffort_layout() {
     let a = Agent::start(&[]);
     a.write_manifest(
         "g.yaml",
-        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"g"},"spec":{"containers":[{"name":"c","command":["sleep","3600"],"resources":{"limits":{"cpu":"100m","memory":"32Mi"}}}]}}"#,
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"g"},"spec":{"containers":[{"name":"c","image":"localhost/busybox:test","command":["sleep","3600"],"resources":{"limits":{"cpu":"100m","memory":"32Mi"}}}]}}"#,
     );
     a.write_manifest(
         "be.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: be}\nspec:\n  containers:\n  - {name: c, command: [sleep, '3600']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: be}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sleep, '3600']}\n",
     );
     a.wait_running("g", "c", T);
     a.wait_running("be", "c", T);
@@ -193,7 +195,9 @@ metadata: {name: hog}
 spec:
   containers:
   - name: hog
-    command: ["python3", "-c", "b = bytearray(200 * 1024 * 1024); import time; time.sleep(60)"]
+    image: localhost/busybox:test
+    # The shell holds 200 MiB of output in a variable (its pipe's children stay small).
+    command: ["sh", "-c", "x=$(head -c 209715200 /dev/zero | tr '\\0' a); sleep 60"]
     resources:
       limits: {memory: 50Mi}
 "#,
@@ -229,11 +233,16 @@ fn fork_bomb_stops_at_pids_max() {
         r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: forky}
+metadata:
+  name: forky
+  # python3 is the node's: its fork loop goes on after a failed fork (busybox sh exits on
+  # its first "can't fork"), so it reports how many of all 100 forks succeeded.
+  annotations: {minikubelet.io/host-filesystem: "true"}
 spec:
   restartPolicy: Never
   containers:
   - name: bomb
+    image: localhost/busybox:test
     command: ["python3", "-c"]
     args:
     - |
@@ -292,8 +301,10 @@ spec:
   terminationGracePeriodSeconds: 3
   containers:
   - name: polite
+    image: localhost/busybox:test
     command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.1; done"]
   - name: rude
+    image: localhost/busybox:test
     command: ["sh", "-c", "trap 'echo ignoring TERM' TERM; while true; do sleep 0.1; done"]
 "#,
     );
@@ -354,7 +365,7 @@ fn crash_loop_delays_and_restart_count() {
     let a = Agent::start(&[]);
     a.write_manifest(
         "crash.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'echo hi; exit 3']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'echo hi; exit 3']}\n",
     );
     // First restart is immediate, the second waits 10 s: at ~2 s we see restartCount 1 and
     // CrashLoopBackOff with "back-off 10s".
@@ -409,9 +420,10 @@ apiVersion: v1
 kind: Pod
 metadata: {name: live}
 spec:
-  terminationGracePeriodSeconds: 2
+  terminationGracePeriodSeconds: 1
   containers:
   - name: c
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
     livenessProbe:
       exec: {command: ["false"]}
@@ -566,8 +578,10 @@ metadata: {name: ticker}
 spec:
   containers:
   - name: tick
+    image: localhost/busybox:test
     command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"]
   - name: short
+    image: localhost/busybox:test
     command: ["sh", "-c", "sleep 2; exit 7"]
 "#,
     );
@@ -643,10 +657,14 @@ fn readiness_and_startup_probes_drive_ready() {
             r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: probed}}
+metadata:
+  name: probed
+  # The readiness probe tests a flag file the test makes on the node's /tmp (no volumes yet).
+  annotations: {{minikubelet.io/host-filesystem: "true"}}
 spec:
   containers:
   - name: c
+    image: localhost/busybox:test
     command: ["sleep", "3600"]
     startupProbe:
       exec: {{command: ["true"]}}
@@ -684,15 +702,15 @@ fn restart_policies_on_failure_and_never() {
     let a = Agent::start(&[]);
     a.write_manifest(
         "ok.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - {name: c, command: [sh, -c, 'exit 0']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'exit 0']}\n",
     );
     a.write_manifest(
         "never.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: never}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: c, command: [sh, -c, 'exit 5']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: never}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'exit 5']}\n",
     );
     a.write_manifest(
         "onfail.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: onfail}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - {name: c, command: [sh, -c, 'exit 5']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: onfail}\nspec:\n  restartPolicy: OnFailure\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'exit 5']}\n",
     );
     let ok = a.wait_for("ok Succeeded", T, |a| {
         a.pod("ok").filter(|p| p["status"]["phase"] == "Succeeded")
@@ -756,7 +774,7 @@ fn logs_rotate_compress_prune_and_are_linked() {
     ]);
     a.write_manifest(
         "chatty.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: chatty}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.002; done']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: chatty}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.002; done']}\n",
     );
     a.wait_running("chatty", "c", T);
     let pod = a.pod("chatty").unwrap();
@@ -798,7 +816,7 @@ fn a_container_that_cannot_start_is_retried_with_backoff() {
     let a = Agent::start(&[]);
     a.write_manifest(
         "missing.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: missing}\nspec:\n  containers:\n  - {name: c, command: [/nonexistent/binary]}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: missing}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [/nonexistent/binary]}\n",
     );
     // First RunContainerError, then an immediate retry that fails again, then CrashLoopBackOff.
     let c = a.wait_for("CrashLoopBackOff after failed starts", T, |a| {
@@ -835,7 +853,7 @@ fn configz_serves_the_effective_configuration() {
 #[test]
 fn crash_loop_back_off_survives_removing_and_restoring_the_manifest() {
     let a = Agent::start(&[]);
-    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - {name: c, command: [sh, -c, 'exit 3']}\n";
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: crash}\nspec:\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'exit 3']}\n";
     a.write_manifest("crash.yaml", text);
     let first = a.wait_for("back-off 10s after the first immediate restart", T, |a| {
         let p = a.pod("crash")?;
@@ -875,7 +893,7 @@ fn a_pod_added_to_a_running_agent_is_probed_without_jitter() {
     std::thread::sleep(Duration::from_millis(6500));
     a.write_manifest(
         "ready.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: ready}\nspec:\n  containers:\n  - name: c\n    command: [sleep, '300']\n    readinessProbe: {exec: {command: ['true']}, periodSeconds: 6}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ready}\nspec:\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sleep, '300']\n    readinessProbe: {exec: {command: ['true']}, periodSeconds: 6}\n",
     );
     a.wait_running("ready", "c", T);
     let t = std::time::Instant::now();

@@ -194,7 +194,7 @@ metadata: {name: box}
 spec:
   containers:
   - name: main
-    image: debian
+    image: localhost/busybox:test
     command: ["sh", "-c", "echo hello-over-tls; sleep 3600"]
 "#;
 
@@ -402,11 +402,14 @@ fn kubectl_python_and_streams_over_tls() {
             "exec",
             &pod,
             "--",
-            "python3",
-            "-c",
-            &format!(
-                "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',{pod_port}))\ns.listen()\nwhile True:\n    c,_=s.accept()\n    c.sendall(b'hello through the tls tunnel\\n')\n    c.close()\n"
-            ),
+            // busybox nc: a persistent server (-ll) that greets each connection and closes.
+            "nc",
+            "-ll",
+            "-p",
+            &pod_port.to_string(),
+            "-e",
+            "echo",
+            "hello through the tls tunnel",
         ],
     );
     server

@@ -205,20 +205,6 @@ pub struct Agent {
     test_image_imported: bool,
 }
 
-/// The test binaries (`tests/<name>.rs`) whose pods still run as processes on the node
-/// (`--feature-gates=ImageRootfs=false`, deprecated) until their manifests name
-/// [`TEST_IMAGE`]; every other binary's agents run pods from their images, the default.
-const NODE_PROCESS_SUITES: &[&str] = &[
-    "authn",
-    "authz",
-    "faults",
-    "limits",
-    "preflight",
-    "prober",
-    "spine",
-    "tls",
-];
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -282,14 +268,6 @@ impl Agent {
         // every test depend on how full this machine's shared disk happens to be (it sits
         // near 15%): tests that are not about eviction keep only the memory threshold.
         let with_config = self.has_flag("--config");
-        // Test binaries whose pods still run as processes on the node (the deprecated
-        // `ImageRootfs=false`): their manifests are being moved to `TEST_IMAGE` (issue 11).
-        if NODE_PROCESS_SUITES.contains(&env!("CARGO_CRATE_NAME"))
-            && !self.has_flag("--feature-gates")
-            && !with_config
-        {
-            v.push("--feature-gates=ImageRootfs=false".to_string());
-        }
         for (flag, arg) in [
             ("--file-check-frequency", "--file-check-frequency=2s"),
             ("-v", "-v=4"),
