@@ -735,8 +735,6 @@ fn image_starts(s: &Settings, helper: &[String], work: &Path, agent: &Agent, sta
     write_image_archive(&layer_dir, &archive);
     let mut images = Agent::start_unspawned(&[
         &format!("-v={}", s.verbosity),
-        // The default, said aloud: the harness runs this crate's agents in the old mode.
-        "--feature-gates=ImageRootfs=true",
         "--file-check-frequency=20s",
         "--eviction-hard=memory.available<100Mi",
     ]);
