@@ -864,6 +864,22 @@ impl Validator {
                 );
             }
         }
+        // `validateContainers` and `validateContainersOnlyForPod`: a pod's containers name
+        // their image (the annotation minikubelet.io/host-filesystem keeps it required too).
+        match c.image.as_deref() {
+            None | Some("") => self.required(
+                format!("{path}.image"),
+                "",
+                "name the container's image, e.g. `image: busybox:1.36`",
+            ),
+            Some(image) if image.trim() != image => self.invalid(
+                format!("{path}.image"),
+                image,
+                "must not have leading or trailing whitespace",
+                "remove the spaces around the image name",
+            ),
+            Some(_) => {}
+        }
         if let Some(p) = c.image_pull_policy.as_deref()
             && !PULL_POLICIES.contains(&p)
         {
@@ -1974,7 +1990,7 @@ mod tests {
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web-node-1", "namespace": "default", "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "command": ["sleep", "100"]}]}
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "100"]}]}
         })
     }
 
@@ -2061,13 +2077,13 @@ mod tests {
                 "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "supplementalGroups": [5]},
                 "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}, {"name": "plain"}],
                 "initContainers": [
-                    {"name": "setup", "command": ["true"]},
-                    {"name": "side", "restartPolicy": "Always", "command": ["sleep", "1e9"],
+                    {"name": "setup", "image": "busybox:1.36", "command": ["true"]},
+                    {"name": "side", "image": "busybox:1.36", "restartPolicy": "Always", "command": ["sleep", "1e9"],
                      "readinessProbe": {"tcpSocket": {"port": 80}},
                      "startupProbe": {"exec": {"command": ["true"]}}}
                 ],
                 "containers": [{
-                    "name": "c", "command": ["/bin/server"], "args": ["--port=8080"], "workingDir": "/tmp",
+                    "name": "c", "image": "example.com/server:1", "command": ["/bin/server"], "args": ["--port=8080"], "workingDir": "/tmp",
                     "env": [{"name": "A", "value": "1"},
                             {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}}],
@@ -2084,6 +2100,22 @@ mod tests {
             }
         });
         assert_eq!(validate(&pod(v)), Ok(vec![]));
+    }
+
+    #[test]
+    fn the_image_is_required_without_spaces() {
+        let mut v = base();
+        v["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+        assert!(has(&errors(v), "spec.containers[0].image: Required value"));
+        let mut v = base();
+        v["spec"]["containers"][0]["image"] = json!(" busybox");
+        assert!(
+            has(
+                &errors(v),
+                "spec.containers[0].image: Invalid value: \" busybox\": must not have leading or trailing whitespace"
+            ),
+            "whitespace"
+        );
     }
 
     #[test]

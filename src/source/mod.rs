@@ -823,7 +823,7 @@ mod tests {
         }
     }
 
-    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: NAME}\nspec:\n  containers:\n  - {name: c, command: [sleep, '1']}\n";
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: NAME}\nspec:\n  containers:\n  - {name: c, image: busybox, command: [sleep, '1']}\n";
 
     struct Fixture {
         _tmp: tempfile::TempDir,
