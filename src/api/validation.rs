@@ -2105,7 +2105,10 @@ mod tests {
     #[test]
     fn the_image_is_required_without_spaces() {
         let mut v = base();
-        v["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+        v["spec"]["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("image");
         assert!(has(&errors(v), "spec.containers[0].image: Required value"));
         let mut v = base();
         v["spec"]["containers"][0]["image"] = json!(" busybox");
