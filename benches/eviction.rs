@@ -222,9 +222,10 @@ fn manifest(i: usize, kp: &Path, stamp: &Path, cross: i64) -> String {
         stamp.display().to_string(),
         cross.to_string()
     ]);
-    // Burstable (a 1Mi request), so that a lingering MemoryPressure does not refuse it.
+    // Burstable (a 1Mi request), so that a lingering MemoryPressure does not refuse it. The
+    // hog is the node's python3 writing stamps into node paths: the node's filesystem.
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: hog-{i}}}\nspec:\n  containers:\n  - name: eat\n    command: {command}\n    resources:\n      requests: {{memory: 1Mi}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: hog-{i}, annotations: {{minikubelet.io/host-filesystem: 'true'}}}}\nspec:\n  containers:\n  - name: eat\n    image: localhost/busybox:test\n    command: {command}\n    resources:\n      requests: {{memory: 1Mi}}\n"
     )
 }
 

@@ -292,7 +292,9 @@ fn main() {
         a.write_manifest(
             &format!("{name}.yaml"),
             &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  containers:\n  - name: w\n    command: [{:?}, __write, {mode}, '{n}', {:?}]\n",
+                // The writer is this benchmark's binary on the node's filesystem, so the pod
+                // runs from it (isolated) instead of from an image.
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, annotations: {{minikubelet.io/host-filesystem: 'true'}}}}\nspec:\n  containers:\n  - name: w\n    image: localhost/busybox:test\n    command: [{:?}, __write, {mode}, '{n}', {:?}]\n",
                 me.display().to_string(),
                 trigger.display().to_string()
             ),

@@ -88,7 +88,7 @@ fn main() {
     let a = Agent::start(&[]);
     a.write_manifest(
         "bench.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: bench}\nspec:\n  containers:\n  - {name: main, command: [sleep, '3600']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bench}\nspec:\n  containers:\n  - {name: main, image: localhost/busybox:test, command: [sleep, '3600']}\n",
     );
     a.wait_running("bench", "main", Duration::from_secs(30));
     let pod = a.pod("bench").expect("pod")["metadata"]["name"]

@@ -245,7 +245,7 @@ fn two_files_with_one_uid_are_both_refused_with_an_event_naming_both() {
     let a = Agent::start(&[]);
     let with_uid = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: 3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10}}\nspec:\n  containers:\n  - {{name: c, image: localhost/busybox:test, command: [sleep, '3600']}}\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, uid: 3b5e6c1e-0d7a-4a0e-9a55-2f1c4c7c9d10}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: localhost/busybox:test, command: [sleep, '3600']}}\n"
         )
     };
     a.write_manifest("dupa.yaml", &with_uid("dupa"));
@@ -254,8 +254,9 @@ fn two_files_with_one_uid_are_both_refused_with_an_event_naming_both() {
         let needles = ["duplicate metadata.uid", "dupa.yaml", "dupb.yaml"];
         (events_logged(a, "FailedValidation", &needles) >= 2).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(a.pods().is_empty(), "neither runs");
+    // Neither runs: one the agent saw alone first is stopped (its PID 1 ignores SIGTERM:
+    // the 1 s grace period).
+    a.wait_for("neither runs", T, |a| a.pods().is_empty().then_some(()));
     a.remove_manifest("dupa.yaml");
     a.wait_running("dupb", "c", T);
 }

@@ -407,7 +407,7 @@ fn a_host_filesystem_pod_runs_isolated_through_the_agent() {
     let a = common::Agent::start(&[]);
     a.write_manifest(
         "iso.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: iso\n  annotations: {minikubelet.io/host-filesystem: \"true\"}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: c, command: [sh, -c, 'echo pid=$$$$; echo mnt=$(readlink /proc/self/ns/mnt); exec sleep 3600']}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: iso\n  annotations: {minikubelet.io/host-filesystem: \"true\"}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sh, -c, 'echo pid=$$$$; echo mnt=$(readlink /proc/self/ns/mnt); exec sleep 3600']}\n",
     );
     a.wait_running("iso", "c", T);
     let pod = a.pod("iso").unwrap()["metadata"]["name"]

@@ -108,7 +108,7 @@ fn kubectl_exec(a: &Agent, pod: &str, script: &str) -> String {
 fn a_host_filesystem_pod_runs_in_its_sandbox_and_keeps_it_across_a_restart() {
     let mut a = Agent::start(&[]);
     let container = format!(
-        "  - name: c\n    command: [sh, -c, '{REPORT}']\n    readinessProbe:\n      exec: {{command: [test, -f, /dev/shm/mkl-sandbox-ready]}}\n      periodSeconds: 1\n"
+        "  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, '{REPORT}']\n    readinessProbe:\n      exec: {{command: [test, -f, /dev/shm/mkl-sandbox-ready]}}\n      periodSeconds: 1\n"
     );
     a.write_manifest(
         "sb.yaml",
@@ -180,7 +180,7 @@ fn share_process_namespace_joins_one_pid_namespace() {
     let a = Agent::start(&[]);
     let wait = "trap \"exit 0\" TERM; while :; do sleep 1; done";
     let containers = format!(
-        "  - name: a\n    command: [sh, -c, '{wait}', mkl-marker-a]\n  - name: b\n    command: [sh, -c, 'sleep 1; echo pid=$$$$; for f in /proc/[0-9]*/cmdline; do tr \"\\0\" \" \" < $$f; echo; done; echo done=1; {wait}']\n"
+        "  - name: a\n    image: localhost/busybox:test\n    command: [sh, -c, '{wait}', mkl-marker-a]\n  - name: b\n    image: localhost/busybox:test\n    command: [sh, -c, 'sleep 1; echo pid=$$$$; for f in /proc/[0-9]*/cmdline; do tr \"\\0\" \" \" < $$f; echo; done; echo done=1; {wait}']\n"
     );
     a.write_manifest(
         "share.yaml",
@@ -209,7 +209,9 @@ fn with_the_gate_off_a_pod_gets_no_namespaces() {
     let a = Agent::start(&["--feature-gates=ImageRootfs=false"]);
     // Without the marker file: the node's /dev/shm is this container's.
     let report = REPORT.replace("touch /dev/shm/mkl-sandbox-ready; ", "");
-    let container = format!("  - name: c\n    command: [sh, -c, '{report}']\n");
+    let container = format!(
+        "  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, '{report}']\n"
+    );
     a.write_manifest("plain.yaml", &manifest("plain", false, "", &container));
     a.wait_running("plain", "c", T);
     let pod = meta(&a, "plain", "name");
@@ -231,7 +233,9 @@ fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
     let a = Agent::start(&[]);
     let script = "echo pid=$$$$; echo pidns=$(readlink /proc/self/ns/pid); echo mnt=$(readlink /proc/self/ns/mnt); echo ipc=$(readlink /proc/self/ns/ipc); echo uts=$(readlink /proc/self/ns/uts); echo hosts=$$(head -n 1 /etc/hosts); echo alias=$$(grep -c mkl-alias /etc/hosts); echo ns=$$(grep nameserver /etc/resolv.conf); echo done=1; trap \"exit 0\" TERM; while :; do sleep 1; done";
     let spec = "  hostNetwork: true\n  hostIPC: true\n  hostPID: true\n  dnsPolicy: None\n  dnsConfig: {nameservers: [192.0.2.53]}\n  hostAliases: [{ip: 192.0.2.7, hostnames: [mkl-alias]}]\n";
-    let container = format!("  - name: c\n    command: [sh, -c, '{script}']\n");
+    let container = format!(
+        "  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, '{script}']\n"
+    );
     a.write_manifest("hostns.yaml", &manifest("hostns", true, spec, &container));
     a.wait_running("hostns", "c", T);
     let pod = meta(&a, "hostns", "name");
@@ -259,7 +263,9 @@ fn host_namespaces_dns_and_host_aliases_of_a_host_filesystem_pod() {
 #[test]
 fn a_pod_removed_while_the_agent_is_down_loses_its_sandbox_at_the_next_start() {
     let mut a = Agent::start(&[]);
-    let container = format!("  - name: c\n    command: [sh, -c, '{REPORT}']\n");
+    let container = format!(
+        "  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, '{REPORT}']\n"
+    );
     a.write_manifest("gone.yaml", &manifest("gone", true, "", &container));
     a.wait_running("gone", "c", T);
     let uid = meta(&a, "gone", "uid");
