@@ -204,6 +204,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server_cm = cm.clone();
     let stats = Arc::new(crate::stats::StatsProvider::new(
         cm.clone(),
+        runtime.clone(),
         proc_root,
         &config.root_dir,
         &config.pod_logs_dir,
@@ -294,6 +295,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .unwrap_or(true),
         },
         ctx.cm.clone(),
+        ctx.runtime.clone(),
         statuses.clone(),
         recorder.clone(),
         requests_tx,

@@ -17,8 +17,9 @@
 //! These run in every cycle before the threshold checks, only when the kubelet's
 //! `LocalStorageCapacityIsolation` behaviour applies (the default), and may evict several pods
 //! in one cycle; each eviction uses the 1 s grace period and, unlike a threshold eviction, no
-//! `DisruptionTarget` condition and no annotations (the kubelet passes none). There are no
-//! images, so no container has a writable layer: a container's usage is its logs.
+//! `DisruptionTarget` condition and no annotations (the kubelet passes none). The image store
+//! shares nodefs (no dedicated image filesystem), so a container's usage is its logs plus its
+//! writable layer (the overlay's upper dir), as the kubelet counts it on such a node.
 
 use k8s_openapi::api::core::v1::Pod;
 

@@ -39,6 +39,7 @@ use crate::eviction::request::Request;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
 use crate::eviction::threshold_notifier::{SignalWatch, ThresholdNotifiers, Wake};
 use crate::eviction::thresholds::{Signal, Threshold};
+use crate::runtime::ContainerRuntime;
 use crate::stats::fs;
 use crate::status_manager::StatusManager;
 
@@ -295,6 +296,8 @@ impl EvictionView {
 pub struct EvictionManager {
     cfg: ManagerConfig,
     cm: ContainerManager,
+    /// The runtime, for the containers' writable layers (their part of ephemeral storage).
+    runtime: Arc<dyn ContainerRuntime>,
     statuses: Arc<StatusManager>,
     recorder: EventRecorder,
     requests: mpsc::UnboundedSender<Request>,
@@ -338,6 +341,7 @@ impl EvictionManager {
     pub fn new(
         cfg: ManagerConfig,
         cm: ContainerManager,
+        runtime: Arc<dyn ContainerRuntime>,
         statuses: Arc<StatusManager>,
         recorder: EventRecorder,
         requests: mpsc::UnboundedSender<Request>,
@@ -352,6 +356,7 @@ impl EvictionManager {
         let m = EvictionManager {
             cfg,
             cm,
+            runtime,
             statuses,
             recorder,
             requests,
@@ -862,6 +867,20 @@ impl EvictionManager {
             uid,
         );
         let storage = fs::pod_local_storage(&log_dir, &self.cfg.root_dir, uid);
+        // The writable layers are on nodefs (no dedicated image filesystem), so they count
+        // toward the pod's and each container's usage, as in the kubelet's
+        // `podEphemeralStorageLimitEviction` and `containerEphemeralStorageLimitEviction`.
+        let layers = crate::stats::writable_layers(pod, self.runtime.as_ref());
+        let layer = |name: &str| {
+            layers
+                .get(name)
+                .map_or(0, |l| i64::try_from(l.used_bytes).unwrap_or(i64::MAX))
+        };
+        let layer_inodes: i64 = layers
+            .values()
+            .map(|l| i64::try_from(l.inodes_used).unwrap_or(i64::MAX))
+            .fold(0, i64::saturating_add);
+        let layer_bytes: i64 = layers.keys().map(|n| layer(n)).fold(0, i64::saturating_add);
         let per_container = &storage.per_container;
         let containers = pod
             .spec
@@ -872,7 +891,13 @@ impl EvictionManager {
                     .map(|c| ContainerUsage {
                         name: c.name.clone(),
                         memory_working_set: cg.child(&c.name).ok().and_then(|n| ws(&n)),
-                        ephemeral_storage: Some(per_container.get(&c.name).copied().unwrap_or(0)),
+                        ephemeral_storage: Some(
+                            per_container
+                                .get(&c.name)
+                                .copied()
+                                .unwrap_or(0)
+                                .saturating_add(layer(&c.name)),
+                        ),
                     })
                     .collect()
             })
@@ -880,8 +905,8 @@ impl EvictionManager {
         Some(PodUsage {
             memory_working_set,
             processes,
-            ephemeral_storage: Some(storage.bytes),
-            inodes: Some(storage.inodes),
+            ephemeral_storage: Some(storage.bytes.saturating_add(layer_bytes)),
+            inodes: Some(storage.inodes.saturating_add(layer_inodes)),
             volumes: storage.per_volume,
             containers,
         })

@@ -152,7 +152,7 @@ pub struct ContainerUsage {
     pub name: String,
     /// Memory working set in bytes.
     pub memory_working_set: Option<i64>,
-    /// Local ephemeral storage (logs; no writable layer here) in bytes.
+    /// Local ephemeral storage (logs and the writable layer) in bytes.
     pub ephemeral_storage: Option<i64>,
 }
 
@@ -164,7 +164,8 @@ pub struct PodUsage {
     pub memory_working_set: Option<i64>,
     /// Processes (tasks) in the pod cgroup.
     pub processes: Option<i64>,
-    /// Local ephemeral storage: the pod's logs plus emptyDir volumes, bytes.
+    /// Local ephemeral storage: the pod's logs, emptyDir volumes and its containers' writable
+    /// layers, bytes.
     pub ephemeral_storage: Option<i64>,
     /// Inodes used by the same.
     pub inodes: Option<i64>,

@@ -363,6 +363,21 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn exec_context(&self, id: &str) -> Result<ExecContext, RuntimeError>;
     /// `Attach`: where to connect to a running container's stdio.
     fn attach(&self, id: &str) -> Result<AttachTarget, RuntimeError>;
+    /// The container's writable layer (`ContainerStats.WritableLayer` of the CRI): what it
+    /// wrote into its own root filesystem. `None` for a container without one (run from the
+    /// node's filesystem) or unknown. Blocking: walks the layer's tree.
+    fn writable_layer_usage(&self, _id: &str) -> Option<FilesystemUsage> {
+        None
+    }
+}
+
+/// Bytes and inodes a container uses on a filesystem (the CRI's `FilesystemUsage`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilesystemUsage {
+    /// Allocated bytes, as `du` counts them.
+    pub used_bytes: u64,
+    /// Inodes.
+    pub inodes_used: u64,
 }
 
 /// How long `stop` waits after the SIGKILL of a container's cgroup for its supervisor to record

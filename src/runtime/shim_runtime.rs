@@ -13,6 +13,7 @@
 //! | `config.json` | runtime | what the shim runs: argv, env, user, cgroup, log file |
 //! | `state.json` | shim | shim pid, container pid, start time |
 //! | `exit.json` | shim | exit code, signal, finish time |
+//! | `upper/`, `work/` | runtime, then the container | an image container's writable layer (overlayfs upper and work dirs), counted as its ephemeral storage ([`ContainerRuntime::writable_layer_usage`]) |
 //!
 //! Pod sandboxes are records (`<root-dir>/sandboxes/<id>.json`). The sandbox of a pod whose
 //! containers run isolated ([`PodSandboxConfig::isolated`]) is also a real one, made by
@@ -41,6 +42,8 @@ use crate::shim::{self, ShimConfig};
 /// failure (EMFILE), longer costs fewer futile attempts on a shim that is stuck for good.
 const KILL_RETRY_FIRST: Duration = Duration::from_secs(1);
 const KILL_RETRY_MAX: Duration = Duration::from_secs(30);
+/// The writable layer of an image container, in its state dir.
+const UPPER_DIR: &str = "upper";
 
 /// The runtime: a directory of container state plus the binary that serves as shim.
 #[derive(Clone, Debug)]
@@ -464,7 +467,7 @@ impl ShimRuntime {
     ) -> Result<shim::Isolation, RuntimeError> {
         use std::os::unix::fs::DirBuilderExt;
         let dir = self.dir(id);
-        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        let (upper, work) = (dir.join(UPPER_DIR), dir.join("work"));
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| RuntimeError::Io {
@@ -801,6 +804,23 @@ impl ContainerRuntime for ShimRuntime {
             }),
             _ => Err(RuntimeError::NotRunning { id: id.to_string() }),
         }
+    }
+
+    /// `du` of the overlay's `upper/` in the container's state dir: what containerd's
+    /// overlayfs snapshotter reports for the active snapshot (its upper dir).
+    fn writable_layer_usage(&self, id: &str) -> Option<super::FilesystemUsage> {
+        if !valid_id(id) {
+            return None;
+        }
+        let upper = self.dir(id).join(UPPER_DIR);
+        if !upper.is_dir() {
+            return None;
+        }
+        let (bytes, inodes) = crate::stats::fs::dir_usage(&upper);
+        Some(super::FilesystemUsage {
+            used_bytes: bytes.max(0) as u64,
+            inodes_used: inodes.max(0) as u64,
+        })
     }
 }
 

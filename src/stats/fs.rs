@@ -153,7 +153,8 @@ pub struct LocalStorage {
     pub bytes: i64,
     /// Inodes of the same.
     pub inodes: i64,
-    /// Log bytes per container (`ContainerStats.Logs`; there is no writable layer).
+    /// Log bytes per container (`ContainerStats.Logs`; the writable layer is the runtime's,
+    /// `crate::stats::writable_layers`).
     pub per_container: BTreeMap<String, i64>,
     /// Bytes per emptyDir volume (`PodStats.VolumeStats`).
     pub per_volume: BTreeMap<String, i64>,

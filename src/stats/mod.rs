@@ -11,8 +11,10 @@
 //! | memory `usageBytes` / `workingSetBytes` | `memory.usage_in_bytes` / `memory.current`, minus inactive file |
 //! | memory `rssBytes`, `pageFaults`, `majorPageFaults` | `memory.stat`: v1 `total_rss`, `total_pgfault`, `total_pgmajfault`; v2 `anon`, `pgfault`, `pgmajfault` |
 //! | memory `availableBytes` | limit − working set (node: MemTotal − working set) |
-//! | nodefs, imagefs, logs capacity | statvfs of `--root-dir` |
-//! | logs / ephemeral-storage used | `du` of the log directories and emptyDir volumes |
+//! | nodefs, imagefs, logs capacity | statvfs of `--root-dir` (the image store is on it) |
+//! | imagefs used | the image store's blobs and unpacked layers (`crate::images::Store`) |
+//! | container `rootfs` used | `du` of its writable layer (the runtime's `writable_layer_usage`) |
+//! | logs / ephemeral-storage used | `du` of the log directories and emptyDir volumes, plus the containers' writable layers |
 //! | `rlimit` | `kernel.pid_max`/`threads-max` and `/proc/loadavg` |
 //!
 //! There is no cAdvisor and no housekeeping loop: everything is read on request, which costs a
@@ -31,11 +33,13 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::cgroup::{CgroupName, Layout};
 use crate::cm::manager::ContainerManager;
+use crate::runtime::{ContainerRuntime, FilesystemUsage};
 use types::*;
 
 /// What the provider reads from; one per agent, shared by the server's handlers.
 pub struct StatsProvider {
     cm: ContainerManager,
+    runtime: std::sync::Arc<dyn ContainerRuntime>,
     proc_root: PathBuf,
     root_dir: PathBuf,
     pod_logs_dir: PathBuf,
@@ -141,6 +145,36 @@ pub(crate) fn running_containers(pod: &Pod) -> Vec<(String, Option<Time>)> {
         .collect()
 }
 
+/// The runtime ID of each container of the pod's status (init and regular, the current
+/// instance), by name: `containerID` without its `<runtime>://` scheme.
+pub fn container_ids(pod: &Pod) -> BTreeMap<String, String> {
+    let Some(st) = pod.status.as_ref() else {
+        return BTreeMap::new();
+    };
+    [&st.init_container_statuses, &st.container_statuses]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|c| {
+            let id = c.container_id.as_deref()?;
+            let id = id.split_once("://").map_or(id, |(_, id)| id);
+            Some((c.name.clone(), id.to_string()))
+        })
+        .collect()
+}
+
+/// The writable layer of each of the pod's containers that has one, by container name (the
+/// CRI stats' `WritableLayer`, the summary's `rootfs`). Blocking: walks the layers.
+pub fn writable_layers(
+    pod: &Pod,
+    runtime: &dyn ContainerRuntime,
+) -> BTreeMap<String, FilesystemUsage> {
+    container_ids(pod)
+        .into_iter()
+        .filter_map(|(name, id)| Some((name, runtime.writable_layer_usage(&id)?)))
+        .collect()
+}
+
 /// Swap in use and free on the machine from `meminfo`.
 fn node_swap(proc_root: &Path) -> Option<SwapStats> {
     let total = crate::node::swap_total(proc_root)?;
@@ -168,6 +202,7 @@ impl StatsProvider {
     /// A provider over the agent's cgroups and directories.
     pub fn new(
         cm: ContainerManager,
+        runtime: std::sync::Arc<dyn ContainerRuntime>,
         proc_root: &Path,
         root_dir: &Path,
         pod_logs_dir: &Path,
@@ -175,6 +210,7 @@ impl StatsProvider {
     ) -> Self {
         StatsProvider {
             cm,
+            runtime,
             proc_root: proc_root.to_path_buf(),
             root_dir: root_dir.to_path_buf(),
             pod_logs_dir: pod_logs_dir.to_path_buf(),
@@ -340,6 +376,9 @@ impl StatsProvider {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let pod_cg = self.cm.pod_cgroup(pod).ok()?;
+        let layers = nodefs
+            .map(|_| writable_layers(pod, self.runtime.as_ref()))
+            .unwrap_or_default();
         let mut containers = Vec::new();
         for (c, started) in running {
             let Ok(cg) = pod_cg.child(&c) else { continue };
@@ -349,13 +388,18 @@ impl StatsProvider {
                 let (bytes, inodes) = fs::dir_usage(&dir);
                 fs.stats(Some((bytes.max(0) as u64, inodes.max(0) as u64)))
             });
+            // The writable layer, on the image filesystem (here nodefs), as the kubelet's CRI
+            // stats provider reports it.
+            let rootfs = nodefs
+                .zip(layers.get(&c))
+                .map(|(fs, l)| fs.stats(Some((l.used_bytes, l.inodes_used))));
             containers.push(ContainerStats {
                 name: c,
                 start_time: started.unwrap_or_default(),
                 cpu: self.cgroup_cpu(&cg, seen),
                 memory: self.cgroup_memory(&cg),
                 swap: self.cgroup_swap(&cg),
-                rootfs: None,
+                rootfs,
                 logs,
             });
         }
@@ -380,8 +424,17 @@ impl StatsProvider {
         if let Some(fs) = nodefs {
             let log_dir = crate::logs::pod_log_dir(&self.pod_logs_dir, &namespace, &name, &uid);
             let ls = fs::pod_local_storage(&log_dir, &self.root_dir, &uid);
-            stats.ephemeral_storage =
-                Some(fs.stats(Some((ls.bytes.max(0) as u64, ls.inodes.max(0) as u64))));
+            // `calcEphemeralStorage`: logs and volumes plus every container's writable layer.
+            let (layer_bytes, layer_inodes) = layers.values().fold((0u64, 0u64), |(b, i), l| {
+                (
+                    b.saturating_add(l.used_bytes),
+                    i.saturating_add(l.inodes_used),
+                )
+            });
+            stats.ephemeral_storage = Some(fs.stats(Some((
+                (ls.bytes.max(0) as u64).saturating_add(layer_bytes),
+                (ls.inodes.max(0) as u64).saturating_add(layer_inodes),
+            ))));
             stats.volume_stats = self.empty_dirs(pod, &uid, fs);
             stats.process_stats = self.cm.cgroups().pids(&pod_cg).ok().map(|p| ProcessStats {
                 process_count: Some(p.len() as u64),
@@ -446,6 +499,27 @@ mod tests {
             memory(&unlimited, None, Layout::V1, Some(1000)).available_bytes,
             Some(930)
         );
+    }
+
+    #[test]
+    fn container_ids_from_the_status() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "status": {
+                "initContainerStatuses": [{"name": "init", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": 0, "containerID": "minikubelet://aa"}],
+                "containerStatuses": [
+                    {"name": "web", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
+                        "containerID": "minikubelet://bb"},
+                    {"name": "waiting", "image": "i", "imageID": "", "ready": false, "restartCount": 0}
+                ]
+            }
+        }))
+        .unwrap();
+        let ids = container_ids(&pod);
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(ids["init"], "aa");
+        assert_eq!(ids["web"], "bb");
     }
 
     #[test]
