@@ -63,6 +63,10 @@ pub const REBOOTED: &str = "Rebooted";
 pub const CONTAINER_GC_FAILED: &str = "ContainerGCFailed";
 /// Image garbage collection failed.
 pub const IMAGE_GC_FAILED: &str = "ImageGCFailed";
+/// The image GC could not free enough (`FreeDiskSpaceFailed`).
+pub const FREE_DISK_SPACE_FAILED: &str = "FreeDiskSpaceFailed";
+/// The image filesystem reports a capacity of 0 (`InvalidDiskCapacity`).
+pub const INVALID_DISK_CAPACITY: &str = "InvalidDiskCapacity";
 /// Enforcing node allocatable on the kubepods cgroup failed.
 pub const FAILED_NODE_ALLOCATABLE_ENFORCEMENT: &str = "FailedNodeAllocatableEnforcement";
 /// Node allocatable enforced (`SuccessfulNodeAllocatableEnforcement`).

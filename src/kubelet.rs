@@ -202,14 +202,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let statuses = Arc::new(StatusManager::default());
     let server_runtime = runtime.clone();
     let server_cm = cm.clone();
-    let stats = Arc::new(crate::stats::StatsProvider::new(
-        cm.clone(),
-        runtime.clone(),
-        proc_root,
-        &config.root_dir,
-        &config.pod_logs_dir,
-        &node_name,
-    ));
+
     crate::metrics::kubelet().set_node_name(&node_name);
     // The runtime's streaming server (containerd's `stream_server_address`): loopback only.
     let streaming = crate::server::streaming::StreamingServer::start(
@@ -217,6 +210,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         runtime.clone(),
     )
     .await?;
+    let images = node_images(&config)?;
+    let image_gc = images
+        .as_ref()
+        .map(|i| image_gc(&config, i.store.clone(), &recorder, &node_name));
+    let stats = Arc::new(
+        crate::stats::StatsProvider::new(
+            cm.clone(),
+            runtime.clone(),
+            proc_root,
+            &config.root_dir,
+            &config.pod_logs_dir,
+            &node_name,
+        )
+        .with_images(images.as_ref().map(|i| i.store.clone())),
+    );
     let ctx = Arc::new(PodContext {
         runtime,
         cm,
@@ -236,7 +244,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),
         log_max_files: u32::try_from(config.container_log_max_files).unwrap_or(2),
         backoff: Arc::default(),
-        images: node_images(&config)?,
+        images,
     });
 
     let pods_rx = match &config.static_pod_path {
@@ -300,6 +308,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         recorder.clone(),
         requests_tx,
     );
+    let eviction = eviction.with_image_gc(image_gc);
     let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
     let manager = manager.with_pressure(eviction_view.conditions.clone());
     tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
@@ -390,6 +399,38 @@ fn node_images(config: &Config) -> anyhow::Result<Option<Arc<crate::worker::imag
         manager,
         store,
     })))
+}
+
+/// The image GC (`imageGCHighThresholdPercent`, `imageGCLowThresholdPercent`,
+/// `imageMinimumGCAge`), its loop started every `ImageGCPeriod`.
+fn image_gc(
+    config: &Config,
+    store: crate::images::Store,
+    recorder: &EventRecorder,
+    node_name: &str,
+) -> Arc<crate::images::gc::ImageGc> {
+    use crate::images::gc::{GcPolicy, IMAGE_GC_PERIOD, IMAGE_GC_PERIOD_ENV, ImageGc};
+    let percent = |p: i32| u8::try_from(p.clamp(0, 100)).unwrap_or(100);
+    let policy = GcPolicy {
+        high_threshold_percent: percent(config.image_gc_high_threshold_percent),
+        low_threshold_percent: percent(config.image_gc_low_threshold_percent),
+        min_age: config.image_minimum_gc_age,
+    };
+    let period = std::env::var(IMAGE_GC_PERIOD_ENV)
+        .ok()
+        .and_then(|v| crate::api::duration::parse_duration(&v).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(IMAGE_GC_PERIOD);
+    tracing::info!(highThreshold = policy.high_threshold_percent, lowThreshold = policy.low_threshold_percent, minAge = ?policy.min_age, period = ?period, "image garbage collection");
+    let gc = Arc::new(ImageGc::new(
+        store,
+        &config.root_dir,
+        policy,
+        recorder.clone(),
+        node_name,
+    ));
+    tokio::spawn(gc.clone().run(period));
+    gc
 }
 
 /// The kubelet's own `oom_score_adj` (`--oom-score-adj`, default -999), so the OOM killer

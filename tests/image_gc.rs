@@ -13,6 +13,9 @@ use serde_json::Value;
 mod common;
 use common::Agent;
 
+#[path = "common/images_fixture.rs"]
+mod fixture;
+
 const T: Duration = Duration::from_secs(60);
 const MIB: u64 = 1 << 20;
 
@@ -96,4 +99,117 @@ fn a_containers_writable_layer_is_its_ephemeral_storage() {
     assert_eq!(big["status"]["phase"], "Running", "{big}");
     a.remove_manifest("big.yaml");
     a.remove_manifest("over.yaml");
+}
+
+/// The image GC of the agent: with the high threshold at 1 % (any disk is fuller) and no
+/// minimum age, a pass deletes every image no container uses and keeps the one a running pod
+/// (adopted across a restart) uses; it cannot get the disk down to 0 %, so it warns with the
+/// kubelet's `FreeDiskSpaceFailed`, and a second failure in a row is `ImageGCFailed`.
+#[test]
+fn the_agent_collects_unused_images_and_keeps_those_in_use() {
+    let mut a = Agent::start(&[]);
+    a.write_manifest(
+        "user.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: user}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: main, image: localhost/busybox:test, command: [sleep, '3600']}\n",
+    );
+    a.wait_running("user", "main", T);
+    // A second image no container uses: one small layer of its own, as a `docker save` tar.
+    let bin = env!("CARGO_BIN_EXE_minikubelet");
+    let layer = fixture::Tar::default().file("spare.txt", b"spare").done();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": fixture::goarch(), "os": "linux", "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [fixture::sha(&layer)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "config.json", "RepoTags": ["localhost/spare:1"], "Layers": ["layer.tar"]}
+    ]))
+    .unwrap();
+    let archive = a.tmp.path().join("spare.tar");
+    std::fs::write(
+        &archive,
+        fixture::Tar::default()
+            .file("config.json", &config)
+            .file("layer.tar", &layer)
+            .file("manifest.json", &manifest)
+            .done(),
+    )
+    .unwrap();
+    let images = |a: &Agent| -> Vec<String> {
+        let out = std::process::Command::new(bin)
+            .args(["image", "ls", "-q", "--root-dir"])
+            .arg(&a.root_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let out = std::process::Command::new(bin)
+        .args(["image", "import"])
+        .arg(&archive)
+        .arg("--root-dir")
+        .arg(&a.root_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let before = images(&a);
+    assert!(before.iter().any(|n| n.contains("spare")), "{before:?}");
+
+    // Restart with the GC armed and a one-second period.
+    a.stop();
+    a.extra = [
+        "--image-gc-high-threshold=1",
+        "--image-gc-low-threshold=0",
+        "--minimum-image-ttl-duration=0s",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.wrapper = ["env", "MINIKUBELET_IMAGE_GC_PERIOD=1s"]
+        .map(String::from)
+        .to_vec();
+    a.spawn();
+    let after = a.wait_for("the unused image collected", T, |a| {
+        let l = images(a);
+        (!l.iter().any(|n| n.contains("spare"))).then_some(l)
+    });
+    assert!(
+        after.iter().any(|n| n.contains("busybox:test")),
+        "the image in use was kept: {after:?}"
+    );
+    // The pod still runs (its layers were kept with it).
+    let p = a.pod("user").unwrap();
+    assert_eq!(p["status"]["phase"], "Running", "{p}");
+    let reasons = a.wait_for("FreeDiskSpaceFailed and ImageGCFailed", T, |a| {
+        let s: Value = serde_json::from_str(&a.get("/api/v1/events")?).ok()?;
+        let reasons: Vec<String> = s["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["involvedObject"]["kind"] == "Node")
+            .filter_map(|e| {
+                Some(format!(
+                    "{}: {}",
+                    e["reason"].as_str()?,
+                    e["message"].as_str()?
+                ))
+            })
+            .collect();
+        (reasons.iter().any(|r| r.starts_with("ImageGCFailed"))).then_some(reasons)
+    });
+    assert!(
+        reasons.iter().any(|r| r.starts_with(
+            "FreeDiskSpaceFailed: Failed to garbage collect required amount of images. Attempted to free "
+        )),
+        "{reasons:?}"
+    );
+    // /stats/summary's imagefs shows what the store holds.
+    let s: Value = serde_json::from_str(&a.get("/stats/summary").unwrap()).unwrap();
+    let used = s["node"]["runtime"]["imageFs"]["usedBytes"]
+        .as_u64()
+        .unwrap();
+    assert!(used > 0, "{s:#}");
+    a.remove_manifest("user.yaml");
 }

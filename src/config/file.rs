@@ -41,10 +41,7 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "nodeStatusUpdateFrequency",
     "nodeStatusReportFrequency",
     "nodeLeaseDurationSeconds",
-    "imageMinimumGCAge",
     "imageMaximumGCAge",
-    "imageGCHighThresholdPercent",
-    "imageGCLowThresholdPercent",
     "volumeStatsAggPeriod",
     "kubeletCgroups",
     "systemCgroups",
@@ -175,6 +172,13 @@ pub(super) fn decode(
             }
             "containerLogMaxSize" => s.container_log_max_size = non_empty(d.string(key, v)?),
             "containerLogMaxFiles" => s.container_log_max_files = Some(d.int(key, v)?),
+            "imageGCHighThresholdPercent" => {
+                s.image_gc_high_threshold_percent = Some(d.int(key, v)?);
+            }
+            "imageGCLowThresholdPercent" => {
+                s.image_gc_low_threshold_percent = Some(d.int(key, v)?);
+            }
+            "imageMinimumGCAge" => s.image_minimum_gc_age = d.duration_or_default(key, v)?,
             "address" => s.address = non_empty(d.string(key, v)?),
             "port" => s.port = non_zero(d.int(key, v)?),
             "evictionHard" => s.eviction_hard = Some(d.string_map(key, v)?),

@@ -116,6 +116,18 @@ pub struct Flags {
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub container_log_max_files: Option<i64>,
 
+    /// Run image garbage collection when the image filesystem is this percent full, 100 to turn it off (imageGCHighThresholdPercent) [default: 85].
+    #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
+    pub image_gc_high_threshold: Option<i64>,
+
+    /// Image garbage collection frees space down to this percent (imageGCLowThresholdPercent) [default: 80].
+    #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
+    pub image_gc_low_threshold: Option<i64>,
+
+    /// An unused image is garbage collected only once it is this old (imageMinimumGCAge) [default: 2m].
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    pub minimum_image_ttl_duration: Option<Duration>,
+
     /// IP address to serve the kubelet API on (address) [default: 127.0.0.1, unlike the kubelet's 0.0.0.0].
     #[arg(long, value_name = "IP")]
     pub address: Option<IpAddr>,

@@ -52,6 +52,13 @@ pub const DEFAULT_MAX_PODS: i32 = 110;
 pub const DEFAULT_CONTAINER_LOG_MAX_SIZE: i64 = 10 << 20;
 /// Default `containerLogMaxFiles`.
 pub const DEFAULT_CONTAINER_LOG_MAX_FILES: i32 = 5;
+/// Default `imageGCHighThresholdPercent` (the kubelet's).
+pub const DEFAULT_IMAGE_GC_HIGH_THRESHOLD_PERCENT: i32 = 85;
+/// Default `imageGCLowThresholdPercent` (the kubelet's).
+pub const DEFAULT_IMAGE_GC_LOW_THRESHOLD_PERCENT: i32 = 80;
+/// Default `imageMinimumGCAge` (the kubelet's): an image just pulled is not collected before
+/// its pod starts; longer keeps more unused images around under pressure.
+pub const DEFAULT_IMAGE_MINIMUM_GC_AGE: Duration = Duration::from_secs(120);
 /// Manifest directory relist period (kubelet default): shorter notices missed inotify events
 /// sooner, at the cost of re-reading every manifest more often.
 pub const DEFAULT_FILE_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
@@ -286,6 +293,12 @@ pub struct Config {
     pub container_log_max_size: i64,
     /// `containerLogMaxFiles`.
     pub container_log_max_files: i32,
+    /// `imageGCHighThresholdPercent`, 0..=100 (100: no image GC by usage).
+    pub image_gc_high_threshold_percent: i32,
+    /// `imageGCLowThresholdPercent`, below the high threshold.
+    pub image_gc_low_threshold_percent: i32,
+    /// `imageMinimumGCAge`.
+    pub image_minimum_gc_age: Duration,
     /// `address`.
     pub address: IpAddr,
     /// `port`.
@@ -378,6 +391,9 @@ pub(crate) struct Settings {
     enforce_node_allocatable: Option<Vec<String>>,
     container_log_max_size: Option<String>,
     container_log_max_files: Option<i64>,
+    image_gc_high_threshold_percent: Option<i64>,
+    image_gc_low_threshold_percent: Option<i64>,
+    image_minimum_gc_age: Option<Duration>,
     address: Option<String>,
     port: Option<i64>,
     eviction_hard: Option<BTreeMap<String, String>>,
@@ -429,6 +445,9 @@ impl Settings {
             enforce_node_allocatable: f.enforce_node_allocatable.as_deref().map(split_list),
             container_log_max_size: f.container_log_max_size.clone(),
             container_log_max_files: f.container_log_max_files,
+            image_gc_high_threshold_percent: f.image_gc_high_threshold,
+            image_gc_low_threshold_percent: f.image_gc_low_threshold,
+            image_minimum_gc_age: f.minimum_image_ttl_duration,
             address: f.address.map(|a| a.to_string()),
             port: f.port,
             eviction_hard: f.eviction_hard.clone(),
@@ -484,6 +503,13 @@ impl Settings {
             container_log_max_files: self
                 .container_log_max_files
                 .or(file.container_log_max_files),
+            image_gc_high_threshold_percent: self
+                .image_gc_high_threshold_percent
+                .or(file.image_gc_high_threshold_percent),
+            image_gc_low_threshold_percent: self
+                .image_gc_low_threshold_percent
+                .or(file.image_gc_low_threshold_percent),
+            image_minimum_gc_age: self.image_minimum_gc_age.or(file.image_minimum_gc_age),
             address: self.address.or(file.address),
             port: self.port.or(file.port),
             eviction_hard: self.eviction_hard.or(file.eviction_hard),
@@ -751,6 +777,41 @@ fn build(
             DEFAULT_CONTAINER_LOG_MAX_FILES
         }
     };
+    // Image GC (`ValidateKubeletConfiguration`'s checks and messages).
+    let percent = |v: &mut Validator, value: Option<i64>, default: i32, field: &str, flag: &str| {
+        let n = value.unwrap_or(i64::from(default));
+        match i32::try_from(n) {
+            Ok(p) if (0..=100).contains(&p) => p,
+            _ => {
+                v.err(format!(
+                    "invalid configuration: {field} ({flag}) {n} must be between 0 and 100, inclusive"
+                ));
+                default
+            }
+        }
+    };
+    let image_gc_high_threshold_percent = percent(
+        v,
+        s.image_gc_high_threshold_percent,
+        DEFAULT_IMAGE_GC_HIGH_THRESHOLD_PERCENT,
+        "imageGCHighThresholdPercent",
+        "--image-gc-high-threshold",
+    );
+    let image_gc_low_threshold_percent = percent(
+        v,
+        s.image_gc_low_threshold_percent,
+        DEFAULT_IMAGE_GC_LOW_THRESHOLD_PERCENT,
+        "imageGCLowThresholdPercent",
+        "--image-gc-low-threshold",
+    );
+    if image_gc_low_threshold_percent >= image_gc_high_threshold_percent {
+        v.err(format!(
+            "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) {image_gc_low_threshold_percent} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {image_gc_high_threshold_percent}"
+        ));
+    }
+    let image_minimum_gc_age = s
+        .image_minimum_gc_age
+        .unwrap_or(DEFAULT_IMAGE_MINIMUM_GC_AGE);
     let logging = parse_logging(v, s.logging_format, s.logging_verbosity);
 
     // Serving.
@@ -892,6 +953,9 @@ fn build(
         enforce_node_allocatable,
         container_log_max_size,
         container_log_max_files,
+        image_gc_high_threshold_percent,
+        image_gc_low_threshold_percent,
+        image_minimum_gc_age,
         address,
         port,
         logging,
@@ -1169,6 +1233,18 @@ impl Config {
             map.insert("clusterDomain".into(), json!(self.cluster_domain));
             let resolv = self.resolv_conf.as_ref().map(|p| p.display().to_string());
             map.insert("resolvConf".into(), json!(resolv.unwrap_or_default()));
+            map.insert(
+                "imageGCHighThresholdPercent".into(),
+                json!(self.image_gc_high_threshold_percent),
+            );
+            map.insert(
+                "imageGCLowThresholdPercent".into(),
+                json!(self.image_gc_low_threshold_percent),
+            );
+            map.insert(
+                "imageMinimumGCAge".into(),
+                json!(format_go_duration(self.image_minimum_gc_age)),
+            );
             for key in ["staticPodPath", "tlsCertFile", "tlsPrivateKeyFile"] {
                 if map.get(key).and_then(Value::as_str) == Some("") {
                     map.remove(key);

@@ -1124,3 +1124,61 @@ fn feature_gates_from_file_and_flags() {
             .contains("missing bool value")
     );
 }
+
+#[test]
+fn image_gc_settings_defaults_file_flags_and_validation() {
+    let c = load_args(&[]).unwrap().config;
+    assert_eq!(c.image_gc_high_threshold_percent, 85);
+    assert_eq!(c.image_gc_low_threshold_percent, 80);
+    assert_eq!(c.image_minimum_gc_age, Duration::from_secs(120));
+    let c = load_file(
+        "imageGCHighThresholdPercent: 70\nimageGCLowThresholdPercent: 0\nimageMinimumGCAge: 0s\n",
+        &[],
+    )
+    .unwrap()
+    .config;
+    // 0 is a percentage like any other; a zero age means the default, as in the kubelet.
+    assert_eq!(
+        (
+            c.image_gc_high_threshold_percent,
+            c.image_gc_low_threshold_percent
+        ),
+        (70, 0)
+    );
+    assert_eq!(c.image_minimum_gc_age, Duration::from_secs(120));
+    let c = load_file(
+        "imageGCHighThresholdPercent: 70\nimageMinimumGCAge: 5m\n",
+        &[
+            "--image-gc-high-threshold=90",
+            "--minimum-image-ttl-duration=0s",
+        ],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.image_gc_high_threshold_percent, 90);
+    assert_eq!(c.image_minimum_gc_age, Duration::ZERO);
+    let kc = c.to_kubelet_configuration();
+    assert_eq!(kc["imageGCHighThresholdPercent"], 90);
+    assert_eq!(kc["imageGCLowThresholdPercent"], 80);
+    assert_eq!(kc["imageMinimumGCAge"], "0s");
+    for (args, want) in [
+        (
+            &["--image-gc-high-threshold=101"][..],
+            "invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) 101 must be between 0 and 100, inclusive",
+        ),
+        (
+            &["--image-gc-low-threshold=-1"][..],
+            "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) -1 must be between 0 and 100, inclusive",
+        ),
+        (
+            &[
+                "--image-gc-high-threshold=50",
+                "--image-gc-low-threshold=50",
+            ][..],
+            "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) 50 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 50",
+        ),
+    ] {
+        let e = err_of(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

@@ -39,6 +39,7 @@ use crate::eviction::request::Request;
 use crate::eviction::signals::{self, ContainerUsage, NodeInputs, Observations, PodUsage};
 use crate::eviction::threshold_notifier::{SignalWatch, ThresholdNotifiers, Wake};
 use crate::eviction::thresholds::{Signal, Threshold};
+use crate::images::gc::ImageGc;
 use crate::runtime::ContainerRuntime;
 use crate::stats::fs;
 use crate::status_manager::StatusManager;
@@ -298,6 +299,8 @@ pub struct EvictionManager {
     cm: ContainerManager,
     /// The runtime, for the containers' writable layers (their part of ephemeral storage).
     runtime: Arc<dyn ContainerRuntime>,
+    /// The image GC, the second node-level reclaim of disk pressure (`None` without images).
+    image_gc: Option<Arc<ImageGc>>,
     statuses: Arc<StatusManager>,
     recorder: EventRecorder,
     requests: mpsc::UnboundedSender<Request>,
@@ -357,6 +360,7 @@ impl EvictionManager {
             cfg,
             cm,
             runtime,
+            image_gc: None,
             statuses,
             recorder,
             requests,
@@ -372,6 +376,12 @@ impl EvictionManager {
             watches: Vec::new(),
         };
         (m, EvictionView { report, conditions })
+    }
+
+    /// With the image GC as a node-level reclaim of disk pressure (`DeleteUnusedImages`).
+    pub fn with_image_gc(mut self, image_gc: Option<Arc<ImageGc>>) -> Self {
+        self.image_gc = image_gc;
+        self
     }
 
     /// Run forever: the fast poll and the kernel's notifications, and a full cycle on a new
@@ -575,8 +585,9 @@ impl EvictionManager {
             );
             tracing::warn!(signal = %threshold.signal, resource = resource.as_str(), "eviction manager: attempting to reclaim");
             // reclaimNodeLevelResources: for disk signals, the dead containers (and logs) that
-            // evicted pods keep; there are no images to collect. Enough if every threshold is
-            // then clear including its minimum reclaim.
+            // evicted pods keep, then every unused image (the image store shares nodefs, so
+            // both reclaim nodefs and imagefs). Enough if every threshold is then clear
+            // including its minimum reclaim.
             if matches!(resource, Resource::EphemeralStorage | Resource::Inodes)
                 && self.reclaim_node_level_resources(&obs).await
             {
@@ -590,7 +601,7 @@ impl EvictionManager {
                     resource: resource.as_str().into(),
                     action: "reclaimed".into(),
                     pod: None,
-                    message: "removed the exited containers and logs of evicted pods; no pod needs to be evicted".into(),
+                    message: "removed the exited containers and logs of evicted pods and unused images; no pod needs to be evicted".into(),
                     grace_period_seconds: None,
                     reaction_ms: None,
                     kubelet_would: None,
@@ -767,25 +778,37 @@ impl EvictionManager {
     }
 
     /// `reclaimNodeLevelResources` for disk: ask the pod manager to remove the exited
-    /// containers and logs of evicted pods, then re-read the filesystem; true if no threshold
-    /// is met any more, minimum reclaim included.
+    /// containers and logs of evicted pods (`DeleteAllUnusedContainers`), then delete every
+    /// unused image old enough (`DeleteUnusedImages`), then re-read the filesystem; true if no
+    /// threshold is met any more, minimum reclaim included.
     async fn reclaim_node_level_resources(&mut self, obs: &Observations) -> bool {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        if self
-            .requests
-            .send(Request::ReclaimDeadContainers { reply })
-            .is_err()
-        {
-            return false;
-        }
         // The pod manager answers at once (a few file removals); the bound only keeps a
         // wedged pod manager from stalling eviction, at the price of evicting a pod the
         // reclaim might have spared.
-        let removed = match tokio::time::timeout(RECLAIM_TIMEOUT, rx).await {
-            Ok(Ok(n)) => n,
-            _ => return false,
+        let removed = match self.requests.send(Request::ReclaimDeadContainers { reply }) {
+            Ok(()) => match tokio::time::timeout(RECLAIM_TIMEOUT, rx).await {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            },
+            Err(_) => 0,
         };
-        if removed == 0 {
+        let mut freed_images = 0;
+        if let Some(gc) = self.image_gc.clone() {
+            match tokio::task::spawn_blocking(move || gc.delete_unused_images()).await {
+                Ok(Ok(freed)) => freed_images = freed,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "eviction manager: failed to delete unused images");
+                }
+                Err(e) => tracing::warn!(error = %e, "eviction manager: image reclaim panicked"),
+            }
+        }
+        tracing::info!(
+            containers = removed,
+            imageBytes = freed_images,
+            "eviction manager: node-level reclaim"
+        );
+        if removed == 0 && freed_images == 0 {
             return false;
         }
         let Ok(fs) = fs::fs_stats(&self.cfg.root_dir) else {

@@ -15,8 +15,12 @@
 //! Working set = usage − inactive_file (see [`crate::cgroup::MemoryStats`]). The filesystem and
 //! `/proc` readers live in [`crate::stats::fs`] (the summary provider's), and this module builds
 //! `Observation`s on top of them, as the kubelet's eviction manager reads the summary.
-//! There is no separate image filesystem (no images), so `imagefs.*` and `containerfs.*` are
-//! observed on nodefs, as the kubelet does on a single-disk node.
+//! The image store lives under `--root-dir` (`<root-dir>/images`), so it shares nodefs: there
+//! is no separate image filesystem, and `imagefs.*` and `containerfs.*` are observed on
+//! nodefs, as the kubelet does when its image filesystem is on the node's (cadvisor finds both
+//! on one device). Pressure on any of them is reclaimed first by removing dead containers and
+//! unused images (`reclaimNodeLevelResources`, [`crate::eviction::manager`]), then by evicting
+//! pods.
 
 use std::collections::BTreeMap;
 use std::path::Path;

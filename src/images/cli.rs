@@ -175,7 +175,7 @@ fn run_inner(args: ImageArgs) -> Result<(), Box<dyn std::error::Error>> {
             let images = store.list()?;
             // The kubelet's GC never deletes an image a container uses: here, one whose layers
             // are the overlay of a container the node still has (running or not yet removed).
-            let in_use = in_use(&args.root_dir, &store, &images);
+            let in_use = super::gc::images_in_use(&args.root_dir, &store, &images);
             let names: Vec<String> = if all {
                 images
                     .iter()
@@ -200,31 +200,4 @@ fn run_inner(args: ImageArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-/// Names of the images whose layers are the overlay root of a container in
-/// `<root_dir>/containers` (its `config.json`, written by the runtime at create).
-fn in_use(
-    root_dir: &std::path::Path,
-    store: &Store,
-    images: &[super::ImageRecord],
-) -> std::collections::HashSet<String> {
-    let mut roots = Vec::new();
-    let dirs = std::fs::read_dir(root_dir.join("containers"))
-        .into_iter()
-        .flatten();
-    for d in dirs.flatten() {
-        let cfg = std::fs::read(d.path().join(crate::shim::CONFIG_FILE)).ok();
-        let cfg = cfg.and_then(|b| serde_json::from_slice::<crate::shim::ShimConfig>(&b).ok());
-        if let Some(crate::shim::Rootfs::Overlay { lower, .. }) =
-            cfg.and_then(|c| c.isolation).map(|i| i.rootfs)
-        {
-            roots.push(lower);
-        }
-    }
-    images
-        .iter()
-        .filter(|r| store.lower_dirs(r).is_ok_and(|l| roots.contains(&l)))
-        .map(|r| r.name.clone())
-        .collect()
 }

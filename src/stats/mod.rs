@@ -40,6 +40,8 @@ use types::*;
 pub struct StatsProvider {
     cm: ContainerManager,
     runtime: std::sync::Arc<dyn ContainerRuntime>,
+    /// The image store (`None` with the `ImageRootfs` gate off): imagefs's `usedBytes`.
+    images: Option<crate::images::Store>,
     proc_root: PathBuf,
     root_dir: PathBuf,
     pod_logs_dir: PathBuf,
@@ -211,6 +213,7 @@ impl StatsProvider {
         StatsProvider {
             cm,
             runtime,
+            images: None,
             proc_root: proc_root.to_path_buf(),
             root_dir: root_dir.to_path_buf(),
             pod_logs_dir: pod_logs_dir.to_path_buf(),
@@ -218,6 +221,12 @@ impl StatsProvider {
             cpu: cpu::UsageCache::default(),
             started: Time::now(),
         }
+    }
+
+    /// With the image store, whose blobs and layers are imagefs's `usedBytes`.
+    pub fn with_images(mut self, store: Option<crate::images::Store>) -> Self {
+        self.images = store;
+        self
     }
 
     /// `/proc` as the provider reads it.
@@ -344,9 +353,16 @@ impl StatsProvider {
         };
         if let Some(fs) = nodefs {
             node.fs = Some(fs.stats(None));
-            // No images: the image filesystem is nodefs and images use none of it.
+            // The image store is under --root-dir: the image filesystem is nodefs, and the
+            // images use what the store's records say (blobs and unpacked layers, as tracked
+            // at unpack; no inode count).
+            let used = self
+                .images
+                .as_ref()
+                .and_then(|s| s.usage().ok())
+                .unwrap_or(0);
             node.runtime = Some(RuntimeStats {
-                image_fs: Some(fs.stats(Some((0, 0)))),
+                image_fs: Some(fs.stats(Some((used, 0)))),
             });
             node.rlimit = fs::pids(&self.proc_root).ok().map(|p| RlimitStats {
                 time: Time::now(),

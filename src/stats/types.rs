@@ -82,7 +82,7 @@ pub struct NodeStats {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeStats {
-    /// Where images live (here: nodefs, holding no images).
+    /// Where images live (here: nodefs; `usedBytes` is the image store's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_fs: Option<FsStats>,
 }
@@ -178,7 +178,8 @@ pub struct ContainerStats {
     /// Swap of the container's cgroup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<SwapStats>,
-    /// The writable layer; never set here (no images, no layers: see docs/stats.md).
+    /// The writable layer (the overlay upper dir of an image container; none for a container
+    /// run from the node's filesystem).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<FsStats>,
     /// The container's log files.
