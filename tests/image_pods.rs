@@ -299,3 +299,40 @@ fn with_the_gate_off_an_image_only_pod_has_no_command() {
     // Nothing was pulled: the agent made no image store.
     assert!(!a.root_dir.join("images").exists());
 }
+
+/// After `kill -9` of the agent, the adopted image container keeps its `image` and `imageID`,
+/// and its exec probe still runs with the image's env and working dir (the runtime's record of
+/// the container, as containerd keeps it in its metadata).
+#[test]
+fn an_adopted_image_container_keeps_its_image_and_exec_context() {
+    let reg = Registry::start();
+    let digest = reg.push("test/app", "1", &busybox_app());
+    let mut a = Agent::start(&[]);
+    let image = format!("127.0.0.1:{}/test/app:1", reg.port);
+    // Ready only while the probe sees the image's env and working dir.
+    let probe = r#"["/bin/sh", "-c", "[ \"$FROM_IMAGE\" = yes ] && [ \"$(pwd)\" = /data ]"]"#;
+    a.write_manifest(
+        "app.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: app}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: '{image}'\n    readinessProbe:\n      exec: {{command: {probe}}}\n      periodSeconds: 1\n"
+        ),
+    );
+    let ready = |a: &Agent| {
+        let c = container_status(&a.pod("app")?, "main")?;
+        (c["ready"] == true).then_some(c)
+    };
+    let before = a.wait_for("main ready", T, ready);
+    let want_id = format!("127.0.0.1:{}/test/app@{digest}", reg.port);
+    assert_eq!(before["imageID"], want_id.as_str(), "{before}");
+    a.kill9();
+    a.spawn();
+    // Adopted: the same container, its image, and ready again by the same exec probe.
+    let after = a.wait_for("main adopted and ready", T, |a| {
+        let c = ready(a)?;
+        (c["containerID"] == before["containerID"]).then_some(c)
+    });
+    assert_eq!(after["image"], image.as_str(), "{after}");
+    assert_eq!(after["imageID"], want_id.as_str(), "{after}");
+    assert_eq!(after["restartCount"], 0, "{after}");
+    a.remove_manifest("app.yaml");
+}

@@ -126,6 +126,13 @@ pub struct ContainerMeta {
     /// containers created before sandboxes existed.
     #[serde(default)]
     pub sandbox_id: String,
+    /// The image it runs from, as the status shows it (`image`; containerd keeps the image
+    /// with the container's metadata); empty for a container run from the node's filesystem.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// The status's `imageID` (`<repository>@<manifest digest>`); empty as `image` is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_id: String,
 }
 
 /// One container as the runtime knows it (`ContainerStatus` of the CRI).

@@ -448,6 +448,11 @@ impl PodWorker {
                 cgroup: cgroup.components().to_vec(),
                 log_path: log_path.clone(),
                 sandbox_id: self.sandbox_id.clone().unwrap_or_default(),
+                image: image.as_ref().map(|i| i.image.clone()).unwrap_or_default(),
+                image_id: image
+                    .as_ref()
+                    .map(|i| i.image_id.clone())
+                    .unwrap_or_default(),
             },
             argv,
             process: exec.clone(),
@@ -764,6 +769,11 @@ impl PodWorker {
                 continue;
             };
             self.slots[i].instances = self.slots[i].instances.max(rec.meta.attempt + 1);
+            // The image the instance runs from, as recorded at create: the status keeps
+            // `image` and `imageID` across a restart of the agent.
+            if !rec.meta.image_id.is_empty() {
+                self.slots[i].image = Some((rec.meta.image.clone(), rec.meta.image_id.clone()));
+            }
             if rec.is_running() {
                 let Some(state) = rec.state.clone() else {
                     continue;
@@ -773,10 +783,13 @@ impl PodWorker {
                 let envs =
                     env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
                 let procs = self.ctx.cm.container_procs_files(&cgroup);
-                let mut exec = exec_context(&self.pod, &spec, envs, procs, &self.ctx);
-                // An isolated container is entered by its running process's namespaces.
-                exec.isolation =
-                    (self.ctx.runtime.exec_context(&rec.meta.id).ok()).and_then(|c| c.isolation);
+                // An isolated container is entered by its running process's namespaces, with
+                // the process it was started with (for an image container: the image's env,
+                // working dir and user merged with the spec), as the runtime recorded it.
+                let exec = match self.ctx.runtime.exec_context(&rec.meta.id) {
+                    Ok(c) if c.isolation.is_some() => c,
+                    _ => exec_context(&self.pod, &spec, envs, procs, &self.ctx),
+                };
                 self.slots[i].current = Some(Instance {
                     meta: rec.meta.clone(),
                     started_at: state.started_at,

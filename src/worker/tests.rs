@@ -358,6 +358,8 @@ async fn running_and_exited_containers_are_re_adopted() {
     let h = harness();
     let p = pod("web", "u1", "Always", &[("setup", false)], &["app"]);
     let meta = |name: &str, id: &str| ContainerMeta {
+        image: String::new(),
+        image_id: String::new(),
         id: id.into(),
         pod_uid: "u1".into(),
         pod_name: "web".into(),
