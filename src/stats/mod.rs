@@ -128,15 +128,21 @@ fn memory(
     }
 }
 
+/// The statuses of the pod's init and regular containers.
+fn container_statuses(
+    pod: &Pod,
+) -> impl Iterator<Item = &k8s_openapi::api::core::v1::ContainerStatus> {
+    pod.status.iter().flat_map(|st| {
+        [&st.init_container_statuses, &st.container_statuses]
+            .into_iter()
+            .flatten()
+            .flatten()
+    })
+}
+
 /// `running.startedAt` of each running container of the pod (init and regular), by name.
 pub(crate) fn running_containers(pod: &Pod) -> Vec<(String, Option<Time>)> {
-    let Some(st) = pod.status.as_ref() else {
-        return Vec::new();
-    };
-    [&st.init_container_statuses, &st.container_statuses]
-        .into_iter()
-        .flatten()
-        .flatten()
+    container_statuses(pod)
         .filter_map(|c| {
             let running = c.state.as_ref()?.running.as_ref()?;
             Some((
@@ -150,13 +156,7 @@ pub(crate) fn running_containers(pod: &Pod) -> Vec<(String, Option<Time>)> {
 /// The runtime ID of each container of the pod's status (init and regular, the current
 /// instance), by name: `containerID` without its `<runtime>://` scheme.
 pub fn container_ids(pod: &Pod) -> BTreeMap<String, String> {
-    let Some(st) = pod.status.as_ref() else {
-        return BTreeMap::new();
-    };
-    [&st.init_container_statuses, &st.container_statuses]
-        .into_iter()
-        .flatten()
-        .flatten()
+    container_statuses(pod)
         .filter_map(|c| {
             let id = c.container_id.as_deref()?;
             let id = id.split_once("://").map_or(id, |(_, id)| id);
