@@ -169,7 +169,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // files; pods stay on the node's network, so their IP is the node's.
     let sandboxes = crate::sandbox::SandboxManager::new(crate::sandbox::SandboxOptions::new(
         &config.root_dir,
-        crate::sandbox::dns::Configurer::from_config(&config, &facts.host_ip),
+        // `clusterDNS`, `clusterDomain`, `resolvConf` and the node's IP.
+        crate::sandbox::dns::Configurer {
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+            resolv_conf: config.resolv_conf.clone(),
+            node_ips: facts.host_ip.parse().into_iter().collect(),
+        },
     ));
     let pod_ips: Vec<String> = Some(facts.host_ip.clone())
         .filter(|ip| !ip.is_empty())

@@ -15,6 +15,7 @@ pub mod cm;
 pub mod config;
 pub mod events;
 pub mod eviction;
+pub mod fs_usage;
 pub mod images;
 pub mod kubelet;
 pub mod lifecycle;

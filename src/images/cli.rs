@@ -11,10 +11,14 @@ use super::reference::ImageRef;
 use super::registry::{self, PullOptions};
 use super::store::Store;
 
+/// `--root-dir`'s default, the agent's (`config::DEFAULT_ROOT_DIR`; spelled here so that
+/// `images` does not depend on `config`, which depends on `eviction`, which runs image GC).
+const DEFAULT_ROOT_DIR: &str = "/var/lib/minikubelet";
+
 #[derive(Args, Debug)]
 pub struct ImageArgs {
     /// The kubelet's root directory; the store is `<root-dir>/images`.
-    #[arg(long, global = true, default_value = crate::config::DEFAULT_ROOT_DIR)]
+    #[arg(long, global = true, default_value = DEFAULT_ROOT_DIR)]
     root_dir: PathBuf,
     #[command(subcommand)]
     command: ImageCommand,
@@ -200,4 +204,12 @@ fn run_inner(args: ImageArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_root_dir_is_the_agents() {
+        assert_eq!(super::DEFAULT_ROOT_DIR, crate::config::DEFAULT_ROOT_DIR);
+    }
 }

@@ -816,7 +816,7 @@ impl ContainerRuntime for ShimRuntime {
         if !upper.is_dir() {
             return None;
         }
-        let (bytes, inodes) = crate::stats::fs::dir_usage(&upper);
+        let (bytes, inodes) = crate::fs_usage::dir_usage(&upper);
         Some(super::FilesystemUsage {
             used_bytes: bytes.max(0) as u64,
             inodes_used: inodes.max(0) as u64,

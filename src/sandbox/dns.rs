@@ -246,17 +246,6 @@ fn format_pod(pod: &Pod) -> String {
 }
 
 impl Configurer {
-    /// The configurer of a node: `clusterDNS`, `clusterDomain` and `resolvConf` from its
-    /// configuration, and its IP (`NodeFacts::host_ip`).
-    pub fn from_config(config: &crate::config::Config, node_ip: &str) -> Self {
-        Configurer {
-            cluster_dns: config.cluster_dns.clone(),
-            cluster_domain: config.cluster_domain.clone(),
-            resolv_conf: config.resolv_conf.clone(),
-            node_ips: node_ip.parse().into_iter().collect(),
-        }
-    }
-
     fn host_dns_config(&self) -> Result<DnsConfig, DnsError> {
         let Some(path) = &self.resolv_conf else {
             return Ok(DnsConfig::default());

@@ -8,7 +8,6 @@
 //! reads the kernel takes its root so unit tests can use a fake tree.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Errors reading a file or filesystem, naming the path concerned.
@@ -125,26 +124,7 @@ pub fn pids(proc_root: &Path) -> Result<Pids, FsError> {
     Ok(Pids { max, running })
 }
 
-/// On-disk usage of a directory tree like `du` (allocated blocks × 512) and its inode count;
-/// (0, 0) when it does not exist. Symlinks are counted, not followed.
-pub fn dir_usage(path: &Path) -> (i64, i64) {
-    let mut bytes = 0i64;
-    let mut inodes = 0i64;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        bytes = bytes.saturating_add((md.blocks() as i64).saturating_mul(512));
-        inodes += 1;
-        if md.is_dir()
-            && let Ok(rd) = std::fs::read_dir(&p)
-        {
-            stack.extend(rd.flatten().map(|e| e.path()));
-        }
-    }
-    (bytes, inodes)
-}
+pub use crate::fs_usage::dir_usage;
 
 /// Local storage of one pod, as the summary's pod stats give it to the eviction manager.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
