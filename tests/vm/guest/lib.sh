@@ -39,6 +39,31 @@ http() {
 }
 # healthz_ok: the agent answers /healthz with "ok"
 healthz_ok() { [ "$(http /healthz)" = ok ]; }
+# import_images ROOT-DIR: imports the payload's image archives (images/*.tar, built by
+# run-all.sh: localhost/busybox:test, docker.io/library/busybox:1.36) into the store of the agent
+# with that --root-dir, as an offline node is provisioned; status 1 if there are none or one fails.
+# The VMs have no network: pods whose image is missing would try to pull it.
+import_images() {
+  _imported=0
+  for _t in "$PAYLOAD"/images/*.tar; do
+    [ -f "$_t" ] || return 1
+    _out=$("$PAYLOAD/bin/minikubelet" image import "$_t" --root-dir "$1" 2>&1) || { note "$_out"; return 1; }
+    echo "$_out" >> "$PAYLOAD/images/imported.txt"; _imported=$((_imported + 1))
+  done
+  [ "$_imported" -gt 0 ]
+}
+# image_digest NAME: the manifest digest import_images reported for image NAME (a pod's imageID is
+# <repository>@<digest>)
+image_digest() { sed -n "s|^Imported $1 (\(sha256:[0-9a-f]*\)).*|\1|p" "$PAYLOAD/images/imported.txt" 2>/dev/null | head -1; }
+# image_pid1 PID LOG: the container process PID is PID 1 of a PID namespace of its own (NSpid
+# ends in 1, not the node's namespace) and says so in its LOG (tests/vm/scenarios/manifests/image.yaml)
+image_pid1() {
+  [ "$(awk '$1 == "NSpid:" { print $NF }' /proc/$1/status 2>/dev/null)" = 1 ] \
+    && [ "$(readlink /proc/$1/ns/pid)" != "$(readlink /proc/self/ns/pid)" ] && echo "$2" | grep -q " pid=1 "
+}
+# mounts_of_pod ROOT-DIR UID: the node's mounts under ROOT-DIR/pods/UID (the sandbox's pinned
+# namespaces); empty once the pod is removed
+mounts_of_pod() { awk -v p="$1/pods/$2" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo; }
 # own_cgroup: this shell's cgroup v2 path
 own_cgroup() { sed -n 's/^0:://p' /proc/self/cgroup; }
 # procs_of CGROUP-DIR: pids in that cgroup (one level)
