@@ -103,7 +103,7 @@ spec:
     command: ["/bin/sh", "-c", "while read l; do echo \"got $l\"; done; echo bye"]
 EOF
 
-check a2api_images_imported 'import_images /tmp/api-root'
+check a2api_images_imported 'import_images /tmp/api-root busybox-test'
 sh -c "echo \$\$ > $SVC/cgroup.procs && exec ./bin/minikubelet --pod-manifest-path=$MAN --root-dir=/tmp/api-root \
   --pod-logs-dir=/tmp/api-logs --container-logs-dir=/tmp/api-containers --cgroup-root=mkl-api --port=$PORT \
   --tls-cert-file=$PKI/server.crt --tls-private-key-file=$PKI/server.key --client-ca-file=$PKI/ca.crt \
@@ -132,13 +132,19 @@ api=$(pod_name vm-api); probe=$(pod_name vm-probe); talker=$(pod_name vm-talker)
 note "pods: $api $probe $talker"
 
 # --- logs
-sleep 2   # a few lines in the logger's log (two a second)
+# a few lines in the logger's log (two a second), read on the node
+logger_lines() { cat /tmp/api-logs/default_"$api"_*/logger/*.log 2>/dev/null | wc -l; }
+wait_for 20 '[ "$(logger_lines)" -ge 3 ]'
 tail2=$(k logs "$api" -c logger --tail=2 2>&1)
 note "logs --tail=2: $(echo "$tail2" | tr '\n' '|')"
 consecutive() { echo "$1" | awk 'NF != 2 || $1 != "line" { bad = 1 } NR > 1 && $2 != p + 1 { bad = 1 } { p = $2 } END { exit bad || NR != '"$2"' }'; }
 check a2api_kubectl_logs_tail 'consecutive "$tail2" 2'
-follow=$(timeout 5 kubectl --kubeconfig=/tmp/api-kubeconfig logs -f "$api" -c logger --tail=1 2>/dev/null)
-note "logs -f for 5 s: $(echo "$follow" | tr '\n' '|')"
+# follows until 4 lines have come (kubectl's start takes seconds under TCG), at most 30 s
+kubectl --kubeconfig=/tmp/api-kubeconfig logs -f "$api" -c logger --tail=1 > /tmp/follow.out 2>/dev/null & fpid=$!
+wait_for 30 '[ "$(wc -l < /tmp/follow.out)" -ge 4 ]'
+kill $fpid 2>/dev/null; wait $fpid 2>/dev/null
+follow=$(head -n 4 /tmp/follow.out)   # whole lines only
+note "logs -f: $(echo "$follow" | tr '\n' '|')"
 check a2api_kubectl_logs_follow '[ "$(echo "$follow" | wc -l)" -ge 3 ] && consecutive "$follow" "$(echo "$follow" | wc -l)"'
 raw=$(k get --raw "/containerLogs/default/$api/logger?tailLines=3" 2>&1)
 check a2api_containerlogs_tail 'consecutive "$raw" 3'
@@ -224,7 +230,7 @@ D=/tmp/disk; DSVC=$CG/mkl-disk.service; DLOG=/tmp/agent-disk.log; DMAN=/tmp/disk
 mkdir -p $D $DSVC $DMAN
 mount -t tmpfs -o size=32m tmpfs $D
 # the image store is on that disk too (~4 MiB of the 32: nodefs is the imagefs here)
-check a2d_images_imported 'import_images $D/root'
+check a2d_images_imported 'import_images $D/root busybox-test'
 cat > $DMAN/steady.yaml <<'EOF'
 apiVersion: v1
 kind: Pod
@@ -253,9 +259,13 @@ DAGENT=$!
 MKL_PORT=10254; MKL_KUBECONFIG=$D/root/kubeconfig
 check a2d_healthz 'wait_for 60 healthz_ok'
 dfield() { http /pods | jq -r --arg n "$1" ".items[] | select(.metadata.name | startswith(\$n)) | $2" 2>/dev/null; }
-d_evicted() { [ "$(dfield disk-chatty .status.phase)" = Failed ] && [ "$(dfield disk-chatty .status.reason)" = Evicted ]; }
+# d_evicted: as evicted() in agent-cgroup2-eviction.sh, the message from the same read
+d_evicted() {
+  _s=$(dfield disk-chatty '.status | [.phase, .reason, .message] | join("|")')
+  case $_s in "Failed|Evicted|"*) msg=${_s#Failed|Evicted|} ;; *) return 1 ;; esac
+}
+msg=
 check a2d_chatty_evicted 'wait_for 90 d_evicted'
-msg=$(dfield disk-chatty .status.message)
 note "disk: $(df -k $D | tail -1); message: $msg"
 check a2d_kubelet_message 'case "$msg" in "The node was low on resource: ephemeral-storage. Threshold quantity: "*"Container talk was using "*) true ;; *) false ;; esac'
 check a2d_steady_running '[ "$(dfield disk-steady .status.phase)" = Running ]'

@@ -52,7 +52,7 @@ weight_ok() {
   [ "${3:-}" != linear-only ] && [ "$_w" = "$(weight_runc "$2")" ]
 }
 
-check a2_images_imported 'import_images /var/lib/minikubelet'
+check a2_images_imported 'import_images /var/lib/minikubelet busybox-test'
 start_agent $SVC --config=/etc/minikubelet/config.yaml --pod-manifest-path=$MAN \
   --root-dir=/var/lib/minikubelet --pod-logs-dir=/var/log/pods --cgroup-root=minikubelet --port=10250
 check a2_healthz 'wait_for 60 healthz_ok'

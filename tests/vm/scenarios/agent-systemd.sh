@@ -37,7 +37,7 @@ TEST_CTRS="guaranteed-sleep burstable-sleep besteffort-sleep image-probe"
 ctr_pids() { for c in $TEST_CTRS; do printf '%s=%s ' $c "$(procs_of "$(container_cg $PODS $c)" | tr '\n' ,)"; done; }
 
 # Offline: the images every pod here runs from go into the store before anything starts the unit
-check as_images_imported 'import_images /var/lib/minikubelet'
+check as_images_imported 'import_images /var/lib/minikubelet busybox-test busybox-1.36'
 # The Vagrant lab's provisioning script itself (offline: a prebuilt binary instead of cargo),
 # which installs through scripts/install.sh --with-examples --start.
 check as_provision 'MKL_PREBUILT_BINARY=$PWD/bin/minikubelet ./repo/vagrant/provision.sh $PWD/repo'
@@ -123,7 +123,7 @@ systemctl stop $U
 # cargo): examples run under the absolute /minikubelet-demo; Ctrl-C leaves them running; --clean
 # stops them and removes every demo cgroup. Its own port and root dir, beside the unit's pods.
 # exec: the background subshell becomes demo.sh, which execs the agent, so $! is the agent.
-check demo_images_imported 'import_images /var/lib/minikubelet-demo'
+check demo_images_imported 'import_images /var/lib/minikubelet-demo busybox-1.36'
 demo() { MKL_BIN=$PAYLOAD/bin/minikubelet MKL_DEMO_PORT=10260 MKL_DEMO_OFFLINE=1 exec repo/scripts/demo.sh "$@"; }
 demo > /tmp/demo.log 2>&1 & demo_pid=$!
 n_demo=$(ls repo/manifests/*.yaml | wc -l)
