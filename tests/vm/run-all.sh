@@ -68,9 +68,13 @@ step "build: stand-in agent and minikubelet (static, crt-static, target dir $CAC
 # cold here: 393 s at opt-level 1, 298 s at opt-level 0; the binary grows from 21 to 38 MB,
 # which the initramfs carries). The binaries users install (scripts/install.sh,
 # scripts/demo.sh) keep the full release profile.
+# One exception: sha2 is optimized (--config below). At opt-level 0 its SHA-256 (intrinsics as
+# function calls) was 72% of an `image import` (perf), ~15 s per import under TCG, and every
+# scenario imports its images; the crate is small, so the cold build barely moves.
 STATIC=(env RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR="$CACHE/target"
         CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=0
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_INCREMENTAL=false)
+OPTIMIZED=(--config 'profile.release.package.sha2.opt-level=3')
 TRIPLE=x86_64-unknown-linux-gnu
 STANDIN=$CACHE/target/$TRIPLE/release/mkl-standin
 AGENT=$CACHE/target/$TRIPLE/release/minikubelet
@@ -78,7 +82,7 @@ if (cd "$HERE/harness/standin" && "${STATIC[@]}" cargo build -q --release --targ
 else cat "$W/standin.log"; result FAIL build_standin; fi
 bt=$(date +%s)
 if [ -n "${MKL_VM_AGENT:-}" ]; then AGENT=$MKL_VM_AGENT; echo "agent: $AGENT (MKL_VM_AGENT, not built)"
-elif (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked --target $TRIPLE --bin minikubelet --bin minikubelet-shim) >"$W/agent.log" 2>&1; then
+elif (cd "$REPO" && "${STATIC[@]}" cargo build -q --release --locked "${OPTIMIZED[@]}" --target $TRIPLE --bin minikubelet --bin minikubelet-shim) >"$W/agent.log" 2>&1; then
   echo "minikubelet built in $(( $(date +%s) - bt ))s"
 else cat "$W/agent.log"; result FAIL build_agent_static; rm -f "$AGENT"; fi
 # the agent scenarios need the real agent, not the skeleton that only prints its version
@@ -89,10 +93,31 @@ agent_skip() {  # agent_skip NAME
   else echo "SKIP $1: minikubelet has no --pod-manifest-path yet (skeleton binary); not booted" | tee -a "$LOGS/host.log"; fi
 }
 
+# The images the agent scenarios' pods run from: the VMs have no network, so, as on an offline
+# node, each scenario imports them into its agent's store (import_images, guest/lib.sh) before it
+# starts that agent. Built from the cached Debian busybox-static (fetch.sh) by the repository's
+# scripts/busybox-image.sh: localhost/busybox:test for the scenarios' pods (the image of the
+# integration tests), docker.io/library/busybox:1.36 for the examples (manifests/, `busybox:1.36`).
+# Cached, keyed by the script and the busybox (the same inputs give the same archives).
+IMAGES=$CACHE/images-$(content_key "$REPO/scripts/busybox-image.sh" "$CACHE/bb/bin/busybox" 2>/dev/null)
+if [ "$agent_ready" = 1 ] && [ ! -f "$IMAGES/.done" ]; then
+  step "images"
+  rm -rf "$CACHE"/images-*; mkdir -p "$IMAGES"
+  ok=1
+  for img in busybox-test.tar:localhost/busybox:test busybox-1.36.tar:docker.io/library/busybox:1.36; do
+    "$REPO/scripts/busybox-image.sh" "$IMAGES/${img%%:*}" "${img#*:}" "$CACHE/bb/bin/busybox" >/dev/null \
+      || { result FAIL "build_image(${img#*:})"; ok=0; }
+  done
+  [ "$ok" = 1 ] && touch "$IMAGES/.done"
+fi
+
 # mkpayload DIR TEST...: lib.sh, busybox, jq (+ its libs, run through the loader), the stand-in,
-# the agent (if ready), the install pieces of the repo, test manifests, and a test.sh running TESTs
+# the agent and the image archives (for agent scenarios only: the harness needs neither, and 45 MB
+# less to pack and unpack under TCG saves seconds per boot), the install pieces of the repo, test
+# manifests, and a test.sh running TESTs
 mkpayload() {
-  local d=$1; shift
+  local d=$1 agent=0; shift
+  case " $* " in *"/scenarios/"*) agent=$agent_ready ;; esac
   mkdir -p "$d/bin" "$d/lib/jq" "$d/repo/scripts"
   cp "$HERE/guest/lib.sh" "$d/"
   cp "$CACHE/bb/bin/busybox" "$d/bin/"
@@ -102,9 +127,12 @@ mkpayload() {
     'exec "$d/ld-linux-x86-64.so.2" --library-path "$d" "$d/jq" "$@"' > "$d/bin/jq"
   chmod 755 "$d/bin/jq"
   [ -x "$STANDIN" ] && cp "$STANDIN" "$d/bin/"
-  [ "$agent_ready" = 1 ] && cp "$AGENT" "$d/bin/"
-  # the shim's own small binary beside the agent (install.sh and the agent look for it there)
-  [ "$agent_ready" = 1 ] && [ -x "$(dirname "$AGENT")/minikubelet-shim" ] && cp "$(dirname "$AGENT")/minikubelet-shim" "$d/bin/"
+  if [ "$agent" = 1 ]; then
+    cp "$AGENT" "$d/bin/"
+    # the shim's own small binary beside the agent (install.sh and the agent look for it there)
+    [ -x "$(dirname "$AGENT")/minikubelet-shim" ] && cp "$(dirname "$AGENT")/minikubelet-shim" "$d/bin/"
+    mkdir -p "$d/images"; cp "$IMAGES"/*.tar "$d/images/"
+  fi
   cp "$REPO/scripts/install.sh" "$REPO/scripts/demo.sh" "$d/repo/scripts/"
   cp -r "$REPO/systemd" "$d/repo/"
   mkdir -p "$d/repo/vagrant"; cp "$REPO/vagrant/provision.sh" "$d/repo/vagrant/"
@@ -112,9 +140,9 @@ mkpayload() {
   cp -r "$HERE/scenarios/manifests" "$d/test-manifests"
   { echo '#!/bin/sh'; echo 'rc=0'
     for t in "$@"; do
-      cp "$t" "$d/"; echo "echo '=== $(basename "$t")'; sh ./$(basename "$t") || rc=1"
+      cp "$t" "$d/"; echo "echo \"=== $(basename "$t") (uptime \$(cut -d' ' -f1 /proc/uptime)s)\"; sh ./$(basename "$t") || rc=1"
     done
-    echo 'exit $rc'; } > "$d/test.sh"
+    echo 'echo "=== done (uptime $(cut -d" " -f1 /proc/uptime)s)"; exit $rc'; } > "$d/test.sh"
   chmod 755 "$d/test.sh"
 }
 # kubectl 1.32 as the tests find it (scripts/deps.sh): static Go, it runs under busybox too
@@ -169,7 +197,9 @@ if [ -f "$CACHE/KVER" ]; then
     if k=$(kubectl_132); then cp "$k" "$W/a2/bin/kubectl"; else echo "run-all: no kubectl 1.32 (scripts/deps.sh)"; fi
     mkpki "$W/a2/pki" || { echo "run-all: openssl could not make the test certificates"; rm -rf "$W/a2/pki"; }
     mke2fs -q -F -t ext4 -L swapfs "$W/a2-disk.img" 64M >/dev/null 2>&1
-    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 720 -m 768 -c "${MKL_VM_SMP:-2}" \
+    # -t: a cap against hangs, not the expected time (~2 min on a quiet 2-vCPU host; 12 min
+    # were seen with the host's load at 8-10, where 720 s cut a passing boot short)
+    MKL_VM_APPEND="mkl.disk=/dev/vda" vm agent-cgroup2 -p "$W/a2" -t 900 -m 768 -c "${MKL_VM_SMP:-2}" \
       -- -drive "file=$W/a2-disk.img,if=virtio,format=raw"
   else agent_skip agent_cgroup2; fi
 fi
@@ -186,7 +216,7 @@ if [ "$SYSTEMD" = 1 ]; then
     vm harness-systemd -r "$ROOTFS" -p "$W/hs" -t 300 -c 1
     if [ "$agent_ready" = 1 ]; then
       mkpayload "$W/as" "$HERE/scenarios/agent-systemd.sh"
-      vm agent-systemd -r "$ROOTFS" -p "$W/as" -t 400 -m 768 -c 1
+      vm agent-systemd -r "$ROOTFS" -p "$W/as" -t 600 -m 768 -c 1   # cap: ~2.5 min quiet, 6 min at load 8
     else agent_skip agent_systemd; fi
   fi
 fi

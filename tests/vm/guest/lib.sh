@@ -7,8 +7,13 @@ PATH=$PAYLOAD/bin:$PATH:/bin:/sbin:/usr/bin:/usr/sbin; export PATH
 CG=/sys/fs/cgroup
 fail=0
 
-# check NAME SHELL-EXPRESSION: evaluates it, prints PASS/FAIL NAME
-check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
+# check NAME SHELL-EXPRESSION: evaluates it, prints PASS/FAIL NAME (and how long it took, when
+# 10 s or more: where a boot's time goes)
+check() {
+  _check_t0=$(date +%s)
+  if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi
+  _check_dt=$(( $(date +%s) - _check_t0 )); [ "$_check_dt" -lt 10 ] || note "$1 took $_check_dt s"
+}
 # skip NAME REASON
 skip() { echo "SKIP $1: $2"; }
 # note TEXT: context for a human reading the log (not counted)
@@ -39,6 +44,33 @@ http() {
 }
 # healthz_ok: the agent answers /healthz with "ok"
 healthz_ok() { [ "$(http /healthz)" = ok ]; }
+# import_images ROOT-DIR ARCHIVE...: imports the payload's image archives (images/ARCHIVE.tar,
+# built by run-all.sh: busybox-test = localhost/busybox:test, busybox-1.36 =
+# docker.io/library/busybox:1.36) into the store of the agent with that --root-dir, as an offline
+# node is provisioned; status 1 if one is missing or fails. The VMs have no network: a pod whose
+# image is missing would try to pull it. Only what the agent's pods use (an import takes seconds
+# under TCG).
+import_images() {
+  _root=$1; shift; _t0=$(date +%s)
+  for _a in "$@"; do
+    _out=$("$PAYLOAD/bin/minikubelet" image import "$PAYLOAD/images/$_a.tar" --root-dir "$_root" 2>&1) \
+      || { note "$_out"; return 1; }
+    echo "$_out" >> "$PAYLOAD/images/imported.txt"
+  done
+  note "imported $* into $_root in $(( $(date +%s) - _t0 )) s"
+}
+# image_digest NAME: the manifest digest import_images reported for image NAME (a pod's imageID is
+# <repository>@<digest>)
+image_digest() { sed -n "s|^Imported $1 (\(sha256:[0-9a-f]*\)).*|\1|p" "$PAYLOAD/images/imported.txt" 2>/dev/null | head -1; }
+# image_pid1 PID LOG: the container process PID is PID 1 of a PID namespace of its own (NSpid
+# ends in 1, not the node's namespace) and says so in its LOG (tests/vm/scenarios/manifests/image.yaml)
+image_pid1() {
+  [ "$(awk '$1 == "NSpid:" { print $NF }' /proc/$1/status 2>/dev/null)" = 1 ] \
+    && [ "$(readlink /proc/$1/ns/pid)" != "$(readlink /proc/self/ns/pid)" ] && echo "$2" | grep -q " pid=1 "
+}
+# mounts_of_pod ROOT-DIR UID: the node's mounts under ROOT-DIR/pods/UID (the sandbox's pinned
+# namespaces); empty once the pod is removed
+mounts_of_pod() { awk -v p="$1/pods/$2" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo; }
 # own_cgroup: this shell's cgroup v2 path
 own_cgroup() { sed -n 's/^0:://p' /proc/self/cgroup; }
 # procs_of CGROUP-DIR: pids in that cgroup (one level)

@@ -6,7 +6,8 @@
 #   agent's own <root-dir>/kubeconfig (https, admin token); no credentials: refused;
 # - logs: kubectl logs --tail, kubectl logs -f for a bounded time, /containerLogs?tailLines;
 # - probes: an exec readiness probe turns the container Ready and back; a failing exec liveness
-#   probe restarts it;
+#   probe restarts it (the files the probes test are made and removed with kubectl exec: they live
+#   in the container's own root, its image's overlay);
 # - exec (kubectl exec: output, exit code, stdin, the container's v2 cgroup) and /run;
 #   attach (kubectl attach -i); port-forward (kubectl port-forward, a request through it);
 # - /stats/summary and /metrics/resource: an idle container's cpu and memory equal its cgroup's
@@ -21,10 +22,9 @@ check a2api_payload '[ -x ./bin/kubectl ] && [ -f pki/ca.crt ] && [ -f pki/token
 [ "$fail" = 0 ] || finish
 SVC=$CG/mkl-api.service; KP=$SVC/mkl-api/kubepods
 MAN=/tmp/api-manifests; LOG=/tmp/agent-api.log; PORT=10253; PKI=$PAYLOAD/pki
-HOME=/tmp/kube-home; export HOME; mkdir -p $HOME $MAN $SVC /tmp/api-probe /tmp/api-www
+HOME=/tmp/kube-home; export HOME; mkdir -p $HOME $MAN $SVC
 dump_log() { note "agent log (last 40 lines):"; tail -40 $LOG | sed 's/^/  |   /'; }
 grep -qw memory $CG/cgroup.subtree_control || echo "+cpu +memory +pids" > $CG/cgroup.subtree_control
-echo "hello through the tunnel" > /tmp/api-www/hello.txt
 token=$(cut -d, -f1 $PKI/tokens.csv)
 # contexts: cert (client certificate, the default), tok (token file), anon (no credentials of its own)
 cat > /tmp/api-kubeconfig <<EOF
@@ -59,16 +59,16 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: logger
-    image: docker.io/library/busybox:1.36
-    command: ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 1; done"]
+    image: localhost/busybox:test
+    command: ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo \"line $i\"; sleep 0.5; done"]
   - name: idle
-    image: docker.io/library/busybox:1.36
+    image: localhost/busybox:test
     command: ["/bin/sleep", "100000"]
     resources:
       limits: {memory: 32Mi}
   - name: web
-    image: docker.io/library/busybox:1.36
-    command: ["/bin/httpd", "-f", "-p", "127.0.0.1:18080", "-h", "/tmp/api-www"]
+    image: localhost/busybox:test
+    command: ["/bin/sh", "-c", "mkdir -p /www && echo 'hello through the tunnel' > /www/hello.txt && exec httpd -f -p 127.0.0.1:18080 -h /www"]
 EOF
 cat > $MAN/probe.yaml <<'EOF'
 apiVersion: v1
@@ -78,14 +78,14 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: probed
-    image: docker.io/library/busybox:1.36
+    image: localhost/busybox:test
     command: ["/bin/sleep", "100000"]
     readinessProbe:
-      exec: {command: ["/bin/test", "-f", "/tmp/api-probe/ready"]}
+      exec: {command: ["/bin/test", "-f", "/tmp/ready"]}
       periodSeconds: 1
       failureThreshold: 1
     livenessProbe:
-      exec: {command: ["/bin/sh", "-c", "! test -f /tmp/api-probe/kill"]}
+      exec: {command: ["/bin/sh", "-c", "! test -f /tmp/kill"]}
       periodSeconds: 1
       failureThreshold: 1
 EOF
@@ -97,12 +97,13 @@ spec:
   restartPolicy: Never
   containers:
   - name: talk
-    image: docker.io/library/busybox:1.36
+    image: localhost/busybox:test
     stdin: true
     stdinOnce: true
     command: ["/bin/sh", "-c", "while read l; do echo \"got $l\"; done; echo bye"]
 EOF
 
+check a2api_images_imported 'import_images /tmp/api-root busybox-test'
 sh -c "echo \$\$ > $SVC/cgroup.procs && exec ./bin/minikubelet --pod-manifest-path=$MAN --root-dir=/tmp/api-root \
   --pod-logs-dir=/tmp/api-logs --container-logs-dir=/tmp/api-containers --cgroup-root=mkl-api --port=$PORT \
   --tls-cert-file=$PKI/server.crt --tls-private-key-file=$PKI/server.key --client-ca-file=$PKI/ca.crt \
@@ -131,13 +132,19 @@ api=$(pod_name vm-api); probe=$(pod_name vm-probe); talker=$(pod_name vm-talker)
 note "pods: $api $probe $talker"
 
 # --- logs
-sleep 4   # a few lines in the logger's log
+# a few lines in the logger's log (two a second), read on the node
+logger_lines() { cat /tmp/api-logs/default_"$api"_*/logger/*.log 2>/dev/null | wc -l; }
+wait_for 20 '[ "$(logger_lines)" -ge 3 ]'
 tail2=$(k logs "$api" -c logger --tail=2 2>&1)
 note "logs --tail=2: $(echo "$tail2" | tr '\n' '|')"
 consecutive() { echo "$1" | awk 'NF != 2 || $1 != "line" { bad = 1 } NR > 1 && $2 != p + 1 { bad = 1 } { p = $2 } END { exit bad || NR != '"$2"' }'; }
 check a2api_kubectl_logs_tail 'consecutive "$tail2" 2'
-follow=$(timeout 8 kubectl --kubeconfig=/tmp/api-kubeconfig logs -f "$api" -c logger --tail=1 2>/dev/null)
-note "logs -f for 8 s: $(echo "$follow" | tr '\n' '|')"
+# follows until 4 lines have come (kubectl's start takes seconds under TCG), at most 30 s
+kubectl --kubeconfig=/tmp/api-kubeconfig logs -f "$api" -c logger --tail=1 > /tmp/follow.out 2>/dev/null & fpid=$!
+wait_for 30 '[ "$(wc -l < /tmp/follow.out)" -ge 4 ]'
+kill $fpid 2>/dev/null; wait $fpid 2>/dev/null
+follow=$(head -n 4 /tmp/follow.out)   # whole lines only
+note "logs -f: $(echo "$follow" | tr '\n' '|')"
 check a2api_kubectl_logs_follow '[ "$(echo "$follow" | wc -l)" -ge 3 ] && consecutive "$follow" "$(echo "$follow" | wc -l)"'
 raw=$(k get --raw "/containerLogs/default/$api/logger?tailLines=3" 2>&1)
 check a2api_containerlogs_tail 'consecutive "$raw" 3'
@@ -145,14 +152,14 @@ check a2api_containerlogs_tail 'consecutive "$raw" 3'
 # --- probes: not ready, ready once the file exists, not ready again; liveness restarts
 ready() { [ "$(cstatus vm-probe probed .ready)" = "$1" ]; }
 check a2api_readiness_initially_false 'ready false'
-touch /tmp/api-probe/ready
+k exec "$probe" -c probed -- touch /tmp/ready
 check a2api_readiness_true 'wait_for 30 "ready true"'
-rm /tmp/api-probe/ready
+k exec "$probe" -c probed -- rm /tmp/ready
 check a2api_readiness_false_again 'wait_for 30 "ready false"'
-touch /tmp/api-probe/kill
+k exec "$probe" -c probed -- touch /tmp/kill
 restarted() { [ "$(cstatus vm-probe probed .restartCount)" -ge 1 ] 2>/dev/null; }
 check a2api_liveness_restarts 'wait_for 60 restarted'
-rm /tmp/api-probe/kill
+# the restarted container is a new one, on a new writable layer: no /tmp/kill any more
 check a2api_liveness_running_again 'wait_for 60 "running vm-probe probed"'
 note "probed: restartCount $(cstatus vm-probe probed .restartCount), last: $(cstatus vm-probe probed '.lastState.terminated.reason // "-"')"
 
@@ -222,6 +229,8 @@ kill $AGENT 2>/dev/null; wait $AGENT 2>/dev/null
 D=/tmp/disk; DSVC=$CG/mkl-disk.service; DLOG=/tmp/agent-disk.log; DMAN=/tmp/disk-manifests
 mkdir -p $D $DSVC $DMAN
 mount -t tmpfs -o size=32m tmpfs $D
+# the image store is on that disk too (~4 MiB of the 32: nodefs is the imagefs here)
+check a2d_images_imported 'import_images $D/root busybox-test'
 cat > $DMAN/steady.yaml <<'EOF'
 apiVersion: v1
 kind: Pod
@@ -229,7 +238,7 @@ metadata: {name: disk-steady}
 spec:
   containers:
   - name: main
-    image: docker.io/library/busybox:1.36
+    image: localhost/busybox:test
     command: ["/bin/sleep", "100000"]
 EOF
 cat > $DMAN/chatty.yaml <<'EOF'
@@ -239,7 +248,7 @@ metadata: {name: disk-chatty}
 spec:
   containers:
   - name: talk
-    image: docker.io/library/busybox:1.36
+    image: localhost/busybox:test
     command: ["/bin/sh", "-c", "sleep 2; yes 'a line of log output that fills the disk quickly' | head -c 40000000; sleep 100000"]
 EOF
 sh -c "echo \$\$ > $DSVC/cgroup.procs && exec ./bin/minikubelet --pod-manifest-path=$DMAN --root-dir=$D/root \
@@ -250,9 +259,13 @@ DAGENT=$!
 MKL_PORT=10254; MKL_KUBECONFIG=$D/root/kubeconfig
 check a2d_healthz 'wait_for 60 healthz_ok'
 dfield() { http /pods | jq -r --arg n "$1" ".items[] | select(.metadata.name | startswith(\$n)) | $2" 2>/dev/null; }
-d_evicted() { [ "$(dfield disk-chatty .status.phase)" = Failed ] && [ "$(dfield disk-chatty .status.reason)" = Evicted ]; }
+# d_evicted: as evicted() in agent-cgroup2-eviction.sh, the message from the same read
+d_evicted() {
+  _s=$(dfield disk-chatty '.status | [.phase, .reason, .message] | join("|")')
+  case $_s in "Failed|Evicted|"*) msg=${_s#Failed|Evicted|} ;; *) return 1 ;; esac
+}
+msg=
 check a2d_chatty_evicted 'wait_for 90 d_evicted'
-msg=$(dfield disk-chatty .status.message)
 note "disk: $(df -k $D | tail -1); message: $msg"
 check a2d_kubelet_message 'case "$msg" in "The node was low on resource: ephemeral-storage. Threshold quantity: "*"Container talk was using "*) true ;; *) false ;; esac'
 check a2d_steady_running '[ "$(dfield disk-steady .status.phase)" = Running ]'

@@ -5,7 +5,11 @@
 #   (kubepods/pod<uid> for Guaranteed, kubepods/{burstable,besteffort}/pod<uid>) named after its UID;
 # - cpu.max, cpu.weight, memory.max of pod and container cgroups, pids.max (podPidsLimit) of pods;
 # - an OOM kill is reported as terminated/OOMKilled in /pods;
-# - deleting a manifest removes the pod's processes and cgroups;
+# - the pods run from their image (localhost/busybox:test, imported into the agent's store
+#   before it starts: the VM is offline); the image pod (vm-image) is PID 1 of its own PID
+#   namespace, its root the image's overlay (the image's /etc/passwd, none of the node's files),
+#   its hostname the pod's name, its imageID the imported digest;
+# - deleting a manifest removes the pod's processes, cgroups and sandbox mounts;
 # - killing the agent leaves the pods running (shims supervise them);
 # - swap: with a real swap file on, the agent refuses to start with the kubelet's message, and
 #   starts with --fail-swap-on=false.
@@ -48,6 +52,7 @@ weight_ok() {
   [ "${3:-}" != linear-only ] && [ "$_w" = "$(weight_runc "$2")" ]
 }
 
+check a2_images_imported 'import_images /var/lib/minikubelet busybox-test'
 start_agent $SVC --config=/etc/minikubelet/config.yaml --pod-manifest-path=$MAN \
   --root-dir=/var/lib/minikubelet --pod-logs-dir=/var/log/pods --cgroup-root=minikubelet --port=10250
 check a2_healthz 'wait_for 60 healthz_ok'
@@ -55,11 +60,12 @@ healthz_ok || { dump_log; finish; }
 check a2_agent_in_leaf 'grep -qx "$AGENT" $SVC/agent/cgroup.procs'
 check a2_own_subtree_control '( for c in cpu memory pids; do grep -qw $c $SVC/cgroup.subtree_control || exit 1; done )'
 all_running() {
-  for c in guaranteed-sleep burstable-sleep besteffort-sleep; do
+  for c in guaranteed-sleep burstable-sleep besteffort-sleep image-probe; do
     [ "$(ctr_state $c)" = running ] && [ -n "$(procs_of "$(container_cg $KP $c)")" ] || return 1
   done
 }
 check a2_pods_running 'wait_for 90 all_running'
+all_running || { for c in guaranteed-sleep burstable-sleep besteffort-sleep image-probe; do note "$c: $(ctr_state $c)"; done; dump_log; }
 note "pods: $(pods_json | jq -c '[.items[] | {n: .metadata.name, p: .status.phase}]')"
 note "cgroups: $(cd $ROOT 2>/dev/null && find kubepods -type d | tr '\n' ' ')"
 
@@ -101,16 +107,32 @@ check a2_besteffort_pod_cpu_weight '[ "$(val $ep/cpu.weight)" = 1 ]'
 check a2_besteffort_pod_pids_max '[ "$(val $ep/pids.max)" = 64 ]'
 check a2_qos_besteffort_cpu_weight '[ "$(val $KP/besteffort/cpu.weight)" = 1 ]'
 
+# --- the image pod: what its process sees (its log) and what the node sees of it
+i_uid=$(pod_field vm-image .metadata.uid); i_name=$(pod_field vm-image .metadata.name)
+i_pid=$(procs_of "$(container_cg $KP image-probe)" | head -1)
+i_log=$(http "/containerLogs/default/$i_name/image-probe")
+note "vm-image ($i_name, pid $i_pid): $(echo "$i_log" | tr '\n' '|')"
+check a2_image_pid1 'image_pid1 "$i_pid" "$i_log"'
+check a2_image_root_overlay 'echo "$i_log" | grep -q " root=overlay,overlay "'
+# the initramfs has no /etc/passwd; the image has one; the node's own files stay out of sight
+check a2_image_root_is_image '[ -n "$i_pid" ] && [ ! -e /etc/passwd ] && [ -e /proc/$i_pid/root/etc/passwd ] && echo "$i_log" | grep -qx "image-probe: sees /etc/passwd"'
+check a2_image_node_files_hidden '[ -n "$i_pid" ] && [ -e /etc/vmlab-modules ] && [ ! -e /proc/$i_pid/root/etc/vmlab-modules ] && ! echo "$i_log" | grep -qE "sees /(etc/vmlab-modules|payload)"'
+check a2_image_hostname '[ -n "$i_name" ] && echo "$i_log" | grep -q " hostname=$i_name "'
+check a2_image_id '[ -n "$i_pid" ] && [ "$(pod_field vm-image ".status.containerStatuses[0].imageID")" = "localhost/busybox@$(image_digest localhost/busybox:test)" ]'
+check a2_image_cgroup '[ -n "$i_pid" ] && [ "$(sed -n "s/^0:://p" /proc/$i_pid/cgroup)" = "${KP#$CG}/besteffort/pod$i_uid/image-probe" ]'
+
 # --- OOM: 64 MB under a 32Mi limit, restartPolicy Never
 check a2_oom_killed_reported 'wait_for 90 "[ \"\$(ctr_state oom-eater)\" = terminated:OOMKilled ]"'
 note "oom-eater: $(ctr_state oom-eater)"
 
 # --- deleting a manifest removes the pod: processes, container and pod cgroups, /pods entry
-b_pid=$(procs_of $bc)
+b_pid=$(procs_of $bc); b_mounts=$(mounts_of_pod /var/lib/minikubelet $b_uid)
+note "burstable's sandbox mounts: $(echo $b_mounts)"
 rm $MAN/burstable.yaml
 check a2_delete_pod_cgroup_removed 'wait_for 60 "[ ! -d $bp ]"'
 check a2_delete_process_gone '[ -n "$b_pid" ] && [ ! -d /proc/$b_pid ]'
 check a2_delete_pod_unlisted 'wait_for 10 "[ -z \"\$(pod_field vm-burstable .metadata.uid)\" ]"'
+check a2_delete_no_mounts_left '[ -n "$b_mounts" ] && [ -z "$(mounts_of_pod /var/lib/minikubelet $b_uid)" ] && [ ! -d /var/lib/minikubelet/pods/$b_uid ]'
 
 # --- the agent dies, the pods stay (their shims supervise them)
 g_pid=$(procs_of $gc)

@@ -5,10 +5,17 @@
 # - `systemctl start` returns once the agent is ready (Type=notify): /healthz answers at once;
 #   every manifest (examples + the scenario's pods) is a pod in /pods; containers run in the
 #   absolute cgroupRoot /minikubelet, outside the unit; the unit's cgroup gets no controllers;
+# - the images (localhost/busybox:test for the scenario's pods, busybox:1.36 for the examples) are
+#   imported into /var/lib/minikubelet before the unit starts, as on an offline node;
+# - an image pod (vm-image) under the unit: PID 1 of its own PID namespace, its root the image's
+#   overlay (/bin/busybox, which the node lacks; not the node's /etc/debian_version), hostname =
+#   pod name, imageID = the imported digest, its cgroup in /minikubelet/kubepods;
 # - `systemctl restart` keeps every pod process (same pids, restartCount unchanged);
 # - `systemctl stop` leaves no stray process: only pods and their shims (strays_after_stop, lib.sh);
 # - a start after the stop adopts the running pods; so does the restart of an upgrade by
-#   install.sh --start (the Vagrant re-provisioning path).
+#   install.sh --start (the Vagrant re-provisioning path);
+# - deleting the image pod's manifest removes it cleanly: process, cgroups, no mount left of it
+#   under /var/lib/minikubelet, its pod and container directories gone.
 . ./lib.sh
 [ -x ./bin/minikubelet ] || { skip agent_systemd "no minikubelet binary in the payload"; exit 0; }
 U=minikubelet.service; BIN=/usr/local/bin/minikubelet; PODS=$CG/minikubelet
@@ -25,10 +32,12 @@ restarts() {
     | grep -E "^($(echo $TEST_CTRS | tr ' ' '|'))=" | sort | tr '\n' ' '
 }
 dump_journal() { note "journal (last 30 lines):"; journalctl -q -o cat -u $U | tail -30 | sed 's/^/  |   /'; }
-TEST_CTRS="guaranteed-sleep burstable-sleep besteffort-sleep"
+TEST_CTRS="guaranteed-sleep burstable-sleep besteffort-sleep image-probe"
 # ctr_pids: "name=pid" for each test container (its cgroup's processes), one line
 ctr_pids() { for c in $TEST_CTRS; do printf '%s=%s ' $c "$(procs_of "$(container_cg $PODS $c)" | tr '\n' ,)"; done; }
 
+# Offline: the images every pod here runs from go into the store before anything starts the unit
+check as_images_imported 'import_images /var/lib/minikubelet busybox-test busybox-1.36'
 # The Vagrant lab's provisioning script itself (offline: a prebuilt binary instead of cargo),
 # which installs through scripts/install.sh --with-examples --start.
 check as_provision 'MKL_PREBUILT_BINARY=$PWD/bin/minikubelet ./repo/vagrant/provision.sh $PWD/repo'
@@ -36,7 +45,7 @@ check as_install './repo/scripts/install.sh --binary ./bin/minikubelet --with-ex
 check as_install_idempotent './repo/scripts/install.sh --binary ./bin/minikubelet --with-examples | grep -q "install: 0 changed"'
 out=$(systemd-analyze verify /etc/systemd/system/$U 2>&1); [ -n "$out" ] && note "$out"
 check as_unit_verify_silent '[ -z "$out" ]'
-cp test-manifests/guaranteed.yaml test-manifests/burstable.yaml test-manifests/besteffort.yaml $MAN/
+cp test-manifests/guaranteed.yaml test-manifests/burstable.yaml test-manifests/besteffort.yaml test-manifests/image.yaml $MAN/
 n_manifests=$(ls $MAN | grep -vc '^\.')
 
 check as_start 'systemctl start $U'
@@ -53,7 +62,7 @@ ready() { pods_json | jq -e --arg p "$1" '.items[] | select(.metadata.name | sta
   | .status.conditions[]? | select(.type == "Ready") | .status == "True"' >/dev/null 2>&1; }
 examples_ready() { for p in web probes-and-hooks vm-guaranteed vm-burstable vm-besteffort; do ready $p || return 1; done; }
 check as_examples_ready 'wait_for 90 examples_ready'
-check as_example_web_serves 'MKL_PORT=8080 http / | grep -qi "directory listing"'
+check as_example_web_serves 'MKL_PORT=8080 http / >/dev/null'
 # With an absolute cgroupRoot the agent has no reason to move into a leaf: the unit's cgroup
 # never delegates controllers. It and its shims stay in the unit's cgroup (or its agent/ leaf).
 in_unit() { cat $UCG/cgroup.procs $UCG/agent/cgroup.procs 2>/dev/null | grep -qx "$1"; }
@@ -62,6 +71,22 @@ check as_unit_cgroup_no_controllers '[ -z "$(cat $UCG/cgroup.subtree_control)" ]
 in_pods() { for c in $TEST_CTRS; do d=$(container_cg $PODS $c); [ -n "$d" ] && [ -n "$(procs_of $d)" ] || return 1; done; }
 check as_containers_in_cgroup_root 'in_pods'
 check as_no_pod_in_unit '[ -z "$(find $UCG -type d -name "pod*")" ]'
+
+# --- the image pod (issue 11): what its process sees (its log) and what the node sees of it
+i_name=$(pods_json | jq -r '.items[].metadata.name | select(startswith("vm-image-"))' | head -1)
+i_uid=$(pods_json | jq -r --arg n "$i_name" '.items[] | select(.metadata.name == $n) | .metadata.uid')
+i_cid=$(pods_json | jq -r --arg n "$i_name" '.items[] | select(.metadata.name == $n) | .status.containerStatuses[0].containerID' | sed 's|^minikubelet://||')
+i_cg=$(container_cg $PODS image-probe); i_pid=$(procs_of "$i_cg" | head -1)
+i_log=$(http "/containerLogs/default/$i_name/image-probe")
+note "vm-image ($i_name, container $i_cid, pid $i_pid): $(echo "$i_log" | tr '\n' '|')"
+check as_image_pid1 'image_pid1 "$i_pid" "$i_log"'
+check as_image_root_overlay 'echo "$i_log" | grep -q " root=overlay,overlay "'
+# Debian's minbase has no busybox; the image is busybox
+check as_image_root_is_image '[ -n "$i_pid" ] && [ ! -e /bin/busybox ] && [ -e /proc/$i_pid/root/bin/busybox ] && echo "$i_log" | grep -qx "image-probe: sees /bin/busybox"'
+check as_image_node_files_hidden '[ -n "$i_pid" ] && [ -e /etc/debian_version ] && [ ! -e /proc/$i_pid/root/etc/debian_version ] && ! echo "$i_log" | grep -qE "sees /(etc/debian_version|vmlab)"'
+check as_image_hostname '[ -n "$i_name" ] && echo "$i_log" | grep -q " hostname=$i_name "'
+check as_image_id '[ -n "$i_pid" ] && [ "$(pods_json | jq -r --arg n "$i_name" ".items[] | select(.metadata.name == \$n) | .status.containerStatuses[0].imageID")" = "localhost/busybox@$(image_digest localhost/busybox:test)" ]'
+check as_image_cgroup '[ -n "$i_pid" ] && [ "$(sed -n "s/^0:://p" /proc/$i_pid/cgroup)" = "/minikubelet/kubepods/besteffort/pod$i_uid/image-probe" ]'
 before=$(ctr_pids); r0=$(restarts); note "containers: $before; restarts: $r0"
 shims=$(for c in $TEST_CTRS; do ppid_of "$(procs_of "$(container_cg $PODS $c)" | head -1)"; done | tr '\n' ' ')
 check as_shims_in_unit '[ -n "$shims" ] && ( for s in $shims; do in_unit "$s" || exit 1; done )'
@@ -86,13 +111,20 @@ check as_start_again_adopts 'systemctl start $U && wait_for 30 all_running && [ 
 cp ./bin/minikubelet /tmp/minikubelet-v2; echo >> /tmp/minikubelet-v2
 check as_upgrade_restarts './repo/scripts/install.sh --binary /tmp/minikubelet-v2 --start | grep -q restarting && healthz_ok'
 check as_upgrade_keeps_pods 'wait_for 30 all_running && [ "$(ctr_pids)" = "$before" ]'
+# the image pod goes: process, cgroups, sandbox mounts (pinned namespaces), its directories
+i_mounts=$(mounts_of_pod /var/lib/minikubelet "$i_uid"); note "vm-image's sandbox mounts: $(echo $i_mounts)"
+rm $MAN/image.yaml
+i_gone() { [ -z "$(pods_json | jq -r '.items[].metadata.name | select(startswith("vm-image-"))')" ]; }
+check as_image_pod_removed 'wait_for 30 i_gone && [ ! -d /proc/$i_pid ] && [ ! -d "$i_cg" ] && [ ! -d "$(dirname "$i_cg")" ]'
+check as_image_no_mounts_left '[ -n "$i_mounts" ] && [ -z "$(mounts_of_pod /var/lib/minikubelet "$i_uid")" ] && [ -n "$i_cid" ] && [ ! -e /var/lib/minikubelet/pods/$i_uid ] && [ ! -e /var/lib/minikubelet/containers/$i_cid ]'
 systemctl stop $U
 
 # The README's first command on a cgroup v2 + systemd machine (the built binary instead of
 # cargo): examples run under the absolute /minikubelet-demo; Ctrl-C leaves them running; --clean
 # stops them and removes every demo cgroup. Its own port and root dir, beside the unit's pods.
 # exec: the background subshell becomes demo.sh, which execs the agent, so $! is the agent.
-demo() { MKL_BIN=$PAYLOAD/bin/minikubelet MKL_DEMO_PORT=10260 exec repo/scripts/demo.sh "$@"; }
+check demo_images_imported 'import_images /var/lib/minikubelet-demo busybox-1.36'
+demo() { MKL_BIN=$PAYLOAD/bin/minikubelet MKL_DEMO_PORT=10260 MKL_DEMO_OFFLINE=1 exec repo/scripts/demo.sh "$@"; }
 demo > /tmp/demo.log 2>&1 & demo_pid=$!
 n_demo=$(ls repo/manifests/*.yaml | wc -l)
 demo_pods() { MKL_PORT=10260 http /pods | jq '[.items[] | select(.status.phase == "Running")] | length' 2>/dev/null; }
