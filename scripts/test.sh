@@ -12,6 +12,7 @@ step() { echo "=== $*"; }
 if [ "${MKL_NO_DEPS:-0}" != 1 ]; then step "dependencies (scripts/deps.sh)"; scripts/deps.sh; fi
 step "cargo fmt --check"; cargo fmt --all -- --check
 step "cargo clippy";      cargo clippy --all-targets --locked -- -D warnings
+step "module graph";      scripts/module-cycles.sh
 step "unit and integration tests"
 if command -v cargo-nextest >/dev/null; then
   cargo nextest run --locked --no-fail-fast
