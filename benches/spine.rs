@@ -761,16 +761,23 @@ fn image_starts(s: &Settings, helper: &[String], work: &Path, agent: &Agent, sta
     assert!(built, "cc floor.c");
     let floor_cg = TestCgroup::new();
     let (mut floors, mut imgs, mut procs) = (Vec::new(), Vec::new(), Vec::new());
+    // Idle between samples: a sample's teardown (mount and PID namespaces, the overlay, the
+    // cgroups) goes on in the kernel after its processes are gone; 50 ms let it slow the next
+    // sample three-fold (process pods took 15 ms here against 5 ms in the spine's own loop),
+    // 300 ms keeps the three kinds apart at ~100 s for a full run.
+    const IDLE: Duration = Duration::from_millis(300);
     for i in 0..warm + n {
         let f = floor_sample(&floor_cg, &floor, &layer_dir, work, i);
+        sleep_checked(IDLE);
         let m = image_pod_sample(&images, &format!("img-{i}"));
+        sleep_checked(IDLE);
         let (p, _) = pod_sample(agent, helper, stamps, &format!("proc-{i}"));
+        sleep_checked(IDLE);
         if i >= warm {
             floors.push(f);
             imgs.push(m);
             procs.push(p);
         }
-        sleep_checked(Duration::from_millis(50));
     }
     drop(floor_cg);
     // The shims' PSS with image pods running.
@@ -795,7 +802,8 @@ fn image_starts(s: &Settings, helper: &[String], work: &Path, agent: &Agent, sta
         "pods from a cached image (issue 11): manifest renamed -> the image entrypoint's first instruction"
     );
     println!(
-        "  {n} samples each (after {warm} warm-up), floor, image pod and process pod interleaved, 50 ms idle between"
+        "  {n} samples each (after {warm} warm-up), floor, image pod and process pod interleaved, {} ms idle between",
+        IDLE.as_millis()
     );
     println!(
         "  {:<44} {:>9} {:>9} {:>9} {:>9}",
