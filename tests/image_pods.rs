@@ -336,3 +336,39 @@ fn an_adopted_image_container_keeps_its_image_and_exec_context() {
     assert_eq!(after["restartCount"], 0, "{after}");
     a.remove_manifest("app.yaml");
 }
+
+#[test]
+fn a_container_never_created_has_no_image_id() {
+    // A node whose resolv.conf cannot be read gets no pod sandbox (as the kubelet fails
+    // `RunPodSandbox` then): the container is never created, so its status shows the spec's
+    // image and no imageID, although the image is present.
+    let a = Agent::start(&["--resolv-conf=/nonexistent/resolv.conf"]);
+    a.write_manifest(
+        "nosb.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: nosb}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: c, image: localhost/busybox:test, command: [sleep, '3600']}\n",
+    );
+    a.wait_for("FailedCreatePodSandBox", T, |a| {
+        (a.pod_events("nosb").iter())
+            .find(|e| e["reason"] == "FailedCreatePodSandBox")
+            .cloned()
+    });
+    // After a retry (5 s later): still creating, never started.
+    std::thread::sleep(Duration::from_secs(6));
+    let pod = a.pod("nosb").unwrap();
+    let status = container_status(&pod, "c").unwrap();
+    assert_eq!(
+        status["state"]["waiting"]["reason"], "ContainerCreating",
+        "{status}"
+    );
+    assert_eq!(status["image"], "localhost/busybox:test", "{status}");
+    assert_eq!(status["imageID"], "", "{status}");
+    assert!(status["containerID"].is_null(), "{status}");
+    assert_eq!(status["restartCount"], 0, "not a failed start: {status}");
+    let events = a.pod_events("nosb");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "FailedCreatePodSandBox"),
+        "{events:?}"
+    );
+}

@@ -25,6 +25,12 @@ use crate::runtime::{
 };
 use crate::status;
 
+/// How soon a pod whose sandbox could not be created tries again. The kubelet retries at its
+/// next pod sync (about 10 s, with back-off); 5 s, as for a missing image (`IMAGE_RETRY`), makes
+/// a fixed node (a resolv.conf restored) start its pods sooner at one failed attempt per pod per
+/// 5 s.
+const SANDBOX_RETRY: Duration = Duration::from_secs(5);
+
 /// The kubelet's name prefix for container IDs in status (`<runtime>://<id>`).
 pub const CONTAINER_ID_SCHEME: &str = "minikubelet";
 
@@ -351,9 +357,21 @@ impl PodWorker {
     /// `startContainer`: env, cgroup, log file, shim; then Created/Started events, the exit
     /// watch, probes, and the postStart hook.
     async fn start(&mut self, i: usize) -> bool {
-        // `RunPodSandbox` again after a failure, as the kubelet's next sync does.
+        // `RunPodSandbox` again after a failure, as the kubelet's next sync does; without a
+        // sandbox no container is created (the kubelet's `SyncPod` stops at a failed
+        // `createPodSandbox`): it stays ContainerCreating, with FailedCreatePodSandBox events,
+        // and is looked at again after SANDBOX_RETRY, without counting as a failed start.
         if self.sandbox_id.is_none() {
             self.ensure_sandbox(false);
+            if self.sandbox_id.is_none() {
+                let s = &mut self.slots[i];
+                s.waiting = Some((
+                    status::reasons::CONTAINER_CREATING.to_string(),
+                    String::new(),
+                ));
+                s.backoff_until = Some(tokio::time::Instant::now() + SANDBOX_RETRY);
+                return false;
+            }
         }
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
@@ -484,7 +502,6 @@ impl PodWorker {
         };
         let host_filesystem = container.rootfs == ContainerRootfs::HostFilesystem;
         let isolated = container.rootfs != ContainerRootfs::Node;
-        self.slots[i].image = image.map(|img| (img.image, img.image_id));
         self.slots[i].instances += 1;
         // Keep the most recent dead instance (for `lastState` and `logs --previous`) and remove
         // older ones, as the kubelet's container GC does with MaxPerPodContainer = 1.
@@ -510,6 +527,17 @@ impl PodWorker {
                 &id,
                 &log_path,
             );
+        }
+        // The status names the image (and its imageID) once a container was created from it,
+        // started or not (containerd keeps the image of a container whose start failed); one
+        // never created (its sandbox failed) shows the spec's image and no imageID, as the
+        // kubelet's status of a container the runtime does not have.
+        if matches!(
+            started,
+            Ok(Ok(_)) | Ok(Err(crate::runtime::RuntimeError::StartFailed { .. }))
+        ) && let Some(img) = image
+        {
+            self.slots[i].image = Some((img.image, img.image_id));
         }
         let started = match started {
             Ok(Ok(v)) => v,
