@@ -166,8 +166,10 @@ fn followers_cost_no_thread_nor_inotify_instance_and_are_capped() {
         inotify1 <= inotify0 + 1,
         "inotify instances {inotify0} -> {inotify1} with {FOLLOWERS} followers"
     );
+    // Not a thread per follower: the catch-up reads run on tokio's blocking pool, which grows
+    // with how many overlap (17 seen once on a loaded machine); 300 followers stay far above.
     assert!(
-        threads1 <= threads0 + 16,
+        threads1 <= threads0 + 32,
         "threads {threads0} -> {threads1} with {FOLLOWERS} followers"
     );
 
