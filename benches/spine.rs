@@ -446,15 +446,7 @@ fn wait_until(what: &str, agent: &Agent, mut f: impl FnMut(&Agent) -> bool) {
 /// One baseline sample: mkdir a cgroup in each hierarchy, fork, write "0" to each cgroup.procs
 /// in the child, exec the helper; the time from before the mkdir to the helper's stamp.
 fn baseline_sample(parent: &TestCgroup, helper: &[String], stamp: &Path, i: usize) -> f64 {
-    let dirs: Vec<PathBuf> = parent
-        .dirs
-        .iter()
-        .map(|d| d.join(format!("b{i}")))
-        .collect();
-    let procs: Vec<CString> = dirs
-        .iter()
-        .map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap())
-        .collect();
+    let (dirs, procs) = sample_cgroups(parent, &format!("b{i}"));
     let mut cmd = Command::new(&helper[0]);
     cmd.args(&helper[1..])
         .arg(stamp)
@@ -463,21 +455,12 @@ fn baseline_sample(parent: &TestCgroup, helper: &[String], stamp: &Path, i: usiz
         .stderr(Stdio::null());
     common::join_cgroups_before_exec(&mut cmd, procs);
     let t0 = mono_ns();
-    for d in &dirs {
-        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
-    }
+    create_sample_cgroups(&dirs);
     let mut child = cmd.spawn().expect("spawn baseline helper");
     let (t, _) = wait_stamp(stamp, None);
     let _ = child.kill();
     let _ = child.wait();
-    for d in &dirs {
-        for _ in 0..100 {
-            if std::fs::remove_dir(d).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    remove_sample_cgroups(&dirs);
     t - t0
 }
 
@@ -869,7 +852,7 @@ fn image_pod_sample(agent: &Agent, name: &str) -> f64 {
     // The static pod's name carries the node's: `<name>-<node>_default_c-<id>.log`.
     let prefix = format!("{name}-");
     let deadline = Instant::now() + WAIT_LIMIT;
-    let (t, pid) = loop {
+    let (t, _pid) = loop {
         let stamp = std::fs::read_dir(&agent.containers_log_dir)
             .into_iter()
             .flatten()
@@ -880,7 +863,7 @@ fn image_pod_sample(agent: &Agent, name: &str) -> f64 {
             })
             .and_then(|e| std::fs::read_to_string(e.path()).ok())
             .and_then(|text| {
-                // A CRI log line: <time> stdout F <mono ns> <pid>
+                // A CRI log line: <time> stdout F <mono ns> <pid> (a pid: the line is whole)
                 let f: Vec<&str> = text.lines().next()?.split_whitespace().collect();
                 Some((
                     f.get(3)?.parse::<f64>().ok()?,
@@ -898,7 +881,6 @@ fn image_pod_sample(agent: &Agent, name: &str) -> f64 {
         );
         std::thread::sleep(STAMP_POLL);
     };
-    let _ = pid;
     agent.remove_manifest(&file);
     wait_until(&format!("{name} gone"), agent, |a| a.pods().is_empty());
     t - t0
@@ -907,15 +889,7 @@ fn image_pod_sample(agent: &Agent, name: &str) -> f64 {
 /// One floor sample: mkdir the cgroups, spawn [`FLOOR_C`] in them, read the stamp from its
 /// stdout; then kill what runs in the cgroups and remove them and the overlay's dirs.
 fn floor_sample(parent: &TestCgroup, floor: &Path, lower: &Path, work: &Path, i: usize) -> f64 {
-    let dirs: Vec<PathBuf> = parent
-        .dirs
-        .iter()
-        .map(|d| d.join(format!("f{i}")))
-        .collect();
-    let procs: Vec<CString> = dirs
-        .iter()
-        .map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap())
-        .collect();
+    let (dirs, procs) = sample_cgroups(parent, &format!("f{i}"));
     let ov = work.join(format!("ov-{i}"));
     let (upper, wdir, merged) = (ov.join("upper"), ov.join("work"), ov.join("merged"));
     for d in [&upper, &wdir, &merged] {
@@ -934,11 +908,36 @@ fn floor_sample(parent: &TestCgroup, floor: &Path, lower: &Path, work: &Path, i:
         .stderr(Stdio::null());
     common::join_cgroups_before_exec(&mut cmd, procs);
     let t0 = mono_ns();
-    for d in &dirs {
-        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
-    }
+    create_sample_cgroups(&dirs);
     let mut child = cmd.spawn().expect("spawn floor");
     let (t, _) = wait_stamp(&out_path, None);
+    // The container's PID 1 is not the floor's child: the cgroups are emptied by pid.
+    remove_sample_cgroups(&dirs);
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&ov);
+    t - t0
+}
+
+/// A sample's cgroup `name` beneath `parent` in each hierarchy (not made yet), and the
+/// `cgroup.procs` files its child writes itself into.
+fn sample_cgroups(parent: &TestCgroup, name: &str) -> (Vec<PathBuf>, Vec<CString>) {
+    let dirs: Vec<PathBuf> = parent.dirs.iter().map(|d| d.join(name)).collect();
+    let procs = dirs
+        .iter()
+        .map(|d| CString::new(d.join("cgroup.procs").as_os_str().as_encoded_bytes()).unwrap())
+        .collect();
+    (dirs, procs)
+}
+
+fn create_sample_cgroups(dirs: &[PathBuf]) {
+    for d in dirs {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+    }
+}
+
+/// SIGKILL whatever still runs in a sample's cgroups, then remove them (retrying while the
+/// kernel finishes with the killed processes).
+fn remove_sample_cgroups(dirs: &[PathBuf]) {
     for _ in 0..100 {
         let pids: Vec<i32> = dirs
             .iter()
@@ -960,8 +959,7 @@ fn floor_sample(parent: &TestCgroup, floor: &Path, lower: &Path, work: &Path, i:
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = child.wait();
-    for d in &dirs {
+    for d in dirs {
         for _ in 0..100 {
             if std::fs::remove_dir(d).is_ok() {
                 break;
@@ -969,8 +967,6 @@ fn floor_sample(parent: &TestCgroup, floor: &Path, lower: &Path, work: &Path, i:
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    let _ = std::fs::remove_dir_all(&ov);
-    t - t0
 }
 
 /// A `docker save` tarball of `layer` tagged [`STAMP_IMAGE`], entrypoint `/stamp -`.
