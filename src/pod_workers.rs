@@ -285,6 +285,7 @@ impl PodManager {
         self.terminating.remove(uid);
         let admitted_pod = self.admitted.remove(uid);
         self.finished_uids.insert(uid.to_string());
+        let was_evicted = self.evicted.contains(uid);
         // An evicted pod that is still desired stays visible as Failed/Evicted, held like a
         // rejected pod until no pressure condition remains (`eviction::request::Request::Readmit`).
         // Its exited containers and logs stay until it is removed or replaced.
@@ -313,8 +314,20 @@ impl PodManager {
         {
             self.add(&next);
         }
-        // An evicted or otherwise terminated pod that is still desired comes back as a new
-        // instance on the next relist only if its UID changes; keep it terminal otherwise.
+        // Removed, then put back (the same file: the same UID) while this worker was still
+        // terminating: `apply` skipped it then, as the UID still had a worker. It starts now as
+        // a new instance, as the kubelet restarts a pod that is known terminated and still
+        // desired (`SyncKnownPods` -> `TerminatedAndRecreatedPod`, `HandlePodCleanups`).
+        // An evicted pod stays terminal until re-admitted (`Request::Readmit`).
+        if !was_evicted
+            && !self.rejected.contains_key(uid)
+            && !self.workers.contains_key(uid)
+            && let Some(p) = set.pods.iter().find(|p| p.uid() == uid)
+        {
+            tracing::info!(pod = %w.full_name, uid = %uid, "pod was terminated but is still desired: starting it again");
+            let p = p.clone();
+            self.add(&p);
+        }
         self.ctx
             .cm
             .update_qos_cgroups(self.admitted.values().map(|p| p.as_ref()));

@@ -428,12 +428,19 @@ fn lab03_oom_is_reported_as_oomkilled() {
         log.contains("stdout F eating 64 MiB under a 32 MiB limit"),
         "{log}"
     );
+    let oom = common::kernel_oom_lines(12);
     if common::is_v2() {
-        assert_eq!(t["exitCode"], 137, "{t}");
-        assert!(!log.contains("survived"), "{log}");
+        assert_eq!(t["exitCode"], 137, "{t}\n{oom}");
+        assert!(!log.contains("survived"), "{log}\n{oom}");
+    } else if t["exitCode"] == 0 {
+        assert!(log.contains("stdout F survived"), "{log}\n{oom}");
     } else {
-        assert_eq!(t["exitCode"], 0, "{t}");
-        assert!(log.contains("stdout F survived"), "{log}");
+        // Seen once in CI on v1: sh killed too (exit 137). v1 has no group kill, so which
+        // processes die is the kernel's pick; the test cannot insist on the survivor. The
+        // kernel lines say who was taken.
+        assert_eq!(t["exitCode"], 137, "{t}\n{oom}");
+        assert!(!log.contains("survived"), "{log}\n{oom}");
+        eprintln!("v1: the shell was killed as well (exit 137); kernel:\n{oom}");
     }
 }
 
@@ -945,10 +952,11 @@ fn run_lab(file: &str) {
         let part = parts.get(i + 1).copied().unwrap_or_default();
         let fail = |why: &str| -> ! {
             panic!(
-                "{file}:{}: {why}\n--- step\n{}\n--- output\n{part}\n--- agent log\n{}",
+                "{file}:{}: {why}\n--- step\n{}\n--- output\n{part}\n--- agent log\n{}\n--- kernel OOM kills\n{}",
                 s.line,
                 s.script,
-                common::tail(&a.agent_log(), 40)
+                common::tail(&a.agent_log(), 40),
+                common::kernel_oom_lines(8)
             )
         };
         if parts.len() <= i + 2 {

@@ -35,6 +35,8 @@ pub struct FakeRuntime {
     sandboxes: Mutex<Vec<PodSandbox>>,
     fail_start: Mutex<HashMap<String, String>>,
     next_pid: Mutex<i32>,
+    /// How long `stop` takes before the container exits (a container using its grace period).
+    stop_delay: Mutex<Duration>,
 }
 
 impl FakeRuntime {
@@ -45,6 +47,11 @@ impl FakeRuntime {
 
     fn record(&self, call: String) {
         self.calls.lock().unwrap().push(call);
+    }
+
+    /// Make every later `stop` take `d` (of paused test time) before the container exits.
+    pub fn set_stop_delay(&self, d: Duration) {
+        *self.stop_delay.lock().unwrap() = d;
     }
 
     /// Every call so far, e.g. `create web/app#0`, `stop web/app#0`, `run_pod_sandbox web`.
@@ -221,6 +228,10 @@ impl ContainerRuntime for FakeRuntime {
         Box::pin(async move {
             if let Some(rec) = self.status(&id) {
                 self.record(format!("stop {}", label(&rec.meta)));
+            }
+            let delay = *self.stop_delay.lock().unwrap();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             self.exit_id(&id, STOPPED_EXIT_CODE);
         })

@@ -517,3 +517,23 @@ async fn an_edited_manifest_waits_for_the_old_pod_to_terminate() {
     let removed_old = at("remove_pod_sandbox web");
     assert!(removed_old < second_create, "{calls:?}");
 }
+
+/// The manifest goes and comes back (the same UID) while the old instance still terminates:
+/// once it has, the pod starts again (before, it stayed gone until the next change).
+#[tokio::test(start_paused = true)]
+async fn a_pod_put_back_while_it_terminates_starts_again() {
+    let h = harness();
+    let p = pod("web", "u1", "Always", &[], &["app"]);
+    let (set_tx, _req) = manager(&h, std::slice::from_ref(&p));
+    until("app", || h.rt.running_id("web", "app").is_some()).await;
+    // The container takes 5 s to stop: the file is back long before the old instance is gone.
+    h.rt.set_stop_delay(Duration::from_secs(5));
+    set_tx.send(Arc::new(set(&[]))).unwrap();
+    until("stopping", || !h.rt.calls_of("stop ").is_empty()).await;
+    set_tx
+        .send(Arc::new(set(std::slice::from_ref(&p))))
+        .unwrap();
+    until("started again", || creates(&h).len() == 2).await;
+    until("running again", || h.rt.running_id("web", "app").is_some()).await;
+    assert!(h.ctx.statuses.get("u1").is_some());
+}

@@ -576,6 +576,21 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The kernel's last OOM-killer lines (`dmesg`), for failure messages: which process the kernel
+/// killed, and in which memory cgroup, tells a test's own OOM from the machine's. Empty when
+/// the kernel log cannot be read.
+pub fn kernel_oom_lines(n: usize) -> String {
+    let out = std::process::Command::new("dmesg").output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let oom: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Killed process") || l.contains("oom-kill:"))
+        .collect();
+    oom[oom.len().saturating_sub(n)..].join("\n")
+}
+
 /// A container's status in a pod object, from containerStatuses or initContainerStatuses.
 pub fn container_status(pod: &Value, name: &str) -> Option<Value> {
     for key in ["containerStatuses", "initContainerStatuses"] {
