@@ -130,6 +130,12 @@ pub fn admit_under_pressure(
         .map_err(|message| Rejection::new(EVICTED, message))
 }
 
+/// The security admit step (the kubelet's AppArmor admit handler, and minikubelet's refusal of
+/// every other security setting it does not enforce: `crate::security_context::admit`).
+pub fn admit_security_context(pod: &Pod) -> Result<(), Rejection> {
+    crate::security_context::admit(pod).map_err(|e| Rejection::new(e.reason, e.message))
+}
+
 /// Admit `pod` onto `node` next to the already `admitted` pods (the kubelet's active pods,
 /// excluding `pod` itself), in the kubelet's order; only the first failure is reported.
 pub fn admit(node: &NodeInfo, admitted: &[&Pod], pod: &Pod) -> Result<(), Rejection> {

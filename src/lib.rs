@@ -28,6 +28,7 @@ pub mod preflight;
 pub mod prober;
 pub mod runtime;
 pub mod sandbox;
+pub mod security_context;
 pub mod server;
 pub mod shim;
 pub mod source;

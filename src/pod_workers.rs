@@ -250,7 +250,8 @@ impl PodManager {
             .map(|c| c.borrow().clone())
             .unwrap_or_default();
         let admitted_result = admission::admit(&self.node, &admitted, &p.pod)
-            .and_then(|()| admission::admit_under_pressure(&pressure, &p.pod));
+            .and_then(|()| admission::admit_under_pressure(&pressure, &p.pod))
+            .and_then(|()| admission::admit_security_context(&p.pod));
         if let Err(rej) = admitted_result {
             tracing::warn!(pod = %name, reason = %rej.reason, message = %rej.message, "pod rejected by admission");
             self.ctx.recorder.event(

@@ -142,9 +142,42 @@ pub fn set_up_pod_volumes(root_dir: &Path, pod: &Pod) -> Result<Vec<PathBuf>, Vo
         };
         std::fs::create_dir_all(&path).map_err(err)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
+        if let Some(group) = fs_group(pod) {
+            set_volume_ownership(&path, group).map_err(err)?;
+        }
         out.push(path);
     }
     Ok(out)
+}
+
+/// The pod's `securityContext.fsGroup`, if it is a valid group id.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    let sc = pod.spec.as_ref()?.security_context.as_ref()?;
+    u32::try_from(sc.fs_group?).ok()
+}
+
+/// `SetVolumeOwnership` (`pkg/volume/volume_linux.go`) with `fsGroupChangePolicy: Always`:
+/// everything in the volume gets group `group`, read-write for the group, and directories also
+/// the setgid bit and group search, so that what the containers create inherits the group.
+/// Symlinks get the group but no mode (they have none). Deviation: `OnRootMismatch` is not
+/// told apart (an emptyDir is new, or small, when this runs).
+fn set_volume_ownership(path: &Path, group: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, None, Some(group))?;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mut mode = meta.permissions().mode() | 0o660;
+    if meta.is_dir() {
+        mode |= 0o2000 | 0o110;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            set_volume_ownership(&entry?.path(), group)?;
+        }
+    }
+    Ok(())
 }
 
 /// `TearDown` of every volume and removal of the pod directory, once the pod has terminated.

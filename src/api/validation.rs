@@ -1006,6 +1006,27 @@ impl Validator {
                 sc.run_as_group,
                 "group",
             );
+            // `ValidateSecurityContext`: no_new_privs cannot hold beside what grants privileges.
+            if sc.allow_privilege_escalation == Some(false) {
+                let ape = format!("{path}.securityContext");
+                if sc.privileged == Some(true) {
+                    self.invalid(
+                        ape.clone(),
+                        format_args!("core.SecurityContext{{...}}"),
+                        "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+                        "drop one of the two",
+                    );
+                }
+                let adds = sc.capabilities.as_ref().and_then(|c| c.add.as_ref());
+                if adds.is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN")) {
+                    self.invalid(
+                        ape,
+                        format_args!("core.SecurityContext{{...}}"),
+                        "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+                        "drop one of the two",
+                    );
+                }
+            }
         }
         let probes = [
             (
@@ -1737,8 +1758,9 @@ const SUPPORTED_CONTAINER_FIELDS: &[&str] = &[
     "lifecycle.preStop.exec",
     "lifecycle.preStop.httpGet",
     "lifecycle.preStop.sleep",
-    "securityContext.runAsUser",
-    "securityContext.runAsGroup",
+    // Applied or, where not enforced yet, refused at admission
+    // (`crate::security_context::admit`): never reported as ignored.
+    "securityContext",
     "restartPolicy",
     "stdin",
     "stdinOnce",
@@ -1780,9 +1802,8 @@ const SUPPORTED_POD_FIELDS: &[&str] = &[
     "spec.nodeName",
     "spec.volumes[].name",
     "spec.volumes[].emptyDir.sizeLimit",
-    "spec.securityContext.runAsUser",
-    "spec.securityContext.runAsGroup",
-    "spec.securityContext.supplementalGroups",
+    // Applied, or refused at admission (`crate::security_context::admit`).
+    "spec.securityContext",
     // The pod sandbox (`crate::sandbox`, the runtime's isolation): its hostname and UTS
     // namespace, host namespaces, DNS and hosts file, the shared PID namespace.
     "spec.hostname",
@@ -1806,9 +1827,7 @@ const DEFAULT_ONLY_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// Fields whose `false` still asks for something we do not do.
-const FALSE_IS_MEANINGFUL: &[&str] = &["allowPrivilegeEscalation"];
-
-const NOT_ENFORCED: &str = "this security setting is not enforced yet";
+const FALSE_IS_MEANINGFUL: &[&str] = &[];
 
 /// Why a field is unsupported, by a fragment of its normalized path; first match wins.
 const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
@@ -1837,7 +1856,6 @@ const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
         "].env[].valueFrom",
         "this environment variable source is not implemented yet: the variable is not set",
     ),
-    ("securityContext", NOT_ENFORCED),
     (
         "resources.",
         "only cpu, memory and ephemeral-storage are managed: this resource is ignored",
@@ -2162,7 +2180,7 @@ mod tests {
                     "name": "c", "image": "nginx:1.27",
                     "volumeMounts": [{"name": "h", "mountPath": "/logs", "subPath": "x"}],
                     "securityContext": {"privileged": true, "readOnlyRootFilesystem": true,
-                                        "allowPrivilegeEscalation": false, "runAsNonRoot": false,
+                                        "allowPrivilegeEscalation": true, "runAsNonRoot": false,
                                         "capabilities": {"add": ["NET_ADMIN"]},
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "resources": {"limits": {"example.com/gpu": "1"}, "requests": {"example.com/gpu": "1"}},
@@ -2180,11 +2198,6 @@ mod tests {
             "spec.volumes[0].hostPath",
             "spec.volumes[1].emptyDir.medium",
             "spec.containers[0].volumeMounts[0].subPath",
-            "spec.containers[0].securityContext.privileged",
-            "spec.containers[0].securityContext.readOnlyRootFilesystem",
-            "spec.containers[0].securityContext.allowPrivilegeEscalation",
-            "spec.containers[0].securityContext.capabilities",
-            "spec.containers[0].securityContext.seccompProfile",
             "spec.containers[0].resources.limits[example.com/gpu]",
             "spec.containers[0].resources.requests[example.com/gpu]",
             "spec.containers[0].ports[0].hostIP",
@@ -2201,17 +2214,35 @@ mod tests {
             "spec.hostAliases",
             "spec.hostPID",
             "spec.containers[0].securityContext.runAsNonRoot",
+            // The security context is applied or refused at admission, never ignored.
+            "spec.containers[0].securityContext.privileged",
+            "spec.containers[0].securityContext.capabilities",
+            "spec.containers[0].securityContext.seccompProfile",
             "metadata.ownerReferences",
         ] {
             assert!(!fields.contains(&absent), "{absent} listed: {fields:?}");
         }
         let reason = |f: &str| got.iter().find(|u| u.field == f).unwrap().reason;
         assert!(reason("spec.containers[0].volumeMounts[0].subPath").contains("left out"));
-        assert_eq!(
-            reason("spec.containers[0].securityContext.privileged"),
-            NOT_ENFORCED
-        );
         assert!(reason("spec.volumes[0].hostPath").contains("emptyDir"));
+    }
+
+    #[test]
+    fn no_new_privs_beside_privileges_is_invalid() {
+        let mut v = base();
+        v["spec"]["containers"][0]["securityContext"] = json!({
+            "allowPrivilegeEscalation": false, "privileged": true,
+            "capabilities": {"add": ["CAP_SYS_ADMIN"]}
+        });
+        let errs = errors(v).join("\n");
+        assert!(
+            errs.contains("spec.containers[0].securityContext: Invalid value: core.SecurityContext{...}: cannot set `allowPrivilegeEscalation` to false and `privileged` to true"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN"),
+            "{errs}"
+        );
     }
 
     #[test]

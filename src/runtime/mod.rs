@@ -80,6 +80,9 @@ pub enum RuntimeError {
     /// The pod's namespaces, files or PID holder (`crate::sandbox`).
     #[error("pod sandbox {id}: {message}")]
     PodSandbox { id: String, message: String },
+    /// The container's security context cannot be applied.
+    #[error("container {id}: securityContext: {message}")]
+    Security { id: String, message: String },
 }
 
 impl RuntimeError {
@@ -93,6 +96,7 @@ impl RuntimeError {
             | RuntimeError::NotRunning { id }
             | RuntimeError::Config { id, .. }
             | RuntimeError::Sandbox { id, .. }
+            | RuntimeError::Security { id, .. }
             | RuntimeError::PodSandbox { id, .. } => id,
         }
     }
@@ -285,6 +289,10 @@ pub struct ContainerSpec {
     /// The container's volume mounts (bind mounts into its mount namespace, after the
     /// sandbox's files); ignored for [`ContainerRootfs::Node`], which has no mount namespace.
     pub mounts: Vec<spec::BindMount>,
+    /// Capabilities, privileged, `no_new_privs`, read-only root: written into the container's
+    /// OCI spec ([`spec::apply_security`]). A [`ContainerRootfs::Node`] container has no spec:
+    /// anything but the default is refused there (`RuntimeError::Security`).
+    pub security: spec::LinuxContainerSecurityContext,
 }
 
 /// Where a container's root filesystem comes from.

@@ -664,10 +664,28 @@ impl ContainerRuntime for ShimRuntime {
                 cfg.isolation = Some(self.image_isolation(&id, &meta, &cfg, layers)?);
             }
         }
-        if let Some(iso) = cfg.isolation.as_mut() {
-            iso.spec
-                .mounts
-                .extend(spec.mounts.iter().map(super::spec::oci_bind));
+        match cfg.isolation.as_mut() {
+            Some(iso) => {
+                iso.spec
+                    .mounts
+                    .extend(spec.mounts.iter().map(super::spec::oci_bind));
+                super::spec::apply_security(
+                    &mut iso.spec,
+                    &spec.security,
+                    super::spec::current_bounding_set(),
+                )
+                .map_err(|e| RuntimeError::Security {
+                    id: id.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            None if spec.security != Default::default() => {
+                return Err(RuntimeError::Security {
+                    id,
+                    message: "capabilities, privileged, allowPrivilegeEscalation and readOnlyRootFilesystem need the container's own namespaces, which --feature-gates=ImageRootfs=false turns off".into(),
+                });
+            }
+            None => {}
         }
         let state = self.start_shim(&meta, &cfg, prestarted)?;
         if let Some(err) = self.read_exit(&id).and_then(|e| e.start_error) {

@@ -327,6 +327,158 @@ pub fn container_spec(
     }
 }
 
+/// The container's Linux security settings as the kubelet hands them to the runtime: the CRI's
+/// `LinuxContainerSecurityContext`, the fields minikubelet enforces (`crate::security_context`
+/// derives them from the pod). [`apply_security`] writes them into the OCI spec the way
+/// containerd's CRI plugin does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinuxContainerSecurityContext {
+    /// `capabilities.add`, as the pod names them (`NET_ADMIN`, or `ALL`).
+    pub add_capabilities: Vec<String>,
+    /// `capabilities.drop`, as the pod names them.
+    pub drop_capabilities: Vec<String>,
+    /// `privileged`: every capability, no masked or read-only paths, `/sys` writable.
+    pub privileged: bool,
+    /// `allowPrivilegeEscalation: false` (the kubelet's `NoNewPrivs`).
+    pub no_new_privs: bool,
+    /// `readOnlyRootFilesystem`.
+    pub readonly_rootfs: bool,
+}
+
+/// Why a security context cannot be written into a spec.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityError {
+    /// A capability name the kernel's list does not have, once containerd has prefixed it.
+    #[error(
+        "capabilities.{list}: unknown capability {name:?} (as {prefixed}): name capabilities without the CAP_ prefix, e.g. NET_ADMIN"
+    )]
+    UnknownCapability {
+        list: &'static str,
+        name: String,
+        prefixed: String,
+    },
+}
+
+/// The capability name containerd's CRI plugin makes of a pod's (`"CAP_" + upper`).
+fn cri_capability(name: &str) -> String {
+    format!("CAP_{}", name.to_ascii_uppercase())
+}
+
+/// The capabilities in `bounding` (a kernel mask), containerd's "all": its `cap.Current()`, the
+/// runtime's own bounding set, so that a runtime without some capability never asks for it.
+fn all_capabilities(bounding: u64) -> Vec<String> {
+    oci::CAPABILITY_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// This process's bounding set (`CapBnd` of `/proc/self/status`); every capability the kernel
+/// has (`cap_last_cap`) when it cannot be read.
+pub fn current_bounding_set() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_else(|| {
+            let last = crate::shim::isolate::last_cap().min(63);
+            u64::MAX >> (63 - last)
+        })
+}
+
+/// The capability names of `sc` that containerd would not recognise, as an error (the first).
+pub fn check_capabilities(sc: &LinuxContainerSecurityContext) -> Result<(), SecurityError> {
+    let lists = [
+        ("add", &sc.add_capabilities),
+        ("drop", &sc.drop_capabilities),
+    ];
+    for (list, names) in lists {
+        for name in names.iter().filter(|c| !c.eq_ignore_ascii_case("ALL")) {
+            let prefixed = cri_capability(name);
+            if !oci::CAPABILITY_NAMES.contains(&prefixed.as_str()) {
+                return Err(SecurityError::UnknownCapability {
+                    list,
+                    name: name.clone(),
+                    prefixed,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `sc` into `spec`, as containerd's CRI plugin does (`internal/cri/server/
+/// container_create_linux.go`, `opts/spec_opts.go` `WithCapabilities`, `oci.WithPrivileged`):
+/// privileged gets every capability of the runtime's own bounding set (`bounding`), no masked or read-only paths
+/// and a writable `/sys` and `/sys/fs/cgroup`, and ignores `add`/`drop`; otherwise `add: [ALL]`
+/// takes every capability, `drop: [ALL]` none, then each named one is added, then each dropped.
+/// Capabilities go to the bounding, effective and permitted sets (containerd's
+/// `WithAddedCapabilities`), never inheritable or ambient; a non-root process loses its
+/// effective and permitted ones at exec, as with runc. Unlike runc, which skips an unknown
+/// capability with a warning, an unknown name is an error (docs/deviations.md).
+/// Deviation: a privileged container gets no host devices (containerd's
+/// `privileged_without_host_devices = true`).
+pub fn apply_security(
+    spec: &mut Spec,
+    sc: &LinuxContainerSecurityContext,
+    bounding: u64,
+) -> Result<(), SecurityError> {
+    check_capabilities(sc)?;
+    let all = all_capabilities(bounding);
+    let is_all = |c: &String| c.eq_ignore_ascii_case("ALL");
+    let caps = if sc.privileged {
+        all
+    } else {
+        let mut caps: Vec<String> = match &spec.process.capabilities {
+            Some(c) => c.bounding.clone(),
+            None => DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        };
+        if sc.add_capabilities.iter().any(is_all) {
+            caps = all;
+        }
+        if sc.drop_capabilities.iter().any(is_all) {
+            caps.clear();
+        }
+        for name in sc.add_capabilities.iter().filter(|c| !is_all(c)) {
+            let c = cri_capability(name);
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+        for name in sc.drop_capabilities.iter().filter(|c| !is_all(c)) {
+            let c = cri_capability(name);
+            caps.retain(|x| *x != c);
+        }
+        caps
+    };
+    spec.process.capabilities = Some(Capabilities {
+        bounding: caps.clone(),
+        effective: caps.clone(),
+        permitted: caps,
+        inheritable: vec![],
+        ambient: vec![],
+    });
+    if sc.privileged {
+        spec.linux.masked_paths.clear();
+        spec.linux.readonly_paths.clear();
+        for m in spec
+            .mounts
+            .iter_mut()
+            .filter(|m| m.destination == "/sys" || m.destination == "/sys/fs/cgroup")
+        {
+            for o in m.options.iter_mut().filter(|o| *o == "ro") {
+                *o = "rw".into();
+            }
+        }
+    }
+    spec.process.no_new_privileges |= sc.no_new_privs;
+    spec.root.readonly |= sc.readonly_rootfs;
+    Ok(())
+}
+
 /// containerd's default mounts (`pkg/oci/mounts.go` `defaultMounts`), with the CRI plugin's
 /// per-container `/dev/shm` of the pod's size and `/sys/fs/cgroup` read-only.
 fn default_mounts(shm_size: u64) -> Vec<Mount> {
@@ -475,5 +627,80 @@ mod tests {
         assert!(!wants_host_filesystem(&a));
         a.insert(HOST_FILESYSTEM_ANNOTATION.to_string(), "true".to_string());
         assert!(wants_host_filesystem(&a));
+    }
+
+    fn caps_of(spec: &Spec) -> Vec<String> {
+        let mut c = spec.process.capabilities.clone().unwrap().effective;
+        c.sort();
+        c
+    }
+
+    #[test]
+    fn security_context_like_containerd() {
+        let base = || container_spec(&ContainerProcess::default(), &SandboxPaths::host(), &[]);
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        // drop ALL, add one back: only that one.
+        let mut spec = base();
+        let sc = LinuxContainerSecurityContext {
+            add_capabilities: s(&["net_bind_service"]),
+            drop_capabilities: s(&["ALL"]),
+            no_new_privs: true,
+            readonly_rootfs: true,
+            ..Default::default()
+        };
+        apply_security(&mut spec, &sc, (1 << 41) - 1).unwrap();
+        assert_eq!(caps_of(&spec), s(&["CAP_NET_BIND_SERVICE"]));
+        assert!(spec.process.no_new_privileges && spec.root.readonly);
+        assert_eq!(spec.linux.masked_paths.len(), 11);
+        // add ALL, drop one: everything the kernel has but that one.
+        let mut spec = base();
+        let sc = LinuxContainerSecurityContext {
+            add_capabilities: s(&["ALL"]),
+            drop_capabilities: s(&["CHOWN"]),
+            ..Default::default()
+        };
+        apply_security(&mut spec, &sc, (1 << 41) - 1).unwrap();
+        assert_eq!(caps_of(&spec).len(), 40);
+        assert!(!caps_of(&spec).contains(&"CAP_CHOWN".to_string()));
+        // defaults plus one, minus one
+        let mut spec = base();
+        let sc = LinuxContainerSecurityContext {
+            add_capabilities: s(&["SYS_TIME"]),
+            drop_capabilities: s(&["NET_RAW"]),
+            ..Default::default()
+        };
+        apply_security(&mut spec, &sc, (1 << 41) - 1).unwrap();
+        assert_eq!(caps_of(&spec).len(), 14);
+        assert!(caps_of(&spec).contains(&"CAP_SYS_TIME".to_string()));
+        // privileged: all caps the kernel has, no masks, writable /sys; add/drop ignored.
+        let mut spec = base();
+        let sc = LinuxContainerSecurityContext {
+            privileged: true,
+            drop_capabilities: s(&["ALL"]),
+            ..Default::default()
+        };
+        apply_security(&mut spec, &sc, ((1 << 41) - 1) & !(1 << 24)).unwrap();
+        assert_eq!(caps_of(&spec).len(), 40);
+        assert!(!caps_of(&spec).contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert!(spec.linux.masked_paths.is_empty() && spec.linux.readonly_paths.is_empty());
+        let sys = spec
+            .mounts
+            .iter()
+            .find(|m| m.destination == "/sys")
+            .unwrap();
+        assert!(sys.options.contains(&"rw".to_string()), "{sys:?}");
+        // A name with the prefix becomes CAP_CAP_...: refused, with the fix.
+        let mut spec = base();
+        let sc = LinuxContainerSecurityContext {
+            add_capabilities: s(&["CAP_NET_ADMIN"]),
+            ..Default::default()
+        };
+        let e = apply_security(&mut spec, &sc, (1 << 41) - 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CAP_CAP_NET_ADMIN") && e.contains("without the CAP_ prefix"),
+            "{e}"
+        );
     }
 }

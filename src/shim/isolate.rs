@@ -200,7 +200,7 @@ fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
 }
 
 /// The kernel's highest capability number (`/proc/sys/kernel/cap_last_cap`).
-fn last_cap() -> u32 {
+pub(crate) fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())

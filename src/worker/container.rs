@@ -412,6 +412,23 @@ impl PodWorker {
             },
             None => None,
         };
+        // `generateContainerConfig`'s security checks: runAsNonRoot against the image's user
+        // (a pod on the node's filesystem runs as root unless runAsUser says otherwise), and
+        // capability names containerd would not know.
+        let security = crate::security_context::determine_effective(&pod, &spec);
+        let image_user = crate::security_context::ImageUser::parse(
+            image.as_ref().map_or("", |img| img.user.as_str()),
+        );
+        let checked = crate::security_context::verify_run_as_non_root(&pod, &spec, &image_user)
+            .and_then(|()| {
+                crate::runtime::spec::check_capabilities(&security.linux)
+                    .map_err(|e| format!("container {name:?}: securityContext.{e}"))
+            });
+        if let Err(message) = checked {
+            self.slots[i].config_error = true;
+            self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, message);
+            return false;
+        }
         let argv = match &image {
             Some(img) => img.process.argv.clone(),
             None => env::command_line(&spec, &envs),
@@ -499,6 +516,7 @@ impl PodWorker {
                     read_only: m.read_only,
                 })
                 .collect(),
+            security: security.linux,
         };
         let host_filesystem = container.rootfs == ContainerRootfs::HostFilesystem;
         let isolated = container.rootfs != ContainerRootfs::Node;
@@ -1078,25 +1096,18 @@ fn exec_context(
 }
 
 /// The user, group and supplemental groups a container runs as: container securityContext
-/// over pod securityContext.
+/// over pod securityContext, the pod's `supplementalGroups` then its `fsGroup`
+/// (`crate::security_context::determine_effective`).
 pub(super) fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-    let csc = c.security_context.as_ref();
-    let uid = csc
-        .and_then(|s| s.run_as_user)
-        .or_else(|| psc.and_then(|s| s.run_as_user));
-    let gid = csc
-        .and_then(|s| s.run_as_group)
-        .or_else(|| psc.and_then(|s| s.run_as_group));
-    let groups = psc
-        .and_then(|s| s.supplemental_groups.clone())
-        .unwrap_or_default()
+    let sc = crate::security_context::determine_effective(pod, c);
+    let groups = sc
+        .supplemental_groups
         .into_iter()
         .filter_map(|g| u32::try_from(g).ok())
         .collect();
     (
-        uid.and_then(|u| u32::try_from(u).ok()),
-        gid.and_then(|g| u32::try_from(g).ok()),
+        sc.run_as_user.and_then(|u| u32::try_from(u).ok()),
+        sc.run_as_group.and_then(|g| u32::try_from(g).ok()),
         groups,
     )
 }

@@ -40,6 +40,8 @@ pub(super) struct FromImage {
     /// The status's `image` (the normalized reference) and `imageID` (`<repo>@<digest>`).
     pub image: String,
     pub image_id: String,
+    /// The image config's `User`, for `runAsNonRoot` (empty: root).
+    pub user: String,
 }
 
 /// `imageID` as the kubelet shows it: the repository with the manifest digest.
@@ -80,9 +82,11 @@ fn resolve(
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|e| format!("image {}: read its config {}: {e}", record.name, record.id))?;
     let (run_as_user, run_as_group, _) = super::container::security(pod, container);
+    let image_config = config.config.unwrap_or_default();
+    let user = image_config.user.clone().unwrap_or_default();
     let process = crate::images::config::merge(
         container,
-        &config.config.unwrap_or_default(),
+        &image_config,
         env,
         run_as_user.map(i64::from),
         run_as_group.map(i64::from),
@@ -103,6 +107,7 @@ fn resolve(
         process,
         image: record.name.clone(),
         image_id: image_id(record),
+        user,
     })
 }
 

@@ -1,0 +1,437 @@
+//! The security context of a container: what the kubelet derives from the pod and hands to the
+//! runtime, the run-as-non-root check, and the admission check that refuses what minikubelet
+//! does not enforce.
+//!
+//! Mirrors `pkg/kubelet/kuberuntime/security_context.go` (`determineEffectiveSecurityContext`:
+//! the container's fields over the pod's, `supplementalGroups` then `fsGroup` as extra groups,
+//! `NoNewPrivs` from `allowPrivilegeEscalation: false`), `security_context_others.go`
+//! (`verifyRunAsNonRoot`, with the kubelet's messages) and containerd's `getUserFromImage` (the
+//! image's `User` as a uid or a name). The runtime writes the result into the OCI spec
+//! (`crate::runtime::spec::apply_security`).
+//!
+//! A field that is set but not enforced is never run without: [`admit`] refuses the pod with
+//! the field and the fix (reason `AppArmor` as the kubelet's AppArmor admit handler, otherwise
+//! `SecurityContextNotEnforced`, minikubelet's own; docs/deviations.md).
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
+
+use crate::api::format_pod;
+use crate::runtime::spec::LinuxContainerSecurityContext;
+
+/// The admission reason of a pod asking for a security setting minikubelet does not enforce.
+pub const SECURITY_CONTEXT_NOT_ENFORCED: &str = "SecurityContextNotEnforced";
+/// The kubelet's AppArmor admit handler's reason.
+pub const APP_ARMOR: &str = "AppArmor";
+
+/// A container's security settings, container fields over the pod's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effective {
+    /// `runAsUser`.
+    pub run_as_user: Option<i64>,
+    /// `runAsGroup`.
+    pub run_as_group: Option<i64>,
+    /// `runAsNonRoot: true`.
+    pub run_as_non_root: bool,
+    /// The pod's `supplementalGroups`, then its `fsGroup`.
+    pub supplemental_groups: Vec<i64>,
+    /// What the runtime writes into the spec.
+    pub linux: LinuxContainerSecurityContext,
+}
+
+fn pod_sc(pod: &Pod) -> Option<&PodSecurityContext> {
+    pod.spec.as_ref().and_then(|s| s.security_context.as_ref())
+}
+
+/// `determineEffectiveSecurityContext` for `c` of `pod`.
+pub fn determine_effective(pod: &Pod, c: &Container) -> Effective {
+    let psc = pod_sc(pod);
+    let csc = c.security_context.as_ref();
+    let pick = |cf: fn(&SecurityContext) -> Option<i64>,
+                pf: fn(&PodSecurityContext) -> Option<i64>| {
+        csc.and_then(cf).or_else(|| psc.and_then(pf))
+    };
+    let caps = csc.and_then(|s| s.capabilities.as_ref());
+    let names = |v: Option<&Vec<String>>| v.cloned().unwrap_or_default();
+    let mut supplemental_groups = psc
+        .and_then(|s| s.supplemental_groups.clone())
+        .unwrap_or_default();
+    supplemental_groups.extend(psc.and_then(|s| s.fs_group));
+    Effective {
+        run_as_user: pick(|s| s.run_as_user, |s| s.run_as_user),
+        run_as_group: pick(|s| s.run_as_group, |s| s.run_as_group),
+        run_as_non_root: csc
+            .and_then(|s| s.run_as_non_root)
+            .or_else(|| psc.and_then(|s| s.run_as_non_root))
+            .unwrap_or(false),
+        supplemental_groups,
+        linux: LinuxContainerSecurityContext {
+            add_capabilities: names(caps.and_then(|c| c.add.as_ref())),
+            drop_capabilities: names(caps.and_then(|c| c.drop.as_ref())),
+            privileged: csc.and_then(|s| s.privileged).unwrap_or(false),
+            no_new_privs: csc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+            readonly_rootfs: csc
+                .and_then(|s| s.read_only_root_filesystem)
+                .unwrap_or(false),
+        },
+    }
+}
+
+/// The user an image runs as, from its config's `User` (containerd's `getUserFromImage`: the
+/// part before `:`; a number is a uid, anything else a name; none at all is root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageUser {
+    /// A numeric user (0 when the image names none).
+    Uid(i64),
+    /// A user name, which the kubelet cannot check without the image's `/etc/passwd`.
+    Name(String),
+}
+
+impl ImageUser {
+    /// Parses an image config's `User`.
+    pub fn parse(user: &str) -> ImageUser {
+        let user = user.split(':').next().unwrap_or_default();
+        if user.is_empty() {
+            return ImageUser::Uid(0);
+        }
+        match user.parse::<i64>() {
+            Ok(uid) => ImageUser::Uid(uid),
+            Err(_) => ImageUser::Name(user.to_string()),
+        }
+    }
+}
+
+/// `verifyRunAsNonRoot`: with `runAsNonRoot: true`, a `runAsUser` of 0, or an image that runs
+/// as root or as a user name, is refused (`CreateContainerConfigError`), in the kubelet's words.
+pub fn verify_run_as_non_root(pod: &Pod, c: &Container, image: &ImageUser) -> Result<(), String> {
+    let sc = determine_effective(pod, c);
+    if !sc.run_as_non_root {
+        return Ok(());
+    }
+    let name = &c.name;
+    let p = format_pod(pod);
+    match (sc.run_as_user, image) {
+        (Some(0), _) => Err(format!(
+            "container's runAsUser breaks non-root policy (pod: {p:?}, container: {name})"
+        )),
+        (Some(_), _) => Ok(()),
+        (None, ImageUser::Uid(0)) => Err(format!(
+            "container has runAsNonRoot and image will run as root (pod: {p:?}, container: {name})"
+        )),
+        (None, ImageUser::Name(user)) => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {p:?}, container: {name})"
+        )),
+        (None, ImageUser::Uid(_)) => Ok(()),
+    }
+}
+
+/// A pod refused because it asks for a setting that would not be enforced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotEnforced {
+    /// [`APP_ARMOR`] or [`SECURITY_CONTEXT_NOT_ENFORCED`].
+    pub reason: &'static str,
+    /// The field and the fix.
+    pub message: String,
+}
+
+/// A seccomp or AppArmor profile type that asks for nothing.
+fn unconfined(kind: &str) -> bool {
+    kind == "Unconfined"
+}
+
+/// Refuses `pod` if any of its security settings is one minikubelet does not enforce yet: the
+/// first such field, with what to do instead. Everything else in the security context is
+/// applied (user, groups, `fsGroup` as a group, `runAsNonRoot`, capabilities, privileged,
+/// `allowPrivilegeEscalation`, `readOnlyRootFilesystem`).
+pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
+    let not = |field: String, what: &str, fix: &str| NotEnforced {
+        reason: SECURITY_CONTEXT_NOT_ENFORCED,
+        message: format!("{field}: minikubelet does not enforce {what} yet; {fix}"),
+    };
+    let app_armor = |field: String| NotEnforced {
+        reason: APP_ARMOR,
+        message: format!(
+            "Cannot enforce AppArmor: minikubelet does not load AppArmor profiles ({field}); remove the field or set type Unconfined"
+        ),
+    };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(());
+    };
+    if let Some(sc) = spec.security_context.as_ref() {
+        let f = |name: &str| format!("spec.securityContext.{name}");
+        if let Some(p) = sc
+            .seccomp_profile
+            .as_ref()
+            .filter(|p| !unconfined(&p.type_))
+        {
+            return Err(not(
+                f("seccompProfile"),
+                &format!("seccomp profiles (type {})", p.type_),
+                "remove the field or set type Unconfined (the kubelet's default without seccompDefault)",
+            ));
+        }
+        if sc
+            .app_armor_profile
+            .as_ref()
+            .is_some_and(|p| !unconfined(&p.type_))
+        {
+            return Err(app_armor(f("appArmorProfile")));
+        }
+        if sc.se_linux_options.is_some() {
+            return Err(not(
+                f("seLinuxOptions"),
+                "SELinux labels",
+                "remove the field",
+            ));
+        }
+        if sc.se_linux_change_policy.is_some() {
+            return Err(not(
+                f("seLinuxChangePolicy"),
+                "SELinux relabelling",
+                "remove the field",
+            ));
+        }
+        if sc.windows_options.is_some() {
+            return Err(not(
+                f("windowsOptions"),
+                "Windows options",
+                "remove the field (a Linux node)",
+            ));
+        }
+        if sc.sysctls.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(not(f("sysctls"), "pod sysctls", "remove the field"));
+        }
+        if let Some(p) = sc.supplemental_groups_policy.as_deref() {
+            return Err(not(
+                f("supplementalGroupsPolicy"),
+                &format!(
+                    "supplementalGroupsPolicy {p} (groups from the image's /etc/group are not merged)"
+                ),
+                "remove the field",
+            ));
+        }
+    }
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c))
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.containers[{i}]"), c)),
+        );
+    for (path, c) in all {
+        let Some(sc) = c.security_context.as_ref() else {
+            continue;
+        };
+        let f = |name: &str| format!("{path}.securityContext.{name}");
+        if let Some(p) = sc
+            .seccomp_profile
+            .as_ref()
+            .filter(|p| !unconfined(&p.type_))
+        {
+            return Err(not(
+                f("seccompProfile"),
+                &format!("seccomp profiles (type {})", p.type_),
+                "remove the field or set type Unconfined (the kubelet's default without seccompDefault)",
+            ));
+        }
+        if sc
+            .app_armor_profile
+            .as_ref()
+            .is_some_and(|p| !unconfined(&p.type_))
+        {
+            return Err(app_armor(f("appArmorProfile")));
+        }
+        if sc.se_linux_options.is_some() {
+            return Err(not(
+                f("seLinuxOptions"),
+                "SELinux labels",
+                "remove the field",
+            ));
+        }
+        if sc.windows_options.is_some() {
+            return Err(not(
+                f("windowsOptions"),
+                "Windows options",
+                "remove the field (a Linux node)",
+            ));
+        }
+        if sc.proc_mount.as_deref().is_some_and(|m| m != "Default") {
+            return Err(not(
+                f("procMount"),
+                "procMount Unmasked (it needs a user namespace, hostUsers: false)",
+                "remove the field or set it to Default",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn one(psc: serde_json::Value, csc: serde_json::Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"securityContext": psc, "containers": [{"name": "c", "image": "i", "securityContext": csc}]}
+        }))
+    }
+
+    #[test]
+    fn container_fields_win_and_fs_group_is_a_group() {
+        let p = one(
+            json!({"runAsUser": 1, "runAsGroup": 2, "runAsNonRoot": true, "supplementalGroups": [5], "fsGroup": 7}),
+            json!({"runAsUser": 10, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                   "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}),
+        );
+        let e = determine_effective(&p, &p.spec.as_ref().unwrap().containers[0]);
+        assert_eq!((e.run_as_user, e.run_as_group), (Some(10), Some(2)));
+        assert!(e.run_as_non_root);
+        assert_eq!(e.supplemental_groups, vec![5, 7]);
+        assert_eq!(e.linux.add_capabilities, vec!["NET_ADMIN"]);
+        assert_eq!(e.linux.drop_capabilities, vec!["ALL"]);
+        assert!(e.linux.no_new_privs && e.linux.readonly_rootfs && !e.linux.privileged);
+        // allowPrivilegeEscalation unset or true: no no_new_privs.
+        let p = one(json!({}), json!({"allowPrivilegeEscalation": true}));
+        assert!(
+            !determine_effective(&p, &p.spec.as_ref().unwrap().containers[0])
+                .linux
+                .no_new_privs
+        );
+    }
+
+    #[test]
+    fn image_users_like_containerd() {
+        assert_eq!(ImageUser::parse(""), ImageUser::Uid(0));
+        assert_eq!(ImageUser::parse("1000"), ImageUser::Uid(1000));
+        assert_eq!(ImageUser::parse("1000:1000"), ImageUser::Uid(1000));
+        assert_eq!(
+            ImageUser::parse("nginx:nginx"),
+            ImageUser::Name("nginx".into())
+        );
+    }
+
+    #[test]
+    fn run_as_non_root_in_the_kubelets_words() {
+        let check = |psc, csc, image: &str| {
+            let p = one(psc, csc);
+            verify_run_as_non_root(
+                &p,
+                &p.spec.as_ref().unwrap().containers[0],
+                &ImageUser::parse(image),
+            )
+        };
+        assert_eq!(check(json!({}), json!({}), ""), Ok(()));
+        assert_eq!(
+            check(json!({"runAsNonRoot": true}), json!({}), "").unwrap_err(),
+            "container has runAsNonRoot and image will run as root (pod: \"p_default(u1)\", container: c)"
+        );
+        assert_eq!(
+            check(json!({}), json!({"runAsNonRoot": true}), "nobody").unwrap_err(),
+            "container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root (pod: \"p_default(u1)\", container: c)"
+        );
+        assert_eq!(
+            check(
+                json!({"runAsNonRoot": true, "runAsUser": 0}),
+                json!({}),
+                "1000"
+            )
+            .unwrap_err(),
+            "container's runAsUser breaks non-root policy (pod: \"p_default(u1)\", container: c)"
+        );
+        assert_eq!(
+            check(json!({"runAsNonRoot": true}), json!({}), "1000:1000"),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                json!({"runAsNonRoot": true}),
+                json!({"runAsUser": 65534}),
+                ""
+            ),
+            Ok(())
+        );
+        // The container's false overrides the pod's true.
+        assert_eq!(
+            check(
+                json!({"runAsNonRoot": true}),
+                json!({"runAsNonRoot": false}),
+                ""
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn settings_that_are_not_enforced_refuse_the_pod() {
+        let refused = |psc, csc| admit(&one(psc, csc)).err();
+        assert_eq!(
+            refused(
+                json!({"fsGroup": 5, "runAsNonRoot": true}),
+                json!({"privileged": true})
+            ),
+            None
+        );
+        assert_eq!(
+            refused(json!({"seccompProfile": {"type": "Unconfined"}}), json!({})),
+            None
+        );
+        assert_eq!(refused(json!({}), json!({"procMount": "Default"})), None);
+        let e = refused(
+            json!({}),
+            json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        )
+        .unwrap();
+        assert_eq!(e.reason, SECURITY_CONTEXT_NOT_ENFORCED);
+        assert!(
+            e.message.starts_with("spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type RuntimeDefault) yet; remove the field"),
+            "{}",
+            e.message
+        );
+        let e = refused(
+            json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(e.reason, APP_ARMOR);
+        assert!(
+            e.message.starts_with("Cannot enforce AppArmor: "),
+            "{}",
+            e.message
+        );
+        for (psc, csc, field) in [
+            (
+                json!({"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1 2"}]}),
+                json!({}),
+                "spec.securityContext.sysctls",
+            ),
+            (
+                json!({"seLinuxOptions": {"level": "s0"}}),
+                json!({}),
+                "spec.securityContext.seLinuxOptions",
+            ),
+            (
+                json!({"supplementalGroupsPolicy": "Strict"}),
+                json!({}),
+                "spec.securityContext.supplementalGroupsPolicy",
+            ),
+            (
+                json!({}),
+                json!({"procMount": "Unmasked"}),
+                "spec.containers[0].securityContext.procMount",
+            ),
+        ] {
+            let e = refused(psc, csc).unwrap();
+            assert!(e.message.starts_with(field), "{field}: {}", e.message);
+        }
+    }
+}

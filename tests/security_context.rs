@@ -1,0 +1,215 @@
+//! The security context end to end (as root), looked at from inside the container: the user
+//! and groups (`id`), the capability sets, `NoNewPrivs` (`/proc/self/status`), a write to `/`,
+//! the ownership of an `emptyDir` under `fsGroup`, and what `kubectl exec` gets. Settings
+//! minikubelet does not enforce refuse the pod; a check that fails leaves the container in
+//! `CreateContainerConfigError`; the other pods run on.
+//!
+//! Cleanup: the agent and every process in its test cgroup are killed on drop
+//! (`common::Agent`).
+mod common;
+
+use std::time::Duration;
+
+use common::{Agent, container_status};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(60);
+
+/// containerd's 14 default capabilities as the kernel's mask (`CapBnd` of a default container).
+const DEFAULT_CAPS: &str = "00000000a80425fb";
+
+/// What a container prints about itself, then it sleeps.
+const REPORT: &str = "id; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status; \
+    if touch /rootfs-write 2>/dev/null; then echo root=rw; else echo root=ro; fi; \
+    grep -c ' /proc/keys ' /proc/self/mountinfo | sed 's/^/keys-masked=/'; \
+    grep ' /sys ' /proc/self/mountinfo | grep -q ' /sys rw' && echo sys=rw || echo sys=ro; \
+    echo done; while :; do sleep 1; done";
+
+fn logs_of(a: &Agent, pod: &Value, container: &str) -> String {
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    a.wait_for(&format!("{container}'s report"), T, |a| {
+        let text = a.get(&format!("/containerLogs/default/{name}/{container}"))?;
+        text.contains("done").then_some(text)
+    })
+}
+
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+fn kubectl(a: &Agent, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = common::kubectl_with_kubeconfig(a, home.path());
+    c.args(args);
+    let run = common::run_client(c, b"", T);
+    assert_eq!(run.code, 0, "kubectl {args:?}: {run:?}");
+    run.stdout
+}
+
+/// The issue's restricted pod (non-root, every capability dropped, no privilege escalation, a
+/// read-only root) beside a default container and a privileged one.
+#[test]
+fn each_container_gets_the_security_context_it_asks_for() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "sc.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: sc}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {{fsGroup: 2000, supplementalGroups: [3000]}}
+  volumes:
+  - {{name: data, emptyDir: {{}}}}
+  containers:
+  - name: restricted
+    image: localhost/busybox:test
+    command: [sh, -c, "{REPORT}"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+    securityContext:
+      runAsNonRoot: true
+      runAsUser: 1000
+      runAsGroup: 1000
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {{drop: [ALL]}}
+  - name: default
+    image: localhost/busybox:test
+    command: [sh, -c, "{REPORT}"]
+  - name: tuned
+    image: localhost/busybox:test
+    command: [sh, -c, "{REPORT}"]
+    securityContext:
+      capabilities: {{add: [sys_time], drop: [NET_RAW, mknod]}}
+  - name: privileged
+    image: localhost/busybox:test
+    command: [sh, -c, "{REPORT}"]
+    securityContext: {{privileged: true}}
+"#
+        ),
+    );
+    a.wait_running("sc", "privileged", T);
+    let pod = a.pod("sc").unwrap();
+
+    let r = logs_of(&a, &pod, "restricted");
+    // supplementalGroups and fsGroup (the kernel keeps them sorted).
+    assert!(r.contains("uid=1000 gid=1000 groups=2000,3000"), "{r}");
+    assert_eq!(line(&r, "CapBnd:"), "0000000000000000", "{r}");
+    assert_eq!(line(&r, "CapEff:"), "0000000000000000", "{r}");
+    assert_eq!(line(&r, "NoNewPrivs:"), "1", "{r}");
+    assert!(r.contains("root=ro"), "{r}");
+    assert!(r.contains("keys-masked=1"), "{r}");
+
+    let d = logs_of(&a, &pod, "default");
+    assert!(d.contains("uid=0(root) gid=0(root)"), "{d}");
+    assert_eq!(line(&d, "CapBnd:"), DEFAULT_CAPS, "{d}");
+    assert_eq!(line(&d, "CapEff:"), DEFAULT_CAPS, "{d}");
+    assert_eq!(line(&d, "NoNewPrivs:"), "0", "{d}");
+    assert!(d.contains("root=rw") && d.contains("sys=ro"), "{d}");
+
+    // + SYS_TIME (25), - NET_RAW (13), - MKNOD (27): 0xa80425fb + 0x2000000 - 0x2000 - 0x8000000
+    let t = logs_of(&a, &pod, "tuned");
+    assert_eq!(line(&t, "CapEff:"), "00000000a20405fb", "{t}");
+
+    let p = logs_of(&a, &pod, "privileged");
+    // Every capability the agent has (containerd's `cap.Current()`): the test's own set.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all = line(&status, "CapBnd:").to_string();
+    assert_eq!(line(&p, "CapBnd:"), all, "{p}");
+    assert_eq!(line(&p, "CapEff:"), all, "{p}");
+    assert!(p.contains("keys-masked=0") && p.contains("sys=rw"), "{p}");
+
+    // fsGroup: the emptyDir belongs to group 2000 with the setgid bit; what the non-root
+    // container writes there inherits the group.
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let dir = a
+        .root_dir
+        .join("pods")
+        .join(uid)
+        .join("volumes/kubernetes.io~empty-dir/data");
+    let meta = std::fs::metadata(&dir).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.gid(), 2000);
+    assert_eq!(meta.mode() & 0o7777, 0o2777, "{:o}", meta.mode());
+
+    // kubectl exec runs with the container's user, capabilities and no_new_privs.
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let out = kubectl(
+        &a,
+        &[
+            "exec",
+            name,
+            "-c",
+            "restricted",
+            "--",
+            "sh",
+            "-c",
+            "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /data/from-exec && stat -c %g /data/from-exec",
+        ],
+    );
+    assert!(out.starts_with("1000\n"), "{out}");
+    assert_eq!(line(&out, "CapEff:"), "0000000000000000", "{out}");
+    assert_eq!(line(&out, "NoNewPrivs:"), "1", "{out}");
+    assert!(out.trim_end().ends_with("2000"), "{out}");
+}
+
+/// A setting minikubelet does not enforce refuses the pod at admission; runAsNonRoot against an
+/// image that runs as root and an unknown capability name stop the container with
+/// `CreateContainerConfigError`, in the kubelet's words; a pod beside them runs.
+#[test]
+fn what_cannot_be_enforced_is_refused_with_the_reason() {
+    let a = Agent::start(&[]);
+    let pod = |name: &str, sc: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, 'while :; do sleep 1; done']\n    securityContext: {sc}\n"
+        )
+    };
+    a.write_manifest("ok.yaml", &pod("ok", "{runAsUser: 1000}"));
+    a.write_manifest(
+        "seccomp.yaml",
+        &pod("seccomp", "{seccompProfile: {type: RuntimeDefault}}"),
+    );
+    a.write_manifest("nonroot.yaml", &pod("nonroot", "{runAsNonRoot: true}"));
+    a.write_manifest(
+        "badcap.yaml",
+        &pod("badcap", "{capabilities: {add: [CAP_NET_ADMIN]}}"),
+    );
+    let refused = a.wait_for("seccomp refused", T, |a| {
+        a.pod("seccomp")
+            .filter(|p| p["status"]["phase"] == "Failed")
+    });
+    assert_eq!(refused["status"]["reason"], "SecurityContextNotEnforced");
+    let msg = refused["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Pod was rejected: spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type RuntimeDefault) yet; remove the field"),
+        "{msg}"
+    );
+    let waiting = |name: &str| {
+        a.wait_for(&format!("{name} config error"), T, |a| {
+            let p = a.pod(name)?;
+            let w = container_status(&p, "c")?["state"]["waiting"].clone();
+            (w["reason"] == "CreateContainerConfigError").then_some((p, w))
+        })
+    };
+    let (p, w) = waiting("nonroot");
+    assert_eq!(
+        w["message"].as_str().unwrap(),
+        format!(
+            "container has runAsNonRoot and image will run as root (pod: \"{}_default({})\", container: c)",
+            p["metadata"]["name"].as_str().unwrap(),
+            p["metadata"]["uid"].as_str().unwrap()
+        )
+    );
+    let (_, w) = waiting("badcap");
+    let m = w["message"].as_str().unwrap();
+    assert!(
+        m.contains("unknown capability \"CAP_NET_ADMIN\" (as CAP_CAP_NET_ADMIN)")
+            && m.contains("without the CAP_ prefix"),
+        "{m}"
+    );
+    a.wait_running("ok", "c", T);
+}
