@@ -152,9 +152,11 @@ fn insecure_manifest_directory_is_refused_unless_allowed() {
 #[test]
 fn insecure_file_is_refused_with_the_fix() {
     let a = Agent::start(&[]);
-    let p = a.manifests.join("open.yaml");
-    std::fs::write(&p, GOOD).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // Made writable before it appears (a rename), so the agent never sees a secure version.
+    let staged = a.tmp.path().join("open.yaml");
+    std::fs::write(&staged, GOOD).unwrap();
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::rename(&staged, a.manifests.join("open.yaml")).unwrap();
     a.wait_for("insecure file event", T, |a| {
         event_logged(a, "InvalidManifest", "writable by non-root users").then_some(())
     });
