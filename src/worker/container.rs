@@ -20,6 +20,7 @@ use crate::cgroup::CgroupName;
 use crate::events::{self, EventType};
 use crate::prober::{self, ProbeType, ProbeWorkerHandle};
 use crate::runtime::exec::ExecContext;
+use crate::runtime::spec::MountPropagation;
 use crate::runtime::{
     ContainerMeta, ContainerRecord, ContainerRootfs, ContainerSpec, Exit, ExitStatus, env,
 };
@@ -30,6 +31,10 @@ use crate::status;
 /// a fixed node (a resolv.conf restored) start its pods sooner at one failed attempt per pod per
 /// 5 s.
 const SANDBOX_RETRY: Duration = Duration::from_secs(5);
+/// How soon a pod whose volumes could not be set up is tried again. The kubelet's volume
+/// reconciler backs off from 0.5 s to ~2 min; a fixed 5 s starts the pod soon after the node
+/// is fixed (the directory made, the socket there) at one attempt and one event per 5 s.
+const VOLUME_RETRY: Duration = Duration::from_secs(5);
 
 /// The kubelet's name prefix for container IDs in status (`<runtime>://<id>`).
 pub const CONTAINER_ID_SCHEME: &str = "minikubelet";
@@ -373,6 +378,20 @@ impl PodWorker {
                 return false;
             }
         }
+        // Volumes not set up yet (a hostPath whose type check failed, a tmpfs that could not be
+        // mounted): tried again every VOLUME_RETRY; the container waits in ContainerCreating.
+        if !self.volumes_ready {
+            self.set_up_volumes();
+            if !self.volumes_ready {
+                let s = &mut self.slots[i];
+                s.waiting = Some((
+                    status::reasons::CONTAINER_CREATING.to_string(),
+                    String::new(),
+                ));
+                s.backoff_until = Some(tokio::time::Instant::now() + VOLUME_RETRY);
+                return false;
+            }
+        }
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
         let spec = self.slots[i].spec.clone();
@@ -514,6 +533,15 @@ impl PodWorker {
                     host_path: m.host_path,
                     container_path: m.container_path,
                     read_only: m.read_only,
+                    propagation: match m.propagation {
+                        crate::volumes::Propagation::Private => MountPropagation::Private,
+                        crate::volumes::Propagation::HostToContainer => {
+                            MountPropagation::HostToContainer
+                        }
+                        crate::volumes::Propagation::Bidirectional => {
+                            MountPropagation::Bidirectional
+                        }
+                    },
                 })
                 .collect(),
             security: security.linux,
