@@ -684,6 +684,16 @@ impl Validator {
             self.id("spec.securityContext.runAsUser", sc.run_as_user, "user");
             self.id("spec.securityContext.runAsGroup", sc.run_as_group, "group");
             self.id("spec.securityContext.fsGroup", sc.fs_group, "group");
+            if let Some(p) = sc.supplemental_groups_policy.as_deref()
+                && !["Merge", "Strict"].contains(&p)
+            {
+                self.not_supported(
+                    "spec.securityContext.supplementalGroupsPolicy",
+                    p,
+                    &["Merge", "Strict"],
+                    "use Merge (the default) or Strict",
+                );
+            }
             for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
                 self.id(
                     &format!("spec.securityContext.supplementalGroups[{i}]"),

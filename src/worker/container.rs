@@ -487,6 +487,24 @@ impl PodWorker {
             exec.env = img.process.env.clone();
             exec.working_dir = Some(img.process.cwd.clone().into());
             (exec.uid, exec.gid) = (Some(img.process.uid), Some(img.process.gid));
+            // The primary group and, unless the policy is Strict, the image's memberships of
+            // the user, then the pod's supplementalGroups and fsGroup (containerd's
+            // `WithAdditionalGIDs`, `WithSupplementalGroups`).
+            let strict = (pod.spec.as_ref())
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|s| s.supplemental_groups_policy.as_deref())
+                == Some("Strict");
+            let mut groups = if strict {
+                vec![img.process.gid]
+            } else {
+                img.process.additional_gids.clone()
+            };
+            for g in std::mem::take(&mut exec.supplemental_groups) {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+            exec.supplemental_groups = groups;
         }
         let container = ContainerSpec {
             meta: ContainerMeta {
