@@ -9,7 +9,7 @@
 #     BUSYBOX  the binary to package (default /bin/busybox); it must be static
 #
 # The image is shaped like the public busybox image: /bin/busybox with a symbolic link for each
-# of its applets (`busybox --list`), /etc/passwd and /etc/group with root and nobody, /tmp
+# of its applets (`busybox --list`), /etc/passwd and /etc/group with root (in wheel) and nobody, /tmp
 # (1777), and a config with the usual PATH and `Cmd ["sh"]`. One uncompressed layer; the same
 # busybox gives the same image digest (fixed owners, mode bits, order and mtime).
 # Used by the tests (tests/common/test_image.rs), the VM tests and scripts/demo.sh offline.
@@ -31,7 +31,9 @@ for applet in $("$BB" --list); do
   case $applet in busybox|*/*) ;; *) ln -s busybox "$R/bin/$applet" ;; esac
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' > "$R/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
+# root is a member of wheel, as in the public image: a container's groups merge such memberships
+# (supplementalGroupsPolicy Merge), so `id` says groups=0(root),10(wheel) there too.
+printf 'root:x:0:\nwheel:x:10:root\nnogroup:x:65534:\n' > "$R/etc/group"
 chmod 644 "$R/etc/passwd" "$R/etc/group"
 mkdir "$W/img"
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1700000000 --format=gnu \

@@ -131,9 +131,11 @@ pub fn admit_under_pressure(
 }
 
 /// The security admit step (the kubelet's AppArmor admit handler, and minikubelet's refusal of
-/// every other security setting it does not enforce: `crate::security_context::admit`).
+/// every other security setting it does not enforce: `crate::security_context::admit`), then
+/// the refusal of volumes it would not set up as asked (`crate::volumes::admit`).
 pub fn admit_security_context(pod: &Pod) -> Result<(), Rejection> {
-    crate::security_context::admit(pod).map_err(|e| Rejection::new(e.reason, e.message))
+    crate::security_context::admit(pod).map_err(|e| Rejection::new(e.reason, e.message))?;
+    crate::volumes::admit(pod).map_err(|e| Rejection::new(e.reason, e.message))
 }
 
 /// Admit `pod` onto `node` next to the already `admitted` pods (the kubelet's active pods,

@@ -11,7 +11,9 @@
 //!
 //! A field that is set but not enforced is never run without: [`admit`] refuses the pod with
 //! the field and the fix (reason `AppArmor` as the kubelet's AppArmor admit handler, otherwise
-//! `SecurityContextNotEnforced`, minikubelet's own; docs/deviations.md).
+//! `SecurityContextNotEnforced`, minikubelet's own; docs/deviations.md). `supplementalGroupsPolicy`
+//! is applied where the groups are made (`worker/container.rs`: `Merge`, the default, adds the
+//! image's `/etc/group` memberships of the user; `Strict` does not).
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
 
@@ -200,15 +202,6 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
         if sc.sysctls.as_ref().is_some_and(|s| !s.is_empty()) {
             return Err(not(f("sysctls"), "pod sysctls", "remove the field"));
         }
-        if let Some(p) = sc.supplemental_groups_policy.as_deref() {
-            return Err(not(
-                f("supplementalGroupsPolicy"),
-                &format!(
-                    "supplementalGroupsPolicy {p} (groups from the image's /etc/group are not merged)"
-                ),
-                "remove the field",
-            ));
-        }
     }
     let all = spec
         .init_containers
@@ -386,6 +379,10 @@ mod tests {
             None
         );
         assert_eq!(refused(json!({}), json!({"procMount": "Default"})), None);
+        assert_eq!(
+            refused(json!({"supplementalGroupsPolicy": "Strict"}), json!({})),
+            None
+        );
         let e = refused(
             json!({}),
             json!({"seccompProfile": {"type": "RuntimeDefault"}}),
@@ -418,11 +415,6 @@ mod tests {
                 json!({"seLinuxOptions": {"level": "s0"}}),
                 json!({}),
                 "spec.securityContext.seLinuxOptions",
-            ),
-            (
-                json!({"supplementalGroupsPolicy": "Strict"}),
-                json!({}),
-                "spec.securityContext.supplementalGroupsPolicy",
             ),
             (
                 json!({}),

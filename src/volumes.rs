@@ -1,19 +1,24 @@
-//! Pod volumes on the node: the pod directory under `--root-dir` and its `emptyDir` volumes.
+//! Pod volumes on the node: the pod directory under `--root-dir`, its `emptyDir` volumes (on
+//! disk, or a tmpfs for `medium: Memory`) and `hostPath` volumes.
 //!
 //! Mirrors the directory layout of `pkg/kubelet/kubelet_getters.go` (`getPodDir`,
 //! `getPodVolumesDir`, `getPodVolumeDir`: `<root-dir>/pods/<uid>/volumes/<plugin>/<volume>`,
-//! the plugin name escaped as `kubernetes.io~empty-dir`) and `pkg/volume/emptydir/empty_dir.go`
-//! (`SetUp`: a directory with mode 0777 on the node's disk; `TearDown`: removed with its
-//! contents). The volume manager's attach/mount loop is not modelled: a pod's emptyDir
-//! directories are created by its worker before the first container starts and removed when
-//! the pod has terminated (the kubelet unmounts and tears down the volumes of terminated pods,
-//! and `cleanupOrphanedPodDirs` removes the pod directory).
+//! the plugin name escaped as `kubernetes.io~empty-dir`), `pkg/volume/emptydir/empty_dir.go`
+//! (`SetUp`: a directory with mode 0777 on the node's disk, or a tmpfs sized by
+//! `calculateEmptyDirMemorySize`; `TearDown`: unmounted and removed with its contents) and
+//! `pkg/volume/hostpath/host_path.go` (`checkType`: the `type` checks, with the kubelet's
+//! messages; `DirectoryOrCreate` and `FileOrCreate` create what is missing). The volume
+//! manager's attach/mount loop is not modelled: a pod's volumes are set up by its worker before
+//! the first container starts (a failure is a `FailedMount` event, and the containers wait in
+//! `ContainerCreating` until a later attempt succeeds) and torn down when the pod has
+//! terminated (`cleanupOrphanedPodDirs`).
 //!
-//! A container's `volumeMounts` of emptyDir volumes become bind mounts into its mount namespace
+//! A container's `volumeMounts` become bind mounts into its mount namespace
 //! ([`container_mounts`], the kubelet's `makeMounts` in `pkg/kubelet/kubelet_pods.go`), at
-//! `mountPath`, read-only with `readOnly: true`. What is written there counts as the pod's
-//! local ephemeral storage for eviction, as in the kubelet. Not yet: `subPath` (such a mount is
-//! left out, and validation says so), other volume types (issue 12), `medium: Memory`.
+//! `mountPath`, read-only with `readOnly: true`, with `mountPropagation` as containerd maps it.
+//! What is written to a disk emptyDir counts as the pod's local ephemeral storage; a memory
+//! emptyDir counts as the writer's memory, as in the kubelet. [`admit`] refuses what is not
+//! implemented yet (other volume types, `subPath`), rather than run the pod without it.
 //! With the deprecated `ImageRootfs=false` containers have no mount namespace and nothing is
 //! mounted; they reach the directory at its node path.
 
@@ -25,11 +30,14 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 /// The escaped plugin directory name of `kubernetes.io/empty-dir`.
 pub const EMPTY_DIR_PLUGIN_DIR: &str = "kubernetes.io~empty-dir";
 
+/// The admission reason of a pod whose volumes minikubelet cannot set up as asked.
+pub const VOLUME_NOT_SUPPORTED: &str = "VolumeNotSupported";
+
 /// Errors setting up a pod's volumes, naming the directory.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
     /// A directory could not be created or given its mode.
-    #[error("set up emptyDir volume {volume:?} at {path}: {source}")]
+    #[error("MountVolume.SetUp failed for volume {volume:?} : {path}: {source}")]
     SetUp {
         /// The volume's name.
         volume: String,
@@ -45,6 +53,33 @@ pub enum VolumeError {
         /// The UID.
         uid: String,
     },
+    /// A hostPath's `type` check failed (the kubelet's message).
+    #[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
+    HostPath {
+        /// The volume's name.
+        volume: String,
+        /// e.g. `hostPath type check failed: /x is not a directory`.
+        message: String,
+    },
+    /// A memory-backed emptyDir's tmpfs could not be mounted.
+    #[error("MountVolume.SetUp failed for volume {volume:?} : mount tmpfs at {path}: {source}")]
+    Tmpfs {
+        /// The volume's name.
+        volume: String,
+        /// The mount point.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a pod's volumes are refused at admission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// [`VOLUME_NOT_SUPPORTED`].
+    pub reason: &'static str,
+    /// The field and the fix.
+    pub message: String,
 }
 
 /// True if `uid` is one normal path component (no `/`, not `.` or `..`, not empty), so that
@@ -75,41 +110,162 @@ pub fn empty_dir_path(root_dir: &Path, uid: &str, volume: &str) -> PathBuf {
     empty_dirs_dir(root_dir, uid).join(volume)
 }
 
+/// `mountPropagation` (`MountPropagationMode`), as containerd maps it onto the bind mount.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// `None` (the default): `rprivate`.
+    #[default]
+    Private,
+    /// `HostToContainer`: `rslave`, mounts made on the node later appear in the container.
+    HostToContainer,
+    /// `Bidirectional` (privileged containers only): `rshared`, both ways.
+    Bidirectional,
+}
+
 /// One volume mount of a container: the volume's directory on the node and where the
 /// container sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerMount {
-    /// The volume's directory on the node.
+    /// The volume's directory (or file) on the node.
     pub host_path: PathBuf,
     /// `mountPath`, made absolute (a relative path is taken from `/`).
     pub container_path: String,
     /// `readOnly`.
     pub read_only: bool,
+    /// `mountPropagation`.
+    pub propagation: Propagation,
 }
 
-/// The mounts of `container`'s `volumeMounts` that name an emptyDir volume of `pod`, in spec
-/// order (`makeMounts`). A mount with a `subPath` is left out (not implemented; validation
-/// reports it), as are mounts of volume types minikubelet does not implement.
-pub fn container_mounts(root_dir: &Path, pod: &Pod, container: &Container) -> Vec<ContainerMount> {
+/// The node path of volume `name` of `pod`, for the volume types minikubelet sets up.
+fn volume_host_path(root_dir: &Path, pod: &Pod, name: &str) -> Option<PathBuf> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-    let empty_dirs = empty_dir_volumes(pod);
+    let v = pod
+        .spec
+        .as_ref()?
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == name)?;
+    if v.empty_dir.is_some() {
+        Some(empty_dir_path(root_dir, uid, name))
+    } else {
+        v.host_path.as_ref().map(|h| PathBuf::from(&h.path))
+    }
+}
+
+/// The mounts of `container`'s `volumeMounts`, in spec order (`makeMounts`). Mounts that
+/// [`admit`] refuses (`subPath`, volume types not implemented) never get here; a mount of an
+/// unknown volume is left out (validation refuses it).
+pub fn container_mounts(root_dir: &Path, pod: &Pod, container: &Container) -> Vec<ContainerMount> {
     container
         .volume_mounts
         .iter()
         .flatten()
-        .filter(|m| empty_dirs.contains(&m.name))
         .filter(|m| m.sub_path.as_deref().unwrap_or_default().is_empty())
         .filter(|m| m.sub_path_expr.as_deref().unwrap_or_default().is_empty())
-        .map(|m| ContainerMount {
-            host_path: empty_dir_path(root_dir, uid, &m.name),
-            container_path: if m.mount_path.starts_with('/') {
-                m.mount_path.clone()
-            } else {
-                format!("/{}", m.mount_path)
-            },
-            read_only: m.read_only.unwrap_or(false),
+        .filter_map(|m| {
+            Some(ContainerMount {
+                host_path: volume_host_path(root_dir, pod, &m.name)?,
+                container_path: if m.mount_path.starts_with('/') {
+                    m.mount_path.clone()
+                } else {
+                    format!("/{}", m.mount_path)
+                },
+                read_only: m.read_only.unwrap_or(false),
+                propagation: match m.mount_propagation.as_deref() {
+                    Some("HostToContainer") => Propagation::HostToContainer,
+                    Some("Bidirectional") => Propagation::Bidirectional,
+                    _ => Propagation::Private,
+                },
+            })
         })
         .collect()
+}
+
+/// Refuses a pod whose volumes minikubelet would not set up as asked: a volume type other than
+/// `emptyDir` and `hostPath` (API-object volumes are refused before, as for a mirror pod),
+/// `medium: HugePages`, a `subPath` or `subPathExpr`, or a `hostPath` of `/` mounted by a
+/// container that is not privileged (the node's whole filesystem; a minikubelet rule, the
+/// kubelet allows it). The first such field, with the fix.
+pub fn admit(pod: &Pod) -> Result<(), Refusal> {
+    let refuse = |message: String| {
+        Err(Refusal {
+            reason: VOLUME_NOT_SUPPORTED,
+            message,
+        })
+    };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(());
+    };
+    let mut host_roots = Vec::new();
+    for (i, v) in spec.volumes.iter().flatten().enumerate() {
+        let path = format!("spec.volumes[{i}]");
+        if let Some(e) = v.empty_dir.as_ref() {
+            let medium = e.medium.as_deref().unwrap_or_default();
+            if medium.starts_with("HugePages") {
+                return refuse(format!(
+                    "{path}.emptyDir.medium: {medium} is not implemented by minikubelet; use medium Memory or leave it empty"
+                ));
+            }
+            continue;
+        }
+        if let Some(h) = v.host_path.as_ref() {
+            if Path::new(&h.path)
+                .components()
+                .all(|c| c == std::path::Component::RootDir)
+            {
+                host_roots.push(v.name.clone());
+            }
+            continue;
+        }
+        let kind = match serde_json::to_value(v) {
+            Ok(serde_json::Value::Object(map)) => map
+                .keys()
+                .find(|k| *k != "name")
+                .cloned()
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        return refuse(format!(
+            "{path}.{kind}: this volume type is not implemented by minikubelet (emptyDir and hostPath are); remove the volume and its mounts"
+        ));
+    }
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c))
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.containers[{i}]"), c)),
+        );
+    for (cpath, c) in containers {
+        let privileged = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged)
+            .unwrap_or(false);
+        for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
+            let mpath = format!("{cpath}.volumeMounts[{j}]");
+            for (field, value) in [("subPath", &m.sub_path), ("subPathExpr", &m.sub_path_expr)] {
+                if value.as_deref().is_some_and(|v| !v.is_empty()) {
+                    return refuse(format!(
+                        "{mpath}.{field}: subPath is not implemented by minikubelet yet; mount the whole volume and use the subdirectory"
+                    ));
+                }
+            }
+            if host_roots.contains(&m.name) && !privileged {
+                return refuse(format!(
+                    "{mpath}: volume {:?} is hostPath /, the node's whole filesystem: only a privileged container may mount it (a minikubelet rule); mount the directory it needs",
+                    m.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The names of the pod's emptyDir volumes, in spec order.
@@ -122,10 +278,19 @@ pub fn empty_dir_volumes(pod: &Pod) -> Vec<String> {
         .collect()
 }
 
-/// `emptyDir` `SetUp` for every emptyDir volume of the pod: the directory, mode 0777 (the
-/// kubelet's default for a disk-backed emptyDir). Existing directories (an agent restart) keep
-/// their contents, as the kubelet's do.
-pub fn set_up_pod_volumes(root_dir: &Path, pod: &Pod) -> Result<Vec<PathBuf>, VolumeError> {
+/// `SetUp` of every volume of the pod, in spec order. An emptyDir is a directory with mode 0777
+/// (the kubelet's default for a disk-backed emptyDir); with `medium: Memory` a tmpfs is mounted
+/// on it, sized [`memory_empty_dir_size`] (`memory_limit`: the pod cgroup's memory limit, if
+/// any; `node_memory`: the node's allocatable memory). Existing directories and tmpfs mounts
+/// (an agent restart) keep their contents, as the kubelet's do. A hostPath gets its `type`
+/// check. `fsGroup` gives emptyDirs their group (`SetVolumeOwnership`; hostPaths keep theirs,
+/// as in the kubelet). Returns the emptyDir directories.
+pub fn set_up_pod_volumes(
+    root_dir: &Path,
+    pod: &Pod,
+    memory_limit: Option<i64>,
+    node_memory: i64,
+) -> Result<Vec<PathBuf>, VolumeError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     if !is_safe_uid(uid) {
         return Err(VolumeError::UnsafeUid {
@@ -133,21 +298,127 @@ pub fn set_up_pod_volumes(root_dir: &Path, pod: &Pod) -> Result<Vec<PathBuf>, Vo
         });
     }
     let mut out = Vec::new();
-    for name in empty_dir_volumes(pod) {
-        let path = empty_dir_path(root_dir, uid, &name);
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let name = &v.name;
+        if let Some(h) = v.host_path.as_ref() {
+            check_host_path_type(Path::new(&h.path), h.type_.as_deref().unwrap_or_default())
+                .map_err(|message| VolumeError::HostPath {
+                    volume: name.clone(),
+                    message,
+                })?;
+            continue;
+        }
+        let Some(e) = v.empty_dir.as_ref() else {
+            continue;
+        };
+        let path = empty_dir_path(root_dir, uid, name);
         let err = |source| VolumeError::SetUp {
             volume: name.clone(),
             path: path.clone(),
             source,
         };
         std::fs::create_dir_all(&path).map_err(err)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
+        if e.medium.as_deref() == Some("Memory") {
+            if !is_mount_point(&path).map_err(err)? {
+                let size = memory_empty_dir_size(e, memory_limit, node_memory);
+                mount_tmpfs(&path, size).map_err(|source| VolumeError::Tmpfs {
+                    volume: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        } else {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
+        }
         if let Some(group) = fs_group(pod) {
             set_volume_ownership(&path, group).map_err(err)?;
         }
         out.push(path);
     }
     Ok(out)
+}
+
+/// `calculateEmptyDirMemorySize`: the node's allocatable memory, lowered to the pod's memory
+/// limit if it has one, lowered to the volume's `sizeLimit` if that is positive and smaller.
+pub fn memory_empty_dir_size(
+    e: &k8s_openapi::api::core::v1::EmptyDirVolumeSource,
+    memory_limit: Option<i64>,
+    node_memory: i64,
+) -> i64 {
+    let mut size = node_memory;
+    if let Some(l) = memory_limit.filter(|l| *l > 0 && *l <= size) {
+        size = l;
+    }
+    let limit = e
+        .size_limit
+        .as_ref()
+        .and_then(|q| crate::api::quantity::Quantity::from_api(q).ok())
+        .map(|q| q.value());
+    if let Some(l) = limit.filter(|l| *l > 0 && *l <= size) {
+        size = l;
+    }
+    size
+}
+
+/// Whether `path` is a mount point (its device differs from its parent's).
+fn is_mount_point(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata(path)?;
+    let parent = std::fs::metadata(path.join(".."))?;
+    Ok(me.dev() != parent.dev())
+}
+
+/// The kubelet's `setupTmpfs`: `mount -t tmpfs -o size=<bytes>` (nosuid, nodev, as the
+/// mount utility's defaults for a user mount are not used by the kubelet either; the root of a
+/// tmpfs has mode 1777).
+fn mount_tmpfs(path: &Path, size: i64) -> std::io::Result<()> {
+    let data = format!("size={size}");
+    nix::mount::mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// `checkType` of `pkg/volume/hostpath/host_path.go`, with its messages. `DirectoryOrCreate`
+/// makes a missing directory (0755, with its parents), `FileOrCreate` a missing empty file
+/// (0644; its directory must exist). The empty type checks nothing: a missing path is made a
+/// directory later, when the container is created, as containerd does.
+pub fn check_host_path_type(path: &Path, kind: &str) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+    let p = path.display();
+    let meta = std::fs::metadata(path);
+    let exists = meta.is_ok();
+    let ft = meta.as_ref().map(|m| m.file_type()).ok();
+    let is = |f: fn(&std::fs::FileType) -> bool| ft.as_ref().is_some_and(f);
+    let fail = |what: &str| Err(format!("hostPath type check failed: {p} is not {what}"));
+    match kind {
+        "" => Ok(()),
+        "DirectoryOrCreate" if !exists => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(path)
+            .map_err(|e| format!("hostPath type check failed: create directory {p}: {e}")),
+        "DirectoryOrCreate" | "Directory" if !is(|f| f.is_dir()) => fail("a directory"),
+        "FileOrCreate" if !exists => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("hostPath type check failed: create file {p}: {e}")),
+        "FileOrCreate" | "File" if !is(|f| f.is_file()) => fail("a file"),
+        "Socket" if !is(|f| f.is_socket()) => fail("a socket file"),
+        "CharDevice" if !is(|f| f.is_char_device()) => fail("a character device"),
+        "BlockDevice" if !is(|f| f.is_block_device()) => fail("a block device"),
+        "DirectoryOrCreate" | "Directory" | "FileOrCreate" | "File" | "Socket" | "CharDevice"
+        | "BlockDevice" => Ok(()),
+        other => Err(format!("{other} is an invalid volume type")),
+    }
 }
 
 /// The pod's `securityContext.fsGroup`, if it is a valid group id.
@@ -191,6 +462,18 @@ pub fn tear_down_pod_dir(root_dir: &Path, uid: &str) {
         return;
     }
     let dir = pod_dir(root_dir, uid);
+    // Memory-backed emptyDirs are tmpfs mounts: unmounted first (their memory is freed), or
+    // the removal would stop at the busy mount point.
+    if let Ok(rd) = std::fs::read_dir(empty_dirs_dir(root_dir, uid)) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if is_mount_point(&path).unwrap_or(false)
+                && let Err(err) = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH)
+            {
+                tracing::warn!(path = %path.display(), error = %err, "unmount memory-backed emptyDir");
+            }
+        }
+    }
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {
             tracing::info!(path = %dir.display(), "removed the pod directory and its emptyDir volumes")
@@ -217,31 +500,170 @@ mod tests {
     }
 
     #[test]
-    fn container_mounts_of_empty_dirs() {
+    fn container_mounts_of_empty_dirs_and_host_paths() {
         let p = pod();
         let c: Container =
             serde_json::from_value(serde_json::json!({"name": "c", "volumeMounts": [
                 {"name": "cache", "mountPath": "/cache"},
-                {"name": "host", "mountPath": "/host"},
+                {"name": "host", "mountPath": "/host", "mountPropagation": "HostToContainer"},
                 {"name": "scratch", "mountPath": "scratch", "readOnly": true},
-                {"name": "cache", "mountPath": "/sub", "subPath": "x"}
+                {"name": "missing", "mountPath": "/m"}
             ]}))
             .unwrap();
         let root = Path::new("/r");
+        let m = |host_path: PathBuf, container_path: &str, read_only, propagation| ContainerMount {
+            host_path,
+            container_path: container_path.into(),
+            read_only,
+            propagation,
+        };
         assert_eq!(
             container_mounts(root, &p, &c),
             vec![
-                ContainerMount {
-                    host_path: empty_dir_path(root, "u1", "cache"),
-                    container_path: "/cache".into(),
-                    read_only: false,
-                },
-                ContainerMount {
-                    host_path: empty_dir_path(root, "u1", "scratch"),
-                    container_path: "/scratch".into(),
-                    read_only: true,
-                },
+                m(
+                    empty_dir_path(root, "u1", "cache"),
+                    "/cache",
+                    false,
+                    Propagation::Private
+                ),
+                m("/tmp".into(), "/host", false, Propagation::HostToContainer),
+                m(
+                    empty_dir_path(root, "u1", "scratch"),
+                    "/scratch",
+                    true,
+                    Propagation::Private
+                ),
             ]
+        );
+    }
+
+    #[test]
+    fn host_path_types_as_the_kubelet_checks_them() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::write(d.join("file"), b"x").unwrap();
+        let sock = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+        let ok = |p: &Path, k: &str| check_host_path_type(p, k);
+        assert_eq!(ok(&d.join("nothing"), ""), Ok(()));
+        assert_eq!(ok(d, "Directory"), Ok(()));
+        assert_eq!(
+            ok(&d.join("file"), "Directory"),
+            Err(format!(
+                "hostPath type check failed: {}/file is not a directory",
+                d.display()
+            ))
+        );
+        assert_eq!(
+            ok(&d.join("nothing"), "Directory"),
+            Err(format!(
+                "hostPath type check failed: {}/nothing is not a directory",
+                d.display()
+            ))
+        );
+        assert_eq!(ok(&d.join("made/deep"), "DirectoryOrCreate"), Ok(()));
+        assert!(d.join("made/deep").is_dir());
+        assert_eq!(ok(&d.join("new-file"), "FileOrCreate"), Ok(()));
+        assert!(d.join("new-file").is_file());
+        assert!(ok(d, "File").unwrap_err().ends_with("is not a file"));
+        assert!(ok(&d.join("file"), "FileOrCreate").is_ok());
+        assert_eq!(ok(&d.join("sock"), "Socket"), Ok(()));
+        assert!(
+            ok(&d.join("file"), "Socket")
+                .unwrap_err()
+                .ends_with("is not a socket file")
+        );
+        assert_eq!(ok(Path::new("/dev/null"), "CharDevice"), Ok(()));
+        assert!(
+            ok(&d.join("file"), "CharDevice")
+                .unwrap_err()
+                .ends_with("is not a character device")
+        );
+        assert!(
+            ok(Path::new("/dev/null"), "BlockDevice")
+                .unwrap_err()
+                .ends_with("is not a block device")
+        );
+        assert_eq!(ok(d, "Nope"), Err("Nope is an invalid volume type".into()));
+        drop(sock);
+    }
+
+    #[test]
+    fn memory_empty_dir_size_like_the_kubelet() {
+        let e = |limit: Option<&str>| k8s_openapi::api::core::v1::EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: limit
+                .map(|l| k8s_openapi::apimachinery::pkg::api::resource::Quantity(l.into())),
+        };
+        let gi = 1i64 << 30;
+        assert_eq!(memory_empty_dir_size(&e(None), None, 8 * gi), 8 * gi);
+        assert_eq!(memory_empty_dir_size(&e(None), Some(gi), 8 * gi), gi);
+        assert_eq!(
+            memory_empty_dir_size(&e(Some("64Mi")), Some(gi), 8 * gi),
+            64 << 20
+        );
+        // A sizeLimit above what the pod may use is lowered to that.
+        assert_eq!(memory_empty_dir_size(&e(Some("2Gi")), Some(gi), 8 * gi), gi);
+        assert_eq!(memory_empty_dir_size(&e(Some("0")), None, 8 * gi), 8 * gi);
+    }
+
+    #[test]
+    fn volumes_not_set_up_as_asked_refuse_the_pod() {
+        let refused = |volumes: serde_json::Value, mounts: serde_json::Value, privileged: bool| {
+            let p: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "uid": "u1"},
+                "spec": {"volumes": volumes, "containers": [{"name": "c", "volumeMounts": mounts,
+                    "securityContext": {"privileged": privileged}}]}
+            }))
+            .unwrap();
+            admit(&p).err().map(|r| r.message)
+        };
+        let none = serde_json::json!([]);
+        assert_eq!(
+            refused(
+                serde_json::json!([{"name": "e", "emptyDir": {"medium": "Memory"}},
+                {"name": "h", "hostPath": {"path": "/var/log", "type": "Directory"}}]),
+                none.clone(),
+                false
+            ),
+            None
+        );
+        let m = refused(
+            serde_json::json!([{"name": "n", "nfs": {"server": "s", "path": "/"}}]),
+            none.clone(),
+            false,
+        )
+        .unwrap();
+        assert!(
+            m.starts_with("spec.volumes[0].nfs: this volume type is not implemented"),
+            "{m}"
+        );
+        let m = refused(
+            serde_json::json!([{"name": "e", "emptyDir": {}}]),
+            serde_json::json!([{"name": "e", "mountPath": "/e", "subPath": "x"}]),
+            false,
+        )
+        .unwrap();
+        assert!(
+            m.starts_with("spec.containers[0].volumeMounts[0].subPath: "),
+            "{m}"
+        );
+        let root = serde_json::json!([{"name": "r", "hostPath": {"path": "/"}}]);
+        let mount = serde_json::json!([{"name": "r", "mountPath": "/host"}]);
+        let m = refused(root.clone(), mount.clone(), false).unwrap();
+        assert!(
+            m.contains("only a privileged container may mount it"),
+            "{m}"
+        );
+        assert_eq!(refused(root, mount, true), None);
+        let m = refused(
+            serde_json::json!([{"name": "h", "emptyDir": {"medium": "HugePages"}}]),
+            none,
+            false,
+        )
+        .unwrap();
+        assert!(
+            m.starts_with("spec.volumes[0].emptyDir.medium: HugePages"),
+            "{m}"
         );
     }
 
@@ -250,7 +672,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let p = pod();
         assert_eq!(empty_dir_volumes(&p), vec!["cache", "scratch"]);
-        let dirs = set_up_pod_volumes(root.path(), &p).unwrap();
+        let dirs = set_up_pod_volumes(root.path(), &p, None, 1 << 30).unwrap();
         assert_eq!(
             dirs[0],
             root.path()
@@ -262,7 +684,7 @@ mod tests {
         }
         std::fs::write(dirs[1].join("f"), b"x").unwrap();
         // Set up again (agent restart): contents stay.
-        set_up_pod_volumes(root.path(), &p).unwrap();
+        set_up_pod_volumes(root.path(), &p, None, 1 << 30).unwrap();
         assert!(dirs[1].join("f").exists());
         tear_down_pod_dir(root.path(), "u1");
         assert!(!root.path().join("pods/u1").exists());
@@ -283,7 +705,7 @@ mod tests {
             let mut p = pod();
             p.metadata.uid = Some(uid.to_string());
             assert!(matches!(
-                set_up_pod_volumes(root.path(), &p),
+                set_up_pod_volumes(root.path(), &p, None, 1 << 30),
                 Err(VolumeError::UnsafeUid { .. })
             ));
             tear_down_pod_dir(root.path(), uid);

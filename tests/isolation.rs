@@ -237,6 +237,7 @@ fn a_symlinked_mount_target_cannot_leave_the_rootfs() {
         host_path: source.path().to_path_buf(),
         container_path: dest.into(),
         read_only: true,
+        propagation: Default::default(),
     });
     let script = "cat /data/marker; cat /rel/sub/marker; grep -c \" $(readlink /data) \" /proc/self/mountinfo";
     let spec = spec::container_spec(&process(script), &SandboxPaths::host(), &binds);
@@ -259,6 +260,7 @@ fn a_symlinked_mount_target_cannot_leave_the_rootfs() {
         host_path: source.path().to_path_buf(),
         container_path: "/dangling".into(),
         read_only: true,
+        propagation: Default::default(),
     };
     let spec = spec::container_spec(&process("true"), &SandboxPaths::host(), &[bind]);
     let (_c, res) = Container::start(isolation(spec, layers.rootfs()));

@@ -97,7 +97,7 @@ spec:
 
     let r = logs_of(&a, &pod, "restricted");
     // supplementalGroups and fsGroup (the kernel keeps them sorted).
-    assert!(r.contains("uid=1000 gid=1000 groups=2000,3000"), "{r}");
+    assert!(r.contains("uid=1000 gid=1000 groups=1000,2000,3000"), "{r}");
     assert_eq!(line(&r, "CapBnd:"), "0000000000000000", "{r}");
     assert_eq!(line(&r, "CapEff:"), "0000000000000000", "{r}");
     assert_eq!(line(&r, "NoNewPrivs:"), "1", "{r}");
@@ -105,7 +105,11 @@ spec:
     assert!(r.contains("keys-masked=1"), "{r}");
 
     let d = logs_of(&a, &pod, "default");
-    assert!(d.contains("uid=0(root) gid=0(root)"), "{d}");
+    // The image's /etc/group lists root in wheel: merged (supplementalGroupsPolicy Merge).
+    assert!(
+        d.contains("uid=0(root) gid=0(root) groups=0(root),10(wheel)"),
+        "{d}"
+    );
     assert_eq!(line(&d, "CapBnd:"), DEFAULT_CAPS, "{d}");
     assert_eq!(line(&d, "CapEff:"), DEFAULT_CAPS, "{d}");
     assert_eq!(line(&d, "NoNewPrivs:"), "0", "{d}");
@@ -212,4 +216,22 @@ fn what_cannot_be_enforced_is_refused_with_the_reason() {
         "{m}"
     );
     a.wait_running("ok", "c", T);
+}
+
+/// `supplementalGroupsPolicy: Strict`: only the pod's groups, not the image's memberships of
+/// the user (root in wheel in the test image).
+#[test]
+fn strict_supplemental_groups_leave_out_the_images_memberships() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "strict.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: strict}\nspec:\n  terminationGracePeriodSeconds: 1\n  securityContext: {supplementalGroupsPolicy: Strict, supplementalGroups: [3000]}\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, 'id; echo done; while :; do sleep 1; done']\n",
+    );
+    a.wait_running("strict", "c", T);
+    let pod = a.pod("strict").unwrap();
+    let out = logs_of(&a, &pod, "c");
+    assert!(
+        out.contains("uid=0(root) gid=0(root) groups=0(root),3000"),
+        "{out}"
+    );
 }

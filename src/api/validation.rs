@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
+use std::path::Path;
 use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::{
@@ -683,6 +684,16 @@ impl Validator {
             self.id("spec.securityContext.runAsUser", sc.run_as_user, "user");
             self.id("spec.securityContext.runAsGroup", sc.run_as_group, "group");
             self.id("spec.securityContext.fsGroup", sc.fs_group, "group");
+            if let Some(p) = sc.supplemental_groups_policy.as_deref()
+                && !["Merge", "Strict"].contains(&p)
+            {
+                self.not_supported(
+                    "spec.securityContext.supplementalGroupsPolicy",
+                    p,
+                    &["Merge", "Strict"],
+                    "use Merge (the default) or Strict",
+                );
+            }
             for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
                 self.id(
                     &format!("spec.securityContext.supplementalGroups[{i}]"),
@@ -788,6 +799,36 @@ impl Validator {
                     "may not specify more than 1 volume type",
                     "keep one volume source per volume",
                 ),
+            }
+            if let Some(h) = v.host_path.as_ref() {
+                // `validateHostPathVolumeSource`, `validatePathNoBacksteps`, the type enum.
+                if h.path.is_empty() {
+                    self.required(
+                        format!("{path}.hostPath.path"),
+                        "",
+                        "give the node path to mount",
+                    );
+                } else if Path::new(&h.path)
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+                {
+                    self.invalid(
+                        format!("{path}.hostPath.path"),
+                        &h.path,
+                        "must not contain '..'",
+                        "write the path without '..'",
+                    );
+                }
+                if let Some(t) = h.type_.as_deref()
+                    && !HOST_PATH_TYPES.contains(&t)
+                {
+                    self.not_supported(
+                        format!("{path}.hostPath.type"),
+                        t,
+                        HOST_PATH_TYPES,
+                        "leave type empty or use one of the listed types",
+                    );
+                }
             }
             if let Some(e) = v.empty_dir.as_ref() {
                 let medium = e.medium.as_deref().unwrap_or("");
@@ -993,6 +1034,30 @@ impl Validator {
                     "must be unique",
                     "mount each path once",
                 );
+            }
+            // `validateMountPropagation`.
+            match m.mount_propagation.as_deref() {
+                None | Some("None") | Some("HostToContainer") => {}
+                Some("Bidirectional") => {
+                    let privileged = c
+                        .security_context
+                        .as_ref()
+                        .and_then(|s| s.privileged)
+                        .unwrap_or(false);
+                    if !privileged {
+                        self.forbidden(
+                            format!("{mp}.mountPropagation"),
+                            "Bidirectional mount propagation is available only to privileged containers",
+                            "make the container privileged or use HostToContainer",
+                        );
+                    }
+                }
+                Some(other) => self.not_supported(
+                    format!("{mp}.mountPropagation"),
+                    other,
+                    &["Bidirectional", "HostToContainer", "None"],
+                    "use None, HostToContainer or Bidirectional",
+                ),
             }
         }
         if let Some(sc) = c.security_context.as_ref() {
@@ -1748,6 +1813,10 @@ const SUPPORTED_CONTAINER_FIELDS: &[&str] = &[
     "volumeMounts[].name",
     "volumeMounts[].mountPath",
     "volumeMounts[].readOnly",
+    "volumeMounts[].mountPropagation",
+    // Refused at admission until implemented (`crate::volumes::admit`).
+    "volumeMounts[].subPath",
+    "volumeMounts[].subPathExpr",
     "ports[].containerPort",
     "ports[].hostPort",
     "ports[].protocol",
@@ -1801,7 +1870,9 @@ const SUPPORTED_POD_FIELDS: &[&str] = &[
     "spec.tolerations",
     "spec.nodeName",
     "spec.volumes[].name",
-    "spec.volumes[].emptyDir.sizeLimit",
+    // emptyDir and hostPath are set up; other types are refused at admission
+    // (`crate::volumes::admit`), API objects before that.
+    "spec.volumes",
     // Applied, or refused at admission (`crate::security_context::admit`).
     "spec.securityContext",
     // The pod sandbox (`crate::sandbox`, the runtime's isolation): its hostname and UTS
@@ -1826,23 +1897,23 @@ const DEFAULT_ONLY_FIELDS: &[(&str, &str)] = &[
     ("spec.enableServiceLinks", "true"),
 ];
 
+/// `v1.HostPathType` values.
+const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
+
 /// Fields whose `false` still asks for something we do not do.
 const FALSE_IS_MEANINGFUL: &[&str] = &[];
 
 /// Why a field is unsupported, by a fragment of its normalized path; first match wins.
 const UNSUPPORTED_REASONS: &[(&str, &str)] = &[
-    (
-        "emptyDir.medium",
-        "emptyDir.medium is not implemented yet: the volume is a plain directory",
-    ),
-    (
-        "spec.volumes[]",
-        "only emptyDir volumes are implemented yet",
-    ),
-    (
-        "].volumeMounts[].subPath",
-        "subPath is not implemented yet: this volume mount is left out",
-    ),
     (
         "].volumeMounts",
         "this volume mount setting is not implemented yet: the field is ignored",
@@ -2195,9 +2266,6 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), fields.len(), "listed once: {fields:?}");
         for want in [
-            "spec.volumes[0].hostPath",
-            "spec.volumes[1].emptyDir.medium",
-            "spec.containers[0].volumeMounts[0].subPath",
             "spec.containers[0].resources.limits[example.com/gpu]",
             "spec.containers[0].resources.requests[example.com/gpu]",
             "spec.containers[0].ports[0].hostIP",
@@ -2218,13 +2286,39 @@ mod tests {
             "spec.containers[0].securityContext.privileged",
             "spec.containers[0].securityContext.capabilities",
             "spec.containers[0].securityContext.seccompProfile",
+            // Volumes are set up or refused at admission (`crate::volumes::admit`).
+            "spec.volumes[0].hostPath",
+            "spec.volumes[1].emptyDir.medium",
+            "spec.containers[0].volumeMounts[0].subPath",
             "metadata.ownerReferences",
         ] {
             assert!(!fields.contains(&absent), "{absent} listed: {fields:?}");
         }
         let reason = |f: &str| got.iter().find(|u| u.field == f).unwrap().reason;
-        assert!(reason("spec.containers[0].volumeMounts[0].subPath").contains("left out"));
-        assert!(reason("spec.volumes[0].hostPath").contains("emptyDir"));
+        assert!(reason("spec.containers[0].ports[0].hostIP").contains("ignored"));
+    }
+
+    #[test]
+    fn host_path_and_mount_propagation_rules() {
+        let mut v = base();
+        v["spec"]["volumes"] = json!([
+            {"name": "a", "hostPath": {"path": ""}},
+            {"name": "b", "hostPath": {"path": "/var/../etc", "type": "Dir"}}
+        ]);
+        v["spec"]["containers"][0]["volumeMounts"] = json!([
+            {"name": "a", "mountPath": "/a", "mountPropagation": "Bidirectional"},
+            {"name": "b", "mountPath": "/b", "mountPropagation": "Both"}
+        ]);
+        let errs = errors(v).join("\n");
+        for want in [
+            "spec.volumes[0].hostPath.path: Required value",
+            "spec.volumes[1].hostPath.path: Invalid value: \"/var/../etc\": must not contain '..'",
+            "spec.volumes[1].hostPath.type: Unsupported value: \"Dir\"",
+            "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers",
+            "spec.containers[0].volumeMounts[1].mountPropagation: Unsupported value: \"Both\"",
+        ] {
+            assert!(errs.contains(want), "{want}\n{errs}");
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Process {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    /// The primary group, then the groups of the image's `/etc/group` that list the user as a
+    /// member (containerd's `WithAdditionalGIDs`, the `Merge` supplemental-groups policy).
+    pub additional_gids: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -60,6 +63,28 @@ impl Accounts {
                 .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
                 .flatten()
         })
+    }
+
+    /// The name of the first passwd entry with uid `uid`.
+    fn user_name(&self, uid: u32) -> Option<String> {
+        self.passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+        })
+    }
+
+    /// The gids of the groups that list `user` as a member, except the group named like the
+    /// user (containerd's `getSupplementalGroupsFromPath` filter), in file order.
+    fn member_of(&self, user: &str) -> Vec<u32> {
+        self.group
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 4 && f[0] != user && f[3].split(',').any(|m| m == user))
+                    .then(|| f[2].parse().ok())
+                    .flatten()
+            })
+            .collect()
     }
 
     fn group(&self, name: &str) -> Option<u32> {
@@ -182,12 +207,35 @@ pub fn merge(
     if let Some(g) = run_as_group {
         gid = g as u32;
     }
+    // `WithAdditionalGIDs(userstr)`: userstr is runAsUser, else the image's user (before ':'),
+    // else "0"; a number is looked up in /etc/passwd for the name. Then `ensureAdditionalGids`
+    // puts the primary group first (CVE-2023-25173).
+    let userstr = match run_as_user {
+        Some(u) => u.to_string(),
+        None => user
+            .split(':')
+            .next()
+            .filter(|u| !u.is_empty())
+            .unwrap_or("0")
+            .to_string(),
+    };
+    let name = match userstr.parse::<u32>() {
+        Ok(n) => accounts.user_name(n),
+        Err(_) => Some(userstr),
+    };
+    let mut additional_gids = vec![gid];
+    for g in name.map(|n| accounts.member_of(&n)).unwrap_or_default() {
+        if !additional_gids.contains(&g) {
+            additional_gids.push(g);
+        }
+    }
     Ok(Process {
         argv,
         env,
         cwd,
         uid,
         gid,
+        additional_gids,
     })
 }
 
@@ -212,8 +260,21 @@ mod tests {
     fn acc() -> Accounts {
         Accounts {
             passwd: "root:x:0:0::/root:/bin/sh\nnginx:x:101:101::/:/bin/false\n".into(),
-            group: "root:x:0:\nweb:x:2000:\n".into(),
+            group: "root:x:0:\nweb:x:2000:\nnginx:x:101:nginx\nlogs:x:50000:root,nginx\n".into(),
         }
+    }
+
+    #[test]
+    fn additional_gids_like_containerd() {
+        let env = vec![];
+        let p = merge(&c(None, None), &img(), &env, None, None, &acc()).unwrap();
+        // nginx: primary 101, member of logs (its own group `nginx` is not added twice).
+        assert_eq!(p.additional_gids, [101, 50000]);
+        let p = merge(&c(None, None), &img(), &env, Some(0), None, &acc()).unwrap();
+        assert_eq!(p.additional_gids, [0, 50000]);
+        // A uid without a passwd entry: the primary group only.
+        let p = merge(&c(None, None), &img(), &env, Some(1000), Some(3000), &acc()).unwrap();
+        assert_eq!(p.additional_gids, [3000]);
     }
 
     fn c(command: Option<&[&str]>, args: Option<&[&str]>) -> Container {

@@ -666,9 +666,25 @@ impl ContainerRuntime for ShimRuntime {
         }
         match cfg.isolation.as_mut() {
             Some(iso) => {
-                iso.spec
-                    .mounts
-                    .extend(spec.mounts.iter().map(super::spec::oci_bind));
+                // containerd makes a missing bind source (a hostPath of the empty type) a
+                // directory, 0755, before it creates the container.
+                use std::os::unix::fs::DirBuilderExt;
+                for m in &spec.mounts {
+                    if std::fs::symlink_metadata(&m.host_path).is_err() {
+                        tracing::info!(container_id = %id, path = %m.host_path.display(), "creating the missing host path of a volume mount");
+                        std::fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o755)
+                            .create(&m.host_path)
+                            .map_err(|source| RuntimeError::Io {
+                                id: id.clone(),
+                                action: "create the host path",
+                                path: m.host_path.clone(),
+                                source,
+                            })?;
+                    }
+                }
+                super::spec::add_volume_mounts(&mut iso.spec, &spec.mounts);
                 super::spec::apply_security(
                     &mut iso.spec,
                     &spec.security,

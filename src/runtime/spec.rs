@@ -73,6 +73,7 @@ pub fn host_filesystem_in_pod(
         host_path: host_path.clone(),
         container_path: container_path.into(),
         read_only: false,
+        propagation: MountPropagation::Private,
     };
     let mounts = [
         bind(&pod.hosts_file, "/etc/hosts"),
@@ -225,12 +226,31 @@ pub struct BindMount {
     pub container_path: String,
     /// Mounted read-only.
     pub read_only: bool,
+    /// The CRI's `MountPropagation`.
+    pub propagation: MountPropagation,
 }
 
-/// The OCI `mounts[]` entry of a bind mount (`rbind`, `rprivate`, `ro` or `rw`, as containerd's
-/// CRI plugin writes a volume's).
+/// The CRI's `MountPropagation` of a mount (`mountPropagation` of a volume mount).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MountPropagation {
+    /// `PROPAGATION_PRIVATE`: `rprivate`.
+    #[default]
+    Private,
+    /// `PROPAGATION_HOST_TO_CONTAINER`: `rslave`.
+    HostToContainer,
+    /// `PROPAGATION_BIDIRECTIONAL`: `rshared`, and the container's root `rshared` too.
+    Bidirectional,
+}
+
+/// The OCI `mounts[]` entry of a bind mount (`rbind`, the propagation, `ro` or `rw`, as
+/// containerd's CRI plugin writes a volume's: `rprivate`, `rslave` or `rshared`).
 pub fn oci_bind(m: &BindMount) -> Mount {
-    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+    let propagation = match m.propagation {
+        MountPropagation::Private => "rprivate",
+        MountPropagation::HostToContainer => "rslave",
+        MountPropagation::Bidirectional => "rshared",
+    };
+    let mut options = vec!["rbind".to_string(), propagation.to_string()];
     options.push(if m.read_only { "ro" } else { "rw" }.to_string());
     Mount {
         destination: m.container_path.clone(),
@@ -408,6 +428,25 @@ pub fn check_capabilities(sc: &LinuxContainerSecurityContext) -> Result<(), Secu
         }
     }
     Ok(())
+}
+
+/// Adds the volume mounts to `spec` (containerd's `WithMounts`): a `Bidirectional` mount makes
+/// the container's root `rshared` (else its mounts could not propagate back), a
+/// `HostToContainer` one at least `rslave` (the default here, as runc's).
+pub fn add_volume_mounts(spec: &mut Spec, mounts: &[BindMount]) {
+    spec.mounts.extend(mounts.iter().map(oci_bind));
+    if mounts
+        .iter()
+        .any(|m| m.propagation == MountPropagation::Bidirectional)
+    {
+        spec.linux.rootfs_propagation = Some("rshared".into());
+    } else if mounts
+        .iter()
+        .any(|m| m.propagation == MountPropagation::HostToContainer)
+        && spec.linux.rootfs_propagation.as_deref() != Some("rshared")
+    {
+        spec.linux.rootfs_propagation = Some("rslave".into());
+    }
 }
 
 /// Writes `sc` into `spec`, as containerd's CRI plugin does (`internal/cri/server/
@@ -597,6 +636,7 @@ mod tests {
             host_path: "/var/lib/mkl/pods/u/etc-hosts".into(),
             container_path: "/etc/hosts".into(),
             read_only: true,
+            propagation: MountPropagation::Private,
         }];
         let spec = container_spec(&ContainerProcess::default(), &sandbox, &binds);
         assert_eq!(spec.hostname.as_deref(), Some("web-0"));

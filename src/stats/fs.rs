@@ -157,11 +157,18 @@ pub fn pod_local_storage(pod_log_dir: &Path, root_dir: &Path, uid: &str) -> Loca
     let mut per_volume = BTreeMap::new();
     let empty_dirs = crate::volumes::empty_dirs_dir(root_dir, uid);
     if let Ok(rd) = std::fs::read_dir(&empty_dirs) {
+        use std::os::unix::fs::MetadataExt;
+        let parent_dev = std::fs::metadata(&empty_dirs).map(|m| m.dev()).ok();
         for e in rd.flatten() {
             let (b, i) = dir_usage(&e.path());
-            bytes += b;
-            inodes += i;
             per_volume.insert(e.file_name().to_string_lossy().to_string(), b);
+            // A memory-backed emptyDir (a tmpfs mounted there) is the pod's memory, not its
+            // local ephemeral storage (`IsLocalEphemeralVolume`).
+            let on_disk = std::fs::metadata(e.path()).map(|m| m.dev()).ok() == parent_dev;
+            if on_disk {
+                bytes += b;
+                inodes += i;
+            }
         }
     }
     LocalStorage {

@@ -20,6 +20,7 @@ use crate::cgroup::CgroupName;
 use crate::events::{self, EventType};
 use crate::prober::{self, ProbeType, ProbeWorkerHandle};
 use crate::runtime::exec::ExecContext;
+use crate::runtime::spec::MountPropagation;
 use crate::runtime::{
     ContainerMeta, ContainerRecord, ContainerRootfs, ContainerSpec, Exit, ExitStatus, env,
 };
@@ -30,6 +31,10 @@ use crate::status;
 /// a fixed node (a resolv.conf restored) start its pods sooner at one failed attempt per pod per
 /// 5 s.
 const SANDBOX_RETRY: Duration = Duration::from_secs(5);
+/// How soon a pod whose volumes could not be set up is tried again. The kubelet's volume
+/// reconciler backs off from 0.5 s to ~2 min; a fixed 5 s starts the pod soon after the node
+/// is fixed (the directory made, the socket there) at one attempt and one event per 5 s.
+const VOLUME_RETRY: Duration = Duration::from_secs(5);
 
 /// The kubelet's name prefix for container IDs in status (`<runtime>://<id>`).
 pub const CONTAINER_ID_SCHEME: &str = "minikubelet";
@@ -373,6 +378,20 @@ impl PodWorker {
                 return false;
             }
         }
+        // Volumes not set up yet (a hostPath whose type check failed, a tmpfs that could not be
+        // mounted): tried again every VOLUME_RETRY; the container waits in ContainerCreating.
+        if !self.volumes_ready {
+            self.set_up_volumes();
+            if !self.volumes_ready {
+                let s = &mut self.slots[i];
+                s.waiting = Some((
+                    status::reasons::CONTAINER_CREATING.to_string(),
+                    String::new(),
+                ));
+                s.backoff_until = Some(tokio::time::Instant::now() + VOLUME_RETRY);
+                return false;
+            }
+        }
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
         let spec = self.slots[i].spec.clone();
@@ -468,6 +487,24 @@ impl PodWorker {
             exec.env = img.process.env.clone();
             exec.working_dir = Some(img.process.cwd.clone().into());
             (exec.uid, exec.gid) = (Some(img.process.uid), Some(img.process.gid));
+            // The primary group and, unless the policy is Strict, the image's memberships of
+            // the user, then the pod's supplementalGroups and fsGroup (containerd's
+            // `WithAdditionalGIDs`, `WithSupplementalGroups`).
+            let strict = (pod.spec.as_ref())
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|s| s.supplemental_groups_policy.as_deref())
+                == Some("Strict");
+            let mut groups = if strict {
+                vec![img.process.gid]
+            } else {
+                img.process.additional_gids.clone()
+            };
+            for g in std::mem::take(&mut exec.supplemental_groups) {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+            exec.supplemental_groups = groups;
         }
         let container = ContainerSpec {
             meta: ContainerMeta {
@@ -514,6 +551,15 @@ impl PodWorker {
                     host_path: m.host_path,
                     container_path: m.container_path,
                     read_only: m.read_only,
+                    propagation: match m.propagation {
+                        crate::volumes::Propagation::Private => MountPropagation::Private,
+                        crate::volumes::Propagation::HostToContainer => {
+                            MountPropagation::HostToContainer
+                        }
+                        crate::volumes::Propagation::Bidirectional => {
+                            MountPropagation::Bidirectional
+                        }
+                    },
                 })
                 .collect(),
             security: security.linux,

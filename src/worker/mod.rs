@@ -157,6 +157,8 @@ struct PodWorker {
     start_observed: bool,
     /// Set once this worker set up the pod's volumes: cleanup tears down only what was set up.
     volumes_set_up: bool,
+    /// Every volume is set up; until then no container starts.
+    volumes_ready: bool,
     /// The pod's sandbox, once made (or found again after an agent restart).
     sandbox_id: Option<String>,
 }
@@ -189,6 +191,7 @@ impl PodWorker {
             stopping: HashMap::new(),
             start_observed: false,
             volumes_set_up: false,
+            volumes_ready: false,
             sandbox_id: None,
         }
     }
@@ -306,20 +309,8 @@ impl PodWorker {
         }
         // Volumes only for a pod that got its sandbox (the kubelet mounts volumes after the pod
         // cgroup exists); whatever was attempted is torn down at cleanup, nothing else.
-        let volumes = if cgroup_ok {
-            self.volumes_set_up = true;
-            crate::volumes::set_up_pod_volumes(&self.ctx.root_dir, &self.pod).map(|_| ())
-        } else {
-            Ok(())
-        };
-        if let Err(e) = volumes {
-            tracing::error!(pod = %pod_name, error = %e, "set up pod volumes");
-            self.event(
-                EventType::Warning,
-                events::FAILED_MOUNT,
-                None,
-                format!("MountVolume.SetUp failed: {e}"),
-            );
+        if cgroup_ok {
+            self.set_up_volumes();
         }
         // Visible in /pods as Pending (containers ContainerCreating) before the first start,
         // as the kubelet sets the pod's status before it syncs containers.
@@ -538,6 +529,31 @@ impl PodWorker {
         let mut pod = (*self.pod).clone();
         pod.status = Some(status);
         self.ctx.statuses.set(Arc::new(pod));
+    }
+
+    /// Sets up the pod's volumes (`crate::volumes`); a failure is a `FailedMount` event, and the
+    /// containers wait in `ContainerCreating` until a later attempt (`worker/container.rs`)
+    /// succeeds, as the kubelet's `WaitForAttachAndMount` keeps them waiting.
+    pub(super) fn set_up_volumes(&mut self) {
+        self.volumes_set_up = true;
+        let memory_limit = crate::cm::helpers::pod_resource_config(&self.pod, 0).memory;
+        match crate::volumes::set_up_pod_volumes(
+            &self.ctx.root_dir,
+            &self.pod,
+            memory_limit,
+            self.ctx.memory_capacity,
+        ) {
+            Ok(_) => self.volumes_ready = true,
+            Err(e) => {
+                tracing::warn!(pod = %self.pod_name(), error = %e, "set up pod volumes");
+                self.event(
+                    EventType::Warning,
+                    events::FAILED_MOUNT,
+                    None,
+                    e.to_string(),
+                );
+            }
+        }
     }
 
     fn cleanup(&mut self) {
