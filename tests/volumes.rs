@@ -251,11 +251,11 @@ fn volumes_not_set_up_as_asked_refuse_the_pod() {
         )
     };
     a.write_manifest(
-        "sub.yaml",
+        "nfs.yaml",
         &pod(
-            "sub",
-            "{name: e, emptyDir: {}}",
-            "{name: e, mountPath: /e, subPath: x}",
+            "nfs",
+            "{name: share, nfs: {server: 192.0.2.1, path: /export}}",
+            "{name: share, mountPath: /share}",
         ),
     );
     a.write_manifest(
@@ -272,8 +272,8 @@ fn volumes_not_set_up_as_asked_refuse_the_pod() {
     );
     for (name, start) in [
         (
-            "sub",
-            "Pod was rejected: spec.containers[0].volumeMounts[0].subPath: subPath is not implemented",
+            "nfs",
+            "Pod was rejected: spec.volumes[0].nfs: this volume type is not implemented",
         ),
         (
             "root",
@@ -288,4 +288,97 @@ fn volumes_not_set_up_as_asked_refuse_the_pod() {
         assert!(m.starts_with(start), "{m}");
     }
     a.wait_running("ok", "c", T);
+}
+
+/// `subPath` and `subPathExpr` mount a part of a volume; a symbolic link planted in the volume
+/// (by the pod's own init container, as an attacker would) that points out of it, absolutely
+/// or by `..`, is refused with `CreateContainerConfigError` (the kubelet's CVE-2017-1002101
+/// check), while one that stays inside is followed. The staging mounts go with the pod.
+#[test]
+fn sub_paths_mount_a_part_and_never_leave_the_volume() {
+    let a = Agent::start(&[]);
+    let sleep = "while :; do sleep 1; done";
+    a.write_manifest(
+        "sub.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: sub}}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {{name: data, emptyDir: {{}}}}
+  initContainers:
+  - name: plant
+    image: localhost/busybox:test
+    command: [sh, -c, 'mkdir -p /data/site && echo hi > /data/site/index.html && echo cfg > /data/app.conf && ln -s / /data/escape && ln -s ../../../../../../../.. /data/rel && ln -s site /data/link']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  containers:
+  - name: site
+    image: localhost/busybox:test
+    command: [sh, -c, 'echo site=$(cat /srv/index.html) entries=$(ls /srv | wc -l); cat /etc/app.conf; echo within=$(cat /w/index.html); echo mine > /logs/f; echo done; {sleep}']
+    env:
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    volumeMounts:
+    - {{name: data, mountPath: /srv, subPath: site}}
+    - {{name: data, mountPath: /etc/app.conf, subPath: app.conf}}
+    - {{name: data, mountPath: /w, subPath: link}}
+    - {{name: data, mountPath: /logs, subPathExpr: 'logs/$(POD_NAME)'}}
+  - name: escape
+    image: localhost/busybox:test
+    command: [sh, -c, '{sleep}']
+    volumeMounts: [{{name: data, mountPath: /host, subPath: escape/etc}}]
+  - name: rel
+    image: localhost/busybox:test
+    command: [sh, -c, '{sleep}']
+    volumeMounts: [{{name: data, mountPath: /host, subPath: rel}}]
+"#
+        ),
+    );
+    a.wait_running("sub", "site", T);
+    let pod = a.pod("sub").unwrap();
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let logs = a.wait_for("site's output", T, |a| {
+        let t = a.get(&format!("/containerLogs/default/{name}/site"))?;
+        t.contains("done").then_some(t)
+    });
+    assert!(
+        logs.contains("site=hi entries=1\ncfg\nwithin=hi\n"),
+        "{logs}"
+    );
+    let vol = a
+        .root_dir
+        .join("pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~empty-dir/data");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("logs").join(&name).join("f")).unwrap(),
+        "mine\n"
+    );
+    for c in ["escape", "rel"] {
+        let w = a.wait_for(&format!("{c} refused"), T, |a| {
+            let p = a.pod("sub")?;
+            let w = common::container_status(&p, c)?["state"]["waiting"].clone();
+            (w["reason"] == "CreateContainerConfigError").then_some(w)
+        });
+        let m = w["message"].as_str().unwrap();
+        assert!(
+            m.starts_with(&format!(
+                "failed to prepare subPath for volumeMount \"data\" of container \"{c}\": subpath "
+            )) && m.contains("not within volume path"),
+            "{m}"
+        );
+    }
+    let staging = a.root_dir.join("pods").join(&uid).join("volume-subpaths");
+    assert_eq!(
+        node_mounts_under(&staging).len(),
+        4,
+        "one staging mount per subPath"
+    );
+    a.remove_manifest("sub.yaml");
+    a.wait_for("pod removed", T, |a| a.pod("sub").is_none().then_some(()));
+    a.wait_for("staging mounts gone", T, |_| {
+        (node_mounts_under(&staging).is_empty() && !staging.exists()).then_some(())
+    });
 }

@@ -1035,6 +1035,39 @@ impl Validator {
                     "mount each path once",
                 );
             }
+            // `validateLocalDescendingPath` for subPath and subPathExpr; the two exclude each
+            // other.
+            let sub = m.sub_path.as_deref().filter(|v| !v.is_empty());
+            let expr = m.sub_path_expr.as_deref().filter(|v| !v.is_empty());
+            if sub.is_some() && expr.is_some() {
+                self.invalid(
+                    format!("{mp}.subPathExpr"),
+                    expr.unwrap_or_default(),
+                    "subPathExpr and subPath are mutually exclusive",
+                    "keep one of the two",
+                );
+            }
+            for (field, value) in [("subPath", sub), ("subPathExpr", expr)] {
+                let Some(v) = value else { continue };
+                if Path::new(v).is_absolute() {
+                    self.invalid(
+                        format!("{mp}.{field}"),
+                        v,
+                        "must be a relative path",
+                        "write the path inside the volume without a leading '/'",
+                    );
+                } else if Path::new(v)
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+                {
+                    self.invalid(
+                        format!("{mp}.{field}"),
+                        v,
+                        "must not contain '..'",
+                        "write the path inside the volume without '..'",
+                    );
+                }
+            }
             // `validateMountPropagation`.
             match m.mount_propagation.as_deref() {
                 None | Some("None") | Some("HostToContainer") => {}
@@ -2307,7 +2340,10 @@ mod tests {
         ]);
         v["spec"]["containers"][0]["volumeMounts"] = json!([
             {"name": "a", "mountPath": "/a", "mountPropagation": "Bidirectional"},
-            {"name": "b", "mountPath": "/b", "mountPropagation": "Both"}
+            {"name": "b", "mountPath": "/b", "mountPropagation": "Both"},
+            {"name": "b", "mountPath": "/c", "subPath": "/etc"},
+            {"name": "b", "mountPath": "/d", "subPath": "a/../../x"},
+            {"name": "b", "mountPath": "/e", "subPath": "a", "subPathExpr": "b"}
         ]);
         let errs = errors(v).join("\n");
         for want in [
@@ -2316,6 +2352,9 @@ mod tests {
             "spec.volumes[1].hostPath.type: Unsupported value: \"Dir\"",
             "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers",
             "spec.containers[0].volumeMounts[1].mountPropagation: Unsupported value: \"Both\"",
+            "spec.containers[0].volumeMounts[2].subPath: Invalid value: \"/etc\": must be a relative path",
+            "spec.containers[0].volumeMounts[3].subPath: Invalid value: \"a/../../x\": must not contain '..'",
+            "spec.containers[0].volumeMounts[4].subPathExpr: Invalid value: \"b\": subPathExpr and subPath are mutually exclusive",
         ] {
             assert!(errs.contains(want), "{want}\n{errs}");
         }

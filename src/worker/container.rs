@@ -448,6 +448,16 @@ impl PodWorker {
             self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, message);
             return false;
         }
+        // `makeMounts`: the volume mounts, a subPath prepared so that it cannot leave its
+        // volume; a failure is the kubelet's CreateContainerConfigError.
+        let mounts = match crate::volumes::container_mounts(&ctx.root_dir, &pod, &spec, &envs) {
+            Ok(m) => m,
+            Err(message) => {
+                self.slots[i].config_error = true;
+                self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, message);
+                return false;
+            }
+        };
         let argv = match &image {
             Some(img) => img.process.argv.clone(),
             None => env::command_line(&spec, &envs),
@@ -545,7 +555,7 @@ impl PodWorker {
             } else {
                 ContainerRootfs::Node
             },
-            mounts: crate::volumes::container_mounts(&ctx.root_dir, &pod, &spec)
+            mounts: mounts
                 .into_iter()
                 .map(|m| crate::runtime::spec::BindMount {
                     host_path: m.host_path,

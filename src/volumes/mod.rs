@@ -17,10 +17,13 @@
 //! ([`container_mounts`], the kubelet's `makeMounts` in `pkg/kubelet/kubelet_pods.go`), at
 //! `mountPath`, read-only with `readOnly: true`, with `mountPropagation` as containerd maps it.
 //! What is written to a disk emptyDir counts as the pod's local ephemeral storage; a memory
-//! emptyDir counts as the writer's memory, as in the kubelet. [`admit`] refuses what is not
-//! implemented yet (other volume types, `subPath`), rather than run the pod without it.
+//! emptyDir counts as the writer's memory, as in the kubelet. A `subPath` is prepared by
+//! [`subpath`] so that it cannot leave its volume. [`admit`] refuses what is not implemented
+//! yet (other volume types), rather than run the pod without it.
 //! With the deprecated `ImageRootfs=false` containers have no mount namespace and nothing is
 //! mounted; they reach the directory at its node path.
+
+pub mod subpath;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -153,39 +156,72 @@ fn volume_host_path(root_dir: &Path, pod: &Pod, name: &str) -> Option<PathBuf> {
     }
 }
 
-/// The mounts of `container`'s `volumeMounts`, in spec order (`makeMounts`). Mounts that
-/// [`admit`] refuses (`subPath`, volume types not implemented) never get here; a mount of an
-/// unknown volume is left out (validation refuses it).
-pub fn container_mounts(root_dir: &Path, pod: &Pod, container: &Container) -> Vec<ContainerMount> {
-    container
-        .volume_mounts
-        .iter()
-        .flatten()
-        .filter(|m| m.sub_path.as_deref().unwrap_or_default().is_empty())
-        .filter(|m| m.sub_path_expr.as_deref().unwrap_or_default().is_empty())
-        .filter_map(|m| {
-            Some(ContainerMount {
-                host_path: volume_host_path(root_dir, pod, &m.name)?,
-                container_path: if m.mount_path.starts_with('/') {
-                    m.mount_path.clone()
-                } else {
-                    format!("/{}", m.mount_path)
-                },
-                read_only: m.read_only.unwrap_or(false),
-                propagation: match m.mount_propagation.as_deref() {
-                    Some("HostToContainer") => Propagation::HostToContainer,
-                    Some("Bidirectional") => Propagation::Bidirectional,
-                    _ => Propagation::Private,
-                },
-            })
-        })
-        .collect()
+/// The mounts of `container`'s `volumeMounts`, in spec order (`makeMounts`). A `subPath` (or
+/// a `subPathExpr`, expanded from the container's environment `env`) is prepared by
+/// [`subpath::prepare`] and its staging mount is what the container binds. A mount of an
+/// unknown volume is left out (validation refuses it). The error is the container's
+/// `CreateContainerConfigError` message.
+pub fn container_mounts(
+    root_dir: &Path,
+    pod: &Pod,
+    container: &Container,
+    env: &[(String, String)],
+) -> Result<Vec<ContainerMount>, String> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let mut out = Vec::new();
+    for (j, m) in container.volume_mounts.iter().flatten().enumerate() {
+        let Some(volume) = volume_host_path(root_dir, pod, &m.name) else {
+            continue;
+        };
+        let fail = |e: subpath::SubPathError| {
+            format!(
+                "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
+                m.name, container.name
+            )
+        };
+        let sub = match (m.sub_path.as_deref(), m.sub_path_expr.as_deref()) {
+            (Some(s), _) if !s.is_empty() => Some(s.to_string()),
+            (_, Some(e)) if !e.is_empty() => {
+                Some(subpath::expand_sub_path_expr(e, env).map_err(fail)?)
+            }
+            _ => None,
+        };
+        let host_path = match sub {
+            Some(sub) if !is_safe_uid(uid) => {
+                return Err(format!("pod UID {uid:?} is not a single file name ({sub})"));
+            }
+            Some(sub) => subpath::prepare(
+                &pod_dir(root_dir, uid),
+                &m.name,
+                &container.name,
+                j,
+                &volume,
+                Path::new(&sub),
+            )
+            .map_err(fail)?,
+            None => volume,
+        };
+        out.push(ContainerMount {
+            host_path,
+            container_path: if m.mount_path.starts_with('/') {
+                m.mount_path.clone()
+            } else {
+                format!("/{}", m.mount_path)
+            },
+            read_only: m.read_only.unwrap_or(false),
+            propagation: match m.mount_propagation.as_deref() {
+                Some("HostToContainer") => Propagation::HostToContainer,
+                Some("Bidirectional") => Propagation::Bidirectional,
+                _ => Propagation::Private,
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// Refuses a pod whose volumes minikubelet would not set up as asked: a volume type other than
 /// `emptyDir` and `hostPath` (API-object volumes are refused before, as for a mirror pod),
-/// `medium: HugePages`, a `subPath` or `subPathExpr`, or a `hostPath` of `/` mounted by a
-/// container that is not privileged (the node's whole filesystem; a minikubelet rule, the
+/// `medium: HugePages`, or a `hostPath` of `/` mounted by a container that is not privileged (the node's whole filesystem; a minikubelet rule, the
 /// kubelet allows it). The first such field, with the fix.
 pub fn admit(pod: &Pod) -> Result<(), Refusal> {
     let refuse = |message: String| {
@@ -250,13 +286,6 @@ pub fn admit(pod: &Pod) -> Result<(), Refusal> {
             .unwrap_or(false);
         for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
             let mpath = format!("{cpath}.volumeMounts[{j}]");
-            for (field, value) in [("subPath", &m.sub_path), ("subPathExpr", &m.sub_path_expr)] {
-                if value.as_deref().is_some_and(|v| !v.is_empty()) {
-                    return refuse(format!(
-                        "{mpath}.{field}: subPath is not implemented by minikubelet yet; mount the whole volume and use the subdirectory"
-                    ));
-                }
-            }
             if host_roots.contains(&m.name) && !privileged {
                 return refuse(format!(
                     "{mpath}: volume {:?} is hostPath /, the node's whole filesystem: only a privileged container may mount it (a minikubelet rule); mount the directory it needs",
@@ -462,6 +491,7 @@ pub fn tear_down_pod_dir(root_dir: &Path, uid: &str) {
         return;
     }
     let dir = pod_dir(root_dir, uid);
+    subpath::clean(&dir);
     // Memory-backed emptyDirs are tmpfs mounts: unmounted first (their memory is freed), or
     // the removal would stop at the busy mount point.
     if let Ok(rd) = std::fs::read_dir(empty_dirs_dir(root_dir, uid)) {
@@ -518,7 +548,7 @@ mod tests {
             propagation,
         };
         assert_eq!(
-            container_mounts(root, &p, &c),
+            container_mounts(root, &p, &c, &[]).unwrap(),
             vec![
                 m(
                     empty_dir_path(root, "u1", "cache"),
@@ -637,15 +667,13 @@ mod tests {
             m.starts_with("spec.volumes[0].nfs: this volume type is not implemented"),
             "{m}"
         );
-        let m = refused(
-            serde_json::json!([{"name": "e", "emptyDir": {}}]),
-            serde_json::json!([{"name": "e", "mountPath": "/e", "subPath": "x"}]),
-            false,
-        )
-        .unwrap();
-        assert!(
-            m.starts_with("spec.containers[0].volumeMounts[0].subPath: "),
-            "{m}"
+        assert_eq!(
+            refused(
+                serde_json::json!([{"name": "e", "emptyDir": {}}]),
+                serde_json::json!([{"name": "e", "mountPath": "/e", "subPath": "x"}]),
+                false,
+            ),
+            None
         );
         let root = serde_json::json!([{"name": "r", "hostPath": {"path": "/"}}]);
         let mount = serde_json::json!([{"name": "r", "mountPath": "/host"}]);
