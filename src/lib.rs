@@ -23,6 +23,7 @@ pub mod logs;
 pub mod metrics;
 pub mod node;
 pub mod pleg;
+pub mod pod_dirs;
 pub mod pod_workers;
 pub mod preflight;
 pub mod prober;

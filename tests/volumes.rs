@@ -382,3 +382,70 @@ spec:
         (node_mounts_under(&staging).is_empty() && !staging.exists()).then_some(())
     });
 }
+
+/// `downwardAPI` and `projected` volumes: the pod's metadata and a container's resources as
+/// files, through the atomic writer's `..data` link, on a tmpfs, mounted read-only, with the
+/// item's mode; torn down with the pod.
+#[test]
+fn downward_api_and_projected_volumes() {
+    let a = Agent::start(&[]);
+    a.write_manifest(
+        "dapi.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: dapi
+  labels: {app: web, tier: front}
+  annotations: {build: "42"}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: meta/labels, fieldRef: {fieldPath: metadata.labels}, mode: 256}
+      - {path: mem, resourceFieldRef: {containerName: c, resource: limits.memory, divisor: 1Mi}}
+  - name: proj
+    projected:
+      defaultMode: 288
+      sources:
+      - downwardAPI: {items: [{path: build, fieldRef: {fieldPath: "metadata.annotations['build']"}}]}
+  containers:
+  - name: c
+    image: localhost/busybox:test
+    resources: {limits: {memory: 64Mi}}
+    command: [sh, -c, 'cat /info/name; echo; cat /info/meta/labels; echo; echo mem=$(cat /info/mem); echo build=$(cat /proj/build); stat -c %a /info/..data/meta/labels /proj/..data/build; readlink /info/name; if touch /info/x 2>/dev/null; then echo rw; else echo ro; fi; echo done; while :; do sleep 1; done']
+    volumeMounts:
+    - {name: info, mountPath: /info}
+    - {name: proj, mountPath: /proj}
+"#,
+    );
+    a.wait_running("dapi", "c", T);
+    let pod = a.pod("dapi").unwrap();
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let logs = a.wait_for("the container's output", T, |a| {
+        let t = a.get(&format!("/containerLogs/default/{name}/c"))?;
+        t.contains("done").then_some(t)
+    });
+    let want = format!(
+        "{name}\napp=\"web\"\ntier=\"front\"\nmem=64\nbuild=42\n400\n440\n..data/name\nro\ndone\n"
+    );
+    assert_eq!(logs, want);
+    let dir = a
+        .root_dir
+        .join("pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~downward-api/info");
+    assert_eq!(
+        node_mounts_under(&dir),
+        vec![dir.display().to_string()],
+        "a tmpfs"
+    );
+    a.remove_manifest("dapi.yaml");
+    a.wait_for("pod removed", T, |a| a.pod("dapi").is_none().then_some(()));
+    a.wait_for("volume gone", T, |_| {
+        (node_mounts_under(&dir).is_empty() && !dir.exists()).then_some(())
+    });
+}

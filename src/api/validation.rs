@@ -830,6 +830,62 @@ impl Validator {
                     );
                 }
             }
+            // `validateDownwardAPIVolumeSource` / `validateProjectedVolumeSource`: the items'
+            // paths, one source each, modes.
+            let mut items: Vec<(String, &k8s_openapi::api::core::v1::DownwardAPIVolumeFile)> =
+                Vec::new();
+            if let Some(d) = v.downward_api.as_ref() {
+                self.file_mode(&format!("{path}.downwardAPI.defaultMode"), d.default_mode);
+                for (j, it) in d.items.iter().flatten().enumerate() {
+                    items.push((format!("{path}.downwardAPI.items[{j}]"), it));
+                }
+            }
+            if let Some(p) = v.projected.as_ref() {
+                self.file_mode(&format!("{path}.projected.defaultMode"), p.default_mode);
+                for (k, src) in p.sources.iter().flatten().enumerate() {
+                    for (j, it) in src
+                        .downward_api
+                        .iter()
+                        .flat_map(|d| d.items.iter().flatten())
+                        .enumerate()
+                    {
+                        items.push((
+                            format!("{path}.projected.sources[{k}].downwardAPI.items[{j}]"),
+                            it,
+                        ));
+                    }
+                }
+            }
+            for (ip, it) in items {
+                let p = Path::new(&it.path);
+                if it.path.is_empty() {
+                    self.required(format!("{ip}.path"), "", "name the file");
+                } else if p.is_absolute() {
+                    self.invalid(
+                        format!("{ip}.path"),
+                        &it.path,
+                        "must be a relative path",
+                        "write the file's name without a leading '/'",
+                    );
+                } else if it.path.starts_with("..")
+                    || p.components().any(|c| c == std::path::Component::ParentDir)
+                {
+                    self.invalid(
+                        format!("{ip}.path"),
+                        &it.path,
+                        "must not contain '..'",
+                        "write the file's name without '..'",
+                    );
+                }
+                if it.field_ref.is_some() == it.resource_field_ref.is_some() {
+                    self.required(
+                        ip.clone(),
+                        "one of fieldRef and resourceFieldRef",
+                        "give each item exactly one source",
+                    );
+                }
+                self.file_mode(&format!("{ip}.mode"), it.mode);
+            }
             if let Some(e) = v.empty_dir.as_ref() {
                 let medium = e.medium.as_deref().unwrap_or("");
                 if !matches!(medium, "" | "Memory" | "HugePages")
@@ -848,6 +904,20 @@ impl Validator {
             }
         }
         names
+    }
+
+    /// A file mode, 0 to 0777 (the API's `validateFileMode` check).
+    fn file_mode(&mut self, field: &str, mode: Option<i32>) {
+        if let Some(m) = mode
+            && !(0..=0o777).contains(&m)
+        {
+            self.invalid(
+                field,
+                m,
+                "must be a number between 0 and 0777 (octal), both inclusive",
+                "write the mode in decimal, e.g. 420 for 0644",
+            );
+        }
     }
 
     /// Parses a quantity and requires it to be non-negative; returns it if valid.
@@ -2355,6 +2425,29 @@ mod tests {
             "spec.containers[0].volumeMounts[2].subPath: Invalid value: \"/etc\": must be a relative path",
             "spec.containers[0].volumeMounts[3].subPath: Invalid value: \"a/../../x\": must not contain '..'",
             "spec.containers[0].volumeMounts[4].subPathExpr: Invalid value: \"b\": subPathExpr and subPath are mutually exclusive",
+        ] {
+            assert!(errs.contains(want), "{want}\n{errs}");
+        }
+    }
+
+    #[test]
+    fn downward_api_items() {
+        let mut v = base();
+        v["spec"]["volumes"] = json!([
+            {"name": "a", "downwardAPI": {"defaultMode": 4096, "items": [
+                {"path": "../x", "fieldRef": {"fieldPath": "metadata.name"}},
+                {"path": "y"},
+                {"path": "z", "fieldRef": {"fieldPath": "metadata.name"}, "mode": -1}]}},
+            {"name": "b", "projected": {"sources": [{"downwardAPI": {"items": [
+                {"path": "/abs", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}}
+        ]);
+        let errs = errors(v).join("\n");
+        for want in [
+            "spec.volumes[0].downwardAPI.defaultMode: Invalid value: 4096: must be a number between 0 and 0777",
+            "spec.volumes[0].downwardAPI.items[0].path: Invalid value: \"../x\": must not contain '..'",
+            "spec.volumes[0].downwardAPI.items[1]: Required value: one of fieldRef and resourceFieldRef",
+            "spec.volumes[0].downwardAPI.items[2].mode: Invalid value: -1",
+            "spec.volumes[1].projected.sources[0].downwardAPI.items[0].path: Invalid value: \"/abs\": must be a relative path",
         ] {
             assert!(errs.contains(want), "{want}\n{errs}");
         }

@@ -181,6 +181,48 @@ fn field_value(pod: &Pod, node: &NodeEnv, path: &str) -> Option<String> {
     })
 }
 
+/// A downward API volume file's `fieldRef` value (`fieldpath.ExtractFieldPathAsString`; labels
+/// and annotations as sorted `key="value"` lines). `None` for a path volumes do not offer.
+pub fn volume_field_value(pod: &Pod, path: &str) -> Option<String> {
+    let allowed = matches!(
+        path,
+        "metadata.name"
+            | "metadata.namespace"
+            | "metadata.uid"
+            | "metadata.labels"
+            | "metadata.annotations"
+    ) || path.starts_with("metadata.labels['")
+        || path.starts_with("metadata.annotations['");
+    allowed
+        .then(|| field_value(pod, &NodeEnv::default(), path))
+        .flatten()
+}
+
+/// A downward API volume file's `resourceFieldRef` value: `resource` of the container named
+/// `container` (limits fall back to the node's allocatable), divided by `divisor`, rounded up.
+pub fn volume_resource_value(
+    pod: &Pod,
+    container: &str,
+    node: &NodeEnv,
+    resource: &str,
+    divisor: Option<&String>,
+) -> Result<String, String> {
+    let c = pod
+        .spec
+        .iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .find(|c| c.name == container)
+        .ok_or_else(|| format!("resourceFieldRef: no container {container:?} in the pod"))?;
+    resource_value(c, node, resource, divisor).map_err(|e| match e {
+        ResErr::Resource => format!("resourceFieldRef: unsupported resource {resource:?}"),
+        ResErr::Divisor(d) => format!("resourceFieldRef: invalid divisor {d:?}"),
+    })
+}
+
 enum ResErr {
     Resource,
     Divisor(String),

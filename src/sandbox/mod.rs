@@ -221,10 +221,10 @@ impl SandboxManager {
     }
 
     fn pod_dir(&self, uid: &str) -> Result<PathBuf, SandboxError> {
-        if !crate::volumes::is_safe_uid(uid) {
+        if !crate::pod_dirs::is_safe_uid(uid) {
             return Err(SandboxError::UnsafeUid(uid.to_string()));
         }
-        Ok(crate::volumes::pod_dir(&self.opts.root_dir, uid))
+        Ok(crate::pod_dirs::pod_dir(&self.opts.root_dir, uid))
     }
 
     /// `<root-dir>/pods/<uid>/sandbox`.

@@ -23,6 +23,8 @@
 //! With the deprecated `ImageRootfs=false` containers have no mount namespace and nothing is
 //! mounted; they reach the directory at its node path.
 
+pub mod atomic_writer;
+pub mod downward_api;
 pub mod subpath;
 
 use std::os::unix::fs::PermissionsExt;
@@ -64,6 +66,14 @@ pub enum VolumeError {
         /// e.g. `hostPath type check failed: /x is not a directory`.
         message: String,
     },
+    /// A downward API item could not be resolved (the kubelet's `CollectData` error).
+    #[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
+    Payload {
+        /// The volume's name.
+        volume: String,
+        /// The item and why.
+        message: String,
+    },
     /// A memory-backed emptyDir's tmpfs could not be mounted.
     #[error("MountVolume.SetUp failed for volume {volume:?} : mount tmpfs at {path}: {source}")]
     Tmpfs {
@@ -85,21 +95,7 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// True if `uid` is one normal path component (no `/`, not `.` or `..`, not empty), so that
-/// `<root-dir>/pods/<uid>` stays under `<root-dir>/pods` (`Path::join` with an absolute path
-/// would replace the base: the audit's finding 4).
-pub fn is_safe_uid(uid: &str) -> bool {
-    let mut c = Path::new(uid).components();
-    !uid.contains('/')
-        && matches!(c.next(), Some(std::path::Component::Normal(_)))
-        && c.next().is_none()
-}
-
-/// `<root_dir>/pods/<uid>` (`getPodDir`). Only for a UID that passed validation: writers and
-/// the teardown check [`is_safe_uid`] themselves.
-pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
-    root_dir.join("pods").join(uid)
-}
+pub use crate::pod_dirs::{is_safe_uid, pod_dir};
 
 /// `<root_dir>/pods/<uid>/volumes/kubernetes.io~empty-dir` (`getPodVolumesDir` + plugin).
 pub fn empty_dirs_dir(root_dir: &Path, uid: &str) -> PathBuf {
@@ -139,8 +135,10 @@ pub struct ContainerMount {
     pub propagation: Propagation,
 }
 
-/// The node path of volume `name` of `pod`, for the volume types minikubelet sets up.
-fn volume_host_path(root_dir: &Path, pod: &Pod, name: &str) -> Option<PathBuf> {
+/// The node path of volume `name` of `pod`, for the volume types minikubelet sets up, and
+/// whether its mounts must be read-only (downward API and projected volumes, the kubelet's
+/// `mustMountRO`).
+fn volume_host_path(root_dir: &Path, pod: &Pod, name: &str) -> Option<(PathBuf, bool)> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let v = pod
         .spec
@@ -150,10 +148,22 @@ fn volume_host_path(root_dir: &Path, pod: &Pod, name: &str) -> Option<PathBuf> {
         .flatten()
         .find(|v| v.name == name)?;
     if v.empty_dir.is_some() {
-        Some(empty_dir_path(root_dir, uid, name))
+        Some((empty_dir_path(root_dir, uid, name), false))
+    } else if let Some(plugin) = downward_api::plugin_dir(v) {
+        Some((plugin_volume_path(root_dir, uid, plugin, name), true))
     } else {
-        v.host_path.as_ref().map(|h| PathBuf::from(&h.path))
+        v.host_path
+            .as_ref()
+            .map(|h| (PathBuf::from(&h.path), false))
     }
+}
+
+/// `<root_dir>/pods/<uid>/volumes/<plugin>/<name>`.
+fn plugin_volume_path(root_dir: &Path, uid: &str, plugin: &str, name: &str) -> PathBuf {
+    pod_dir(root_dir, uid)
+        .join("volumes")
+        .join(plugin)
+        .join(name)
 }
 
 /// The mounts of `container`'s `volumeMounts`, in spec order (`makeMounts`). A `subPath` (or
@@ -170,7 +180,7 @@ pub fn container_mounts(
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let mut out = Vec::new();
     for (j, m) in container.volume_mounts.iter().flatten().enumerate() {
-        let Some(volume) = volume_host_path(root_dir, pod, &m.name) else {
+        let Some((volume, must_read_only)) = volume_host_path(root_dir, pod, &m.name) else {
             continue;
         };
         let fail = |e: subpath::SubPathError| {
@@ -208,7 +218,7 @@ pub fn container_mounts(
             } else {
                 format!("/{}", m.mount_path)
             },
-            read_only: m.read_only.unwrap_or(false),
+            read_only: m.read_only.unwrap_or(false) || must_read_only,
             propagation: match m.mount_propagation.as_deref() {
                 Some("HostToContainer") => Propagation::HostToContainer,
                 Some("Bidirectional") => Propagation::Bidirectional,
@@ -220,7 +230,8 @@ pub fn container_mounts(
 }
 
 /// Refuses a pod whose volumes minikubelet would not set up as asked: a volume type other than
-/// `emptyDir` and `hostPath` (API-object volumes are refused before, as for a mirror pod),
+/// `emptyDir`, `hostPath`, `downwardAPI` and `projected` of `downwardAPI` sources (API-object
+/// volumes are refused before, as for a mirror pod),
 /// `medium: HugePages`, or a `hostPath` of `/` mounted by a container that is not privileged (the node's whole filesystem; a minikubelet rule, the
 /// kubelet allows it). The first such field, with the fix.
 pub fn admit(pod: &Pod) -> Result<(), Refusal> {
@@ -245,6 +256,19 @@ pub fn admit(pod: &Pod) -> Result<(), Refusal> {
             }
             continue;
         }
+        if v.downward_api.is_some() {
+            continue;
+        }
+        if let Some(p) = v.projected.as_ref() {
+            for (j, src) in p.sources.iter().flatten().enumerate() {
+                if src.downward_api.is_none() {
+                    return refuse(format!(
+                        "{path}.projected.sources[{j}]: only downwardAPI sources are implemented by minikubelet in projected volumes; remove the source"
+                    ));
+                }
+            }
+            continue;
+        }
         if let Some(h) = v.host_path.as_ref() {
             if Path::new(&h.path)
                 .components()
@@ -263,7 +287,7 @@ pub fn admit(pod: &Pod) -> Result<(), Refusal> {
             _ => String::new(),
         };
         return refuse(format!(
-            "{path}.{kind}: this volume type is not implemented by minikubelet (emptyDir and hostPath are); remove the volume and its mounts"
+            "{path}.{kind}: this volume type is not implemented by minikubelet (emptyDir, hostPath, downwardAPI and projected downwardAPI are); remove the volume and its mounts"
         ));
     }
     let containers = spec
@@ -318,8 +342,9 @@ pub fn set_up_pod_volumes(
     root_dir: &Path,
     pod: &Pod,
     memory_limit: Option<i64>,
-    node_memory: i64,
+    node: &crate::runtime::env::NodeEnv,
 ) -> Result<Vec<PathBuf>, VolumeError> {
+    let node_memory = node.allocatable_memory;
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     if !is_safe_uid(uid) {
         return Err(VolumeError::UnsafeUid {
@@ -329,6 +354,33 @@ pub fn set_up_pod_volumes(
     let mut out = Vec::new();
     for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
         let name = &v.name;
+        if let (Some(plugin), Some(files)) = (
+            downward_api::plugin_dir(v),
+            downward_api::payload(pod, node, v),
+        ) {
+            let path = plugin_volume_path(root_dir, uid, plugin, name);
+            let err = |source| VolumeError::SetUp {
+                volume: name.clone(),
+                path: path.clone(),
+                source,
+            };
+            let files = files.map_err(|message| VolumeError::Payload {
+                volume: name.clone(),
+                message,
+            })?;
+            std::fs::create_dir_all(&path).map_err(err)?;
+            // The kubelet's plugins wrap a memory-backed emptyDir.
+            if !is_mount_point(&path).map_err(err)? {
+                let size = memory_empty_dir_size(&Default::default(), memory_limit, node_memory);
+                mount_tmpfs(&path, size).map_err(|source| VolumeError::Tmpfs {
+                    volume: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            atomic_writer::write(&path, &files).map_err(err)?;
+            continue;
+        }
         if let Some(h) = v.host_path.as_ref() {
             check_host_path_type(Path::new(&h.path), h.type_.as_deref().unwrap_or_default())
                 .map_err(|message| VolumeError::HostPath {
@@ -374,7 +426,12 @@ pub fn memory_empty_dir_size(
     memory_limit: Option<i64>,
     node_memory: i64,
 ) -> i64 {
-    let mut size = node_memory;
+    // An unknown node size (0) puts no node bound; a tmpfs of size 0 is unbounded.
+    let mut size = if node_memory > 0 {
+        node_memory
+    } else {
+        i64::MAX
+    };
     if let Some(l) = memory_limit.filter(|l| *l > 0 && *l <= size) {
         size = l;
     }
@@ -386,7 +443,7 @@ pub fn memory_empty_dir_size(
     if let Some(l) = limit.filter(|l| *l > 0 && *l <= size) {
         size = l;
     }
-    size
+    if size == i64::MAX { 0 } else { size }
 }
 
 /// Whether `path` is a mount point (its device differs from its parent's).
@@ -480,6 +537,25 @@ fn set_volume_ownership(path: &Path, group: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Unmounts (lazily) every mount point at or below `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(path = %p.display(), error = %e, "unmount volume");
+        }
+    }
+}
+
 /// `TearDown` of every volume and removal of the pod directory, once the pod has terminated.
 /// Failures are logged: a directory left behind only costs disk space.
 pub fn tear_down_pod_dir(root_dir: &Path, uid: &str) {
@@ -492,18 +568,9 @@ pub fn tear_down_pod_dir(root_dir: &Path, uid: &str) {
     }
     let dir = pod_dir(root_dir, uid);
     subpath::clean(&dir);
-    // Memory-backed emptyDirs are tmpfs mounts: unmounted first (their memory is freed), or
-    // the removal would stop at the busy mount point.
-    if let Ok(rd) = std::fs::read_dir(empty_dirs_dir(root_dir, uid)) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if is_mount_point(&path).unwrap_or(false)
-                && let Err(err) = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH)
-            {
-                tracing::warn!(path = %path.display(), error = %err, "unmount memory-backed emptyDir");
-            }
-        }
-    }
+    // Memory-backed emptyDirs, downward API and projected volumes are tmpfs mounts: unmounted
+    // first (their memory is freed), or the removal would stop at the busy mount point.
+    unmount_under(&dir.join("volumes"));
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {
             tracing::info!(path = %dir.display(), "removed the pod directory and its emptyDir volumes")
@@ -527,6 +594,13 @@ mod tests {
             ]}
         }))
         .unwrap()
+    }
+
+    fn node1g() -> crate::runtime::env::NodeEnv {
+        crate::runtime::env::NodeEnv {
+            allocatable_memory: 1 << 30,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -700,7 +774,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let p = pod();
         assert_eq!(empty_dir_volumes(&p), vec!["cache", "scratch"]);
-        let dirs = set_up_pod_volumes(root.path(), &p, None, 1 << 30).unwrap();
+        let dirs = set_up_pod_volumes(root.path(), &p, None, &node1g()).unwrap();
         assert_eq!(
             dirs[0],
             root.path()
@@ -712,7 +786,7 @@ mod tests {
         }
         std::fs::write(dirs[1].join("f"), b"x").unwrap();
         // Set up again (agent restart): contents stay.
-        set_up_pod_volumes(root.path(), &p, None, 1 << 30).unwrap();
+        set_up_pod_volumes(root.path(), &p, None, &node1g()).unwrap();
         assert!(dirs[1].join("f").exists());
         tear_down_pod_dir(root.path(), "u1");
         assert!(!root.path().join("pods/u1").exists());
@@ -733,7 +807,7 @@ mod tests {
             let mut p = pod();
             p.metadata.uid = Some(uid.to_string());
             assert!(matches!(
-                set_up_pod_volumes(root.path(), &p, None, 1 << 30),
+                set_up_pod_volumes(root.path(), &p, None, &node1g()),
                 Err(VolumeError::UnsafeUid { .. })
             ));
             tear_down_pod_dir(root.path(), uid);

@@ -252,22 +252,7 @@ pub fn prepare(
 /// Unmounts every staging mount under `<pod_dir>/volume-subpaths` (`CleanSubPaths`), so that
 /// the pod directory can be removed.
 pub fn clean(pod_dir: &Path) {
-    let root = pod_dir.join(VOLUME_SUBPATHS_DIR);
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut points: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| m.starts_with(&root))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for p in points {
-        if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
-            tracing::warn!(path = %p.display(), error = %e, "unmount subpath");
-        }
-    }
+    super::unmount_under(&pod_dir.join(VOLUME_SUBPATHS_DIR));
 }
 
 #[cfg(test)]

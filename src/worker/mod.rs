@@ -541,7 +541,7 @@ impl PodWorker {
             &self.ctx.root_dir,
             &self.pod,
             memory_limit,
-            self.ctx.memory_capacity,
+            &self.ctx.node,
         ) {
             Ok(_) => self.volumes_ready = true,
             Err(e) => {
