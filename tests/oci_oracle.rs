@@ -113,6 +113,37 @@ fn same_view_with_a_user_pod_namespaces_and_no_new_privileges() {
     compare(&layers, spec);
 }
 
+/// A security context as `spec::apply_security` writes it (capabilities dropped and added, no
+/// new privileges, a read-only root): runc and the shim apply it alike.
+#[test]
+fn same_view_with_a_security_context() {
+    let layers = Layers::new();
+    let mut spec = spec::container_spec(&process(REPORT), &SandboxPaths::host(), &[]);
+    let sc = spec::LinuxContainerSecurityContext {
+        add_capabilities: vec!["NET_ADMIN".into(), "sys_time".into()],
+        drop_capabilities: vec!["ALL".into()],
+        no_new_privs: true,
+        readonly_rootfs: true,
+        ..Default::default()
+    };
+    spec::apply_security(&mut spec, &sc, spec::current_bounding_set()).unwrap();
+    compare(&layers, spec);
+}
+
+/// A privileged container's spec (every capability the caller has, no masked or read-only
+/// paths, `/sys` writable): the same view under runc and the shim.
+#[test]
+fn same_view_when_privileged() {
+    let layers = Layers::new();
+    let mut spec = spec::container_spec(&process(REPORT), &SandboxPaths::host(), &[]);
+    let sc = spec::LinuxContainerSecurityContext {
+        privileged: true,
+        ..Default::default()
+    };
+    spec::apply_security(&mut spec, &sc, spec::current_bounding_set()).unwrap();
+    compare(&layers, spec);
+}
+
 /// Runs `spec` on `layers` under runc and under the shim and compares the reports.
 fn compare(layers: &Layers, spec: minikubelet::runtime::oci::Spec) {
     assert!(
