@@ -9,6 +9,8 @@
 #   before it starts: the VM is offline); the image pod (vm-image) is PID 1 of its own PID
 #   namespace, its root the image's overlay (the image's /etc/passwd, none of the node's files),
 #   its hostname the pod's name, its imageID the imported digest;
+# - the security context and volumes (vm-secure): user and groups with fsGroup, no capabilities,
+#   no_new_privs, a read-only root, a 4Mi memory emptyDir, a subPath, a downward API file;
 # - deleting a manifest removes the pod's processes, cgroups and sandbox mounts;
 # - killing the agent leaves the pods running (shims supervise them);
 # - swap: with a real swap file on, the agent refuses to start with the kubelet's message, and
@@ -120,6 +122,18 @@ check a2_image_node_files_hidden '[ -n "$i_pid" ] && [ -e /etc/vmlab-modules ] &
 check a2_image_hostname '[ -n "$i_name" ] && echo "$i_log" | grep -q " hostname=$i_name "'
 check a2_image_id '[ -n "$i_pid" ] && [ "$(pod_field vm-image ".status.containerStatuses[0].imageID")" = "localhost/busybox@$(image_digest localhost/busybox:test)" ]'
 check a2_image_cgroup '[ -n "$i_pid" ] && [ "$(sed -n "s/^0:://p" /proc/$i_pid/cgroup)" = "${KP#$CG}/besteffort/pod$i_uid/image-probe" ]'
+
+# --- the security context and volumes (vm-secure): what its process reports
+s_log() { http "/containerLogs/default/$(pod_field vm-secure .metadata.name)/secure-probe"; }
+check a2_secure_reported 'wait_for 60 "s_log | grep -q \"secure: done\""'
+s_out=$(s_log); note "vm-secure: $(echo "$s_out" | tr '\n' '|')"
+check a2_secure_user_groups 'echo "$s_out" | grep -q "secure: uid=1000 gid=1000 groups=1000,2000"'
+check a2_secure_no_caps 'echo "$s_out" | grep -qx "secure: CapEff:0000000000000000" && echo "$s_out" | grep -qx "secure: CapBnd:0000000000000000"'
+check a2_secure_no_new_privs 'echo "$s_out" | grep -qx "secure: NoNewPrivs:1"'
+check a2_secure_readonly_root 'echo "$s_out" | grep -qx "secure: root=ro"'
+check a2_secure_memory_empty_dir 'echo "$s_out" | grep -qx "secure: mem=tmpfs 4096k"'
+check a2_secure_sub_path_fs_group 'echo "$s_out" | grep -qx "secure: sub=data group=2000"'
+check a2_secure_downward_api 'echo "$s_out" | grep -qx "secure: labels=app=\"secure\""'
 
 # --- OOM: 64 MB under a 32Mi limit, restartPolicy Never
 check a2_oom_killed_reported 'wait_for 90 "[ \"\$(ctr_state oom-eater)\" = terminated:OOMKilled ]"'
