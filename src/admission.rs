@@ -130,6 +130,13 @@ pub fn admit_under_pressure(
         .map_err(|message| Rejection::new(EVICTED, message))
 }
 
+/// The sysctl admit handler (`pkg/kubelet/sysctl`): reason `SysctlForbidden`.
+pub fn admit_sysctls(allowlist: &crate::sysctl::Allowlist, pod: &Pod) -> Result<(), Rejection> {
+    allowlist
+        .admit(pod)
+        .map_err(|m| Rejection::new(crate::sysctl::SYSCTL_FORBIDDEN, m))
+}
+
 /// The security admit step (the kubelet's AppArmor admit handler, and minikubelet's refusal of
 /// every other security setting it does not enforce: `crate::security_context::admit`), then
 /// the refusal of volumes it would not set up as asked (`crate::volumes::admit`).

@@ -316,7 +316,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let eviction = eviction.with_image_gc(image_gc);
     let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
-    let manager = manager.with_pressure(eviction_view.conditions.clone());
+    // Validated with the configuration; the safe set alone if that ever failed here.
+    let sysctls = crate::sysctl::Allowlist::new(&config.allowed_unsafe_sysctls).unwrap_or_default();
+    let manager = manager
+        .with_pressure(eviction_view.conditions.clone())
+        .with_sysctls(sysctls);
     tokio::spawn(manager.run(pods_rx, done_rx, requests_rx));
     tokio::spawn(eviction.run());
 

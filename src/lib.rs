@@ -36,6 +36,7 @@ pub mod source;
 pub mod stats;
 pub mod status;
 pub mod status_manager;
+pub mod sysctl;
 pub mod volumes;
 pub mod worker;
 

@@ -52,6 +52,8 @@ pub struct PodManager {
     /// UIDs whose worker finished: added again, they are restarted pods
     /// (`kubelet_restarted_pods_total`).
     finished_uids: std::collections::HashSet<String>,
+    /// The sysctls pods may set (`--allowed-unsafe-sysctls` and the safe set).
+    sysctls: crate::sysctl::Allowlist,
 }
 
 impl PodManager {
@@ -79,9 +81,16 @@ impl PodManager {
                 kept_dead: Default::default(),
                 pressure: None,
                 finished_uids: Default::default(),
+                sysctls: crate::sysctl::Allowlist::new(&[]).unwrap_or_default(),
             },
             done_rx,
         )
+    }
+
+    /// Allow the pods' sysctls of this list (the safe set plus `--allowed-unsafe-sysctls`).
+    pub fn with_sysctls(mut self, allowlist: crate::sysctl::Allowlist) -> Self {
+        self.sysctls = allowlist;
+        self
     }
 
     /// Admit pods also against the eviction manager's pressure conditions
@@ -249,7 +258,8 @@ impl PodManager {
             .as_ref()
             .map(|c| c.borrow().clone())
             .unwrap_or_default();
-        let admitted_result = admission::admit(&self.node, &admitted, &p.pod)
+        let admitted_result = admission::admit_sysctls(&self.sysctls, &p.pod)
+            .and_then(|()| admission::admit(&self.node, &admitted, &p.pod))
             .and_then(|()| admission::admit_under_pressure(&pressure, &p.pod))
             .and_then(|()| admission::admit_security_context(&p.pod));
         if let Err(rej) = admitted_result {

@@ -9,7 +9,8 @@
 //! image's `User` as a uid or a name). The runtime writes the result into the OCI spec
 //! (`crate::runtime::spec::apply_security`).
 //!
-//! A field that is set but not enforced is never run without: [`admit`] refuses the pod with
+//! Pod `sysctls` are the sysctl admit handler's (`crate::sysctl`). A field that is set but not
+//! enforced is never run without: [`admit`] refuses the pod with
 //! the field and the fix (reason `AppArmor` as the kubelet's AppArmor admit handler, otherwise
 //! `SecurityContextNotEnforced`, minikubelet's own; docs/deviations.md). `supplementalGroupsPolicy`
 //! is applied where the groups are made (`worker/container.rs`: `Merge`, the default, adds the
@@ -198,9 +199,6 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
                 "Windows options",
                 "remove the field (a Linux node)",
             ));
-        }
-        if sc.sysctls.as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(not(f("sysctls"), "pod sysctls", "remove the field"));
         }
     }
     let all = spec
@@ -406,11 +404,6 @@ mod tests {
             e.message
         );
         for (psc, csc, field) in [
-            (
-                json!({"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1 2"}]}),
-                json!({}),
-                "spec.securityContext.sysctls",
-            ),
             (
                 json!({"seLinuxOptions": {"level": "s0"}}),
                 json!({}),

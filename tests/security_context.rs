@@ -69,7 +69,7 @@ spec:
   - name: restricted
     image: localhost/busybox:test
     command: [sh, -c, "{REPORT}"]
-    volumeMounts: [{{name: data, mountPath: /data}}]
+    volumeMounts: [{{name: data, mountPath: /data}}, {{name: data, mountPath: /part, subPath: part}}]
     securityContext:
       runAsNonRoot: true
       runAsUser: 1000
@@ -152,13 +152,14 @@ spec:
             "--",
             "sh",
             "-c",
-            "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /data/from-exec && stat -c %g /data/from-exec",
+            "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /part/from-exec && stat -c %g /part/from-exec && touch /data/from-exec && stat -c %g /data/from-exec",
         ],
     );
     assert!(out.starts_with("1000\n"), "{out}");
     assert_eq!(line(&out, "CapEff:"), "0000000000000000", "{out}");
     assert_eq!(line(&out, "NoNewPrivs:"), "1", "{out}");
-    assert!(out.trim_end().ends_with("2000"), "{out}");
+    // A subPath the agent made is as writable as the volume, and keeps its group.
+    assert!(out.trim_end().ends_with("2000\n2000"), "{out}");
 }
 
 /// A setting minikubelet does not enforce refuses the pod at admission; runAsNonRoot against an
@@ -234,4 +235,64 @@ fn strict_supplemental_groups_leave_out_the_images_memberships() {
         out.contains("uid=0(root) gid=0(root) groups=0(root),3000"),
         "{out}"
     );
+}
+
+/// Pod sysctls: the safe `kernel.shm_rmid_forced` and an unsafe one allowed by
+/// `--allowed-unsafe-sysctls` are written in the pod's own IPC namespace (the node's values do
+/// not change); one not allowlisted, and every `net.*` one while pods share the node's network,
+/// refuse the pod with the kubelet's `SysctlForbidden`.
+#[test]
+fn sysctls_in_the_pods_namespace_or_refused() {
+    let node_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
+    let node_msgmax = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap();
+    let a = Agent::start(&["--allowed-unsafe-sysctls=kernel.msg*"]);
+    let pod = |name: &str, sysctls: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  securityContext: {{sysctls: {sysctls}}}\n  containers:\n  - name: c\n    image: localhost/busybox:test\n    command: [sh, -c, 'echo shm=$(cat /proc/sys/kernel/shm_rmid_forced) msgmax=$(cat /proc/sys/kernel/msgmax); echo done; while :; do sleep 1; done']\n"
+        )
+    };
+    a.write_manifest(
+        "ipc.yaml",
+        &pod(
+            "ipc",
+            "[{name: kernel.shm_rmid_forced, value: '1'}, {name: kernel/msgmax, value: '12345'}]",
+        ),
+    );
+    a.write_manifest(
+        "net.yaml",
+        &pod("net", "[{name: net.ipv4.tcp_syncookies, value: '0'}]"),
+    );
+    a.write_manifest(
+        "sem.yaml",
+        &pod("sem", "[{name: kernel.sem, value: '1 2 3 4'}]"),
+    );
+    a.wait_running("ipc", "c", T);
+    let p = a.pod("ipc").unwrap();
+    let out = logs_of(&a, &p, "c");
+    assert!(out.starts_with("shm=1 msgmax=12345\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        node_shm
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap(),
+        node_msgmax
+    );
+    for (name, msg) in [
+        (
+            "net",
+            "Pod was rejected: forbidden sysctl: \"net.ipv4.tcp_syncookies\" not allowed with host net enabled",
+        ),
+        (
+            "sem",
+            "Pod was rejected: forbidden sysctl: \"kernel.sem\" not allowlisted",
+        ),
+    ] {
+        let p = a.wait_for(&format!("{name} refused"), T, |a| {
+            a.pod(name).filter(|p| p["status"]["phase"] == "Failed")
+        });
+        assert_eq!(p["status"]["reason"], "SysctlForbidden");
+        let m = p["status"]["message"].as_str().unwrap();
+        assert!(m.starts_with(msg), "{m}");
+    }
 }

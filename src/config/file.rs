@@ -78,7 +78,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "configMapAndSecretChangeDetectionStrategy",
     "reservedSystemCPUs",
     "showHiddenMetricsForVersion",
-    "allowedUnsafeSysctls",
     "volumePluginDir",
     "providerID",
     "enableSystemLogHandler",
@@ -179,6 +178,9 @@ pub(super) fn decode(
                 s.image_gc_low_threshold_percent = Some(d.int(key, v)?);
             }
             "imageMinimumGCAge" => s.image_minimum_gc_age = d.duration_or_default(key, v)?,
+            "allowedUnsafeSysctls" => {
+                s.allowed_unsafe_sysctls = Some(d.string_list(key, v)?);
+            }
             "address" => s.address = non_empty(d.string(key, v)?),
             "port" => s.port = non_zero(d.int(key, v)?),
             "evictionHard" => s.eviction_hard = Some(d.string_map(key, v)?),

@@ -116,6 +116,10 @@ pub struct Flags {
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub container_log_max_files: Option<i64>,
 
+    /// Comma-separated unsafe sysctls (or `prefix*` patterns) pods may set besides the safe set, IPC- or network-namespaced only (allowedUnsafeSysctls) [default: none].
+    #[arg(long, value_name = "LIST")]
+    pub allowed_unsafe_sysctls: Option<String>,
+
     /// Run image garbage collection when the image filesystem is this percent full, 100 to turn it off (imageGCHighThresholdPercent) [default: 85].
     #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
     pub image_gc_high_threshold: Option<i64>,

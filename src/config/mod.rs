@@ -299,6 +299,8 @@ pub struct Config {
     pub image_gc_low_threshold_percent: i32,
     /// `imageMinimumGCAge`.
     pub image_minimum_gc_age: Duration,
+    /// `allowedUnsafeSysctls`: names or `prefix*` patterns pods may set besides the safe set.
+    pub allowed_unsafe_sysctls: Vec<String>,
     /// `address`.
     pub address: IpAddr,
     /// `port`.
@@ -394,6 +396,7 @@ pub(crate) struct Settings {
     image_gc_high_threshold_percent: Option<i64>,
     image_gc_low_threshold_percent: Option<i64>,
     image_minimum_gc_age: Option<Duration>,
+    allowed_unsafe_sysctls: Option<Vec<String>>,
     address: Option<String>,
     port: Option<i64>,
     eviction_hard: Option<BTreeMap<String, String>>,
@@ -448,6 +451,7 @@ impl Settings {
             image_gc_high_threshold_percent: f.image_gc_high_threshold,
             image_gc_low_threshold_percent: f.image_gc_low_threshold,
             image_minimum_gc_age: f.minimum_image_ttl_duration,
+            allowed_unsafe_sysctls: f.allowed_unsafe_sysctls.as_deref().map(split_list),
             address: f.address.map(|a| a.to_string()),
             port: f.port,
             eviction_hard: f.eviction_hard.clone(),
@@ -510,6 +514,7 @@ impl Settings {
                 .image_gc_low_threshold_percent
                 .or(file.image_gc_low_threshold_percent),
             image_minimum_gc_age: self.image_minimum_gc_age.or(file.image_minimum_gc_age),
+            allowed_unsafe_sysctls: self.allowed_unsafe_sysctls.or(file.allowed_unsafe_sysctls),
             address: self.address.or(file.address),
             port: self.port.or(file.port),
             eviction_hard: self.eviction_hard.or(file.eviction_hard),
@@ -752,6 +757,14 @@ fn build(
         &kube_reserved_cgroup,
     );
 
+    // Sysctls: only namespaced ones may be allowed (`NewAllowlist`).
+    let allowed_unsafe_sysctls = s.allowed_unsafe_sysctls.unwrap_or_default();
+    if let Err(e) = crate::sysctl::Allowlist::new(&allowed_unsafe_sysctls) {
+        v.err(format!(
+            "invalid configuration: allowedUnsafeSysctls (--allowed-unsafe-sysctls): {e}"
+        ));
+    }
+
     // Logs.
     let container_log_max_size = match s.container_log_max_size {
         None => DEFAULT_CONTAINER_LOG_MAX_SIZE,
@@ -956,6 +969,7 @@ fn build(
         image_gc_high_threshold_percent,
         image_gc_low_threshold_percent,
         image_minimum_gc_age,
+        allowed_unsafe_sysctls,
         address,
         port,
         logging,
@@ -1245,6 +1259,12 @@ impl Config {
                 "imageMinimumGCAge".into(),
                 json!(format_go_duration(self.image_minimum_gc_age)),
             );
+            if !self.allowed_unsafe_sysctls.is_empty() {
+                map.insert(
+                    "allowedUnsafeSysctls".into(),
+                    json!(self.allowed_unsafe_sysctls),
+                );
+            }
             for key in ["staticPodPath", "tlsCertFile", "tlsPrivateKeyFile"] {
                 if map.get(key).and_then(Value::as_str) == Some("") {
                     map.remove(key);

@@ -1182,3 +1182,32 @@ fn image_gc_settings_defaults_file_flags_and_validation() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn allowed_unsafe_sysctls_from_the_file_or_the_flag_namespaced_only() {
+    let c = load_args(&[]).unwrap().config;
+    assert!(c.allowed_unsafe_sysctls.is_empty());
+    let c = load_file(
+        "allowedUnsafeSysctls: [\"kernel.msg*\", net.core.somaxconn]\n",
+        &[],
+    )
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.allowed_unsafe_sysctls,
+        ["kernel.msg*", "net.core.somaxconn"]
+    );
+    assert_eq!(
+        c.to_kubelet_configuration()["allowedUnsafeSysctls"],
+        serde_json::json!(["kernel.msg*", "net.core.somaxconn"])
+    );
+    let c = load_args(&["--allowed-unsafe-sysctls=kernel.sem,fs.mqueue.*"])
+        .unwrap()
+        .config;
+    assert_eq!(c.allowed_unsafe_sysctls, ["kernel.sem", "fs.mqueue.*"]);
+    let e = err_of(&["--allowed-unsafe-sysctls=vm.swappiness"]);
+    assert!(
+        e.contains("invalid configuration: allowedUnsafeSysctls (--allowed-unsafe-sysctls): the sysctls [vm.swappiness] are not known to be namespaced"),
+        "{e}"
+    );
+}

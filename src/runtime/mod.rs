@@ -211,13 +211,17 @@ pub struct PodSandboxConfig {
     /// only and the containers are processes in the node's namespaces.
     #[serde(default)]
     pub isolated: bool,
+    /// `spec.securityContext.sysctls`, admitted (`LinuxPodSandboxConfig.sysctls`): written in
+    /// the pod's namespaces when the sandbox makes them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctls: std::collections::BTreeMap<String, String>,
 }
 
 impl PodSandboxConfig {
     /// The pod as far as this config describes it, for `crate::sandbox` (which reads the
     /// kubelet's fields): identity, annotations, hostname, host namespaces, DNS, host aliases.
     pub fn as_pod(&self) -> k8s_openapi::api::core::v1::Pod {
-        use k8s_openapi::api::core::v1::{Pod, PodSpec};
+        use k8s_openapi::api::core::v1::{Pod, PodSecurityContext, PodSpec, Sysctl};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
         Pod {
             metadata: ObjectMeta {
@@ -238,6 +242,18 @@ impl PodSandboxConfig {
                 dns_policy: self.dns_policy.clone(),
                 dns_config: self.dns_config.clone(),
                 host_aliases: Some(self.host_aliases.clone()),
+                security_context: (!self.sysctls.is_empty()).then(|| PodSecurityContext {
+                    sysctls: Some(
+                        self.sysctls
+                            .iter()
+                            .map(|(name, value)| Sysctl {
+                                name: name.clone(),
+                                value: value.clone(),
+                            })
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             status: None,

@@ -577,6 +577,13 @@ impl ContainerRuntime for ShimRuntime {
                 }
             }
             sandbox.paths = Some(run.paths);
+        } else if !config.sysctls.is_empty() {
+            // A record-only sandbox has no namespaces of its own: writing the sysctls would
+            // change the node's.
+            return Err(RuntimeError::PodSandbox {
+                id: sandbox.id.clone(),
+                message: "sysctls need the pod's own IPC namespace, which --feature-gates=ImageRootfs=false turns off".into(),
+            });
         }
         if let Err(e) = self.write_sandbox(&sandbox) {
             self.release_pod_sandbox(&sandbox);

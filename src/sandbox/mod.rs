@@ -327,7 +327,12 @@ impl SandboxManager {
             write_atomic(&paths.resolv_conf, resolv.as_bytes())?;
             let ns = match reuse {
                 Some(ns) => ns,
-                None => namespaces::pin(&sb.join("ns"), &kinds, Some(&uts_name))?,
+                None => namespaces::pin(
+                    &sb.join("ns"),
+                    &kinds,
+                    Some(&uts_name),
+                    &crate::sysctl::pod_sysctls(pod),
+                )?,
             };
             let paths = SandboxPaths {
                 namespaces: ns,

@@ -165,6 +165,7 @@ pub fn pin(
     dir: &Path,
     kinds: &[NsKind],
     hostname: Option<&str>,
+    sysctls: &[(String, String)],
 ) -> Result<PinnedNamespaces, NsError> {
     make_private_dir(dir)?;
     if kinds.is_empty() {
@@ -173,9 +174,10 @@ pub fn pin(
     let dir_owned = dir.to_path_buf();
     let kinds_owned = kinds.to_vec();
     let hostname = hostname.map(str::to_string);
+    let sysctls = sysctls.to_vec();
     let res = std::thread::Builder::new()
         .name("sandbox-pinns".into())
-        .spawn(move || pin_on_this_thread(&dir_owned, &kinds_owned, hostname.as_deref()))
+        .spawn(move || pin_on_this_thread(&dir_owned, &kinds_owned, hostname.as_deref(), &sysctls))
         .map_err(|e| NsError::Thread(e.to_string()))?
         .join()
         .map_err(|_| NsError::Thread("panicked".into()))?;
@@ -191,6 +193,7 @@ fn pin_on_this_thread(
     dir: &Path,
     kinds: &[NsKind],
     hostname: Option<&str>,
+    sysctls: &[(String, String)],
 ) -> Result<PinnedNamespaces, NsError> {
     let flags = kinds.iter().fold(CloneFlags::empty(), |f, k| f | k.flag());
     nix::sched::unshare(flags).map_err(|source| NsError::Sys {
@@ -202,6 +205,34 @@ fn pin_on_this_thread(
             op: format!("sethostname({h:?})"),
             source,
         })?;
+    }
+    // The pod's sysctls, written in its new namespaces before they are pinned (CRI-O's
+    // `pinns -s`). Admission let through only IPC-namespaced ones (pods share the node's
+    // network), and only for a pod with its own IPC namespace; this thread's /proc/sys shows
+    // the namespaces it just unshared.
+    for (name, value) in sysctls {
+        if crate::sysctl::namespaced_by(name) != crate::sysctl::Namespace::Ipc
+            || !kinds.contains(&NsKind::Ipc)
+        {
+            return Err(NsError::Sys {
+                op: format!("sysctl {name}: not in a namespace of the pod's own"),
+                source: nix::errno::Errno::EPERM,
+            });
+        }
+        let path: String = name
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect();
+        if let Err(e) = std::fs::write(format!("/proc/sys/{path}"), value.as_bytes()) {
+            return Err(NsError::Sys {
+                op: format!("sysctl {name}={value}"),
+                source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            });
+        }
     }
     let mut out = PinnedNamespaces::default();
     for &kind in kinds {

@@ -3,7 +3,8 @@
 //!
 //! Mirrors `pkg/volume/util/subpath/subpath_linux.go`: the path is resolved (`EvalSymlinks`)
 //! and must stay within the volume (`subpath ... not within volume path ...`, the
-//! CVE-2017-1002101 fix); a missing path is made a directory (`doSafeMakeDir`, 0755); then the
+//! CVE-2017-1002101 fix); a missing path is made a directory (`doSafeMakeDir`, with the
+//! volume's mode); then the
 //! resolved path is opened again one component at a time with `O_PATH|O_NOFOLLOW`
 //! (`doSafeOpen`), so a link swapped in between is refused rather than followed, and that open
 //! file, not the path, is bind-mounted (`/proc/self/fd/N`) onto a staging file or directory
@@ -145,8 +146,10 @@ pub fn expand_sub_path_expr(expr: &str, env: &[(String, String)]) -> Result<Stri
 }
 
 /// The resolved form of `volume/sub` (every symbolic link followed), made a directory first
-/// if it does not exist (`doSafeMakeDir`, 0755, only below the part that exists and only if
-/// that part is within the volume). Errors if it resolves outside the volume.
+/// if it does not exist (`doSafeMakeDir`, only below the part that exists and only if that
+/// part is within the volume), with the volume's own mode, as the kubelet's `makeMounts` asks
+/// (so that, say, an emptyDir's 0777 or an `fsGroup`'s group write carries over to the
+/// subdirectory a non-root container mounts). Errors if it resolves outside the volume.
 fn resolve_within(volume: &Path, sub: &Path) -> Result<PathBuf, SubPathError> {
     let base = volume
         .canonicalize()
@@ -176,26 +179,52 @@ fn resolve_within(volume: &Path, sub: &Path) -> Result<PathBuf, SubPathError> {
     if missing.is_empty() {
         return Ok(real);
     }
+    let perm = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&base)
+            .map_err(io(&base, "stat the volume"))?
+            .permissions()
+            .mode()
+            & 0o7777
+    };
     let rel = real.strip_prefix(&base).unwrap_or(Path::new(""));
     let mut dir = safe_open(&base, rel)?;
     let mut at = real.clone();
     for name in missing.iter().rev() {
         at.push(name);
         let c = cstr(name).map_err(io(&at, "mkdir"))?;
-        // SAFETY: mkdirat/openat on a directory fd we own and a valid C string.
-        let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o755) };
+        // SAFETY: mkdirat/openat/fchmod on directory fds we own and a valid C string.
+        let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EEXIST) {
                 return Err(io(&at, "mkdir")(e));
             }
         }
-        let next = open_path_at(Some(&dir), name).map_err(io(&at, "open"))?;
-        if file_type(&next).map_err(io(&at, "stat"))? != libc::S_IFDIR {
-            return Err(SubPathError::Symlink {
-                path: full.clone(),
-                component: at.clone(),
+        // Opened as a directory without following a link (a link swapped in fails here),
+        // then given the volume's mode (mkdir's is cut by the umask).
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::ELOOP) {
+                SubPathError::Symlink {
+                    path: full.clone(),
+                    component: at.clone(),
+                }
+            } else {
+                io(&at, "open")(e)
             });
+        }
+        // SAFETY: a fresh fd owned by nobody else.
+        let next = unsafe { OwnedFd::from_raw_fd(fd) };
+        if r >= 0 && unsafe { libc::fchmod(next.as_raw_fd(), perm) } < 0 {
+            return Err(io(&at, "chmod")(std::io::Error::last_os_error()));
         }
         dir = next;
     }
@@ -290,9 +319,15 @@ mod tests {
             Err(SubPathError::Outside { .. })
         ));
         assert!(matches!(r("data/up"), Err(SubPathError::Outside { .. })));
-        // Missing: made below the volume, 0755.
+        // Missing: made below the volume, with the volume's mode.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert_eq!(r("made/deep").unwrap(), canon.join("made/deep"));
-        assert!(vol.join("made/deep").is_dir());
+        let mode = std::fs::metadata(vol.join("made/deep"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o777);
         // The safe open refuses a link where the resolved path had none.
         assert!(matches!(
             safe_open(&canon, Path::new("data/in")),

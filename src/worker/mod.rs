@@ -695,6 +695,7 @@ fn sandbox_config(pod: &Pod, ctx: &PodContext) -> PodSandboxConfig {
             .unwrap_or_default(),
         annotations: pod.metadata.annotations.clone().unwrap_or_default(),
         set_hostname_as_fqdn: flag(|s| s.set_hostname_as_fqdn),
+        sysctls: crate::sysctl::pod_sysctls(pod).into_iter().collect(),
         // Host-filesystem pods, and every pod run from its image (the ImageRootfs gate).
         isolated: ctx.images.is_some()
             || pod
