@@ -171,6 +171,13 @@ fn an_image_only_pod_runs_from_its_image() {
         "{ev:?}"
     );
     assert!(ev.iter().any(|e| e.2 == field), "{ev:?}");
+    // Recorded as the pull begins, before the pull's result.
+    let pulling = ev.iter().position(|e| e.0 == "Pulling").unwrap();
+    let pulled = ev
+        .iter()
+        .position(|e| e.1.starts_with("Successfully pulled image"))
+        .unwrap();
+    assert!(pulling < pulled, "{ev:?}");
 
     // kubectl exec enters it: the image's root, not the node's.
     let home = tempfile::tempdir().unwrap();

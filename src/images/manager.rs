@@ -167,12 +167,37 @@ impl ImageManager {
         e.last = now;
     }
 
-    /// `EnsureImageExists` for a container of pod `pod_uid`.
+    /// `EnsureImageExists` for a container of pod `pod_uid`; every event, `Pulling` included,
+    /// comes back with the result.
     pub async fn ensure_image_exists(
         &self,
         pod_uid: &str,
         image: &str,
         policy: Option<&str>,
+    ) -> Result<Ensured, EnsureError> {
+        let pulling = std::sync::Mutex::new(None);
+        let mut res = self
+            .ensure_image_exists_with(pod_uid, image, policy, &|e| {
+                if let Ok(mut p) = pulling.lock() {
+                    *p = Some(e);
+                }
+            })
+            .await;
+        if let (Ok(ok), Ok(Some(e))) = (res.as_mut(), pulling.lock().map(|mut p| p.take())) {
+            ok.events.insert(0, e);
+        }
+        res
+    }
+
+    /// `EnsureImageExists`, with `on_pulling` called with the `Pulling` event as the pull
+    /// begins (before it waits for the serialized puller), as the kubelet records it; the
+    /// other events come back with the result.
+    pub async fn ensure_image_exists_with(
+        &self,
+        pod_uid: &str,
+        image: &str,
+        policy: Option<&str>,
+        on_pulling: &(dyn Fn(ImageEvent) + Sync),
     ) -> Result<Ensured, EnsureError> {
         let r = ImageRef::parse(image).map_err(|e| EnsureError::InvalidImageName {
             image: image.to_string(),
@@ -208,7 +233,7 @@ impl ImageManager {
                 image: image.to_string(),
             });
         }
-        events.push(ImageEvent {
+        on_pulling(ImageEvent {
             reason: "Pulling",
             message: format!("Pulling image {image:?}"),
             warning: false,

@@ -132,9 +132,14 @@ impl PodWorker {
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
         let image = spec.image.clone().unwrap_or_default();
         let policy = spec.image_pull_policy.as_deref();
+        // `Pulling` is recorded as the pull begins, the rest when it is done.
+        let slot = &self.slots[i];
+        let on_pulling = |e: crate::images::manager::ImageEvent| {
+            self.event(EventType::Normal, e.reason, Some(slot), e.message);
+        };
         let ensured = images
             .manager
-            .ensure_image_exists(&uid, &image, policy)
+            .ensure_image_exists_with(&uid, &image, policy, &on_pulling)
             .await;
         let record = match ensured {
             Ok(ok) => {
@@ -188,12 +193,6 @@ impl PodWorker {
                 self.event(EventType::Warning, reason, slot, message.clone())
             }
             EnsureError::Pull { .. } => {
-                self.event(
-                    EventType::Normal,
-                    events::PULLING,
-                    slot,
-                    format!("Pulling image {image:?}"),
-                );
                 self.event(EventType::Warning, events::FAILED, slot, message.clone());
             }
             EnsureError::BackOff { .. } => {
