@@ -385,7 +385,7 @@ spec:
 
 /// `downwardAPI` and `projected` volumes: the pod's metadata and a container's resources as
 /// files, through the atomic writer's `..data` link, on a tmpfs, mounted read-only, with the
-/// item's mode; torn down with the pod.
+/// item's mode (`fsGroup` adds group read and the group); torn down with the pod.
 #[test]
 fn downward_api_and_projected_volumes() {
     let a = Agent::start(&[]);
@@ -399,6 +399,7 @@ metadata:
   annotations: {build: "42"}
 spec:
   terminationGracePeriodSeconds: 1
+  securityContext: {fsGroup: 3000}
   volumes:
   - name: info
     downwardAPI:
@@ -415,7 +416,7 @@ spec:
   - name: c
     image: localhost/busybox:test
     resources: {limits: {memory: 64Mi}}
-    command: [sh, -c, 'cat /info/name; echo; cat /info/meta/labels; echo; echo mem=$(cat /info/mem); echo build=$(cat /proj/build); stat -c %a /info/..data/meta/labels /proj/..data/build; readlink /info/name; if touch /info/x 2>/dev/null; then echo rw; else echo ro; fi; echo done; while :; do sleep 1; done']
+    command: [sh, -c, 'cat /info/name; echo; cat /info/meta/labels; echo; echo mem=$(cat /info/mem); echo build=$(cat /proj/build); stat -c %a /info/..data/meta/labels /proj/..data/build; stat -c %g /info/..data/name; readlink /info/name; if touch /info/x 2>/dev/null; then echo rw; else echo ro; fi; echo done; while :; do sleep 1; done']
     volumeMounts:
     - {name: info, mountPath: /info}
     - {name: proj, mountPath: /proj}
@@ -430,7 +431,7 @@ spec:
         t.contains("done").then_some(t)
     });
     let want = format!(
-        "{name}\napp=\"web\"\ntier=\"front\"\nmem=64\nbuild=42\n400\n440\n..data/name\nro\ndone\n"
+        "{name}\napp=\"web\"\ntier=\"front\"\nmem=64\nbuild=42\n440\n440\n3000\n..data/name\nro\ndone\n"
     );
     assert_eq!(logs, want);
     let dir = a

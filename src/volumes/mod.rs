@@ -379,6 +379,9 @@ pub fn set_up_pod_volumes(
                 })?;
             }
             atomic_writer::write(&path, &files).map_err(err)?;
+            if let Some(group) = fs_group(pod) {
+                set_volume_ownership(&path, group, true).map_err(err)?;
+            }
             continue;
         }
         if let Some(h) = v.host_path.as_ref() {
@@ -412,7 +415,7 @@ pub fn set_up_pod_volumes(
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
         }
         if let Some(group) = fs_group(pod) {
-            set_volume_ownership(&path, group).map_err(err)?;
+            set_volume_ownership(&path, group, false).map_err(err)?;
         }
         out.push(path);
     }
@@ -514,24 +517,25 @@ fn fs_group(pod: &Pod) -> Option<u32> {
 }
 
 /// `SetVolumeOwnership` (`pkg/volume/volume_linux.go`) with `fsGroupChangePolicy: Always`:
-/// everything in the volume gets group `group`, read-write for the group, and directories also
-/// the setgid bit and group search, so that what the containers create inherits the group.
-/// Symlinks get the group but no mode (they have none). Deviation: `OnRootMismatch` is not
-/// told apart (an emptyDir is new, or small, when this runs).
-fn set_volume_ownership(path: &Path, group: u32) -> std::io::Result<()> {
+/// everything in the volume gets group `group`, read-write for the group (read-only, 0440, for
+/// a read-only volume such as the downward API's), and directories also the setgid bit and
+/// group search, so that what the containers create inherits the group. Symlinks get the group
+/// but no mode (they have none). Deviation: `OnRootMismatch` is not told apart (an emptyDir is
+/// new, or small, when this runs).
+fn set_volume_ownership(path: &Path, group: u32, read_only: bool) -> std::io::Result<()> {
     std::os::unix::fs::lchown(path, None, Some(group))?;
     let meta = std::fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
         return Ok(());
     }
-    let mut mode = meta.permissions().mode() | 0o660;
+    let mut mode = meta.permissions().mode() | if read_only { 0o440 } else { 0o660 };
     if meta.is_dir() {
         mode |= 0o2000 | 0o110;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     if meta.is_dir() {
         for entry in std::fs::read_dir(path)? {
-            set_volume_ownership(&entry?.path(), group)?;
+            set_volume_ownership(&entry?.path(), group, read_only)?;
         }
     }
     Ok(())
