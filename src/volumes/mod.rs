@@ -412,9 +412,17 @@ pub fn set_up_pod_volumes(
                 })?;
             }
         } else {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(err)?;
+            // `setupDir`: only the permission bits, and only when they differ (a setgid bit
+            // that fsGroup set stays).
+            let mode = std::fs::metadata(&path).map_err(err)?.permissions().mode();
+            if mode & 0o777 != 0o777 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+                    .map_err(err)?;
+            }
         }
-        if let Some(group) = fs_group(pod) {
+        if let Some(group) = fs_group(pod)
+            && !ownership_is_current(pod, &path, group, false)
+        {
             set_volume_ownership(&path, group, false).map_err(err)?;
         }
         out.push(path);
@@ -516,12 +524,25 @@ fn fs_group(pod: &Pod) -> Option<u32> {
     u32::try_from(sc.fs_group?).ok()
 }
 
+/// `fsGroupChangePolicy: OnRootMismatch` and the volume's root already as `SetVolumeOwnership`
+/// leaves it (the group, group access, setgid): nothing to change (`skipPermissionChange`).
+fn ownership_is_current(pod: &Pod, path: &Path, group: u32, read_only: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let on_mismatch = (pod.spec.as_ref())
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|s| s.fs_group_change_policy.as_deref())
+        == Some("OnRootMismatch");
+    let want = if read_only { 0o440 } else { 0o660 } | 0o2000 | 0o110;
+    on_mismatch
+        && std::fs::metadata(path).is_ok_and(|m| m.gid() == group && m.mode() & want == want)
+}
+
 /// `SetVolumeOwnership` (`pkg/volume/volume_linux.go`) with `fsGroupChangePolicy: Always`:
 /// everything in the volume gets group `group`, read-write for the group (read-only, 0440, for
 /// a read-only volume such as the downward API's), and directories also the setgid bit and
 /// group search, so that what the containers create inherits the group. Symlinks get the group
-/// but no mode (they have none). Deviation: `OnRootMismatch` is not told apart (an emptyDir is
-/// new, or small, when this runs).
+/// but no mode (they have none). With `fsGroupChangePolicy: OnRootMismatch` an emptyDir whose
+/// root is already right is left as it is ([`ownership_is_current`]).
 fn set_volume_ownership(path: &Path, group: u32, read_only: bool) -> std::io::Result<()> {
     std::os::unix::fs::lchown(path, None, Some(group))?;
     let meta = std::fs::symlink_metadata(path)?;
@@ -643,6 +664,33 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn fs_group_on_root_mismatch_skips_a_volume_already_owned() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let mut p = pod();
+        p.spec.as_mut().unwrap().security_context = Some(
+            serde_json::from_value(serde_json::json!(
+            {"fsGroup": 4242, "fsGroupChangePolicy": "OnRootMismatch"}))
+            .unwrap(),
+        );
+        let dirs = set_up_pod_volumes(root.path(), &p, None, &node1g()).unwrap();
+        let f = dirs[0].join("f");
+        std::fs::write(&f, b"x").unwrap();
+        std::os::unix::fs::lchown(&f, None, Some(0)).unwrap();
+        // The root is right: the file keeps its group (Always would change it).
+        set_up_pod_volumes(root.path(), &p, None, &node1g()).unwrap();
+        assert_eq!(std::fs::metadata(&dirs[0]).unwrap().gid(), 4242);
+        assert_eq!(std::fs::metadata(&f).unwrap().gid(), 0);
+        p.spec.as_mut().unwrap().security_context = Some(
+            serde_json::from_value(serde_json::json!(
+            {"fsGroup": 4242}))
+            .unwrap(),
+        );
+        set_up_pod_volumes(root.path(), &p, None, &node1g()).unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().gid(), 4242);
     }
 
     #[test]
