@@ -52,15 +52,53 @@ fn image_id(record: &ImageRecord) -> String {
     }
 }
 
-/// The accounts of an image's root: `/etc/passwd` and `/etc/group` from the topmost layer that
-/// has them (a whiteout of either in a higher layer is not honoured).
-fn accounts(layers: &[PathBuf]) -> Accounts {
-    let top = |f: &str| {
-        layers
-            .iter()
-            .find_map(|l| std::fs::read_to_string(l.join(f)).ok())
-            .unwrap_or_default()
+/// Whether `dir` of an unpacked layer is opaque (`trusted.overlay.opaque=y`: the lower layers'
+/// contents of it are hidden).
+fn is_opaque(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
     };
+    let mut buf = [0u8; 1];
+    // SAFETY: a valid C string and a one-byte buffer.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+/// The file `rel` (e.g. `etc/passwd`) of the image's merged root, as overlayfs shows it: from
+/// the topmost layer that has it; empty if a higher layer whited it (or `etc`) out, as a `0:0`
+/// character device, or made `etc` opaque.
+fn merged_file(layers: &[PathBuf], rel: &str) -> String {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let whiteout = |m: &std::fs::Metadata| m.file_type().is_char_device() && m.rdev() == 0;
+    for l in layers {
+        if let Ok(m) = std::fs::symlink_metadata(l.join(rel)) {
+            if whiteout(&m) || !m.is_file() {
+                return String::new();
+            }
+            return std::fs::read_to_string(l.join(rel)).unwrap_or_default();
+        }
+        let parent = l.join(rel).parent().map(PathBuf::from).unwrap_or_default();
+        if let Ok(m) = std::fs::symlink_metadata(&parent)
+            && (whiteout(&m) || (m.is_dir() && is_opaque(&parent)))
+        {
+            return String::new();
+        }
+    }
+    String::new()
+}
+
+/// The accounts of an image's root: `/etc/passwd` and `/etc/group` as the merged root shows
+/// them (whiteouts and opaque directories of higher layers honoured).
+fn accounts(layers: &[PathBuf]) -> Accounts {
+    let top = |f: &str| merged_file(layers, f);
     Accounts {
         passwd: top("etc/passwd"),
         group: top("etc/group"),
@@ -240,5 +278,28 @@ mod tests {
         std::fs::write(top.path().join("etc/passwd"), "new\n").unwrap();
         let a = accounts(&[top.path().to_path_buf(), bottom.path().to_path_buf()]);
         assert_eq!((a.passwd.as_str(), a.group.as_str()), ("new\n", "g\n"));
+        // A whiteout of /etc/group in the top layer hides the lower one; an opaque /etc too.
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        let wh = c(&top.path().join("etc/group"));
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR, 0) }, 0);
+        let a = accounts(&[top.path().to_path_buf(), bottom.path().to_path_buf()]);
+        assert_eq!((a.passwd.as_str(), a.group.as_str()), ("new\n", ""));
+        let opaque = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(opaque.path().join("etc")).unwrap();
+        let etc = c(&opaque.path().join("etc"));
+        // SAFETY: valid C strings and a one-byte value.
+        let r = unsafe {
+            libc::setxattr(
+                etc.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(r, 0);
+        let a = accounts(&[opaque.path().to_path_buf(), bottom.path().to_path_buf()]);
+        assert_eq!((a.passwd.as_str(), a.group.as_str()), ("", ""));
     }
 }
