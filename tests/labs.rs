@@ -988,6 +988,11 @@ fn lab13_runs_as_written() {
 }
 
 #[test]
+fn lab14_runs_as_written() {
+    run_lab("14-security-context.md");
+}
+
+#[test]
 fn lab02_runs_as_written() {
     run_lab("02-qos-classes.md");
 }
