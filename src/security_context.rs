@@ -19,7 +19,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
 
 use crate::api::format_pod;
-use crate::runtime::spec::LinuxContainerSecurityContext;
+use crate::runtime::spec::{LinuxContainerSecurityContext, SeccompProfile};
 
 /// The admission reason of a pod asking for a security setting minikubelet does not enforce.
 pub const SECURITY_CONTEXT_NOT_ENFORCED: &str = "SecurityContextNotEnforced";
@@ -75,6 +75,14 @@ pub fn determine_effective(pod: &Pod, c: &Container) -> Effective {
             readonly_rootfs: csc
                 .and_then(|s| s.read_only_root_filesystem)
                 .unwrap_or(false),
+            seccomp: match csc
+                .and_then(|s| s.seccomp_profile.as_ref())
+                .or_else(|| psc.and_then(|s| s.seccomp_profile.as_ref()))
+                .map(|p| p.type_.as_str())
+            {
+                Some("RuntimeDefault") => SeccompProfile::RuntimeDefault,
+                _ => SeccompProfile::Unconfined,
+            },
         },
     }
 }
@@ -141,6 +149,11 @@ fn unconfined(kind: &str) -> bool {
     kind == "Unconfined"
 }
 
+/// A seccomp profile type minikubelet applies (`Localhost` profiles are not loaded yet).
+fn seccomp_applied(kind: &str) -> bool {
+    kind == "Unconfined" || kind == "RuntimeDefault"
+}
+
 /// Refuses `pod` if any of its security settings is one minikubelet does not enforce yet: the
 /// first such field, with what to do instead. Everything else in the security context is
 /// applied (user, groups, `fsGroup` as a group, `runAsNonRoot`, capabilities, privileged,
@@ -164,12 +177,12 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
         if let Some(p) = sc
             .seccomp_profile
             .as_ref()
-            .filter(|p| !unconfined(&p.type_))
+            .filter(|p| !seccomp_applied(&p.type_))
         {
             return Err(not(
                 f("seccompProfile"),
                 &format!("seccomp profiles (type {})", p.type_),
-                "remove the field or set type Unconfined (the kubelet's default without seccompDefault)",
+                "use type RuntimeDefault or Unconfined",
             ));
         }
         if sc
@@ -221,12 +234,12 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
         if let Some(p) = sc
             .seccomp_profile
             .as_ref()
-            .filter(|p| !unconfined(&p.type_))
+            .filter(|p| !seccomp_applied(&p.type_))
         {
             return Err(not(
                 f("seccompProfile"),
                 &format!("seccomp profiles (type {})", p.type_),
-                "remove the field or set type Unconfined (the kubelet's default without seccompDefault)",
+                "use type RuntimeDefault or Unconfined",
             ));
         }
         if sc
@@ -291,6 +304,14 @@ mod tests {
         assert_eq!(e.linux.add_capabilities, vec!["NET_ADMIN"]);
         assert_eq!(e.linux.drop_capabilities, vec!["ALL"]);
         assert!(e.linux.no_new_privs && e.linux.readonly_rootfs && !e.linux.privileged);
+        assert_eq!(e.linux.seccomp, SeccompProfile::Unconfined);
+        // The container's seccomp type wins over the pod's.
+        let p = one(
+            json!({"seccompProfile": {"type": "Unconfined"}}),
+            json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+        );
+        let e = determine_effective(&p, &p.spec.as_ref().unwrap().containers[0]);
+        assert_eq!(e.linux.seccomp, SeccompProfile::RuntimeDefault);
         // allowPrivilegeEscalation unset or true: no no_new_privs.
         let p = one(json!({}), json!({"allowPrivilegeEscalation": true}));
         assert!(
@@ -381,14 +402,21 @@ mod tests {
             refused(json!({"supplementalGroupsPolicy": "Strict"}), json!({})),
             None
         );
+        assert_eq!(
+            refused(
+                json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+                json!({})
+            ),
+            None
+        );
         let e = refused(
             json!({}),
-            json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}),
         )
         .unwrap();
         assert_eq!(e.reason, SECURITY_CONTEXT_NOT_ENFORCED);
         assert!(
-            e.message.starts_with("spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type RuntimeDefault) yet; remove the field"),
+            e.message.starts_with("spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type Localhost) yet; use type RuntimeDefault or Unconfined"),
             "{}",
             e.message
         );

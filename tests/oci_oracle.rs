@@ -114,7 +114,8 @@ fn same_view_with_a_user_pod_namespaces_and_no_new_privileges() {
 }
 
 /// A security context as `spec::apply_security` writes it (capabilities dropped and added, no
-/// new privileges, a read-only root): runc and the shim apply it alike.
+/// new privileges, a read-only root, the RuntimeDefault seccomp filter): runc and the shim
+/// apply it alike (`Seccomp: 2` under both).
 #[test]
 fn same_view_with_a_security_context() {
     let layers = Layers::new();
@@ -124,6 +125,7 @@ fn same_view_with_a_security_context() {
         drop_capabilities: vec!["ALL".into()],
         no_new_privs: true,
         readonly_rootfs: true,
+        seccomp: spec::SeccompProfile::RuntimeDefault,
         ..Default::default()
     };
     spec::apply_security(&mut spec, &sc, spec::current_bounding_set()).unwrap();

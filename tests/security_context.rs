@@ -176,7 +176,10 @@ fn what_cannot_be_enforced_is_refused_with_the_reason() {
     a.write_manifest("ok.yaml", &pod("ok", "{runAsUser: 1000}"));
     a.write_manifest(
         "seccomp.yaml",
-        &pod("seccomp", "{seccompProfile: {type: RuntimeDefault}}"),
+        &pod(
+            "seccomp",
+            "{seccompProfile: {type: Localhost, localhostProfile: audit.json}}",
+        ),
     );
     a.write_manifest("nonroot.yaml", &pod("nonroot", "{runAsNonRoot: true}"));
     a.write_manifest(
@@ -190,7 +193,7 @@ fn what_cannot_be_enforced_is_refused_with_the_reason() {
     assert_eq!(refused["status"]["reason"], "SecurityContextNotEnforced");
     let msg = refused["status"]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("Pod was rejected: spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type RuntimeDefault) yet; remove the field"),
+        msg.starts_with("Pod was rejected: spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type Localhost) yet; use type RuntimeDefault or Unconfined"),
         "{msg}"
     );
     let waiting = |name: &str| {
@@ -295,4 +298,64 @@ fn sysctls_in_the_pods_namespace_or_refused() {
         let m = p["status"]["message"].as_str().unwrap();
         assert!(m.starts_with(msg), "{m}");
     }
+}
+
+/// `seccompProfile: RuntimeDefault`: the container runs under a filter (`Seccomp: 2`) that
+/// refuses what the profile blocks (a user namespace, which needs no capability otherwise),
+/// unless a capability unlocks it (`SYS_ADMIN` lets `unshare` through); a container without a
+/// profile is unconfined, as with the kubelet's `seccompDefault: false`; `kubectl exec` gets the
+/// container's filter too.
+#[test]
+fn runtime_default_seccomp_refuses_what_it_blocks() {
+    let a = Agent::start(&[]);
+    let probe = "grep -E '^Seccomp:' /proc/self/status; if unshare -U true 2>/dev/null; then echo unshare=ok; else echo unshare=refused; fi; echo done; while :; do sleep 1; done";
+    a.write_manifest(
+        "sc.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: seccomp}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: confined
+    image: localhost/busybox:test
+    command: [sh, -c, "{probe}"]
+    securityContext: {{seccompProfile: {{type: RuntimeDefault}}}}
+  - name: unlocked
+    image: localhost/busybox:test
+    command: [sh, -c, "{probe}"]
+    securityContext: {{seccompProfile: {{type: RuntimeDefault}}, capabilities: {{add: [SYS_ADMIN]}}}}
+  - name: unconfined
+    image: localhost/busybox:test
+    command: [sh, -c, "{probe}"]
+"#
+        ),
+    );
+    a.wait_running("seccomp", "unconfined", T);
+    let pod = a.pod("seccomp").unwrap();
+    let confined = logs_of(&a, &pod, "confined");
+    assert_eq!(line(&confined, "Seccomp:"), "2", "{confined}");
+    assert!(confined.contains("unshare=refused"), "{confined}");
+    let unlocked = logs_of(&a, &pod, "unlocked");
+    assert_eq!(line(&unlocked, "Seccomp:"), "2", "{unlocked}");
+    assert!(unlocked.contains("unshare=ok"), "{unlocked}");
+    let free = logs_of(&a, &pod, "unconfined");
+    assert_eq!(line(&free, "Seccomp:"), "0", "{free}");
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let out = kubectl(
+        &a,
+        &[
+            "exec",
+            name,
+            "-c",
+            "confined",
+            "--",
+            "sh",
+            "-c",
+            "grep -E '^Seccomp:' /proc/self/status; unshare -U true || echo refused",
+        ],
+    );
+    assert_eq!(line(&out, "Seccomp:"), "2", "{out}");
+    assert!(out.contains("refused"), "{out}");
 }

@@ -75,6 +75,8 @@ pub struct ExecIsolation {
     pub capabilities: Option<Box<crate::shim::oci::Capabilities>>,
     /// `process.noNewPrivileges`.
     pub no_new_privileges: bool,
+    /// `linux.seccomp` (boxed: rarely set).
+    pub seccomp: Option<Box<crate::shim::oci::Seccomp>>,
 }
 
 /// What a finished command left behind.
@@ -234,6 +236,7 @@ struct Entry {
     cwd: std::ffi::CString,
     caps: Option<crate::shim::isolate::CapPlan>,
     no_new_privs: bool,
+    seccomp: Option<seccompiler::BpfProgram>,
 }
 
 impl Entry {
@@ -269,12 +272,19 @@ impl Entry {
             .map(|c| crate::shim::isolate::CapPlan::new(c))
             .transpose()
             .map_err(|e| spawn(io::Error::other(e)))?;
+        let seccomp = iso
+            .seccomp
+            .as_deref()
+            .map(crate::shim::seccomp::compile)
+            .transpose()
+            .map_err(|e| spawn(io::Error::other(e)))?;
         Ok(Entry {
             namespaces,
             root: OwnedFd::from(root),
             cwd,
             caps,
             no_new_privs: iso.no_new_privileges,
+            seccomp,
         })
     }
 
@@ -323,6 +333,10 @@ impl Entry {
                     255
                 };
                 libc::_exit(code);
+            }
+            // The container's seccomp filter, while still root (as the shim's child does).
+            if let Some(prog) = &self.seccomp {
+                crate::shim::seccomp::install(prog).map_err(io::Error::from_raw_os_error)?;
             }
             if let Some(c) = &self.caps {
                 c.before_setuid().map_err(io::Error::from_raw_os_error)?;
@@ -772,6 +786,7 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
                 pid,
                 capabilities: p.capabilities.clone().map(Box::new),
                 no_new_privileges: p.no_new_privileges,
+                seccomp: iso.spec.linux.seccomp.clone().map(Box::new),
             }),
         });
     }

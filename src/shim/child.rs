@@ -473,6 +473,14 @@ unsafe fn exec_child(
                 fail_code(fds.report, step as u32, i, e);
             }
         }
+        // The seccomp filter next, while the child is still root with CAP_SYS_ADMIN (no
+        // no_new_privs needed); the profile lets the rest of the set-up (setgroups, setuid,
+        // capset, prctl, execve) through.
+        if let Some(prog) = p.iso.as_ref().and_then(|plan| plan.seccomp.as_ref())
+            && let Err(e) = super::seccomp::install(prog)
+        {
+            fail_code(fds.report, IsoStep::Seccomp as u32, 0, e);
+        }
         let caps = p.iso.as_ref().and_then(|plan| plan.caps);
         if let Some(c) = &caps
             && let Err(e) = c.before_setuid()

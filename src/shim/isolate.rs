@@ -55,6 +55,8 @@ pub(crate) enum IsoStep {
     Resolve = 112,
     /// Making the root read-only.
     ReadonlyRoot = 113,
+    /// Installing the seccomp filter.
+    Seccomp = 114,
 }
 
 impl IsoStep {
@@ -75,6 +77,7 @@ impl IsoStep {
             NoNewPrivs,
             Resolve,
             ReadonlyRoot,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -138,6 +141,7 @@ impl IsoStep {
             }
             IsoStep::Capabilities => format!("apply capabilities: {err}"),
             IsoStep::NoNewPrivs => format!("set no_new_privs: {err}"),
+            IsoStep::Seccomp => format!("install the seccomp filter: {err}"),
             IsoStep::ReadonlyRoot => format!("make the rootfs read-only: {err}"),
         }
     }
@@ -193,6 +197,8 @@ pub(crate) struct Plan {
     rlimits: Vec<(c_int, libc::rlimit)>,
     pub(crate) caps: Option<CapPlan>,
     pub(crate) no_new_privs: bool,
+    /// `linux.seccomp`, compiled ([`super::seccomp`]).
+    pub(crate) seccomp: Option<seccompiler::BpfProgram>,
 }
 
 fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
@@ -540,6 +546,12 @@ impl Plan {
                 .map(CapPlan::new)
                 .transpose()?,
             no_new_privs: spec.process.no_new_privileges,
+            seccomp: spec
+                .linux
+                .seccomp
+                .as_ref()
+                .map(super::seccomp::compile)
+                .transpose()?,
         })
     }
 }

@@ -32,6 +32,7 @@ mod child;
 pub(crate) mod isolate;
 pub mod oci;
 mod pause;
+pub mod seccomp;
 mod supervisor;
 
 pub use pause::{PAUSE_ARG, start_pid_holder};

@@ -159,6 +159,40 @@ pub struct Linux {
     /// Propagation of the container's `/` (`rslave` by default, as runc does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_propagation: Option<String>,
+    /// The seccomp filter (`linux.seccomp`); none: unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+}
+
+/// `linux.seccomp`: the subset minikubelet writes and runs (a default action and rules of
+/// syscall names, each with one action; no argument conditions).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Seccomp {
+    /// `SCMP_ACT_ALLOW` or `SCMP_ACT_ERRNO`.
+    pub default_action: String,
+    /// The errno of `SCMP_ACT_ERRNO` as the default action (EPERM when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno_ret: Option<u32>,
+    /// `SCMP_ARCH_X86_64`, `SCMP_ARCH_AARCH64`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// The rules.
+    #[serde(default)]
+    pub syscalls: Vec<SeccompSyscall>,
+}
+
+/// `linux.seccomp.syscalls[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompSyscall {
+    /// Syscall names.
+    pub names: Vec<String>,
+    /// `SCMP_ACT_ERRNO` or `SCMP_ACT_ALLOW`.
+    pub action: String,
+    /// The errno of `SCMP_ACT_ERRNO` (EPERM when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
 }
 
 /// `linux.namespaces[]`.
