@@ -694,6 +694,23 @@ impl Validator {
                     "use Merge (the default) or Strict",
                 );
             }
+            // `validateSysctls`: a valid name (`IsValidSysctlName`), each once.
+            let mut sysctl_names = HashSet::new();
+            for (i, s) in sc.sysctls.iter().flatten().enumerate() {
+                let field = format!("spec.securityContext.sysctls[{i}].name");
+                if s.name.is_empty() {
+                    self.required(field, "", "name the sysctl, e.g. kernel.shm_rmid_forced");
+                } else if !is_valid_sysctl_name(&s.name) {
+                    self.invalid(
+                        field,
+                        &s.name,
+                        "must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$",
+                        "write the sysctl's name with dots or slashes, e.g. kernel.shm_rmid_forced",
+                    );
+                } else if !sysctl_names.insert(s.name.as_str()) {
+                    self.duplicate(field, &s.name, "set each sysctl once");
+                }
+            }
             for (i, g) in sc.supplemental_groups.iter().flatten().enumerate() {
                 self.id(
                     &format!("spec.securityContext.supplementalGroups[{i}]"),
@@ -2000,6 +2017,20 @@ const DEFAULT_ONLY_FIELDS: &[(&str, &str)] = &[
     ("spec.enableServiceLinks", "true"),
 ];
 
+/// `IsValidSysctlName`: at most 253 characters, segments of lower-case letters, digits, `-`
+/// and `_` (beginning and ending with a letter or digit) separated by `.` or `/`.
+fn is_valid_sysctl_name(name: &str) -> bool {
+    let segment_ok = |s: &str| {
+        let b = s.as_bytes();
+        let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        !b.is_empty()
+            && edge(b[0])
+            && edge(b[b.len() - 1])
+            && b.iter().all(|c| edge(*c) || *c == b'-' || *c == b'_')
+    };
+    name.len() <= 253 && name.split(['.', '/']).all(segment_ok)
+}
+
 /// `v1.HostPathType` values.
 const HOST_PATH_TYPES: &[&str] = &[
     "",
@@ -2428,6 +2459,35 @@ mod tests {
         ] {
             assert!(errs.contains(want), "{want}\n{errs}");
         }
+    }
+
+    #[test]
+    fn sysctl_names() {
+        assert!(is_valid_sysctl_name("kernel.shm_rmid_forced"));
+        assert!(is_valid_sysctl_name("net/ipv4/conf/eth0.100/rp_filter"));
+        for bad in [
+            "kernel.msg.//.//x",
+            "kernel..x",
+            "Kernel.x",
+            "kernel.x-",
+            ".x",
+            "x/",
+        ] {
+            assert!(!is_valid_sysctl_name(bad), "{bad}");
+        }
+        let mut v = base();
+        v["spec"]["securityContext"] = json!({"sysctls": [
+            {"name": "kernel.msg.//.//.//etc/passwd", "value": "x"},
+            {"name": "kernel.shm_rmid_forced", "value": "1"},
+            {"name": "kernel.shm_rmid_forced", "value": "0"}]});
+        let errs = errors(v).join("\n");
+        assert!(errs.contains("spec.securityContext.sysctls[0].name: Invalid value: \"kernel.msg.//.//.//etc/passwd\": must have at most 253 characters"), "{errs}");
+        assert!(
+            errs.contains(
+                "spec.securityContext.sysctls[2].name: Duplicate value: \"kernel.shm_rmid_forced\""
+            ),
+            "{errs}"
+        );
     }
 
     #[test]

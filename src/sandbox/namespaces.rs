@@ -227,6 +227,16 @@ fn pin_on_this_thread(
                 c => c,
             })
             .collect();
+        // Validation allows only plain segments; a `..` here must never leave /proc/sys.
+        if std::path::Path::new(&path)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(NsError::Sys {
+                op: format!("sysctl {name}: not a plain name"),
+                source: nix::errno::Errno::EINVAL,
+            });
+        }
         if let Err(e) = std::fs::write(format!("/proc/sys/{path}"), value.as_bytes()) {
             return Err(NsError::Sys {
                 op: format!("sysctl {name}={value}"),
