@@ -84,6 +84,8 @@ CG_CPU=$(_mk_kubepods cpu)
 CG_MEM=$(_mk_kubepods memory)
 CG_PIDS=$(_mk_kubepods pids)
 
+# Loops compare jq's text output (`until [ "$(mk_pod x | jq -r ...)" = value ]`): jq 1.6
+# (Debian 12's) exits 0 under -e when its input is empty, i.e. before the pod is listed.
 mk_pod() { curl -s -H "Authorization: Bearer $TOKEN" "$API/pods" | jq ".items[] | select(.metadata.name | startswith(\"$1-\"))"; }
 mk_uid() { mk_pod "$1" | jq -r .metadata.uid; }
 mk_wait_running() {
