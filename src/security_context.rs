@@ -214,19 +214,7 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
             ));
         }
     }
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c))
-        .chain(
-            spec.containers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("spec.containers[{i}]"), c)),
-        );
-    for (path, c) in all {
+    for (path, c) in crate::api::pod::container_paths(spec) {
         let Some(sc) = c.security_context.as_ref() else {
             continue;
         };

@@ -6,7 +6,7 @@
 //! (`PodPriority`), `pkg/kubelet/types/pod_update.go` (`IsStaticPod`,
 //! `IsCriticalPodBasedOnPriority`) and `pkg/api/v1/pod` (`IsRestartableInitContainer`).
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 
 use super::resources::CONTAINER_RESTART_POLICY_ALWAYS;
 use super::static_pod::{API_SOURCE, CONFIG_SOURCE_ANNOTATION, NAMESPACE_DEFAULT};
@@ -15,6 +15,16 @@ use super::static_pod::{API_SOURCE, CONFIG_SOURCE_ANNOTATION, NAMESPACE_DEFAULT}
 pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
 /// Priority of the `system-node-critical` class.
 pub const SYSTEM_NODE_CRITICAL_PRIORITY: i32 = SYSTEM_CRITICAL_PRIORITY + 1000;
+
+/// The init containers, then the regular ones, each with its field path
+/// (`spec.initContainers[0]`, `spec.containers[1]`), for messages that name the field.
+pub fn container_paths(spec: &PodSpec) -> Vec<(String, &Container)> {
+    let init = spec.init_containers.iter().flatten().enumerate();
+    let init = init.map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
+    let main = spec.containers.iter().enumerate();
+    let main = main.map(|(i, c)| (format!("spec.containers[{i}]"), c));
+    init.chain(main).collect()
+}
 
 /// `<namespace>/<name>`: the kubelet's full name of a pod, unique per node.
 pub fn full_name(pod: &Pod) -> String {

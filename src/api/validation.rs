@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use super::pod::is_restartable_init_container;
+use super::pod::{container_paths, is_restartable_init_container};
 use super::quantity::Quantity;
 use super::resources::{CPU, EPHEMERAL_STORAGE, MEMORY};
 
@@ -175,15 +175,6 @@ pub fn api_object_reference(pod: &Pod) -> Option<ApiObjectReference> {
         }
     }
     None
-}
-
-/// All containers with their field path: init, regular, then ephemeral (`AllContainers`).
-fn container_paths(spec: &PodSpec) -> Vec<(String, &Container)> {
-    let init = spec.init_containers.iter().flatten().enumerate();
-    let init = init.map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
-    let main = spec.containers.iter().enumerate();
-    let main = main.map(|(i, c)| (format!("spec.containers[{i}]"), c));
-    init.chain(main).collect()
 }
 
 /// `VisitPodSecretNames` (names that are empty are skipped).

@@ -290,19 +290,7 @@ pub fn admit(pod: &Pod) -> Result<(), Refusal> {
             "{path}.{kind}: this volume type is not implemented by minikubelet (emptyDir, hostPath, downwardAPI and projected downwardAPI are); remove the volume and its mounts"
         ));
     }
-    let containers = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c))
-        .chain(
-            spec.containers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("spec.containers[{i}]"), c)),
-        );
-    for (cpath, c) in containers {
+    for (cpath, c) in crate::api::pod::container_paths(spec) {
         let privileged = c
             .security_context
             .as_ref()
