@@ -16,7 +16,10 @@
 //! is applied where the groups are made (`worker/container.rs`: `Merge`, the default, adds the
 //! image's `/etc/group` memberships of the user; `Strict` does not).
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
+use k8s_openapi::api::core::v1::{
+    AppArmorProfile, Container, Pod, PodSecurityContext, SeccompProfile as SeccompProfileSpec,
+    SecurityContext,
+};
 
 use crate::api::format_pod;
 use crate::runtime::spec::{LinuxContainerSecurityContext, SeccompProfile};
@@ -154,63 +157,78 @@ fn seccomp_applied(kind: &str) -> bool {
     kind == "Unconfined" || kind == "RuntimeDefault"
 }
 
+fn not_enforced(field: String, what: &str, fix: &str) -> NotEnforced {
+    NotEnforced {
+        reason: SECURITY_CONTEXT_NOT_ENFORCED,
+        message: format!("{field}: minikubelet does not enforce {what} yet; {fix}"),
+    }
+}
+
+/// The fields the pod's and a container's security context share, checked alike; `at` is the
+/// path of the security context (`spec.securityContext`, `spec.containers[0].securityContext`).
+fn check_shared(
+    at: &str,
+    seccomp: Option<&SeccompProfileSpec>,
+    app_armor: Option<&AppArmorProfile>,
+    se_linux: bool,
+    windows: bool,
+) -> Result<(), NotEnforced> {
+    let f = |name: &str| format!("{at}.{name}");
+    if let Some(p) = seccomp.filter(|p| !seccomp_applied(&p.type_)) {
+        return Err(not_enforced(
+            f("seccompProfile"),
+            &format!("seccomp profiles (type {})", p.type_),
+            "use type RuntimeDefault or Unconfined",
+        ));
+    }
+    if app_armor.is_some_and(|p| !unconfined(&p.type_)) {
+        return Err(NotEnforced {
+            reason: APP_ARMOR,
+            message: format!(
+                "Cannot enforce AppArmor: minikubelet does not load AppArmor profiles ({}); remove the field or set type Unconfined",
+                f("appArmorProfile")
+            ),
+        });
+    }
+    if se_linux {
+        return Err(not_enforced(
+            f("seLinuxOptions"),
+            "SELinux labels",
+            "remove the field",
+        ));
+    }
+    if windows {
+        return Err(not_enforced(
+            f("windowsOptions"),
+            "Windows options",
+            "remove the field (a Linux node)",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses `pod` if any of its security settings is one minikubelet does not enforce yet: the
 /// first such field, with what to do instead. Everything else in the security context is
 /// applied (user, groups, `fsGroup` as a group, `runAsNonRoot`, capabilities, privileged,
-/// `allowPrivilegeEscalation`, `readOnlyRootFilesystem`).
+/// `allowPrivilegeEscalation`, `readOnlyRootFilesystem`, seccomp `RuntimeDefault`).
 pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
-    let not = |field: String, what: &str, fix: &str| NotEnforced {
-        reason: SECURITY_CONTEXT_NOT_ENFORCED,
-        message: format!("{field}: minikubelet does not enforce {what} yet; {fix}"),
-    };
-    let app_armor = |field: String| NotEnforced {
-        reason: APP_ARMOR,
-        message: format!(
-            "Cannot enforce AppArmor: minikubelet does not load AppArmor profiles ({field}); remove the field or set type Unconfined"
-        ),
-    };
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(());
     };
     if let Some(sc) = spec.security_context.as_ref() {
-        let f = |name: &str| format!("spec.securityContext.{name}");
-        if let Some(p) = sc
-            .seccomp_profile
-            .as_ref()
-            .filter(|p| !seccomp_applied(&p.type_))
-        {
-            return Err(not(
-                f("seccompProfile"),
-                &format!("seccomp profiles (type {})", p.type_),
-                "use type RuntimeDefault or Unconfined",
-            ));
-        }
-        if sc
-            .app_armor_profile
-            .as_ref()
-            .is_some_and(|p| !unconfined(&p.type_))
-        {
-            return Err(app_armor(f("appArmorProfile")));
-        }
-        if sc.se_linux_options.is_some() {
-            return Err(not(
-                f("seLinuxOptions"),
-                "SELinux labels",
-                "remove the field",
-            ));
-        }
+        let at = "spec.securityContext";
+        check_shared(
+            at,
+            sc.seccomp_profile.as_ref(),
+            sc.app_armor_profile.as_ref(),
+            sc.se_linux_options.is_some(),
+            sc.windows_options.is_some(),
+        )?;
         if sc.se_linux_change_policy.is_some() {
-            return Err(not(
-                f("seLinuxChangePolicy"),
+            return Err(not_enforced(
+                format!("{at}.seLinuxChangePolicy"),
                 "SELinux relabelling",
                 "remove the field",
-            ));
-        }
-        if sc.windows_options.is_some() {
-            return Err(not(
-                f("windowsOptions"),
-                "Windows options",
-                "remove the field (a Linux node)",
             ));
         }
     }
@@ -218,42 +236,17 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
         let Some(sc) = c.security_context.as_ref() else {
             continue;
         };
-        let f = |name: &str| format!("{path}.securityContext.{name}");
-        if let Some(p) = sc
-            .seccomp_profile
-            .as_ref()
-            .filter(|p| !seccomp_applied(&p.type_))
-        {
-            return Err(not(
-                f("seccompProfile"),
-                &format!("seccomp profiles (type {})", p.type_),
-                "use type RuntimeDefault or Unconfined",
-            ));
-        }
-        if sc
-            .app_armor_profile
-            .as_ref()
-            .is_some_and(|p| !unconfined(&p.type_))
-        {
-            return Err(app_armor(f("appArmorProfile")));
-        }
-        if sc.se_linux_options.is_some() {
-            return Err(not(
-                f("seLinuxOptions"),
-                "SELinux labels",
-                "remove the field",
-            ));
-        }
-        if sc.windows_options.is_some() {
-            return Err(not(
-                f("windowsOptions"),
-                "Windows options",
-                "remove the field (a Linux node)",
-            ));
-        }
+        let at = format!("{path}.securityContext");
+        check_shared(
+            &at,
+            sc.seccomp_profile.as_ref(),
+            sc.app_armor_profile.as_ref(),
+            sc.se_linux_options.is_some(),
+            sc.windows_options.is_some(),
+        )?;
         if sc.proc_mount.as_deref().is_some_and(|m| m != "Default") {
-            return Err(not(
-                f("procMount"),
+            return Err(not_enforced(
+                format!("{at}.procMount"),
                 "procMount Unmasked (it needs a user namespace, hostUsers: false)",
                 "remove the field or set it to Default",
             ));
