@@ -105,16 +105,7 @@ fn resolve(
     }
     if let Some(r) = &from.resource_field_ref {
         let target = match &r.container_name {
-            Some(n) if !n.is_empty() => pod
-                .spec
-                .iter()
-                .flat_map(|s| {
-                    s.containers
-                        .iter()
-                        .chain(s.init_containers.iter().flatten())
-                })
-                .find(|c| &c.name == n)
-                .unwrap_or(container),
+            Some(n) if !n.is_empty() => container_named(pod, n).unwrap_or(container),
             _ => container,
         };
         return resource_value(target, node, &r.resource, r.divisor.as_ref().map(|d| &d.0))
@@ -207,20 +198,24 @@ pub fn volume_resource_value(
     resource: &str,
     divisor: Option<&String>,
 ) -> Result<String, String> {
-    let c = pod
-        .spec
+    let c = container_named(pod, container)
+        .ok_or_else(|| format!("resourceFieldRef: no container {container:?} in the pod"))?;
+    resource_value(c, node, resource, divisor).map_err(|e| match e {
+        ResErr::Resource => format!("resourceFieldRef: unsupported resource {resource:?}"),
+        ResErr::Divisor(d) => format!("resourceFieldRef: invalid divisor {d:?}"),
+    })
+}
+
+/// The container (regular or init) of `pod` named `name`.
+fn container_named<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    pod.spec
         .iter()
         .flat_map(|s| {
             s.containers
                 .iter()
                 .chain(s.init_containers.iter().flatten())
         })
-        .find(|c| c.name == container)
-        .ok_or_else(|| format!("resourceFieldRef: no container {container:?} in the pod"))?;
-    resource_value(c, node, resource, divisor).map_err(|e| match e {
-        ResErr::Resource => format!("resourceFieldRef: unsupported resource {resource:?}"),
-        ResErr::Divisor(d) => format!("resourceFieldRef: invalid divisor {d:?}"),
-    })
+        .find(|c| c.name == name)
 }
 
 enum ResErr {
