@@ -485,9 +485,15 @@ fn all_capabilities(bounding: u64) -> Vec<String> {
         .collect()
 }
 
-/// This process's bounding set (`CapBnd` of `/proc/self/status`); every capability the kernel
-/// has (`cap_last_cap`) when it cannot be read.
+/// This process's bounding set (`CapBnd` of `/proc/self/status`, read once: it does not change
+/// while the agent runs); every capability the kernel has (`cap_last_cap`) when it cannot be
+/// read.
 pub fn current_bounding_set() -> u64 {
+    static SET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SET.get_or_init(read_bounding_set)
+}
+
+fn read_bounding_set() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -359,6 +359,17 @@ impl PodWorker {
         s.waiting = Some((reason.to_string(), message));
     }
 
+    /// Slot `i` waits in `ContainerCreating` (its pod's sandbox or volumes are not ready) and
+    /// is looked at again after `retry`, without counting as a failed start.
+    fn wait_creating(&mut self, i: usize, retry: Duration) {
+        let s = &mut self.slots[i];
+        s.waiting = Some((
+            status::reasons::CONTAINER_CREATING.to_string(),
+            String::new(),
+        ));
+        s.backoff_until = Some(tokio::time::Instant::now() + retry);
+    }
+
     /// `startContainer`: env, cgroup, log file, shim; then Created/Started events, the exit
     /// watch, probes, and the postStart hook.
     async fn start(&mut self, i: usize) -> bool {
@@ -369,12 +380,7 @@ impl PodWorker {
         if self.sandbox_id.is_none() {
             self.ensure_sandbox(false);
             if self.sandbox_id.is_none() {
-                let s = &mut self.slots[i];
-                s.waiting = Some((
-                    status::reasons::CONTAINER_CREATING.to_string(),
-                    String::new(),
-                ));
-                s.backoff_until = Some(tokio::time::Instant::now() + SANDBOX_RETRY);
+                self.wait_creating(i, SANDBOX_RETRY);
                 return false;
             }
         }
@@ -383,12 +389,7 @@ impl PodWorker {
         if !self.volumes_ready {
             self.set_up_volumes();
             if !self.volumes_ready {
-                let s = &mut self.slots[i];
-                s.waiting = Some((
-                    status::reasons::CONTAINER_CREATING.to_string(),
-                    String::new(),
-                ));
-                s.backoff_until = Some(tokio::time::Instant::now() + VOLUME_RETRY);
+                self.wait_creating(i, VOLUME_RETRY);
                 return false;
             }
         }
