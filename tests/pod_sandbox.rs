@@ -67,14 +67,8 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// kubectl 1.32 with the agent's kubeconfig; its stdout (it must succeed).
 fn kubectl(a: &Agent, args: &[&str]) -> String {
-    let home = tempfile::tempdir().unwrap();
-    let mut c = common::kubectl_with_kubeconfig(a, home.path());
-    c.args(args);
-    let run = common::run_client(c, b"", T);
-    assert_eq!(run.code, 0, "kubectl {args:?}: {run:?}");
-    run.stdout
+    common::kubectl_stdout(a, args, T)
 }
 
 /// The pods' PID holders (`shim --pause`) among the agent's processes.

@@ -41,12 +41,7 @@ fn line<'a>(text: &'a str, key: &str) -> &'a str {
 }
 
 fn kubectl(a: &Agent, args: &[&str]) -> String {
-    let home = tempfile::tempdir().unwrap();
-    let mut c = common::kubectl_with_kubeconfig(a, home.path());
-    c.args(args);
-    let run = common::run_client(c, b"", T);
-    assert_eq!(run.code, 0, "kubectl {args:?}: {run:?}");
-    run.stdout
+    common::kubectl_stdout(a, args, T)
 }
 
 /// The restricted pod (non-root, every capability dropped, no privilege escalation, a

@@ -911,6 +911,16 @@ pub fn with_token(
     req
 }
 
+/// Runs kubectl 1.32 with the agent's kubeconfig and `args`; its stdout (it must succeed).
+pub fn kubectl_stdout(a: &Agent, args: &[&str], timeout: Duration) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = kubectl_with_kubeconfig(a, home.path());
+    c.args(args);
+    let run = run_client(c, b"", timeout);
+    assert_eq!(run.code, 0, "kubectl {args:?}: {run:?}");
+    run.stdout
+}
+
 /// kubectl 1.32 with the agent's own kubeconfig, a fresh `HOME` and a bare `PATH` (no user
 /// configuration leaks in); the caller adds credentials and arguments.
 pub fn kubectl_with_kubeconfig(a: &Agent, home: &std::path::Path) -> Command {
