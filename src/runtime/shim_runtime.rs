@@ -701,6 +701,16 @@ impl ContainerRuntime for ShimRuntime {
                     id: id.clone(),
                     message: e.to_string(),
                 })?;
+                // The two deviations of the security context, said where the user looks.
+                if spec.security.privileged {
+                    tracing::info!(container_id = %id, pod = %meta.pod_name, container = %meta.container_name,
+                        "privileged container: every capability, no masked paths, /sys writable, but no host devices (containerd's privileged_without_host_devices; docs/deviations.md)");
+                } else if spec.security.seccomp == super::spec::SeccompProfile::RuntimeDefault {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| {
+                        tracing::info!("seccomp RuntimeDefault is minikubelet's denylist of the syscalls containerd's default profile blocks, not containerd's allowlist: a syscall it does not name is allowed (docs/deviations.md)");
+                    });
+                }
             }
             None if spec.security != Default::default() => {
                 return Err(RuntimeError::Security {
