@@ -245,6 +245,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         memory_capacity: capacity.memory,
         oom_score_adj_floor,
         root_dir: config.root_dir.clone(),
+        seccomp_default: config.seccomp_default,
         pod_logs_dir: config.pod_logs_dir.clone(),
         container_logs_dir: config.container_logs_dir.clone(),
         log_max_size: u64::try_from(config.container_log_max_size).unwrap_or(u64::MAX),

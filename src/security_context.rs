@@ -21,6 +21,8 @@ use k8s_openapi::api::core::v1::{
     SecurityContext,
 };
 
+use std::path::{Path, PathBuf};
+
 use crate::api::format_pod;
 use crate::runtime::spec::{LinuxContainerSecurityContext, SeccompProfile};
 
@@ -48,8 +50,45 @@ fn pod_sc(pod: &Pod) -> Option<&PodSecurityContext> {
     pod.spec.as_ref().and_then(|s| s.security_context.as_ref())
 }
 
+/// The kubelet settings a container's security context depends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Where `Localhost` seccomp profiles are: `<root-dir>/seccomp` (the kubelet's
+    /// `seccompProfileRoot`).
+    pub seccomp_profile_root: PathBuf,
+    /// `seccompDefault`: `RuntimeDefault` where the pod names no profile.
+    pub seccomp_default: bool,
+}
+
+impl Options {
+    /// The options of a kubelet with `--root-dir=root_dir`.
+    pub fn new(root_dir: &Path, seccomp_default: bool) -> Options {
+        Options {
+            seccomp_profile_root: root_dir.join("seccomp"),
+            seccomp_default,
+        }
+    }
+}
+
+/// `getSeccompProfile` and `fieldSeccompProfile`: the container's profile, else the pod's, else
+/// `RuntimeDefault` under `seccompDefault` and `Unconfined` without; a `Localhost` profile is
+/// a path under the profile root (the API's validation keeps it relative and without `..`).
+fn seccomp_profile(p: Option<&SeccompProfileSpec>, opts: &Options) -> SeccompProfile {
+    match p {
+        None if opts.seccomp_default => SeccompProfile::RuntimeDefault,
+        None => SeccompProfile::Unconfined,
+        Some(p) => match (p.type_.as_str(), p.localhost_profile.as_deref()) {
+            ("RuntimeDefault", _) => SeccompProfile::RuntimeDefault,
+            ("Localhost", Some(file)) => {
+                SeccompProfile::Localhost(opts.seccomp_profile_root.join(file))
+            }
+            _ => SeccompProfile::Unconfined,
+        },
+    }
+}
+
 /// `determineEffectiveSecurityContext` for `c` of `pod`.
-pub fn determine_effective(pod: &Pod, c: &Container) -> Effective {
+pub fn determine_effective(pod: &Pod, c: &Container, opts: &Options) -> Effective {
     let psc = pod_sc(pod);
     let csc = c.security_context.as_ref();
     let pick = |cf: fn(&SecurityContext) -> Option<i64>,
@@ -78,14 +117,11 @@ pub fn determine_effective(pod: &Pod, c: &Container) -> Effective {
             readonly_rootfs: csc
                 .and_then(|s| s.read_only_root_filesystem)
                 .unwrap_or(false),
-            seccomp: match csc
-                .and_then(|s| s.seccomp_profile.as_ref())
-                .or_else(|| psc.and_then(|s| s.seccomp_profile.as_ref()))
-                .map(|p| p.type_.as_str())
-            {
-                Some("RuntimeDefault") => SeccompProfile::RuntimeDefault,
-                _ => SeccompProfile::Unconfined,
-            },
+            seccomp: seccomp_profile(
+                csc.and_then(|s| s.seccomp_profile.as_ref())
+                    .or_else(|| psc.and_then(|s| s.seccomp_profile.as_ref())),
+                opts,
+            ),
         },
     }
 }
@@ -117,7 +153,7 @@ impl ImageUser {
 /// `verifyRunAsNonRoot`: with `runAsNonRoot: true`, a `runAsUser` of 0, or an image that runs
 /// as root or as a user name, is refused (`CreateContainerConfigError`), in the kubelet's words.
 pub fn verify_run_as_non_root(pod: &Pod, c: &Container, image: &ImageUser) -> Result<(), String> {
-    let sc = determine_effective(pod, c);
+    let sc = determine_effective(pod, c, &Options::default());
     if !sc.run_as_non_root {
         return Ok(());
     }
@@ -147,14 +183,16 @@ pub struct NotEnforced {
     pub message: String,
 }
 
+/// Whether the kernel has AppArmor on (the kubelet's `apparmor.IsEnabled`, which reads the
+/// module's `enabled` parameter).
+pub fn app_armor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
 /// A seccomp or AppArmor profile type that asks for nothing.
 fn unconfined(kind: &str) -> bool {
     kind == "Unconfined"
-}
-
-/// A seccomp profile type minikubelet applies (`Localhost` profiles are not loaded yet).
-fn seccomp_applied(kind: &str) -> bool {
-    kind == "Unconfined" || kind == "RuntimeDefault"
 }
 
 fn not_enforced(field: String, what: &str, fix: &str) -> NotEnforced {
@@ -168,26 +206,26 @@ fn not_enforced(field: String, what: &str, fix: &str) -> NotEnforced {
 /// path of the security context (`spec.securityContext`, `spec.containers[0].securityContext`).
 fn check_shared(
     at: &str,
-    seccomp: Option<&SeccompProfileSpec>,
     app_armor: Option<&AppArmorProfile>,
     se_linux: bool,
     windows: bool,
 ) -> Result<(), NotEnforced> {
     let f = |name: &str| format!("{at}.{name}");
-    if let Some(p) = seccomp.filter(|p| !seccomp_applied(&p.type_)) {
-        return Err(not_enforced(
-            f("seccompProfile"),
-            &format!("seccomp profiles (type {})", p.type_),
-            "use type RuntimeDefault or Unconfined",
-        ));
-    }
     if app_armor.is_some_and(|p| !unconfined(&p.type_)) {
+        // The kubelet's AppArmor admit handler (`pkg/security/apparmor/validate.go`) refuses
+        // a profile on a host whose kernel has AppArmor off, in these words; on a host that has
+        // it, minikubelet does not apply profiles yet (docs/deviations.md).
+        let message = if app_armor_enabled() {
+            format!(
+                "Cannot enforce AppArmor: minikubelet does not apply AppArmor profiles yet ({}); remove the field or set type Unconfined",
+                f("appArmorProfile")
+            )
+        } else {
+            "Cannot enforce AppArmor: AppArmor is not enabled on the host".to_string()
+        };
         return Err(NotEnforced {
             reason: APP_ARMOR,
-            message: format!(
-                "Cannot enforce AppArmor: minikubelet does not load AppArmor profiles ({}); remove the field or set type Unconfined",
-                f("appArmorProfile")
-            ),
+            message,
         });
     }
     if se_linux {
@@ -219,7 +257,6 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
         let at = "spec.securityContext";
         check_shared(
             at,
-            sc.seccomp_profile.as_ref(),
             sc.app_armor_profile.as_ref(),
             sc.se_linux_options.is_some(),
             sc.windows_options.is_some(),
@@ -239,7 +276,6 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
         let at = format!("{path}.securityContext");
         check_shared(
             &at,
-            sc.seccomp_profile.as_ref(),
             sc.app_armor_profile.as_ref(),
             sc.se_linux_options.is_some(),
             sc.windows_options.is_some(),
@@ -272,13 +308,51 @@ mod tests {
     }
 
     #[test]
+    fn seccomp_profiles_as_the_kubelet_resolves_them() {
+        let opts = Options::new(Path::new("/var/lib/kubelet"), false);
+        let of = |psc, csc, opts: &Options| {
+            let p = one(psc, csc);
+            determine_effective(&p, &p.spec.as_ref().unwrap().containers[0], opts)
+                .linux
+                .seccomp
+        };
+        assert_eq!(of(json!({}), json!({}), &opts), SeccompProfile::Unconfined);
+        let default_on = Options::new(Path::new("/var/lib/kubelet"), true);
+        assert_eq!(
+            of(json!({}), json!({}), &default_on),
+            SeccompProfile::RuntimeDefault
+        );
+        // seccompDefault only fills in a missing profile.
+        assert_eq!(
+            of(
+                json!({"seccompProfile": {"type": "Unconfined"}}),
+                json!({}),
+                &default_on
+            ),
+            SeccompProfile::Unconfined
+        );
+        assert_eq!(
+            of(
+                json!({"seccompProfile": {"type": "RuntimeDefault"}}),
+                json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}}),
+                &opts
+            ),
+            SeccompProfile::Localhost("/var/lib/kubelet/seccomp/profiles/audit.json".into())
+        );
+    }
+
+    #[test]
     fn container_fields_win_and_fs_group_is_a_group() {
         let p = one(
             json!({"runAsUser": 1, "runAsGroup": 2, "runAsNonRoot": true, "supplementalGroups": [5], "fsGroup": 7}),
             json!({"runAsUser": 10, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                    "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}),
         );
-        let e = determine_effective(&p, &p.spec.as_ref().unwrap().containers[0]);
+        let e = determine_effective(
+            &p,
+            &p.spec.as_ref().unwrap().containers[0],
+            &Options::default(),
+        );
         assert_eq!((e.run_as_user, e.run_as_group), (Some(10), Some(2)));
         assert!(e.run_as_non_root);
         assert_eq!(e.supplemental_groups, vec![5, 7]);
@@ -291,14 +365,22 @@ mod tests {
             json!({"seccompProfile": {"type": "Unconfined"}}),
             json!({"seccompProfile": {"type": "RuntimeDefault"}}),
         );
-        let e = determine_effective(&p, &p.spec.as_ref().unwrap().containers[0]);
+        let e = determine_effective(
+            &p,
+            &p.spec.as_ref().unwrap().containers[0],
+            &Options::default(),
+        );
         assert_eq!(e.linux.seccomp, SeccompProfile::RuntimeDefault);
         // allowPrivilegeEscalation unset or true: no no_new_privs.
         let p = one(json!({}), json!({"allowPrivilegeEscalation": true}));
         assert!(
-            !determine_effective(&p, &p.spec.as_ref().unwrap().containers[0])
-                .linux
-                .no_new_privs
+            !determine_effective(
+                &p,
+                &p.spec.as_ref().unwrap().containers[0],
+                &Options::default()
+            )
+            .linux
+            .no_new_privs
         );
     }
 
@@ -390,16 +472,12 @@ mod tests {
             ),
             None
         );
-        let e = refused(
-            json!({}),
-            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}),
-        )
-        .unwrap();
-        assert_eq!(e.reason, SECURITY_CONTEXT_NOT_ENFORCED);
-        assert!(
-            e.message.starts_with("spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type Localhost) yet; use type RuntimeDefault or Unconfined"),
-            "{}",
-            e.message
+        assert_eq!(
+            refused(
+                json!({}),
+                json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}),
+            ),
+            None
         );
         let e = refused(
             json!({"appArmorProfile": {"type": "RuntimeDefault"}}),

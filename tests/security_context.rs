@@ -170,27 +170,34 @@ fn what_cannot_be_enforced_is_refused_with_the_reason() {
     };
     a.write_manifest("ok.yaml", &pod("ok", "{runAsUser: 1000}"));
     a.write_manifest(
-        "seccomp.yaml",
-        &pod(
-            "seccomp",
-            "{seccompProfile: {type: Localhost, localhostProfile: audit.json}}",
-        ),
+        "apparmor.yaml",
+        &pod("apparmor", "{appArmorProfile: {type: RuntimeDefault}}"),
     );
     a.write_manifest("nonroot.yaml", &pod("nonroot", "{runAsNonRoot: true}"));
     a.write_manifest(
         "badcap.yaml",
         &pod("badcap", "{capabilities: {add: [CAP_NET_ADMIN]}}"),
     );
-    let refused = a.wait_for("seccomp refused", T, |a| {
-        a.pod("seccomp")
+    let refused = a.wait_for("apparmor refused", T, |a| {
+        a.pod("apparmor")
             .filter(|p| p["status"]["phase"] == "Failed")
     });
-    assert_eq!(refused["status"]["reason"], "SecurityContextNotEnforced");
+    // The kubelet's AppArmor admit handler, in its words where the kernel has no AppArmor.
+    assert_eq!(refused["status"]["reason"], "AppArmor");
     let msg = refused["status"]["message"].as_str().unwrap();
-    assert!(
-        msg.starts_with("Pod was rejected: spec.containers[0].securityContext.seccompProfile: minikubelet does not enforce seccomp profiles (type Localhost) yet; use type RuntimeDefault or Unconfined"),
-        "{msg}"
-    );
+    let apparmor_on = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y");
+    if apparmor_on {
+        assert!(
+            msg.starts_with("Pod was rejected: Cannot enforce AppArmor: "),
+            "{msg}"
+        );
+    } else {
+        assert_eq!(
+            msg,
+            "Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host"
+        );
+    }
     let waiting = |name: &str| {
         a.wait_for(&format!("{name} config error"), T, |a| {
             let p = a.pod(name)?;
@@ -353,4 +360,125 @@ spec:
     );
     assert_eq!(line(&out, "Seccomp:"), "2", "{out}");
     assert!(out.contains("refused"), "{out}");
+}
+
+/// `seccompProfile: Localhost` profiles from `<root-dir>/seccomp/`, in runc's format: a profile
+/// that logs (`SCMP_ACT_LOG`), one with an errno of its own for `mkdir` and a kill for `sync`
+/// (the container sees `EACCES`, and a shell running `sync` dies of `SIGSYS`); `kubectl exec`
+/// gets the same filter. A profile that does not exist is the container's `CreateContainerError`
+/// with containerd's message, and once the file is there the container starts (tried again
+/// every 10 s, as the kubelet's pod worker does). A pod beside it runs throughout.
+#[test]
+fn localhost_seccomp_profiles_from_the_root_dir() {
+    let a = Agent::start(&[]);
+    let profiles = a.root_dir.join("seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("audit.json"),
+        r#"{"defaultAction": "SCMP_ACT_LOG"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        profiles.join("fine.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+              {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+              {"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"},
+              {"names": ["not_a_syscall"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let probe = "grep -E '^Seccomp:' /proc/self/status; mkdir /tmp/d 2>&1 | sed 's/^/mkdir: /'; sh -c sync; echo sync=$?; echo done; while :; do sleep 1; done";
+    let container = |name: &str, file: &str| {
+        format!(
+            "  - name: {name}\n    image: localhost/busybox:test\n    command: [sh, -c, \"{probe}\"]\n    securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: {file}}}}}\n"
+        )
+    };
+    a.write_manifest(
+        "local.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: local}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n{}{}",
+            container("audit", "profiles/audit.json"),
+            container("fine", "profiles/fine.json"),
+        ),
+    );
+    a.write_manifest(
+        "missing.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: missing}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n{}",
+            container("c", "profiles/later.json"),
+        ),
+    );
+    a.wait_running("local", "fine", T);
+    let pod = a.pod("local").unwrap();
+    let audit = logs_of(&a, &pod, "audit");
+    assert_eq!(line(&audit, "Seccomp:"), "2", "{audit}");
+    assert!(audit.contains("sync=0"), "{audit}");
+    assert!(!audit.contains("mkdir: "), "{audit}");
+    let fine = logs_of(&a, &pod, "fine");
+    assert_eq!(line(&fine, "Seccomp:"), "2", "{fine}");
+    assert!(fine.contains("Permission denied"), "{fine}");
+    // 128 + SIGSYS.
+    assert!(fine.contains("sync=159"), "{fine}");
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let out = kubectl(
+        &a,
+        &[
+            "exec",
+            name,
+            "-c",
+            "fine",
+            "--",
+            "sh",
+            "-c",
+            "mkdir /tmp/e || echo refused",
+        ],
+    );
+    assert!(out.contains("refused"), "{out}");
+
+    let w = a.wait_for("missing profile", T, |a| {
+        let p = a.pod("missing")?;
+        let w = container_status(&p, "c")?["state"]["waiting"].clone();
+        (w["reason"] == "CreateContainerError").then_some(w)
+    });
+    let path = a.root_dir.join("seccomp/profiles/later.json");
+    assert_eq!(
+        w["message"].as_str().unwrap(),
+        format!(
+            "failed to generate seccomp spec opts: cannot load seccomp profile {path:?}: No such file or directory (os error 2)"
+        )
+    );
+    std::fs::write(&path, r#"{"defaultAction": "SCMP_ACT_LOG"}"#).unwrap();
+    a.wait_running("missing", "c", Duration::from_secs(30));
+    a.wait_running("local", "audit", T);
+}
+
+/// The kubelet's `seccompDefault`: a container whose pod names no profile runs under
+/// `RuntimeDefault`; one that asks for `Unconfined` does not.
+#[test]
+fn seccomp_default_confines_containers_without_a_profile() {
+    let a = Agent::start(&["--seccomp-default"]);
+    let probe = "grep -E '^Seccomp:' /proc/self/status; echo done; while :; do sleep 1; done";
+    a.write_manifest(
+        "d.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: d}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: plain
+    image: localhost/busybox:test
+    command: [sh, -c, "{probe}"]
+  - name: unconfined
+    image: localhost/busybox:test
+    command: [sh, -c, "{probe}"]
+    securityContext: {{seccompProfile: {{type: Unconfined}}}}
+"#
+        ),
+    );
+    a.wait_running("d", "unconfined", T);
+    let pod = a.pod("d").unwrap();
+    assert_eq!(line(&logs_of(&a, &pod, "plain"), "Seccomp:"), "2");
+    assert_eq!(line(&logs_of(&a, &pod, "unconfined"), "Seccomp:"), "0");
 }

@@ -463,6 +463,73 @@ impl Validator {
         self.push(field, format!("Not found: {value:?}"), hint);
     }
 
+    /// `validateSeccompProfileField` and `validateAppArmorProfileField`: each a `(type,
+    /// localhostProfile)` of `at`'s security context. A seccomp `localhostProfile` is a path
+    /// under the node's profile root, so it must be relative and without `..`.
+    fn profiles(
+        &mut self,
+        at: &str,
+        seccomp: Option<(&str, Option<&str>)>,
+        app_armor: Option<(&str, Option<&str>)>,
+    ) {
+        let types = ["Localhost", "RuntimeDefault", "Unconfined"];
+        for (field, what, profile) in [
+            ("seccompProfile", "seccomp", seccomp),
+            ("appArmorProfile", "AppArmor", app_armor),
+        ] {
+            let Some((kind, local)) = profile else {
+                continue;
+            };
+            let f = format!("{at}.{field}");
+            match kind {
+                "" => self.required(
+                    format!("{f}.type"),
+                    &format!("type is required when {field} is set"),
+                    "set type to RuntimeDefault, Localhost or Unconfined",
+                ),
+                k if !types.contains(&k) => self.not_supported(
+                    format!("{f}.type"),
+                    k,
+                    &types,
+                    "set type to RuntimeDefault, Localhost or Unconfined",
+                ),
+                _ => {}
+            }
+            match (kind, local) {
+                ("Localhost", None) | ("Localhost", Some("")) => self.required(
+                    format!("{f}.localhostProfile"),
+                    &format!("must be set when {what} type is Localhost"),
+                    "name the profile, e.g. profiles/audit.json",
+                ),
+                ("Localhost", Some(p)) if what == "seccomp" => {
+                    if p.starts_with('/') {
+                        self.invalid(
+                            format!("{f}.localhostProfile"),
+                            p,
+                            "must be a relative path",
+                            "name the profile relative to <root-dir>/seccomp, e.g. profiles/audit.json",
+                        );
+                    }
+                    if p.split('/').any(|c| c == "..") {
+                        self.invalid(
+                            format!("{f}.localhostProfile"),
+                            p,
+                            "must not contain '..'",
+                            "name the profile relative to <root-dir>/seccomp, without '..'",
+                        );
+                    }
+                }
+                ("Localhost", Some(_)) | (_, None) => {}
+                (_, Some(_)) => self.invalid(
+                    format!("{f}.localhostProfile"),
+                    local.unwrap_or_default(),
+                    &format!("can only be set when {what} type is Localhost"),
+                    "remove localhostProfile or set type to Localhost",
+                ),
+            }
+        }
+    }
+
     /// Reports every message of a format check against one value.
     fn each(&mut self, field: &str, value: &str, msgs: Vec<String>, hint: &str) {
         for m in msgs {
@@ -672,6 +739,15 @@ impl Validator {
             );
         }
         if let Some(sc) = spec.security_context.as_ref() {
+            self.profiles(
+                "spec.securityContext",
+                sc.seccomp_profile
+                    .as_ref()
+                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+                sc.app_armor_profile
+                    .as_ref()
+                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            );
             self.id("spec.securityContext.runAsUser", sc.run_as_user, "user");
             self.id("spec.securityContext.runAsGroup", sc.run_as_group, "group");
             self.id("spec.securityContext.fsGroup", sc.fs_group, "group");
@@ -1172,6 +1248,15 @@ impl Validator {
             }
         }
         if let Some(sc) = c.security_context.as_ref() {
+            self.profiles(
+                &format!("{path}.securityContext"),
+                sc.seccomp_profile
+                    .as_ref()
+                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+                sc.app_armor_profile
+                    .as_ref()
+                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            );
             self.id(
                 &format!("{path}.securityContext.runAsUser"),
                 sc.run_as_user,
@@ -2479,6 +2564,31 @@ mod tests {
             ),
             "{errs}"
         );
+    }
+
+    #[test]
+    fn seccomp_and_app_armor_profiles() {
+        let mut v = base();
+        v["spec"]["securityContext"] = json!({
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "../../etc/x.json"},
+            "appArmorProfile": {"type": "RuntimeDefault", "localhostProfile": "p"}});
+        v["spec"]["containers"][0]["securityContext"] = json!({
+            "seccompProfile": {"type": "Localhost"},
+            "appArmorProfile": {"type": "Bogus"}});
+        let errs = errors(v).join("\n");
+        for want in [
+            "spec.securityContext.seccompProfile.localhostProfile: Invalid value: \"../../etc/x.json\": must not contain '..'",
+            "spec.securityContext.appArmorProfile.localhostProfile: Invalid value: \"p\": can only be set when AppArmor type is Localhost",
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
+            "spec.containers[0].securityContext.appArmorProfile.type: Unsupported value: \"Bogus\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\"",
+        ] {
+            assert!(errs.contains(want), "{want}\n{errs}");
+        }
+        let mut v = base();
+        v["spec"]["securityContext"] =
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "/abs.json"}});
+        let errs = errors(v).join("\n");
+        assert!(errs.contains("must be a relative path"), "{errs}");
     }
 
     #[test]

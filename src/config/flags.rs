@@ -80,6 +80,11 @@ pub struct Flags {
           default_missing_value = "true", value_parser = parse_go_bool)]
     pub fail_swap_on: Option<bool>,
 
+    /// Give containers whose pod names no seccomp profile the runtime's default, RuntimeDefault, instead of Unconfined (seccompDefault) [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub seccomp_default: Option<bool>,
+
     /// Maximum number of pods on this node (maxPods) [default: 110].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_pods: Option<i64>,

@@ -273,6 +273,8 @@ pub struct Config {
     pub cgroup_driver: CgroupDriver,
     /// `failSwapOn`.
     pub fail_swap_on: bool,
+    /// `seccompDefault`: `RuntimeDefault` for containers whose pod names no seccomp profile.
+    pub seccomp_default: bool,
     /// `memorySwap.swapBehavior`.
     pub swap_behavior: SwapBehavior,
     /// `maxPods`.
@@ -383,6 +385,7 @@ pub(crate) struct Settings {
     cgroups_per_qos: Option<bool>,
     cgroup_driver: Option<String>,
     fail_swap_on: Option<bool>,
+    seccomp_default: Option<bool>,
     swap_behavior: Option<String>,
     max_pods: Option<i64>,
     pod_pids_limit: Option<i64>,
@@ -438,6 +441,7 @@ impl Settings {
             cgroups_per_qos: f.cgroups_per_qos,
             cgroup_driver: f.cgroup_driver.clone(),
             fail_swap_on: f.fail_swap_on,
+            seccomp_default: f.seccomp_default,
             swap_behavior: None,
             max_pods: f.max_pods,
             pod_pids_limit: f.pod_max_pids,
@@ -493,6 +497,7 @@ impl Settings {
             cgroups_per_qos: self.cgroups_per_qos.or(file.cgroups_per_qos),
             cgroup_driver: self.cgroup_driver.or(file.cgroup_driver),
             fail_swap_on: self.fail_swap_on.or(file.fail_swap_on),
+            seccomp_default: self.seccomp_default.or(file.seccomp_default),
             swap_behavior: self.swap_behavior.or(file.swap_behavior),
             max_pods: self.max_pods.or(file.max_pods),
             pod_pids_limit: self.pod_pids_limit.or(file.pod_pids_limit),
@@ -718,6 +723,7 @@ fn build(
 
     // Swap.
     let fail_swap_on = s.fail_swap_on.unwrap_or(true);
+    let seccomp_default = s.seccomp_default.unwrap_or(false);
     let swap_behavior = match SwapBehavior::parse(s.swap_behavior.as_deref().unwrap_or("")) {
         Ok(b) => b,
         Err(e) => {
@@ -956,6 +962,7 @@ fn build(
         cgroups_per_qos,
         cgroup_driver,
         fail_swap_on,
+        seccomp_default,
         swap_behavior,
         max_pods,
         pod_pids_limit,
@@ -1259,6 +1266,7 @@ impl Config {
                 "imageMinimumGCAge".into(),
                 json!(format_go_duration(self.image_minimum_gc_age)),
             );
+            map.insert("seccompDefault".into(), json!(self.seccomp_default));
             if !self.allowed_unsafe_sysctls.is_empty() {
                 map.insert(
                     "allowedUnsafeSysctls".into(),

@@ -1211,3 +1211,21 @@ fn allowed_unsafe_sysctls_from_the_file_or_the_flag_namespaced_only() {
         "{e}"
     );
 }
+
+#[test]
+fn seccomp_default_from_the_file_or_the_flag() {
+    assert!(!load_args(&[]).unwrap().config.seccomp_default);
+    assert!(
+        load_args(&["--seccomp-default"])
+            .unwrap()
+            .config
+            .seccomp_default
+    );
+    let c = load_file("seccompDefault: true\n", &[]).unwrap().config;
+    assert!(c.seccomp_default);
+    // The flag wins over the file.
+    let c = load_file("seccompDefault: true\n", &["--seccomp-default=false"])
+        .unwrap()
+        .config;
+    assert!(!c.seccomp_default);
+}

@@ -236,7 +236,7 @@ struct Entry {
     cwd: std::ffi::CString,
     caps: Option<crate::shim::isolate::CapPlan>,
     no_new_privs: bool,
-    seccomp: Option<seccompiler::BpfProgram>,
+    seccomp: Option<crate::shim::seccomp::Filter>,
 }
 
 impl Entry {

@@ -17,7 +17,7 @@
 //! `rootfs` is [`crate::shim::Rootfs::Overlay`] of the image's layers or
 //! [`crate::shim::Rootfs::Host`] for a pod annotated [`HOST_FILESYSTEM_ANNOTATION`].
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use crate::shim::oci;
 use crate::shim::oci::{Capabilities, Linux, Mount, Namespace, Process, Root, Spec, User};
@@ -368,15 +368,50 @@ pub struct LinuxContainerSecurityContext {
     pub seccomp: SeccompProfile,
 }
 
-/// The seccomp profile of a container (the CRI's `SecurityProfile.ProfileType`, the types
-/// minikubelet runs; `Localhost` is refused at admission).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The seccomp profile of a container (the CRI's `SecurityProfile`: its type and, for
+/// `Localhost`, the profile's path, which the kubelet makes of `<root-dir>/seccomp/` and the
+/// pod's `localhostProfile`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum SeccompProfile {
     /// No filter (the kubelet's default without `seccompDefault`).
     #[default]
     Unconfined,
     /// The runtime's default profile ([`runtime_default_seccomp`]).
     RuntimeDefault,
+    /// A profile file on the node, in runc's JSON format ([`load_seccomp_profile`]).
+    Localhost(PathBuf),
+}
+
+/// The largest `Localhost` profile read (containerd reads any size): Docker's default profile,
+/// the largest in common use, is 20 KiB; a file this big is a mistake, not a profile.
+pub const MAX_SECCOMP_PROFILE_BYTES: u64 = 1 << 20;
+
+/// Reads and checks the `Localhost` profile at `path` (containerd's `seccomp.WithProfile`, with
+/// its messages), compiling it as the shim will, so that a profile that cannot run is the
+/// container's `CreateContainerError` and not a failed start.
+pub fn load_seccomp_profile(path: &Path) -> Result<oci::Seccomp, SecurityError> {
+    use std::io::Read;
+    let err = |message: String| SecurityError::SeccompProfile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECCOMP_PROFILE_BYTES + 1).read_to_end(&mut data))
+        .map_err(|e| err(format!("cannot load seccomp profile {path:?}: {e}")))?;
+    if data.len() as u64 > MAX_SECCOMP_PROFILE_BYTES {
+        return Err(err(format!(
+            "cannot load seccomp profile {path:?}: larger than {MAX_SECCOMP_PROFILE_BYTES} bytes"
+        )));
+    }
+    let profile: oci::Seccomp = serde_json::from_slice(&data)
+        .map_err(|e| err(format!("decoding seccomp profile failed {path:?}: {e}")))?;
+    let filter = crate::shim::seccomp::compile(&profile)
+        .map_err(|e| err(format!("seccomp profile {path:?}: {e}")))?;
+    if !filter.skipped.is_empty() {
+        tracing::debug!(path = %path.display(), skipped = ?filter.skipped, "seccomp profile names syscalls this architecture does not have: skipped, as runc skips them");
+    }
+    Ok(profile)
 }
 
 /// The syscalls `RuntimeDefault` refuses (EPERM), each with the capability that lets a
@@ -447,10 +482,13 @@ pub fn runtime_default_seccomp(caps: &[String]) -> oci::Seccomp {
         default_action: "SCMP_ACT_ALLOW".into(),
         default_errno_ret: None,
         architectures: vec![],
+        flags: vec![],
+        listener_path: None,
         syscalls: vec![oci::SeccompSyscall {
             names,
             action: "SCMP_ACT_ERRNO".into(),
             errno_ret: Some(libc::EPERM as u32),
+            args: vec![],
         }],
     }
 }
@@ -467,6 +505,9 @@ pub enum SecurityError {
         name: String,
         prefixed: String,
     },
+    /// A `Localhost` seccomp profile that cannot be read, parsed or compiled.
+    #[error("failed to generate seccomp spec opts: {message}")]
+    SeccompProfile { path: PathBuf, message: String },
 }
 
 /// The capability name containerd's CRI plugin makes of a pod's (`"CAP_" + upper`).
@@ -612,14 +653,21 @@ pub fn apply_security(
     spec.process.no_new_privileges |= sc.no_new_privs;
     spec.root.readonly |= sc.readonly_rootfs;
     // containerd gives a privileged container no seccomp filter.
-    if sc.seccomp == SeccompProfile::RuntimeDefault && !sc.privileged {
-        let caps = spec
-            .process
-            .capabilities
-            .as_ref()
-            .map(|c| c.bounding.clone())
-            .unwrap_or_default();
-        spec.linux.seccomp = Some(runtime_default_seccomp(&caps));
+    if sc.privileged {
+        return Ok(());
+    }
+    match &sc.seccomp {
+        SeccompProfile::Unconfined => {}
+        SeccompProfile::RuntimeDefault => {
+            let caps = spec
+                .process
+                .capabilities
+                .as_ref()
+                .map(|c| c.bounding.clone())
+                .unwrap_or_default();
+            spec.linux.seccomp = Some(runtime_default_seccomp(&caps));
+        }
+        SeccompProfile::Localhost(path) => spec.linux.seccomp = Some(load_seccomp_profile(path)?),
     }
     Ok(())
 }

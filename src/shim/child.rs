@@ -473,11 +473,14 @@ unsafe fn exec_child(
                 fail_code(fds.report, step as u32, i, e);
             }
         }
-        // The seccomp filter next, while the child is still root with CAP_SYS_ADMIN (no
-        // no_new_privs needed); the profile lets the rest of the set-up (setgroups, setuid,
-        // capset, prctl, execve) through.
-        if let Some(prog) = p.iso.as_ref().and_then(|plan| plan.seccomp.as_ref())
-            && let Err(e) = super::seccomp::install(prog)
+        // runc's order: without no_new_privs, installing a filter needs CAP_SYS_ADMIN, so it
+        // goes in here, before the capabilities and the user change (and the profile must let
+        // setgroups, setuid, capset, prctl, read and execve through); with no_new_privs, as
+        // late as possible, just before execve.
+        let seccomp = p.iso.as_ref().and_then(|plan| plan.seccomp.as_ref());
+        let late_seccomp = p.iso.as_ref().is_some_and(|plan| plan.no_new_privs);
+        if let Some(filter) = seccomp.filter(|_| !late_seccomp)
+            && let Err(e) = super::seccomp::install(filter)
         {
             fail_code(fds.report, IsoStep::Seccomp as u32, 0, e);
         }
@@ -542,6 +545,11 @@ unsafe fn exec_child(
                 continue;
             }
             fail(fds.report, Step::Gate, 0, if n < 0 { errno() } else { 0 });
+        }
+        if let Some(filter) = seccomp.filter(|_| late_seccomp)
+            && let Err(e) = super::seccomp::install(filter)
+        {
+            fail_code(fds.report, IsoStep::Seccomp as u32, 0, e);
         }
 
         let mut saw_eacces = false;

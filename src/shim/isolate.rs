@@ -198,7 +198,7 @@ pub(crate) struct Plan {
     pub(crate) caps: Option<CapPlan>,
     pub(crate) no_new_privs: bool,
     /// `linux.seccomp`, compiled ([`super::seccomp`]).
-    pub(crate) seccomp: Option<seccompiler::BpfProgram>,
+    pub(crate) seccomp: Option<super::seccomp::Filter>,
 }
 
 fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {

@@ -164,12 +164,13 @@ pub struct Linux {
     pub seccomp: Option<Seccomp>,
 }
 
-/// `linux.seccomp`: the subset minikubelet writes and runs (a default action and rules of
-/// syscall names, each with one action; no argument conditions).
+/// `linux.seccomp`: runc's profile format (what containerd reads from a `Localhost` profile
+/// file). Fields of Docker's profile format that the OCI spec lacks (`archMap`, `includes`,
+/// ...) are ignored, as containerd ignores them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Seccomp {
-    /// `SCMP_ACT_ALLOW` or `SCMP_ACT_ERRNO`.
+    /// The action of a syscall no rule matches: `SCMP_ACT_ALLOW`, `SCMP_ACT_ERRNO`, ...
     pub default_action: String,
     /// The errno of `SCMP_ACT_ERRNO` as the default action (EPERM when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +178,12 @@ pub struct Seccomp {
     /// `SCMP_ARCH_X86_64`, `SCMP_ARCH_AARCH64`, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub architectures: Vec<String>,
+    /// `SECCOMP_FILTER_FLAG_LOG`, `SECCOMP_FILTER_FLAG_SPEC_ALLOW`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// The socket a `SCMP_ACT_NOTIFY` listener waits on (refused: no notify support).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_path: Option<String>,
     /// The rules.
     #[serde(default)]
     pub syscalls: Vec<SeccompSyscall>,
@@ -188,11 +195,36 @@ pub struct Seccomp {
 pub struct SeccompSyscall {
     /// Syscall names.
     pub names: Vec<String>,
-    /// `SCMP_ACT_ERRNO` or `SCMP_ACT_ALLOW`.
+    /// `SCMP_ACT_ERRNO`, `SCMP_ACT_ALLOW`, `SCMP_ACT_KILL_PROCESS`, ...
     pub action: String,
-    /// The errno of `SCMP_ACT_ERRNO` (EPERM when unset).
+    /// The errno of `SCMP_ACT_ERRNO` (EPERM when unset), or the message of `SCMP_ACT_TRACE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
+    /// Conditions on the arguments, all of which must hold (runc: one per argument index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<SeccompArg>,
+}
+
+/// `linux.seccomp.syscalls[].args[]`: argument `index` compared by `op` with `value`
+/// (`SCMP_CMP_MASKED_EQ`: `arg & value == value_two`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompArg {
+    /// The argument, 0 to 5.
+    pub index: u32,
+    /// The value compared with (the mask, for `SCMP_CMP_MASKED_EQ`).
+    #[serde(default)]
+    pub value: u64,
+    /// The second value (what the masked argument must equal).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub value_two: u64,
+    /// `SCMP_CMP_EQ`, `SCMP_CMP_NE`, `SCMP_CMP_LT`, `SCMP_CMP_LE`, `SCMP_CMP_GT`,
+    /// `SCMP_CMP_GE` or `SCMP_CMP_MASKED_EQ`.
+    pub op: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// `linux.namespaces[]`.

@@ -31,6 +31,11 @@ use crate::status;
 /// a fixed node (a resolv.conf restored) start its pods sooner at one failed attempt per pod per
 /// 5 s.
 const SANDBOX_RETRY: Duration = Duration::from_secs(5);
+/// How soon a container that could not be created (`CreateContainerConfigError`,
+/// `CreateContainerError`) is tried again: the kubelet's `backOffPeriod`, after which its pod
+/// worker syncs a pod whose last sync failed. Shorter would fix a node (a seccomp profile put in
+/// place) sooner, at one more failed attempt and `Failed` event per container per period.
+const CONFIG_ERROR_RETRY: Duration = Duration::from_secs(10);
 /// How soon a pod whose volumes could not be set up is tried again. The kubelet's volume
 /// reconciler backs off from 0.5 s to ~2 min; a fixed 5 s starts the pod soon after the node
 /// is fixed (the directory made, the socket there) at one attempt and one event per 5 s.
@@ -81,7 +86,8 @@ pub(super) struct Slot {
     pub last: Option<Finished>,
     pub previous: Option<Finished>,
     pub waiting: Option<(String, String)>,
-    /// A permanent start error (the spec cannot run): no retry.
+    /// The container could not be created (its config, or the node, is wrong): tried again
+    /// after `backoff_until` ([`CONFIG_ERROR_RETRY`]).
     pub config_error: bool,
     pub backoff_until: Option<tokio::time::Instant>,
     pub ready: bool,
@@ -293,7 +299,13 @@ impl PodWorker {
     /// Start slot `i` unless it is in crash-loop backoff. True if an instance is now running.
     async fn try_start(&mut self, i: usize) -> bool {
         if self.slots[i].config_error {
-            return false;
+            if self.slots[i]
+                .backoff_until
+                .is_some_and(|t| t > tokio::time::Instant::now())
+            {
+                return false;
+            }
+            self.slots[i].config_error = false;
         }
         let key = self.backoff_key(i);
         if let Some(last) = self.slots[i].last.clone() {
@@ -357,6 +369,9 @@ impl PodWorker {
         );
         let s = &mut self.slots[i];
         s.waiting = Some((reason.to_string(), message));
+        if s.config_error {
+            s.backoff_until = Some(tokio::time::Instant::now() + CONFIG_ERROR_RETRY);
+        }
     }
 
     /// Slot `i` waits in `ContainerCreating` (its pod's sandbox or volumes are not ready) and
@@ -435,7 +450,11 @@ impl PodWorker {
         // `generateContainerConfig`'s security checks: runAsNonRoot against the image's user
         // (a pod on the node's filesystem runs as root unless runAsUser says otherwise), and
         // capability names containerd would not know.
-        let security = crate::security_context::determine_effective(&pod, &spec);
+        let security = crate::security_context::determine_effective(
+            &pod,
+            &spec,
+            &crate::security_context::Options::new(&ctx.root_dir, ctx.seccomp_default),
+        );
         let image_user = crate::security_context::ImageUser::parse(
             image.as_ref().map_or("", |img| img.user.as_str()),
         );
@@ -447,6 +466,16 @@ impl PodWorker {
         if let Err(message) = checked {
             self.slots[i].config_error = true;
             self.config_error(i, status::reasons::CREATE_CONTAINER_CONFIG_ERROR, message);
+            return false;
+        }
+        // containerd reads a Localhost seccomp profile when it makes the container's spec: a
+        // missing or bad file is the container's CreateContainerError, tried again later.
+        if let crate::runtime::spec::SeccompProfile::Localhost(path) = &security.linux.seccomp
+            && !security.linux.privileged
+            && let Err(e) = crate::runtime::spec::load_seccomp_profile(path)
+        {
+            self.slots[i].config_error = true;
+            self.config_error(i, status::reasons::CREATE_CONTAINER_ERROR, e.to_string());
             return false;
         }
         // `makeMounts`: the volume mounts, a subPath prepared so that it cannot leave its
@@ -1156,7 +1185,11 @@ fn exec_context(
 /// over pod securityContext, the pod's `supplementalGroups` then its `fsGroup`
 /// (`crate::security_context::determine_effective`).
 pub(super) fn security(pod: &Pod, c: &Container) -> (Option<u32>, Option<u32>, Vec<u32>) {
-    let sc = crate::security_context::determine_effective(pod, c);
+    let sc = crate::security_context::determine_effective(
+        pod,
+        c,
+        &crate::security_context::Options::default(),
+    );
     let groups = sc
         .supplemental_groups
         .into_iter()

@@ -50,6 +50,8 @@ pub struct PodContext {
     pub oom_score_adj_floor: i32,
     /// `--root-dir` (pod directories and their emptyDir volumes).
     pub root_dir: PathBuf,
+    /// `seccompDefault`.
+    pub seccomp_default: bool,
     /// `--pod-logs-dir`.
     pub pod_logs_dir: PathBuf,
     /// Directory of the `/var/log/containers`-style symlinks.

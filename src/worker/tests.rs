@@ -83,6 +83,7 @@ fn harness() -> Harness {
         memory_capacity: 8 << 30,
         oom_score_adj_floor: -999,
         root_dir: tmp.path().join("root"),
+        seccomp_default: false,
         pod_logs_dir: tmp.path().join("pods"),
         container_logs_dir: tmp.path().join("containers"),
         log_max_size: 0,
