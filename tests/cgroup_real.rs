@@ -393,3 +393,90 @@ fn features_describe_this_machine() {
     }
     serde_json::to_string(&f).unwrap();
 }
+
+/// Removes a cgroup2 directory once its processes are gone (also when the test fails).
+struct Cgroup2Dir(PathBuf);
+
+impl Drop for Cgroup2Dir {
+    fn drop(&mut self) {
+        if let Ok(pids) = std::fs::read_to_string(self.0.join("cgroup.procs")) {
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2) on a pid of the test's own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The v2 device filter (runc's eBPF program, `cgroup::devices`) on this machine's cgroup2
+/// tree: a process in a cgroup with runc's default rules opens `/dev/null` but not `/dev/kmsg`;
+/// with the privileged rule, both. On a hybrid host the cgroup2 tree at `unified` serves eBPF
+/// device filters as a pure v2 host's does. Skipped where there is no cgroup2 mount.
+#[test]
+fn the_v2_device_filter_allows_only_its_rules() {
+    let Some(unified) = CgroupFs::detect().ok().and_then(|fs| match fs.layout() {
+        Layout::V2 => fs.root_path(Controller::Devices),
+        _ => fs.features().unified_mount,
+    }) else {
+        eprintln!("SKIPPED: no cgroup2 mount");
+        return;
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("0::")
+                .map(|p| p.trim_start_matches('/').to_string())
+        })
+        .unwrap_or_default();
+    let probe = "true < /dev/null && echo null=ok; if true < /dev/kmsg 2>/dev/null; then echo kmsg=ok; else echo kmsg=refused; fi";
+    for (privileged, want) in [
+        (false, "null=ok\nkmsg=refused\n"),
+        (true, "null=ok\nkmsg=ok\n"),
+    ] {
+        let dir = unified.join(&own).join(format!(
+            "mkl-test-{}-{}-devices",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        let guard = Cgroup2Dir(dir.clone());
+        minikubelet::cgroup::devices::attach_v2(
+            &dir,
+            &minikubelet::cgroup::devices::container_rules(privileged),
+        )
+        .unwrap();
+        let procs = std::ffi::CString::new(
+            dir.join("cgroup.procs")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", probe]).stdout(Stdio::piped());
+        // SAFETY: open/write/close on memory prepared before fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "privileged: {privileged}"
+        );
+        drop(guard);
+    }
+}

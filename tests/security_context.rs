@@ -23,6 +23,10 @@ const REPORT: &str = "id; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/sel
     if touch /rootfs-write 2>/dev/null; then echo root=rw; else echo root=ro; fi; \
     grep -c ' /proc/keys ' /proc/self/mountinfo | sed 's/^/keys-masked=/'; \
     grep ' /sys ' /proc/self/mountinfo | grep -q ' /sys rw' && echo sys=rw || echo sys=ro; \
+    if mknod /tmp/kmsg c 1 11 2>/dev/null; then \
+      if true < /tmp/kmsg 2>/dev/null; then echo dev=open; else echo dev=refused; fi; \
+    else echo dev=nomknod; fi; \
+    [ -c /dev/kmsg ] && echo hostdev=yes || echo hostdev=no; \
     echo done; while :; do sleep 1; done";
 
 fn logs_of(a: &Agent, pod: &Value, container: &str) -> String {
@@ -45,7 +49,9 @@ fn kubectl(a: &Agent, args: &[&str]) -> String {
 }
 
 /// The issue's restricted pod (non-root, every capability dropped, no privilege escalation, a
-/// read-only root) beside a default container and a privileged one.
+/// read-only root) beside a default container and a privileged one; the device cgroup keeps a
+/// default container from a node it makes (`/dev/kmsg`'s numbers), the privileged one has the
+/// node's devices.
 #[test]
 fn each_container_gets_the_security_context_it_asks_for() {
     let a = Agent::start(&[]);
@@ -98,6 +104,7 @@ spec:
     assert_eq!(line(&r, "NoNewPrivs:"), "1", "{r}");
     assert!(r.contains("root=ro"), "{r}");
     assert!(r.contains("keys-masked=1"), "{r}");
+    assert!(r.contains("dev=nomknod") && r.contains("hostdev=no"), "{r}");
 
     let d = logs_of(&a, &pod, "default");
     // The image's /etc/group lists root in wheel: merged (supplementalGroupsPolicy Merge).
@@ -109,6 +116,8 @@ spec:
     assert_eq!(line(&d, "CapEff:"), DEFAULT_CAPS, "{d}");
     assert_eq!(line(&d, "NoNewPrivs:"), "0", "{d}");
     assert!(d.contains("root=rw") && d.contains("sys=ro"), "{d}");
+    // CAP_MKNOD makes the node, the device cgroup keeps it closed (runc's allowlist).
+    assert!(d.contains("dev=refused") && d.contains("hostdev=no"), "{d}");
 
     // + SYS_TIME (25), - NET_RAW (13), - MKNOD (27): 0xa80425fb + 0x2000000 - 0x2000 - 0x8000000
     let t = logs_of(&a, &pod, "tuned");
@@ -121,6 +130,8 @@ spec:
     assert_eq!(line(&p, "CapBnd:"), all, "{p}");
     assert_eq!(line(&p, "CapEff:"), all, "{p}");
     assert!(p.contains("keys-masked=0") && p.contains("sys=rw"), "{p}");
+    // Every device: the node's own in /dev, and any it makes.
+    assert!(p.contains("dev=open") && p.contains("hostdev=yes"), "{p}");
 
     // fsGroup: the emptyDir belongs to group 2000 with the setgid bit; what the non-root
     // container writes there inherits the group.

@@ -46,6 +46,7 @@
 //! `cpu.stat` `usage_usec` (v2).
 
 mod detect;
+pub mod devices;
 mod io;
 mod join;
 mod ops;
@@ -230,16 +231,20 @@ pub enum Controller {
     Pids,
     /// `freezer` (v1): freeze/thaw, used by kill. On v2 this is `cgroup.freeze`.
     Freezer,
+    /// `devices` (v1): which device nodes the processes may use. On v2 this is an eBPF program
+    /// attached to the cgroup ([`devices`]).
+    Devices,
 }
 
 impl Controller {
     /// All controllers the agent uses, in the order hierarchies are listed.
-    pub const ALL: [Controller; 5] = [
+    pub const ALL: [Controller; 6] = [
         Controller::Cpu,
         Controller::Cpuacct,
         Controller::Memory,
         Controller::Pids,
         Controller::Freezer,
+        Controller::Devices,
     ];
 
     /// The kernel's name for the controller (the v1 mount option).
@@ -250,6 +255,7 @@ impl Controller {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
             Controller::Freezer => "freezer",
+            Controller::Devices => "devices",
         }
     }
 }

@@ -259,6 +259,26 @@ impl CgroupFs {
         io::write_value(&dir.join("memory.oom.group"), if on { "1" } else { "0" })
     }
 
+    /// Lets the processes of `name` use only the devices of `rules` (runc's device cgroup:
+    /// `devices.deny`/`devices.allow` on v1, an eBPF program on v2, [`super::devices`]).
+    /// Without a v1 devices hierarchy there is nothing to write: false.
+    pub fn set_devices(
+        &self,
+        name: &CgroupName,
+        rules: &[super::devices::Rule],
+    ) -> Result<bool, Error> {
+        let Ok(dir) = self.dir(Controller::Devices, name) else {
+            return Ok(false);
+        };
+        if self.layout.is_v2() {
+            super::devices::attach_v2(&dir, rules)?;
+        } else {
+            super::devices::write_v1(&dir, rules)?;
+        }
+        tracing::debug!(cgroup = %name, rules = rules.len(), "device rules set");
+        Ok(true)
+    }
+
     /// The `cgroup.procs` file of `name` in each hierarchy in use; a child joins by writing "0"
     /// into each from `pre_exec` (see [`ProcsJoin`]).
     pub fn procs_files(&self, name: &CgroupName) -> Vec<PathBuf> {

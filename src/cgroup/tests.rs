@@ -157,13 +157,14 @@ fn detects_layouts_and_own_cgroups() {
         Case {
             kind: Kind::V1Split,
             layout: Layout::V1,
-            hierarchies: 5,
+            hierarchies: 6,
             own: &[
                 (Controller::Cpu, "cpu"),
                 (Controller::Cpuacct, "cpuacct"),
                 (Controller::Memory, "memory/process_api/abc"),
                 (Controller::Pids, "pids"),
                 (Controller::Freezer, "freezer"),
+                (Controller::Devices, "devices"),
             ],
             unified: None,
         },
@@ -182,7 +183,7 @@ fn detects_layouts_and_own_cgroups() {
         Case {
             kind: Kind::Hybrid,
             layout: Layout::Hybrid,
-            hierarchies: 5,
+            hierarchies: 6,
             own: &[
                 (Controller::Cpu, "cpu"),
                 (Controller::Memory, "memory/process_api/abc"),
@@ -239,7 +240,10 @@ fn comounted_cpu_cpuacct_share_a_directory_and_freezer_is_missing() {
         fs.freeze(&n, true),
         Err(Error::ControllerMissing(Controller::Freezer))
     ));
-    assert_eq!(fs.features().missing_controllers, vec![Controller::Freezer]);
+    assert_eq!(
+        fs.features().missing_controllers,
+        vec![Controller::Freezer, Controller::Devices]
+    );
     // create makes one directory per hierarchy (3), not one per controller.
     fs.create(&n).unwrap();
     assert_eq!(fs.procs_files(&n).len(), 3);
@@ -625,6 +629,7 @@ fn set_writes_the_right_file_and_value() {
                 (Controller::Memory, "cgroup.procs", "4242"),
                 (Controller::Pids, "cgroup.procs", "4242"),
                 (Controller::Freezer, "cgroup.procs", "4242"),
+                (Controller::Devices, "cgroup.procs", "4242"),
             ],
             vec![(Controller::Memory, "cgroup.procs", "4242")],
         ),
@@ -1049,7 +1054,7 @@ fn features_report() {
     let f = fake.detect(Kind::Hybrid).unwrap().features();
     assert_eq!(f.layout, Layout::Hybrid);
     assert!(!f.has_cgroup_kill);
-    assert_eq!(f.hierarchies.len(), 5);
+    assert_eq!(f.hierarchies.len(), 6);
     assert!(f.missing_controllers.is_empty());
     assert!(
         f.hierarchies
@@ -1085,7 +1090,7 @@ fn procs_join_prepares_paths() {
     let fs = fake.detect(Kind::V1Split).unwrap();
     let n = name(&["pod"]);
     let files = fs.procs_files(&n);
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     assert!(files.iter().all(|f| f.ends_with("pod/cgroup.procs")));
     fs.procs_join(&n).unwrap();
 }
@@ -1143,4 +1148,35 @@ mod parsers {
             assert_eq!(kernel_version(r), want, "{r:?}");
         }
     }
+}
+
+/// v1 device rules: deny everything, then allow each of runc's defaults (the last written is
+/// `/dev/net/tun`); a privileged container's single rule allows all.
+#[test]
+fn device_rules_on_v1() {
+    let fake = Fake::new(Kind::V1Split);
+    let fs = fake.detect(Kind::V1Split).unwrap();
+    let n = name(&["pod"]);
+    fs.create(&n).unwrap();
+    let dir = fs.path(Controller::Devices, &n).unwrap();
+    write(&dir.join("devices.allow"), "");
+    write(&dir.join("devices.deny"), "");
+    assert!(
+        fs.set_devices(&n, &super::devices::container_rules(false))
+            .unwrap()
+    );
+    assert_eq!(read(&dir.join("devices.deny")), "a");
+    assert_eq!(read(&dir.join("devices.allow")), "c 10:200 rwm");
+    assert!(
+        fs.set_devices(&n, &super::devices::container_rules(true))
+            .unwrap()
+    );
+    assert_eq!(read(&dir.join("devices.allow")), "a");
+    // Without a devices hierarchy: nothing to write.
+    let fake = Fake::new(Kind::V1Comounted);
+    let fs = fake.detect(Kind::V1Comounted).unwrap();
+    assert!(
+        !fs.set_devices(&n, &super::devices::container_rules(false))
+            .unwrap()
+    );
 }

@@ -204,6 +204,24 @@ impl ContainerManager {
         self.cgroups
             .set_memory_oom_group(&name, true)
             .map_err(wrap(&name))?;
+        // The runtime's device rules (runc's): the standard nodes, or every device for a
+        // privileged container.
+        let privileged = container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged)
+            .unwrap_or(false);
+        let rules = crate::cgroup::devices::container_rules(privileged);
+        if !self
+            .cgroups
+            .set_devices(&name, &rules)
+            .map_err(wrap(&name))?
+        {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!("no cgroup v1 devices hierarchy is mounted: containers are not kept from device nodes they make (runc would refuse to run)");
+            });
+        }
         Ok(name)
     }
 

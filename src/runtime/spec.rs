@@ -343,6 +343,7 @@ pub fn container_spec(
             readonly_paths: READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
             rootfs_propagation: None,
             seccomp: None,
+            devices: vec![],
         },
         annotations: BTreeMap::new(),
     }
@@ -595,8 +596,8 @@ pub fn add_volume_mounts(spec: &mut Spec, mounts: &[BindMount]) {
 /// `WithAddedCapabilities`), never inheritable or ambient; a non-root process loses its
 /// effective and permitted ones at exec, as with runc. Unlike runc, which skips an unknown
 /// capability with a warning, an unknown name is an error (docs/deviations.md).
-/// Deviation: a privileged container gets no host devices (containerd's
-/// `privileged_without_host_devices = true`).
+/// A privileged container also gets the node's devices (containerd's `WithHostDevices`,
+/// [`host_devices`]) and may use all of them (the device cgroup: `crate::cgroup::devices`).
 pub fn apply_security(
     spec: &mut Spec,
     sc: &LinuxContainerSecurityContext,
@@ -638,6 +639,7 @@ pub fn apply_security(
         ambient: vec![],
     });
     if sc.privileged {
+        spec.linux.devices = host_devices(Path::new("/dev"));
         spec.linux.masked_paths.clear();
         spec.linux.readonly_paths.clear();
         for m in spec
@@ -670,6 +672,70 @@ pub fn apply_security(
         SeccompProfile::Localhost(path) => spec.linux.seccomp = Some(load_seccomp_profile(path)?),
     }
     Ok(())
+}
+
+/// The most device nodes given to a privileged container: a node has a few hundred; more is a
+/// `/dev` that is not the kernel's (a bind mount of something else) and is not copied whole.
+const MAX_HOST_DEVICES: usize = 4096;
+
+/// The node's device nodes under `dev` (containerd's `HostDevices`, `getDevices`): character
+/// and block devices, found through directories except `pts`, `shm`, `fd`, `mqueue` and
+/// container runtimes' own (`.lxc`, `.lxd-mounts`, `.udev`), without `console`; symlinks and
+/// other files are not devices. Each keeps its path, mode and owner.
+pub fn host_devices(dev: &Path) -> Vec<oci::Device> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![(dev.to_path_buf(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let skip = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+                if depth < 8 && !skip.iter().any(|s| name == *s) {
+                    dirs.push((e.path(), depth + 1));
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if depth == 0 && name == "console" {
+                continue;
+            }
+            let Ok(rel) = e.path().strip_prefix(dev).map(Path::to_path_buf) else {
+                continue;
+            };
+            let Some(rel) = rel.to_str() else {
+                continue;
+            };
+            if out.len() == MAX_HOST_DEVICES {
+                tracing::warn!(dev = %dev.display(), max = MAX_HOST_DEVICES, "too many device nodes: the privileged container gets the first ones only");
+                return out;
+            }
+            out.push(oci::Device {
+                path: format!("/dev/{rel}"),
+                kind: kind.into(),
+                major: libc::major(meta.rdev()),
+                minor: libc::minor(meta.rdev()),
+                file_mode: Some(meta.mode() & 0o7777),
+                uid: Some(meta.uid()),
+                gid: Some(meta.gid()),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 /// containerd's default mounts (`pkg/oci/mounts.go` `defaultMounts`), with the CRI plugin's

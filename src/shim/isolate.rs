@@ -199,6 +199,58 @@ pub(crate) struct Plan {
     pub(crate) no_new_privs: bool,
     /// `linux.seccomp`, compiled ([`super::seccomp`]).
     pub(crate) seccomp: Option<super::seccomp::Filter>,
+    /// `linux.devices`: directories to make under `/dev` (parents first), then the nodes.
+    device_dirs: Vec<CString>,
+    devices: Vec<DevNode>,
+}
+
+/// A device node of `linux.devices`, relative to the container's `/dev`.
+struct DevNode {
+    path: CString,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+/// `linux.devices` as nodes under `/dev` and the directories they need. A path outside `/dev`
+/// or with `..` is refused.
+fn dev_nodes(devices: &[oci::Device]) -> Result<(Vec<CString>, Vec<DevNode>), String> {
+    let mut dirs: Vec<String> = Vec::new();
+    let mut nodes = Vec::new();
+    for d in devices {
+        let rel = d
+            .path
+            .strip_prefix("/dev/")
+            .filter(|r| {
+                !r.is_empty() && r.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            })
+            .ok_or_else(|| format!("device {:?}: not a path under /dev", d.path))?;
+        let kind = match d.kind.as_str() {
+            "c" | "u" => libc::S_IFCHR,
+            "b" => libc::S_IFBLK,
+            other => return Err(format!("device {:?}: type {other:?} is not c or b", d.path)),
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..parts.len() {
+            let dir = parts[..i].join("/");
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        nodes.push(DevNode {
+            path: cstr("device path", rel)?,
+            mode: kind | (d.file_mode.unwrap_or(0o666) & 0o7777),
+            dev: libc::makedev(d.major, d.minor),
+            uid: d.uid.unwrap_or(0),
+            gid: d.gid.unwrap_or(0),
+        });
+    }
+    let dirs = dirs
+        .into_iter()
+        .map(|d| cstr("device directory", d))
+        .collect::<Result<_, _>>()?;
+    Ok((dirs, nodes))
 }
 
 fn cstr(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
@@ -524,7 +576,10 @@ impl Plan {
                 ))
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let (device_dirs, devices) = dev_nodes(&spec.linux.devices)?;
         Ok(Plan {
+            device_dirs,
+            devices,
             join,
             rootfs_dir: cstr("rootfs path", root.as_os_str().as_encoded_bytes())?,
             overlay,
@@ -846,7 +901,7 @@ pub(crate) unsafe fn enter(p: &Plan) -> Result<(), Failure> {
                 r.map_err(|e| (IsoStep::Mount, i, e))?;
             }
         }
-        make_devices(rootfd).map_err(fail(IsoStep::Devices))?;
+        make_devices(rootfd, p).map_err(fail(IsoStep::Devices))?;
         pivot(rootfd).map_err(fail(IsoStep::PivotRoot))?;
         libc::close(rootfd);
         if let Some(h) = &p.hostname
@@ -879,8 +934,9 @@ pub(crate) unsafe fn enter(p: &Plan) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `/dev`'s nodes and links, relative to the new root (its `dev` is the spec's tmpfs).
-unsafe fn make_devices(rootfd: RawFd) -> Result<(), i32> {
+/// `/dev`'s nodes and links, relative to the new root (its `dev` is the spec's tmpfs), then
+/// the spec's own devices (a privileged container's host devices) with their owners.
+unsafe fn make_devices(rootfd: RawFd, p: &Plan) -> Result<(), i32> {
     // SAFETY: raw syscalls on static strings and fds we own.
     unsafe {
         let dev = open_in_root(rootfd, c"dev")?;
@@ -897,6 +953,35 @@ unsafe fn make_devices(rootfd: RawFd) -> Result<(), i32> {
             if r < 0 && errno() != libc::EEXIST {
                 result = Err(errno());
                 break;
+            }
+        }
+        if result.is_ok() {
+            for dir in &p.device_dirs {
+                if libc::mkdirat(dev, dir.as_ptr(), 0o755) < 0 && errno() != libc::EEXIST {
+                    result = Err(errno());
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            for d in &p.devices {
+                let r = libc::mknodat(dev, d.path.as_ptr(), d.mode, d.dev);
+                if r < 0 && errno() != libc::EEXIST {
+                    result = Err(errno());
+                    break;
+                }
+                if r == 0
+                    && libc::fchownat(
+                        dev,
+                        d.path.as_ptr(),
+                        d.uid,
+                        d.gid,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    ) < 0
+                {
+                    result = Err(errno());
+                    break;
+                }
             }
         }
         if result.is_ok() {
