@@ -99,6 +99,19 @@ impl DefaultNetwork {
     }
 }
 
+/// The `--hairpin-mode` a network's `bridge` plugin gives its pods (`None`: no bridge plugin
+/// in the list), so the agent can warn when a user's config says otherwise than the flag, and
+/// follow the config, as the kubelet did with any plugin but kubenet.
+pub fn bridge_hairpin_mode(net: &super::NetworkConfigList) -> Option<HairpinMode> {
+    let bridge = net.plugins.iter().find(|p| p.plugin_type == "bridge")?;
+    let flag = |k: &str| bridge.raw.get(k).and_then(Value::as_bool).unwrap_or(false);
+    Some(match (flag("hairpinMode"), flag("promiscMode")) {
+        (true, _) => HairpinMode::HairpinVeth,
+        (false, true) => HairpinMode::PromiscuousBridge,
+        (false, false) => HairpinMode::None,
+    })
+}
+
 /// The smallest pod CIDR: a /30 holds the gateway and one pod (host-local skips the network
 /// and broadcast addresses). The largest: a /8, beyond which the range would swallow the
 /// node's other networks.
@@ -256,6 +269,23 @@ mod tests {
         }
         assert!("hairpin_veth".parse::<HairpinMode>().is_err());
         assert_eq!(HairpinMode::default(), HairpinMode::PromiscuousBridge);
+    }
+
+    #[test]
+    fn the_hairpin_mode_of_a_users_bridge_config() {
+        for mode in [
+            HairpinMode::HairpinVeth,
+            HairpinMode::PromiscuousBridge,
+            HairpinMode::None,
+        ] {
+            let v = default_conflist(&DefaultNetwork::new("10.88.0.0/24", mode)).unwrap();
+            let net = NetworkConfigList::from_value(&v, Path::new("x")).unwrap();
+            assert_eq!(bridge_hairpin_mode(&net), Some(mode));
+        }
+        let ptp =
+            serde_json::json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "ptp"}]});
+        let net = NetworkConfigList::from_value(&ptp, Path::new("x")).unwrap();
+        assert_eq!(bridge_hairpin_mode(&net), None);
     }
 
     #[test]

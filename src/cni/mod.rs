@@ -37,7 +37,7 @@ pub use cache::{CachedAttachment, DEFAULT_CACHE_DIR};
 pub use config::{DEFAULT_CONF_DIR, NetworkConfigList, PluginConf};
 pub use default_net::{
     DEFAULT_BRIDGE, DEFAULT_CONFLIST_FILE, DEFAULT_NETWORK_NAME, DefaultNetwork, HairpinMode,
-    default_conflist, write_default_conflist,
+    bridge_hairpin_mode, default_conflist, write_default_conflist,
 };
 pub use invoke::PluginError;
 pub use result::{CniResult, ResultError};
@@ -568,15 +568,10 @@ impl Cni {
     ) -> Result<Vec<u8>, CniError> {
         let path = invoke::find_plugin(&plugin.plugin_type, &self.opts.bin_dirs)
             .map_err(|e| plugin_error(net, plugin, command, e))?;
-        let stdin = plugin_stdin(net, plugin, prev, &rt.capability_args);
-        let stdin = serde_json::to_vec(&stdin).map_err(|e| {
-            plugin_error(
-                net,
-                plugin,
-                command,
-                PluginError::Wait(std::io::Error::other(e)),
-            )
-        })?;
+        // A `Value` always serializes (its map keys are strings).
+        let stdin = plugin_stdin(net, plugin, prev, &rt.capability_args)
+            .to_string()
+            .into_bytes();
         let env = invoke::plugin_env(
             command.as_str(),
             &rt.container_id,
