@@ -361,10 +361,12 @@ pub struct Cni {
 }
 
 impl Cni {
+    /// A client with `opts`; nothing is read or checked until a call.
     pub fn new(opts: CniOptions) -> Cni {
         Cni { opts }
     }
 
+    /// The options it was made with.
     pub fn options(&self) -> &CniOptions {
         &self.opts
     }
