@@ -12,6 +12,7 @@ pub mod api;
 pub mod cgroup;
 pub mod cli;
 pub mod cm;
+pub mod cni;
 pub mod config;
 pub mod events;
 pub mod eviction;
