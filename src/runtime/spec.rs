@@ -344,6 +344,13 @@ pub fn container_spec(
             rootfs_propagation: None,
             seccomp: None,
             devices: vec![],
+            // containerd's default: every device denied (runc then allows its standard ones).
+            resources: Some(oci::Resources {
+                devices: vec![oci::DeviceRule {
+                    allow: false,
+                    access: "rwm".into(),
+                }],
+            }),
         },
         annotations: BTreeMap::new(),
     }
@@ -640,6 +647,13 @@ pub fn apply_security(
     });
     if sc.privileged {
         spec.linux.devices = host_devices(Path::new("/dev"));
+        // containerd's `WithAllDevicesAllowed`.
+        spec.linux.resources = Some(oci::Resources {
+            devices: vec![oci::DeviceRule {
+                allow: true,
+                access: "rwm".into(),
+            }],
+        });
         spec.linux.masked_paths.clear();
         spec.linux.readonly_paths.clear();
         for m in spec

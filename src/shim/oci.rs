@@ -166,6 +166,27 @@ pub struct Linux {
     /// container's host devices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
+    /// `linux.resources`: only its device rules are written here (what runc would put into the
+    /// device cgroup; the agent's `cm` does that for minikubelet's containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// `linux.resources` (the device rules only).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// `linux.resources.devices[]`, in order, the later winning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRule>,
+}
+
+/// `linux.resources.devices[]`: allow or deny `access` (`rwm`) to all devices (no `type`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// Allow, or deny.
+    pub allow: bool,
+    /// `r`, `w`, `m` combined.
+    pub access: String,
 }
 
 /// `linux.devices[]`: a node to make in the container.
