@@ -75,6 +75,8 @@ pub const NODE_ALLOCATABLE_ENFORCED: &str = "NodeAllocatableEnforced";
 pub const SANDBOX_CHANGED: &str = "SandboxChanged";
 /// Creating the pod sandbox failed.
 pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
+/// minikubelet's own: the pod keeps the node's network (no CNI network on the node).
+pub const NODE_NETWORK: &str = "NodeNetwork";
 /// Reading the pod sandbox status failed.
 pub const FAILED_POD_SANDBOX_STATUS: &str = "FailedPodSandBoxStatus";
 /// Probe failed (`ContainerUnhealthy`).

@@ -166,7 +166,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shim_exe = crate::shim::shim_exe(&exe);
     tracing::debug!(shim = %shim_exe.display(), separate = shim_exe != exe, "shim binary");
     // Isolated pods' sandboxes: pinned namespaces and the pod's hosts, hostname and resolv.conf
-    // files; pods stay on the node's network, so their IP is the node's.
+    // files; with a CNI network (a config in --cni-conf-dir, or one written for --pod-cidr),
+    // each pod's own network namespace and IP, else the node's network and IP.
     let sandboxes = crate::sandbox::SandboxManager::new(crate::sandbox::SandboxOptions::new(
         &config.root_dir,
         // `clusterDNS`, `clusterDomain`, `resolvConf` and the node's IP.
@@ -183,7 +184,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .collect();
     let mut runtime = ShimRuntime::new(&config.root_dir, shim_exe)?
         .with_cgroups(cm.cgroups().clone())
-        .with_pod_sandboxes(sandboxes, pod_ips);
+        .with_pod_sandboxes(sandboxes, pod_ips)
+        .with_pod_network(crate::runtime::network::PodNetwork::new(
+            &crate::runtime::network::NetworkOptions {
+                conf_dir: config.cni_conf_dir.clone(),
+                bin_dirs: config.cni_bin_dirs.clone(),
+                cache_dir: config.cni_cache_dir.clone(),
+                pod_cidr: config.pod_cidr.clone(),
+                hairpin_mode: config.hairpin_mode,
+            },
+        ));
     // Sandboxes of pods that survived a restart are checked and kept; namespaces no record
     // names are removed (the pods gone are removed by the pod manager's orphan cleanup).
     runtime.adopt_pod_sandboxes();
@@ -238,6 +248,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         statuses: statuses.clone(),
         node: NodeEnv {
             host_ip: facts.host_ip.clone(),
+            pod_ip: None,
             allocatable_milli_cpu: facts.allocatable.milli_cpu,
             allocatable_memory: facts.allocatable.memory,
             allocatable_ephemeral_storage: facts.allocatable.ephemeral_storage,

@@ -148,6 +148,7 @@ async fn exec_sync_runs_in_the_container_context() {
     fs::set_permissions(workdir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let ctx = ExecContext {
         isolation: None,
+        pod_ip: None,
         env: vec![
             ("FOO".into(), "bar baz".into()),
             ("PATH".into(), "/usr/bin:/bin".into()),

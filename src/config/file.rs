@@ -155,6 +155,8 @@ pub(super) fn decode(
             "clusterDNS" => s.cluster_dns = Some(d.string_list(key, v)?),
             "clusterDomain" => s.cluster_domain = Some(d.string(key, v)?),
             "resolvConf" => s.resolv_conf = Some(d.string(key, v)?),
+            "podCIDR" => s.pod_cidr = non_empty(d.string(key, v)?),
+            "hairpinMode" => s.hairpin_mode = non_empty(d.string(key, v)?),
             "cgroupRoot" => s.cgroup_root = Some(d.string(key, v)?),
             "cgroupsPerQOS" => s.cgroups_per_qos = Some(d.bool(key, v)?),
             "cgroupDriver" => s.cgroup_driver = non_empty(d.string(key, v)?),

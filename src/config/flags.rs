@@ -58,6 +58,26 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub resolv_conf: Option<String>,
 
+    /// The node's pod network, an IPv4 CIDR: with no CNI config in --cni-conf-dir, the agent writes a bridge network for it there (podCIDR) [default: none: pods keep the node's network].
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr: Option<String>,
+
+    /// How a pod reaches itself through a service or hostPort on the default bridge network: hairpin-veth, promiscuous-bridge or none (hairpinMode) [default: promiscuous-bridge].
+    #[arg(long, value_name = "MODE")]
+    pub hairpin_mode: Option<String>,
+
+    /// Where CNI network configs are read; the first file in lexical order is the pod network [default: /etc/cni/net.d].
+    #[arg(long, value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+
+    /// Comma-separated directories of CNI plugin binaries [default: /opt/cni/bin,/usr/lib/cni].
+    #[arg(long, value_name = "DIR,...")]
+    pub cni_bin_dir: Option<String>,
+
+    /// Where CNI results are cached, so that a pod's network is torn down after a restart [default: /var/lib/cni].
+    #[arg(long, value_name = "DIR")]
+    pub cni_cache_dir: Option<PathBuf>,
+
     /// Labels for the node, key=value pairs separated by commas.
     #[arg(long, value_name = "K=V,...", value_parser = map_flag)]
     pub node_labels: Option<BTreeMap<String, String>>,

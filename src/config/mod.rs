@@ -263,6 +263,16 @@ pub struct Config {
     pub cluster_domain: String,
     /// `resolvConf`; `None` for the empty string (pods get no node resolver).
     pub resolv_conf: Option<PathBuf>,
+    /// `podCIDR`: the default bridge network's range, when no CNI config exists.
+    pub pod_cidr: Option<String>,
+    /// `hairpinMode`, for the default bridge network.
+    pub hairpin_mode: crate::cni::HairpinMode,
+    /// `--cni-conf-dir`.
+    pub cni_conf_dir: PathBuf,
+    /// `--cni-bin-dir`.
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// `--cni-cache-dir`.
+    pub cni_cache_dir: PathBuf,
     /// `--node-labels`.
     pub node_labels: BTreeMap<String, String>,
     /// `cgroupRoot` (`/` when empty and `cgroupsPerQOS`).
@@ -428,6 +438,8 @@ pub(crate) struct Settings {
     cluster_dns: Option<Vec<String>>,
     cluster_domain: Option<String>,
     resolv_conf: Option<String>,
+    pod_cidr: Option<String>,
+    hairpin_mode: Option<String>,
     feature_gates: Option<BTreeMap<String, bool>>,
 }
 
@@ -483,6 +495,8 @@ impl Settings {
             cluster_dns: f.cluster_dns.as_deref().map(split_list),
             cluster_domain: f.cluster_domain.clone(),
             resolv_conf: f.resolv_conf.clone(),
+            pod_cidr: f.pod_cidr.clone(),
+            hairpin_mode: f.hairpin_mode.clone(),
             feature_gates: f.feature_gates.clone(),
         }
     }
@@ -567,6 +581,8 @@ impl Settings {
             cluster_dns: self.cluster_dns.or(file.cluster_dns),
             cluster_domain: self.cluster_domain.or(file.cluster_domain),
             resolv_conf: self.resolv_conf.or(file.resolv_conf),
+            pod_cidr: self.pod_cidr.or(file.pod_cidr),
+            hairpin_mode: self.hairpin_mode.or(file.hairpin_mode),
             // Key by key, as the kubelet merges `--feature-gates` over `featureGates`.
             feature_gates: match (file.feature_gates, self.feature_gates) {
                 (Some(mut f), Some(flags)) => {
@@ -677,6 +693,45 @@ fn build(
         Some(p) if p.is_empty() => None,
         Some(p) => Some(PathBuf::from(p)),
     };
+
+    // Pod network.
+    let pod_cidr = s.pod_cidr.clone();
+    if let Some(c) = &pod_cidr
+        && let Err(e) = crate::cni::default_net::parse_pod_cidr(c)
+    {
+        v.err(format!(
+            "invalid configuration: podCIDR (--pod-cidr) {c:?}: {e}"
+        ));
+    }
+    let hairpin_mode = match s.hairpin_mode.as_deref() {
+        None => crate::cni::HairpinMode::PromiscuousBridge,
+        Some(m) => m.parse().unwrap_or_else(|_| {
+            v.err(format!(
+                "invalid configuration: hairpinMode (--hairpin-mode) {m:?}: use hairpin-veth, promiscuous-bridge or none"
+            ));
+            crate::cni::HairpinMode::PromiscuousBridge
+        }),
+    };
+    let cni_conf_dir = flags
+        .cni_conf_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::cni::DEFAULT_CONF_DIR));
+    let cni_bin_dirs = match flags.cni_bin_dir.as_deref() {
+        None | Some("") => crate::cni::DEFAULT_BIN_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+    };
+    let cni_cache_dir = flags
+        .cni_cache_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::cni::DEFAULT_CACHE_DIR));
 
     // Periods.
     let file_check_frequency = s
@@ -957,6 +1012,11 @@ fn build(
         cluster_dns,
         cluster_domain,
         resolv_conf,
+        pod_cidr,
+        hairpin_mode,
+        cni_conf_dir,
+        cni_bin_dirs,
+        cni_cache_dir,
         node_labels,
         cgroup_root,
         cgroups_per_qos,
@@ -1254,6 +1314,10 @@ impl Config {
             map.insert("clusterDomain".into(), json!(self.cluster_domain));
             let resolv = self.resolv_conf.as_ref().map(|p| p.display().to_string());
             map.insert("resolvConf".into(), json!(resolv.unwrap_or_default()));
+            if let Some(cidr) = &self.pod_cidr {
+                map.insert("podCIDR".into(), json!(cidr));
+            }
+            map.insert("hairpinMode".into(), json!(self.hairpin_mode.as_str()));
             map.insert(
                 "imageGCHighThresholdPercent".into(),
                 json!(self.image_gc_high_threshold_percent),

@@ -177,7 +177,8 @@ pub async fn run_handler(
             error,
         };
         let port = resolve_container_port(&action.port, container).map_err(&failed)?;
-        let request = HttpGetRequest::for_action(action, POD_IP, port, "lifecycle");
+        let ip = ctx.pod_ip.as_deref().unwrap_or(POD_IP);
+        let request = HttpGetRequest::for_action(action, ip, port, "lifecycle");
         tracing::debug!(pod = %pod_name, container = %container_name, url = %request.url, "running http lifecycle hook");
         return match http_get(&request, timeout).await {
             // Any status will do: the kubelet only checks that a response came back.

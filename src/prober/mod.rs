@@ -28,8 +28,10 @@ pub use worker::{ProbeWorkerHandle, ProbeWorkerSpec, mark_manager_start, spawn_p
 
 use crate::runtime::exec::ExecError;
 
-/// The pod IP probes and hooks target when their action names no host. minikubelet's pods share
-/// the node's network namespace, so every pod's IP is the loopback address.
+/// The pod IP probes and hooks target when their action names no host, for a pod on the node's
+/// network (no CNI network on the node, or `hostNetwork`): the loopback address. A pod with its
+/// own network is reached on its IP (`ExecContext::pod_ip`), from the node's namespace, as the
+/// kubelet does.
 pub const POD_IP: &str = "127.0.0.1";
 
 /// The Kubernetes version minikubelet speaks (k8s-openapi feature `v1_34`); it appears in the

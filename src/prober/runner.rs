@@ -78,7 +78,8 @@ impl Prober for SpecProber {
             Action::Exec(action) => probe_exec(&self.exec, action, self.timeout).await,
             Action::Http(action) => {
                 let port = self.port(&action.port)?;
-                Ok(probe_http(POD_IP, port, action, self.timeout).await)
+                let ip = self.exec.pod_ip.as_deref().unwrap_or(POD_IP);
+                Ok(probe_http(ip, port, action, self.timeout).await)
             }
             Action::Tcp(action) => {
                 let port = self.port(&action.port)?;
@@ -86,7 +87,7 @@ impl Prober for SpecProber {
                     .host
                     .as_deref()
                     .filter(|h| !h.is_empty())
-                    .unwrap_or(POD_IP);
+                    .unwrap_or(self.exec.pod_ip.as_deref().unwrap_or(POD_IP));
                 Ok(probe_tcp(host, port, self.timeout).await)
             }
             Action::Grpc(port) => Err(ProbeError::GrpcUnsupported {

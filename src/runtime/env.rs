@@ -27,11 +27,13 @@ pub enum EnvError {
     Divisor { name: String, divisor: String },
 }
 
-/// Node facts an env var may refer to.
+/// Node facts an env var may refer to, and the pod's IP.
 #[derive(Clone, Debug, Default)]
 pub struct NodeEnv {
-    /// `status.hostIP` (and, with no pod network yet, `status.podIP`).
+    /// `status.hostIP` (and `status.podIP` of a pod on the node's network).
     pub host_ip: String,
+    /// `status.podIP` of a pod with a network of its own (its sandbox's first IP).
+    pub pod_ip: Option<String>,
     /// Allocatable milli-CPU: the value of `limits.cpu` for a container without a CPU limit.
     pub allocatable_milli_cpu: i64,
     /// Allocatable memory in bytes: `limits.memory` for a container without a memory limit.
@@ -139,9 +141,8 @@ fn field_value(pod: &Pod, node: &NodeEnv, path: &str) -> Option<String> {
         "spec.serviceAccountName" => spec
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_default(),
-        "status.hostIP" | "status.hostIPs" | "status.podIP" | "status.podIPs" => {
-            node.host_ip.clone()
-        }
+        "status.hostIP" | "status.hostIPs" => node.host_ip.clone(),
+        "status.podIP" | "status.podIPs" => node.pod_ip.clone().unwrap_or(node.host_ip.clone()),
         "metadata.labels" | "metadata.annotations" => {
             let map = if path == "metadata.labels" {
                 m.labels.as_ref()

@@ -63,6 +63,9 @@ pub struct ExecContext {
     pub oom_score_adj: Option<i32>,
     /// The container's namespaces and root to enter; `None`: the node's (no isolation).
     pub isolation: Option<ExecIsolation>,
+    /// The pod's own IP, which HTTP and TCP probes and hooks target when their action names no
+    /// host; `None`: the pod is on the node's network, reached on the loopback.
+    pub pod_ip: Option<String>,
 }
 
 /// How to enter an isolated container: its PID 1 (whose namespaces and root are joined) and the
@@ -788,6 +791,7 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
                 no_new_privileges: p.no_new_privileges,
                 seccomp: iso.spec.linux.seccomp.clone().map(Box::new),
             }),
+            pod_ip: None,
         });
     }
     Ok(ExecContext {
@@ -799,6 +803,7 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
         cgroup_procs: cfg.cgroup_procs,
         oom_score_adj: cfg.oom_score_adj,
         isolation: None,
+        pod_ip: None,
     })
 }
 

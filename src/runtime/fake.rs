@@ -171,6 +171,7 @@ impl ContainerRuntime for FakeRuntime {
             created_at: jiff::Timestamp::now().to_string(),
             paths: None,
             pid_holder: None,
+            network: None,
         });
         Ok(id)
     }

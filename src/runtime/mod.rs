@@ -16,6 +16,7 @@ pub mod env;
 pub mod exec;
 #[cfg(test)]
 pub mod fake;
+pub mod network;
 pub mod process;
 pub mod shim_runtime;
 pub mod spec;
@@ -215,6 +216,10 @@ pub struct PodSandboxConfig {
     /// the pod's namespaces when the sandbox makes them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// The containers' ports with a `hostPort` (`PortMappings` of the CRI's config): the
+    /// portmap plugin forwards them to the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<network::PortMapping>,
 }
 
 impl PodSandboxConfig {
@@ -280,6 +285,9 @@ pub struct PodSandbox {
     /// the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_holder: Option<i32>,
+    /// The pod's own network (CNI), if it has one: the network's name and the pod's IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<network::SandboxNetwork>,
 }
 
 /// What to run: one container of a pod (the CRI `ContainerConfig` of this agent). The
@@ -374,6 +382,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError>;
     /// `ListPodSandbox`: every sandbox, ready or not (how a restarted agent finds them again).
     fn list_pod_sandboxes(&self) -> Vec<PodSandbox>;
+    /// `PodSandboxStatus`: one sandbox (its network's IPs among the rest).
+    fn pod_sandbox_status(&self, id: &str) -> Option<PodSandbox> {
+        self.list_pod_sandboxes().into_iter().find(|s| s.id == id)
+    }
+    /// Why pods on this node keep the node's network (no CNI network), if they do.
+    fn node_network_reason(&self) -> Option<String> {
+        None
+    }
 
     /// `CreateContainer` + `StartContainer`: returns once the process runs. Blocking (a few
     /// milliseconds): call it from `spawn_blocking`. The error names the container ID the

@@ -35,6 +35,7 @@ use super::{
     SandboxId, ShimState, Started,
 };
 use crate::cgroup::{CgroupFs, CgroupName};
+use crate::sandbox::NsKind;
 use crate::shim::{self, ShimConfig};
 
 /// After a cgroup kill that did not end the shim within `KILL_SETTLE`, the kill is repeated
@@ -64,12 +65,14 @@ pub struct ShimRuntime {
     pod_sandboxes: Option<Arc<PodSandboxes>>,
 }
 
-/// The sandbox manager and the pod IPs its hosts files name.
+/// The sandbox manager, the pods' network, and the IPs of pods on the node's network.
 #[derive(Debug)]
 struct PodSandboxes {
     manager: crate::sandbox::SandboxManager,
-    /// The pods' IPs until pods get a network of their own: the node's.
+    /// The IPs the hosts file of a pod on the node's network names: the node's.
     pod_ips: Vec<String>,
+    /// The pods' own network (CNI); `None`: pods keep the node's network.
+    network: Option<Arc<super::network::PodNetwork>>,
 }
 
 /// What a stop needs of a container: its process, its shim, its cgroup.
@@ -138,14 +141,40 @@ impl ShimRuntime {
         self
     }
 
-    /// Makes real sandboxes for isolated pods with `manager`; `pod_ips` go into their hosts
-    /// files.
+    /// Makes real sandboxes for isolated pods with `manager`; `pod_ips` go into the hosts files
+    /// of pods on the node's network.
     pub fn with_pod_sandboxes(
         mut self,
         manager: crate::sandbox::SandboxManager,
         pod_ips: Vec<String>,
     ) -> Self {
-        self.pod_sandboxes = Some(Arc::new(PodSandboxes { manager, pod_ips }));
+        self.pod_sandboxes = Some(Arc::new(PodSandboxes {
+            manager,
+            pod_ips,
+            network: None,
+        }));
+        self
+    }
+
+    /// Gives isolated pods that are not `hostNetwork` their own network (`network`): the
+    /// sandbox manager then pins a network namespace for each, and the sandbox is set up in it
+    /// through CNI. Call after [`Self::with_pod_sandboxes`]. A `network` without a CNI network
+    /// leaves pods on the node's.
+    pub fn with_pod_network(mut self, network: super::network::PodNetwork) -> Self {
+        if let Some(ps) = self.pod_sandboxes.take() {
+            let ps = Arc::try_unwrap(ps).unwrap_or_else(|arc| PodSandboxes {
+                manager: arc.manager.clone(),
+                pod_ips: arc.pod_ips.clone(),
+                network: arc.network.clone(),
+            });
+            let mut opts = ps.manager.options().clone();
+            opts.pod_network = network.node_network_reason().is_none();
+            self.pod_sandboxes = Some(Arc::new(PodSandboxes {
+                manager: crate::sandbox::SandboxManager::new(opts),
+                pod_ips: ps.pod_ips,
+                network: Some(Arc::new(network)),
+            }));
+        }
         self
     }
 
@@ -551,6 +580,7 @@ impl ContainerRuntime for ShimRuntime {
             created_at: jiff::Timestamp::now().to_string(),
             paths: None,
             pid_holder: None,
+            network: None,
         };
         if config.isolated {
             let err = |message: String| RuntimeError::PodSandbox {
@@ -567,11 +597,39 @@ impl ContainerRuntime for ShimRuntime {
             for ev in &run.events {
                 tracing::warn!(pod = %config.pod_name, podUID = %config.pod_uid, reason = ev.reason, "{}", ev.message);
             }
+            // `setupPodNetwork`, in the namespace just pinned; a failure removes the sandbox
+            // again (the pod worker tries once more later).
+            if let (Some(net), Some(netns)) = (&ps.network, run.paths.namespaces.get(NsKind::Net)) {
+                let pod = config.as_pod();
+                let set_up = net.setup(
+                    &sandbox.id,
+                    netns,
+                    (&config.pod_namespace, &config.pod_name, &config.pod_uid),
+                    &config.port_mappings,
+                );
+                match set_up.and_then(|n| {
+                    ps.manager
+                        .write_hosts_file(&pod, &n.ips)
+                        .map(|()| n)
+                        .map_err(|e| e.to_string())
+                }) {
+                    Ok(n) => {
+                        tracing::info!(pod = %config.pod_name, podUID = %config.pod_uid, sandbox = %sandbox.id,
+                            network = %n.name, pod_ips = ?n.ips, "pod network set up");
+                        sandbox.network = Some(n);
+                    }
+                    Err(message) => {
+                        let _ = ps.manager.remove(&config.pod_uid);
+                        return Err(err(message));
+                    }
+                }
+            }
             if run.paths.pid_holder_needed {
                 match shim::start_pid_holder(&self.shim_exe) {
                     Ok(pid) => sandbox.pid_holder = Some(pid),
                     Err(e) => {
-                        let _ = ps.manager.remove(&config.pod_uid);
+                        sandbox.paths = Some(run.paths);
+                        self.release_pod_sandbox(&sandbox);
                         return Err(err(format!("start the pod's PID namespace holder: {e}")));
                     }
                 }
@@ -619,6 +677,21 @@ impl ContainerRuntime for ShimRuntime {
                 path,
                 source,
             }),
+        }
+    }
+
+    fn pod_sandbox_status(&self, id: &str) -> Option<PodSandbox> {
+        self.read_sandbox(id)
+    }
+
+    fn node_network_reason(&self) -> Option<String> {
+        match self
+            .pod_sandboxes
+            .as_ref()
+            .and_then(|ps| ps.network.as_ref())
+        {
+            Some(n) => n.node_network_reason().map(str::to_string),
+            None => Some("this runtime has no pod network".into()),
         }
     }
 
@@ -885,6 +958,13 @@ impl ShimRuntime {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        // `teardownPodNetwork` first: DEL needs the namespace to reach the pod's end of its veth.
+        if let (Some(paths), Some(ps), Some(n)) = (&sb.paths, &self.pod_sandboxes, &sb.network)
+            && let (Some(net), Some(netns)) = (&ps.network, paths.namespaces.get(NsKind::Net))
+            && let Err(e) = net.teardown(&sb.id, netns, n)
+        {
+            tracing::warn!(podUID = %sb.config.pod_uid, sandbox = %sb.id, error = %e, "tear down the pod's network");
         }
         if let (Some(_), Some(ps)) = (&sb.paths, &self.pod_sandboxes)
             && let Err(e) = ps.manager.remove(&sb.config.pod_uid)

@@ -10,9 +10,9 @@
 //! `sandbox/ns/{ipc,uts,net}` and `sandbox/sandbox.json` (what [`SandboxManager::adopt`] needs
 //! after a restart; written last, so a sandbox without it was never finished).
 //!
-//! The network namespace is not made until pods get a network of their own (the pod-networking
-//! issue): [`SandboxOptions::pod_network`] is off, pods stay on the node's network, and
-//! [`SandboxPaths::namespaces`]`.net` is `None`.
+//! The network namespace is made only when the node's pods get a network of their own
+//! ([`SandboxOptions::pod_network`], set when the runtime has a CNI network); otherwise pods stay
+//! on the node's network and [`SandboxPaths::namespaces`]`.net` is `None`.
 //!
 //! The runtime calls [`SandboxManager::run_pod_sandbox`] before a pod's first container,
 //! [`SandboxManager::adopt`] for a pod found running at start, and
@@ -94,8 +94,8 @@ pub struct SandboxOptions {
     pub dns: dns::Configurer,
     /// The node's hosts file, copied for host-network pods (`/etc/hosts`).
     pub node_hosts_file: PathBuf,
-    /// Give each pod its own network namespace. Off until the pod-networking issue: a new
-    /// network namespace has only a loopback, and pods must keep the node's network.
+    /// Give each pod that is not `hostNetwork` its own network namespace (the runtime's pod
+    /// network, CNI, is on: `crate::runtime::network`). Off, pods keep the node's network.
     pub pod_network: bool,
 }
 
@@ -351,7 +351,7 @@ impl SandboxManager {
                 tracing::info!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), podUID = %uid,
                     hostname = %paths.hostname, namespaces = ?paths.namespaces.kinds(),
                     pidHolderNeeded = paths.pid_holder_needed,
-                    "pod sandbox ready (namespaces pinned without a pause process; pod network: node's)");
+                    "pod sandbox ready (namespaces pinned without a pause process)");
                 Ok(SandboxRun { paths, events })
             }
             Err(e) => {
@@ -361,6 +361,22 @@ impl SandboxManager {
                 Err(e)
             }
         }
+    }
+
+    /// Rewrites the pod's hosts file with `pod_ips`, once its network has given it its own
+    /// (the kubelet writes the file with the sandbox's IPs: `makeMounts`). A host-network pod's
+    /// file is the node's and is left alone.
+    pub fn write_hosts_file(&self, pod: &Pod, pod_ips: &[String]) -> Result<(), SandboxError> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let pod_dir = self.pod_dir(uid)?;
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.host_network.unwrap_or(false) {
+            return Ok(());
+        }
+        let aliases = spec.host_aliases.clone().unwrap_or_default();
+        let (short, domain) = hosts::pod_hostname_and_domain(pod, &self.opts.dns.cluster_domain)?;
+        let content = hosts::managed_hosts_content(pod_ips, &short, &domain, &aliases);
+        write_atomic(&pod_dir.join("etc-hosts"), content.as_bytes())
     }
 
     /// Find the sandbox of `uid` after an agent restart. `Ok(None)`: there is none (left-overs

@@ -456,7 +456,7 @@ async fn port_forward(
         return status::not_found("pod does not exist");
     };
     stream_to(req, || {
-        tracing::info!(pod = %pod_name, ?ports, "port-forward (pods share the node's network: ports are dialed on 127.0.0.1)");
+        tracing::info!(pod = %pod_name, ?ports, "port-forward (dialed on 127.0.0.1 in the pod's network namespace, or the node's for a pod on the node's network)");
         s.streaming.get_port_forward(PortForwardRequest {
             pod_sandbox_id: pod.metadata.uid.clone().unwrap_or_default(),
             pod_name: pod_name.clone(),

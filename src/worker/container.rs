@@ -427,7 +427,7 @@ impl PodWorker {
             );
             return false;
         }
-        let envs = match env::make_environment(&pod, &spec, &ctx.node) {
+        let envs = match env::make_environment(&pod, &spec, &self.node_env()) {
             Ok(e) => e,
             Err(e) => {
                 self.slots[i].config_error = true;
@@ -523,6 +523,8 @@ impl PodWorker {
             ctx.cm.container_procs_files(&cgroup),
             &ctx,
         );
+        // HTTP and TCP probes and hooks reach a pod with its own network on its IP.
+        exec.pod_ip = self.pod_ips.first().cloned();
         if let Some(img) = &image {
             exec.env = img.process.env.clone();
             exec.working_dir = Some(img.process.cwd.clone().into());
@@ -913,7 +915,7 @@ impl PodWorker {
                 tracing::info!(pod = %self.pod_name(), container = %rec.meta.container_name, pid = state.pid, "re-adopted running container");
                 let spec = self.slots[i].spec.clone();
                 let envs =
-                    env::make_environment(&self.pod, &spec, &self.ctx.node).unwrap_or_default();
+                    env::make_environment(&self.pod, &spec, &self.node_env()).unwrap_or_default();
                 let procs = self.ctx.cm.container_procs_files(&cgroup);
                 // An isolated container is entered by its running process's namespaces, with
                 // the process it was started with (for an image container: the image's env,
@@ -1014,6 +1016,12 @@ impl PodWorker {
             });
         }
         let host_ip = self.ctx.node.host_ip.clone();
+        // The sandbox's IPs, else (the node's network) the node's.
+        let pod_ips = if self.pod_ips.is_empty() {
+            vec![host_ip.clone()]
+        } else {
+            self.pod_ips.clone()
+        };
         PodStatus {
             phase: Some(phase),
             reason,
@@ -1023,8 +1031,13 @@ impl PodWorker {
             host_ips: Some(vec![k8s_openapi::api::core::v1::HostIP {
                 ip: host_ip.clone(),
             }]),
-            pod_ip: Some(host_ip.clone()),
-            pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP { ip: host_ip }]),
+            pod_ip: pod_ips.first().cloned(),
+            pod_ips: Some(
+                pod_ips
+                    .into_iter()
+                    .map(|ip| k8s_openapi::api::core::v1::PodIP { ip })
+                    .collect(),
+            ),
             start_time: Some(Time(self.start_time)),
             qos_class: Some(qos_class(&self.pod).as_str().to_string()),
             init_container_statuses: (!init.is_empty()).then_some(init),
@@ -1178,6 +1191,7 @@ fn exec_context(
                 .max(ctx.oom_score_adj_floor),
         ),
         isolation: None,
+        pod_ip: None,
     }
 }
 

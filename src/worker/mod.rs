@@ -163,6 +163,8 @@ struct PodWorker {
     volumes_ready: bool,
     /// The pod's sandbox, once made (or found again after an agent restart).
     sandbox_id: Option<String>,
+    /// The pod's own IPs (its sandbox's network); empty: the node's network.
+    pod_ips: Vec<String>,
 }
 
 impl PodWorker {
@@ -195,6 +197,7 @@ impl PodWorker {
             volumes_set_up: false,
             volumes_ready: false,
             sandbox_id: None,
+            pod_ips: Vec::new(),
         }
     }
 
@@ -213,6 +216,7 @@ impl PodWorker {
                 .find(|s| s.config.pod_uid == uid && s.ready)
         {
             tracing::info!(pod = %self.pod_name(), podUID = %uid, sandbox = %sb.id, "re-adopted the pod's sandbox");
+            self.pod_ips = sb.network.map(|n| n.ips).unwrap_or_default();
             self.sandbox_id = Some(sb.id);
             return;
         }
@@ -223,6 +227,25 @@ impl PodWorker {
         {
             Ok(id) => {
                 tracing::debug!(pod = %self.pod_name(), podUID = %uid, sandbox = %id, "pod sandbox created");
+                let sb = self.ctx.runtime.pod_sandbox_status(&id);
+                self.pod_ips = sb
+                    .as_ref()
+                    .and_then(|s| s.network.as_ref())
+                    .map(|n| n.ips.clone())
+                    .unwrap_or_default();
+                // A pod that asked for its own network but keeps the node's says why.
+                let host_network = sb.as_ref().is_some_and(|s| s.config.host_network);
+                if self.pod_ips.is_empty()
+                    && !host_network
+                    && let Some(why) = self.ctx.runtime.node_network_reason()
+                {
+                    self.event(
+                        EventType::Normal,
+                        events::NODE_NETWORK,
+                        None,
+                        format!("Pod uses the node's network: {why} (docs/networking.md)"),
+                    );
+                }
                 self.sandbox_id = Some(id);
             }
             Err(e) => {
@@ -251,6 +274,14 @@ impl PodWorker {
                 tracing::warn!(pod = %self.pod_name(), sandbox = %id, error = %e, "remove pod sandbox");
             }
             self.sandbox_id = None;
+        }
+    }
+
+    /// The node's facts for env vars and volumes, with the pod's own IP once it has one.
+    fn node_env(&self) -> crate::runtime::env::NodeEnv {
+        crate::runtime::env::NodeEnv {
+            pod_ip: self.pod_ips.first().cloned(),
+            ..self.ctx.node.clone()
         }
     }
 
@@ -543,7 +574,7 @@ impl PodWorker {
             &self.ctx.root_dir,
             &self.pod,
             memory_limit,
-            &self.ctx.node,
+            &self.node_env(),
         ) {
             Ok(_) => self.volumes_ready = true,
             Err(e) => {
@@ -698,6 +729,19 @@ fn sandbox_config(pod: &Pod, ctx: &PodContext) -> PodSandboxConfig {
         annotations: pod.metadata.annotations.clone().unwrap_or_default(),
         set_hostname_as_fqdn: flag(|s| s.set_hostname_as_fqdn),
         sysctls: crate::sysctl::pod_sysctls(pod).into_iter().collect(),
+        port_mappings: spec
+            .into_iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| {
+                Some(crate::runtime::network::PortMapping {
+                    host_port: u16::try_from(p.host_port?).ok().filter(|h| *h > 0)?,
+                    container_port: u16::try_from(p.container_port).ok()?,
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    host_ip: p.host_ip.clone().unwrap_or_default(),
+                })
+            })
+            .collect(),
         // Host-filesystem pods, and every pod run from its image (the ImageRootfs gate).
         isolated: ctx.images.is_some()
             || pod

@@ -76,6 +76,7 @@ fn harness() -> Harness {
         statuses: Arc::new(StatusManager::default()),
         node: NodeEnv {
             host_ip: "10.0.0.1".into(),
+            pod_ip: None,
             allocatable_milli_cpu: 4000,
             allocatable_memory: 8 << 30,
             allocatable_ephemeral_storage: 100 << 30,

@@ -26,7 +26,7 @@ use serde_json::Value;
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Controllers whose hierarchies get a test cgroup on v1 (the ones the agent uses).
-const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "freezer"];
+const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"];
 
 /// A cgroup created for one test, in every hierarchy the agent uses.
 pub struct TestCgroup {

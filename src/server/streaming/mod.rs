@@ -580,6 +580,19 @@ async fn serve_port_forward(
     let idle = srv.config.idle_timeout;
     let creation = srv.config.stream_creation_timeout;
     let pod = pf.pod_name.clone();
+    // The pod's own network namespace, if its sandbox has one: ports are dialed on its loopback.
+    let netns = srv
+        .runtime
+        .list_pod_sandboxes()
+        .into_iter()
+        .rev()
+        .find(|s| s.config.pod_uid == pf.pod_sandbox_id && s.ready)
+        .and_then(|s| s.paths)
+        .and_then(|p| {
+            p.namespaces
+                .get(crate::sandbox::NsKind::Net)
+                .map(std::path::Path::to_path_buf)
+        });
     match upgrade_kind(req.headers()) {
         Upgrade::WebSocket => {
             let (mut ws, headers) = match websocket(req).await {
@@ -598,7 +611,7 @@ async fn serve_port_forward(
             ws.on_upgrade(move |socket| async move {
                 let _permit = permit;
                 let io = portforward::tunnel(socket);
-                portforward::serve_spdy(io, pod, idle, creation).await;
+                portforward::serve_spdy(io, pod, netns, idle, creation).await;
             })
         }
         Upgrade::Spdy => {
@@ -618,7 +631,7 @@ async fn serve_port_forward(
                 portforward::PORT_FORWARD_PROTOCOL,
                 move |io| async move {
                     let _permit = permit;
-                    portforward::serve_spdy(io, pod, idle, creation).await;
+                    portforward::serve_spdy(io, pod, netns, idle, creation).await;
                 },
             )
         }

@@ -42,9 +42,39 @@ const COPY_CHUNK: usize = 32 * 1024;
 /// Bytes buffered inside the WebSocket tunnel's pipe.
 const TUNNEL_BUFFER: usize = 64 * 1024;
 
-/// The pod's address for `port`.
+/// The pod's address for `port`: its loopback (containerd's `portForward` dials `localhost` in
+/// the pod's network namespace).
 fn pod_addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Dials `port` on the loopback of the network namespace at `netns` (the pod's own), or of the
+/// node's when `None` (a pod on the node's network). The socket is made on a short-lived thread
+/// that enters the namespace, so no thread of the agent stays in a pod's namespace; a socket
+/// keeps the namespace it was made in.
+async fn dial(netns: Option<&std::path::Path>, port: u16) -> std::io::Result<TcpStream> {
+    let Some(netns) = netns else {
+        return TcpStream::connect(pod_addr(port)).await;
+    };
+    let netns = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("mkl-portforward-dial".into())
+        .spawn(move || {
+            let r = (|| -> std::io::Result<std::net::TcpStream> {
+                let ns = std::fs::File::open(&netns)?;
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)?;
+                let s = std::net::TcpStream::connect_timeout(&pod_addr(port), DIAL_TIMEOUT)?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })();
+            let _ = tx.send(r);
+        })?;
+    let s = rx
+        .await
+        .map_err(|_| std::io::Error::other("the dialing thread ended"))??;
+    TcpStream::from_std(s)
 }
 
 /// The streams of one forwarded connection, as they arrive.
@@ -87,8 +117,13 @@ fn request_id(s: &Stream, kind: &str) -> String {
 
 /// Serves port-forwarding over one SPDY connection until the client is done.
 /// `stream_creation_timeout` bounds how long half a pair may wait for the other half.
-pub async fn serve_spdy<IO>(io: IO, pod: String, idle: Duration, stream_creation_timeout: Duration)
-where
+pub async fn serve_spdy<IO>(
+    io: IO,
+    pod: String,
+    netns: Option<std::path::PathBuf>,
+    idle: Duration,
+    stream_creation_timeout: Duration,
+) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let (streams_tx, mut streams_rx) = mpsc::channel(8);
@@ -122,7 +157,7 @@ where
                 if pair.error.is_some() && pair.data.is_some()
                     && let Some(Pair { port, error: Some(error), data: Some(data), .. }) = pairs.remove(&id)
                 {
-                    tokio::spawn(forward(pod.clone(), port, data, error));
+                    tokio::spawn(forward(pod.clone(), netns.clone(), port, data, error));
                 }
             }
             _ = tick.tick() => {
@@ -151,12 +186,18 @@ where
 }
 
 /// One forwarded connection: dial, then copy both ways until both directions are done.
-async fn forward(pod: String, port: u16, data: Stream, error: Stream) {
+async fn forward(
+    pod: String,
+    netns: Option<std::path::PathBuf>,
+    port: u16,
+    data: Stream,
+    error: Stream,
+) {
     let (mut data_rx, data_tx) = data.split();
     let (mut error_rx, error_tx) = error.split();
     // The client never writes on the error stream; drain it so its FIN is consumed.
     tokio::spawn(async move { while error_rx.recv().await.is_some() {} });
-    let conn = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(pod_addr(port))).await {
+    let conn = match tokio::time::timeout(DIAL_TIMEOUT, dial(netns.as_deref(), port)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return fail(&pod, port, &data_tx, &error_tx, e.to_string()).await,
         Err(_) => return fail(&pod, port, &data_tx, &error_tx, "dial timed out".into()).await,
@@ -288,6 +329,7 @@ mod tests {
         let srv = tokio::spawn(serve_spdy(
             server,
             "web-node".into(),
+            None,
             Duration::from_secs(10),
             Duration::from_secs(5),
         ));
