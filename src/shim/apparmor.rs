@@ -69,7 +69,8 @@ profile minikubelet-default flags=(attach_disconnected,mediate_deleted) {
 
 /// Whether the kernel has AppArmor on: securityfs shows it and the module's `enabled`
 /// parameter is `Y` (runc's `IsEnabled`, which the kubelet's admit handler calls). Read at each
-/// call: a few hundred nanoseconds, and a node where securityfs is mounted later is seen.
+/// call (a stat and a one-line read, microseconds), so a node where securityfs is mounted after
+/// the agent started is seen.
 pub fn enabled() -> bool {
     Path::new(APPARMOR_FS).is_dir()
         && std::fs::read(ENABLED_PARAMETER).is_ok_and(|v| v.first() == Some(&b'Y'))
