@@ -12,11 +12,14 @@ say() { echo "deps: $*"; }
 
 apt_pkgs=(qemu-system-x86 qemu-utils debootstrap zstd xz-utils e2fsprogs systemd util-linux
           procps iproute2 curl ca-certificates openssl gcc libc6-dev python3 python3-pip
-          jq docker-registry busybox-static skopeo umoci runc containernetworking-plugins iptables)
+          jq docker-registry busybox-static skopeo umoci runc containernetworking-plugins iptables
+          apparmor)
 # jq: the labs read the API with it (tests/labs.rs); docker-registry, busybox-static, skopeo,
 # umoci: tests/images.rs (a loopback registry and images built from busybox); runc: the
 # oracle of tests/oci_oracle.rs; containernetworking-plugins (the CNI plugins, in /usr/lib/cni)
-# and iptables (portmap and the bridge's ipMasq run it): tests/cni.rs.
+# and iptables (portmap and the bridge's ipMasq run it): tests/cni.rs, tests/pod_network.rs;
+# apparmor: apparmor_parser compiles the VM test's AppArmor profile (tests/vm/run-all.sh) and
+# checks that minikubelet's default profile compiles (unit test).
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -11,8 +11,9 @@
 //!
 //! Pod `sysctls` are the sysctl admit handler's (`crate::sysctl`). A field that is set but not
 //! enforced is never run without: [`admit`] refuses the pod with
-//! the field and the fix (reason `AppArmor` as the kubelet's AppArmor admit handler, otherwise
-//! `SecurityContextNotEnforced`, minikubelet's own; docs/deviations.md). `supplementalGroupsPolicy`
+//! the field and the fix (reason `AppArmor` as the kubelet's AppArmor admit handler, for an
+//! AppArmor profile on a node without AppArmor; otherwise `SecurityContextNotEnforced`,
+//! minikubelet's own; docs/deviations.md). `supplementalGroupsPolicy`
 //! is applied where the groups are made (`worker/container.rs`: `Merge`, the default, adds the
 //! image's `/etc/group` memberships of the user; `Strict` does not).
 
@@ -24,7 +25,9 @@ use k8s_openapi::api::core::v1::{
 use std::path::{Path, PathBuf};
 
 use crate::api::format_pod;
-use crate::runtime::spec::{LinuxContainerSecurityContext, SeccompProfile};
+use crate::runtime::spec::{
+    AppArmorProfile as AppArmorChoice, LinuxContainerSecurityContext, SeccompProfile,
+};
 
 /// The admission reason of a pod asking for a security setting minikubelet does not enforce.
 pub const SECURITY_CONTEXT_NOT_ENFORCED: &str = "SecurityContextNotEnforced";
@@ -87,6 +90,20 @@ fn seccomp_profile(p: Option<&SeccompProfileSpec>, opts: &Options) -> SeccompPro
     }
 }
 
+/// The kubelet's `GetProfile` for the `appArmorProfile` fields: the container's, else the
+/// pod's. The deprecated annotations (`container.apparmor.security.beta.kubernetes.io/<name>`,
+/// which the kubelet reads between the two) are not read: [`admit`] refuses a pod that sets one.
+fn app_armor_profile(p: Option<&AppArmorProfile>) -> AppArmorChoice {
+    match p {
+        None => AppArmorChoice::Unset,
+        Some(p) => match (p.type_.as_str(), p.localhost_profile.as_deref()) {
+            ("RuntimeDefault", _) => AppArmorChoice::RuntimeDefault,
+            ("Localhost", Some(name)) => AppArmorChoice::Localhost(name.to_string()),
+            _ => AppArmorChoice::Unconfined,
+        },
+    }
+}
+
 /// `determineEffectiveSecurityContext` for `c` of `pod`.
 pub fn determine_effective(pod: &Pod, c: &Container, opts: &Options) -> Effective {
     let psc = pod_sc(pod);
@@ -121,6 +138,10 @@ pub fn determine_effective(pod: &Pod, c: &Container, opts: &Options) -> Effectiv
                 csc.and_then(|s| s.seccomp_profile.as_ref())
                     .or_else(|| psc.and_then(|s| s.seccomp_profile.as_ref())),
                 opts,
+            ),
+            apparmor: app_armor_profile(
+                csc.and_then(|s| s.app_armor_profile.as_ref())
+                    .or_else(|| psc.and_then(|s| s.app_armor_profile.as_ref())),
             ),
         },
     }
@@ -183,12 +204,15 @@ pub struct NotEnforced {
     pub message: String,
 }
 
-/// Whether the kernel has AppArmor on (the kubelet's `apparmor.IsEnabled`, which reads the
-/// module's `enabled` parameter).
+/// Whether the kernel has AppArmor on (the kubelet's `apparmor.IsEnabled`, runc's: securityfs
+/// shows it and the module's `enabled` parameter is `Y`).
 pub fn app_armor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|v| v.trim() == "Y")
+    crate::shim::apparmor::enabled()
 }
+
+/// The prefix of the deprecated per-container AppArmor annotations (before Kubernetes 1.30's
+/// `appArmorProfile` field); the value `unconfined` asks for nothing.
+pub const APP_ARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// A seccomp or AppArmor profile type that asks for nothing.
 fn unconfined(kind: &str) -> bool {
@@ -202,6 +226,14 @@ fn not_enforced(field: String, what: &str, fix: &str) -> NotEnforced {
     }
 }
 
+/// The kubelet's AppArmor admit handler's refusal: its reason and `Cannot enforce AppArmor: `.
+fn app_armor_refused(why: String) -> NotEnforced {
+    NotEnforced {
+        reason: APP_ARMOR,
+        message: format!("Cannot enforce AppArmor: {why}"),
+    }
+}
+
 /// The fields the pod's and a container's security context share, checked alike; `at` is the
 /// path of the security context (`spec.securityContext`, `spec.containers[0].securityContext`).
 fn check_shared(
@@ -209,24 +241,30 @@ fn check_shared(
     app_armor: Option<&AppArmorProfile>,
     se_linux: bool,
     windows: bool,
+    app_armor_on: bool,
 ) -> Result<(), NotEnforced> {
     let f = |name: &str| format!("{at}.{name}");
-    if app_armor.is_some_and(|p| !unconfined(&p.type_)) {
-        // The kubelet's AppArmor admit handler (`pkg/security/apparmor/validate.go`) refuses
-        // a profile on a host whose kernel has AppArmor off, in these words; on a host that has
-        // it, minikubelet does not apply profiles yet (docs/deviations.md).
-        let message = if app_armor_enabled() {
-            format!(
-                "Cannot enforce AppArmor: minikubelet does not apply AppArmor profiles yet ({}); remove the field or set type Unconfined",
-                f("appArmorProfile")
-            )
-        } else {
-            "Cannot enforce AppArmor: AppArmor is not enabled on the host".to_string()
-        };
-        return Err(NotEnforced {
-            reason: APP_ARMOR,
-            message,
-        });
+    if let Some(p) = app_armor.filter(|p| !unconfined(&p.type_)) {
+        // The kubelet's AppArmor admit handler (`pkg/security/apparmor/validate.go`): a
+        // profile on a node whose kernel has AppArmor off is refused in these words; where it
+        // is on, a Localhost profile needs a name. Whether that profile is loaded is the
+        // runtime's to find out: a missing one is the container's CreateContainerError.
+        if !app_armor_on {
+            return Err(app_armor_refused(
+                "AppArmor is not enabled on the host".into(),
+            ));
+        }
+        if p.type_ == "Localhost"
+            && p.localhost_profile
+                .as_deref()
+                .is_none_or(|n| n.trim().is_empty())
+        {
+            return Err(app_armor_refused(format!(
+                "invalid empty AppArmor profile name: {:?} ({})",
+                p.localhost_profile.as_deref().unwrap_or_default(),
+                f("appArmorProfile.localhostProfile")
+            )));
+        }
     }
     if se_linux {
         return Err(not_enforced(
@@ -248,11 +286,36 @@ fn check_shared(
 /// Refuses `pod` if any of its security settings is one minikubelet does not enforce yet: the
 /// first such field, with what to do instead. Everything else in the security context is
 /// applied (user, groups, `fsGroup` as a group, `runAsNonRoot`, capabilities, privileged,
-/// `allowPrivilegeEscalation`, `readOnlyRootFilesystem`, seccomp `RuntimeDefault`).
+/// `allowPrivilegeEscalation`, `readOnlyRootFilesystem`, seccomp, AppArmor where the kernel
+/// has it: `crate::runtime::spec::choose_apparmor`).
 pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
+    admit_on(pod, app_armor_enabled())
+}
+
+/// [`admit`] on a node with AppArmor on or off.
+fn admit_on(pod: &Pod, app_armor_on: bool) -> Result<(), NotEnforced> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(());
     };
+    // The deprecated annotations: the kubelet still reads them (a static pod's are not synced
+    // into the fields); minikubelet does not, so a pod that sets one is refused rather than
+    // run without the profile it names.
+    let mut annotations = pod.metadata.annotations.iter().flatten();
+    if let Some((key, _)) =
+        annotations.find(|(k, v)| k.starts_with(APP_ARMOR_ANNOTATION_PREFIX) && *v != "unconfined")
+    {
+        if !app_armor_on {
+            return Err(app_armor_refused(
+                "AppArmor is not enabled on the host".into(),
+            ));
+        }
+        return Err(NotEnforced {
+            reason: SECURITY_CONTEXT_NOT_ENFORCED,
+            message: format!(
+                "metadata.annotations[{key}]: minikubelet does not read the deprecated AppArmor annotations; set securityContext.appArmorProfile instead (localhost/<name> is type Localhost with localhostProfile: <name>, runtime/default is type RuntimeDefault)"
+            ),
+        });
+    }
     if let Some(sc) = spec.security_context.as_ref() {
         let at = "spec.securityContext";
         check_shared(
@@ -260,6 +323,7 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
             sc.app_armor_profile.as_ref(),
             sc.se_linux_options.is_some(),
             sc.windows_options.is_some(),
+            app_armor_on,
         )?;
         if sc.se_linux_change_policy.is_some() {
             return Err(not_enforced(
@@ -279,6 +343,7 @@ pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
             sc.app_armor_profile.as_ref(),
             sc.se_linux_options.is_some(),
             sc.windows_options.is_some(),
+            app_armor_on,
         )?;
         if sc.proc_mount.as_deref().is_some_and(|m| m != "Default") {
             return Err(not_enforced(
@@ -448,7 +513,8 @@ mod tests {
 
     #[test]
     fn settings_that_are_not_enforced_refuse_the_pod() {
-        let refused = |psc, csc| admit(&one(psc, csc)).err();
+        // On a node without AppArmor (this table's AppArmor rows; the next test has the rest).
+        let refused = |psc, csc| admit_on(&one(psc, csc), false).err();
         assert_eq!(
             refused(
                 json!({"fsGroup": 5, "runAsNonRoot": true}),
@@ -485,10 +551,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.reason, APP_ARMOR);
-        assert!(
-            e.message.starts_with("Cannot enforce AppArmor: "),
-            "{}",
-            e.message
+        assert_eq!(
+            e.message,
+            "Cannot enforce AppArmor: AppArmor is not enabled on the host"
         );
         for (psc, csc, field) in [
             (
@@ -505,5 +570,95 @@ mod tests {
             let e = refused(psc, csc).unwrap();
             assert!(e.message.starts_with(field), "{field}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn app_armor_profiles_as_the_kubelet_admits_and_resolves_them() {
+        let of = |psc, csc| {
+            let p = one(psc, csc);
+            determine_effective(
+                &p,
+                &p.spec.as_ref().unwrap().containers[0],
+                &Options::default(),
+            )
+            .linux
+            .apparmor
+        };
+        assert_eq!(of(json!({}), json!({})), AppArmorChoice::Unset);
+        assert_eq!(
+            of(
+                json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+                json!({})
+            ),
+            AppArmorChoice::RuntimeDefault
+        );
+        // The container's wins over the pod's.
+        assert_eq!(
+            of(
+                json!({"appArmorProfile": {"type": "RuntimeDefault"}}),
+                json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "mkl-test"}})
+            ),
+            AppArmorChoice::Localhost("mkl-test".into())
+        );
+        assert_eq!(
+            of(
+                json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "mkl-test"}}),
+                json!({"appArmorProfile": {"type": "Unconfined"}})
+            ),
+            AppArmorChoice::Unconfined
+        );
+
+        // Where the kernel has AppArmor every type is admitted (the runtime looks for the
+        // profile); a Localhost profile needs a name.
+        let on = |psc, csc| admit_on(&one(psc, csc), true).err();
+        for t in ["RuntimeDefault", "Unconfined"] {
+            assert_eq!(on(json!({"appArmorProfile": {"type": t}}), json!({})), None);
+        }
+        assert_eq!(
+            on(
+                json!({}),
+                json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "not-loaded"}})
+            ),
+            None
+        );
+        let e = on(
+            json!({}),
+            json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": " "}}),
+        )
+        .unwrap();
+        assert_eq!(e.reason, APP_ARMOR);
+        assert_eq!(
+            e.message,
+            "Cannot enforce AppArmor: invalid empty AppArmor profile name: \" \" (spec.containers[0].securityContext.appArmorProfile.localhostProfile)"
+        );
+
+        // The deprecated annotations are not read: refused, with the field to use instead,
+        // or in the kubelet's words where the node has no AppArmor; `unconfined` asks nothing.
+        let annotated = |value: &str| {
+            let mut p = one(json!({}), json!({}));
+            p.metadata.annotations = Some(
+                [(format!("{APP_ARMOR_ANNOTATION_PREFIX}c"), value.to_string())]
+                    .into_iter()
+                    .collect(),
+            );
+            p
+        };
+        let e = admit_on(&annotated("localhost/mkl-test"), true).unwrap_err();
+        assert_eq!(e.reason, SECURITY_CONTEXT_NOT_ENFORCED);
+        assert!(
+            e.message.starts_with("metadata.annotations[container.apparmor.security.beta.kubernetes.io/c]: minikubelet does not read the deprecated AppArmor annotations; set securityContext.appArmorProfile"),
+            "{}",
+            e.message
+        );
+        let e = admit_on(&annotated("runtime/default"), false).unwrap_err();
+        assert_eq!(
+            (e.reason, e.message.as_str()),
+            (
+                APP_ARMOR,
+                "Cannot enforce AppArmor: AppArmor is not enabled on the host"
+            )
+        );
+        assert_eq!(admit_on(&annotated("unconfined"), false), Ok(()));
+        assert_eq!(admit_on(&annotated("unconfined"), true), Ok(()));
     }
 }

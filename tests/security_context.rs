@@ -189,23 +189,16 @@ fn what_cannot_be_enforced_is_refused_with_the_reason() {
         "badcap.yaml",
         &pod("badcap", "{capabilities: {add: [CAP_NET_ADMIN]}}"),
     );
-    let refused = a.wait_for("apparmor refused", T, |a| {
-        a.pod("apparmor")
-            .filter(|p| p["status"]["phase"] == "Failed")
-    });
-    // The kubelet's AppArmor admit handler, in its words where the kernel has no AppArmor.
-    assert_eq!(refused["status"]["reason"], "AppArmor");
-    let msg = refused["status"]["message"].as_str().unwrap();
-    let apparmor_on = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|v| v.trim() == "Y");
-    if apparmor_on {
-        assert!(
-            msg.starts_with("Pod was rejected: Cannot enforce AppArmor: "),
-            "{msg}"
-        );
-    } else {
+    // The kubelet's AppArmor admit handler, in its words where the kernel has no AppArmor;
+    // where it has, the profile is applied (`apparmor_profiles_where_the_kernel_has_them`).
+    if apparmor_off_because().is_some() {
+        let refused = a.wait_for("apparmor refused", T, |a| {
+            a.pod("apparmor")
+                .filter(|p| p["status"]["phase"] == "Failed")
+        });
+        assert_eq!(refused["status"]["reason"], "AppArmor");
         assert_eq!(
-            msg,
+            refused["status"]["message"].as_str().unwrap(),
             "Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host"
         );
     }
@@ -492,4 +485,182 @@ spec:
     let pod = a.pod("d").unwrap();
     assert_eq!(line(&logs_of(&a, &pod, "plain"), "Seccomp:"), "2");
     assert_eq!(line(&logs_of(&a, &pod, "unconfined"), "Seccomp:"), "0");
+}
+
+/// Why the kernel's AppArmor cannot be used here, if it cannot (runc's and the kubelet's
+/// `IsEnabled`: securityfs shows it and the module's `enabled` parameter is `Y`).
+fn apparmor_off_because() -> Option<&'static str> {
+    let on = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y");
+    if !on {
+        Some("the kernel has no AppArmor on")
+    } else if !std::path::Path::new("/sys/kernel/security/apparmor").is_dir() {
+        Some("securityfs does not show AppArmor (/sys/kernel/security/apparmor)")
+    } else {
+        None
+    }
+}
+
+/// The profiles this test loaded, removed again (`apparmor_parser -R`) when it ends, also on
+/// failure; the default profile only if it was not loaded before.
+struct LoadedProfiles {
+    parser: std::path::PathBuf,
+    texts: Vec<String>,
+}
+
+impl LoadedProfiles {
+    fn load(&mut self, text: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&self.parser)
+            .arg("-Kr")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run apparmor_parser");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        self.texts.push(text.to_string());
+        assert!(child.wait().unwrap().success(), "apparmor_parser -r");
+    }
+}
+
+impl Drop for LoadedProfiles {
+    fn drop(&mut self) {
+        use std::io::Write;
+        for text in &self.texts {
+            let Ok(mut child) = std::process::Command::new(&self.parser)
+                .arg("-R")
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+            else {
+                continue;
+            };
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(text.as_bytes());
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+fn apparmor_loaded(name: &str) -> bool {
+    std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
+        .is_ok_and(|t| t.lines().any(|l| l.starts_with(&format!("{name} ("))))
+}
+
+/// AppArmor where the kernel has it (skipped, with the reason, where it has not or
+/// `apparmor_parser` is missing): a `Localhost` profile the kernel has loaded is the
+/// container's (`attr/current`) and refuses what it denies, and `kubectl exec` runs under it
+/// too; `RuntimeDefault` runs under minikubelet's default profile, loaded with
+/// `apparmor_parser`; a privileged container gets no default profile; a `Localhost` profile
+/// that is not loaded is the container's `CreateContainerError` in containerd's words, until it
+/// is loaded (tried again every 10 s).
+#[test]
+fn apparmor_profiles_where_the_kernel_has_them() {
+    if let Some(why) = apparmor_off_because() {
+        println!("skipped: {why}");
+        return;
+    }
+    let Some(parser) = ["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        println!(
+            "skipped: no apparmor_parser to load the test's profile (Debian's apparmor package)"
+        );
+        return;
+    };
+    let profile = |name: &str| {
+        format!(
+            "profile {name} flags=(attach_disconnected,mediate_deleted) {{\n  file,\n  network,\n  capability,\n  signal,\n  ptrace,\n  unix,\n  umount,\n  deny /tmp/aa-denied w,\n}}\n"
+        )
+    };
+    let default_was_loaded = apparmor_loaded("minikubelet-default");
+    let mut loaded = LoadedProfiles {
+        parser: parser.clone(),
+        texts: vec![],
+    };
+    loaded.load(&profile("mkl-it-test"));
+    let a = Agent::start(&[]);
+    if !default_was_loaded {
+        // What the agent loads for RuntimeDefault goes again at the end: `-R` needs only the name.
+        loaded
+            .texts
+            .push("profile minikubelet-default {}\n".to_string());
+    }
+    let probe = "echo current=$(cat /proc/self/attr/apparmor/current 2>/dev/null || cat /proc/self/attr/current); if touch /tmp/aa-denied 2>/dev/null; then echo denied=written; else echo denied=refused; fi; echo done; while :; do sleep 1; done";
+    let container = |name: &str, sc: &str| {
+        format!(
+            "  - name: {name}\n    image: localhost/busybox:test\n    command: [sh, -c, \"{probe}\"]\n    securityContext: {sc}\n"
+        )
+    };
+    a.write_manifest(
+        "aa.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: aa}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n{}{}{}",
+            container(
+                "local",
+                "{appArmorProfile: {type: Localhost, localhostProfile: mkl-it-test}}"
+            ),
+            container("default", "{appArmorProfile: {type: RuntimeDefault}}"),
+            container(
+                "privileged",
+                "{privileged: true, appArmorProfile: {type: RuntimeDefault}}"
+            ),
+        ),
+    );
+    a.write_manifest(
+        "later.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: later}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n{}",
+            container(
+                "c",
+                "{appArmorProfile: {type: Localhost, localhostProfile: mkl-it-later}}"
+            ),
+        ),
+    );
+    a.wait_running("aa", "privileged", T);
+    let pod = a.pod("aa").unwrap();
+    let local = logs_of(&a, &pod, "local");
+    assert!(local.contains("current=mkl-it-test (enforce)"), "{local}");
+    assert!(local.contains("denied=refused"), "{local}");
+    let default = logs_of(&a, &pod, "default");
+    assert!(
+        default.contains("current=minikubelet-default (enforce)"),
+        "{default}"
+    );
+    let privileged = logs_of(&a, &pod, "privileged");
+    assert!(privileged.contains("current=unconfined"), "{privileged}");
+    assert!(privileged.contains("denied=written"), "{privileged}");
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let out = kubectl(
+        &a,
+        &[
+            "exec",
+            name,
+            "-c",
+            "local",
+            "--",
+            "cat",
+            "/proc/self/attr/current",
+        ],
+    );
+    assert_eq!(out.trim(), "mkl-it-test (enforce)", "{out}");
+
+    let w = a.wait_for("profile not loaded", T, |a| {
+        let p = a.pod("later")?;
+        let w = container_status(&p, "c")?["state"]["waiting"].clone();
+        (w["reason"] == "CreateContainerError").then_some(w)
+    });
+    assert_eq!(
+        w["message"].as_str().unwrap(),
+        "failed to generate apparmor spec opts: apparmor profile not found mkl-it-later"
+    );
+    loaded.load(&profile("mkl-it-later"));
+    a.wait_running("later", "c", Duration::from_secs(30));
+    a.wait_running("aa", "local", T);
 }

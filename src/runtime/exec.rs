@@ -80,6 +80,9 @@ pub struct ExecIsolation {
     pub no_new_privileges: bool,
     /// `linux.seccomp` (boxed: rarely set).
     pub seccomp: Option<Box<crate::shim::oci::Seccomp>>,
+    /// `process.apparmorProfile`: the exec'd command runs under the container's profile, as
+    /// with `runc exec`.
+    pub apparmor_profile: Option<String>,
 }
 
 /// What a finished command left behind.
@@ -240,6 +243,8 @@ struct Entry {
     caps: Option<crate::shim::isolate::CapPlan>,
     no_new_privs: bool,
     seccomp: Option<crate::shim::seccomp::Filter>,
+    /// `exec <profile>` for the AppArmor attribute.
+    apparmor: Option<Vec<u8>>,
 }
 
 impl Entry {
@@ -288,6 +293,10 @@ impl Entry {
             caps,
             no_new_privs: iso.no_new_privileges,
             seccomp,
+            apparmor: iso
+                .apparmor_profile
+                .as_deref()
+                .map(crate::shim::apparmor::change_onexec_command),
         })
     }
 
@@ -337,7 +346,14 @@ impl Entry {
                 };
                 libc::_exit(code);
             }
-            // The container's seccomp filter, while still root (as the shim's child does).
+            // The container's AppArmor profile for the exec, inside its PID namespace and root
+            // (so /proc/self is this process), then its seccomp filter, while still root (as
+            // the shim's child does).
+            // (No allocation here: an errno only, as for the other steps.)
+            if let Some(cmd) = &self.apparmor {
+                crate::shim::apparmor::change_onexec(cmd)
+                    .map_err(|(_, e)| io::Error::from_raw_os_error(e))?;
+            }
             if let Some(prog) = &self.seccomp {
                 crate::shim::seccomp::install(prog).map_err(io::Error::from_raw_os_error)?;
             }
@@ -790,6 +806,7 @@ pub fn container_exec_context(state_dir: &Path) -> Result<ExecContext, crate::sh
                 capabilities: p.capabilities.clone().map(Box::new),
                 no_new_privileges: p.no_new_privileges,
                 seccomp: iso.spec.linux.seccomp.clone().map(Box::new),
+                apparmor_profile: p.apparmor_profile.clone(),
             }),
             pod_ip: None,
         });

@@ -326,6 +326,7 @@ pub fn container_spec(
             rlimits: vec![],
             no_new_privileges: process.no_new_privileges,
             oom_score_adj: process.oom_score_adj,
+            apparmor_profile: None,
         },
         root: Root {
             path: "rootfs".into(),
@@ -374,6 +375,157 @@ pub struct LinuxContainerSecurityContext {
     pub readonly_rootfs: bool,
     /// `seccompProfile` (the CRI's `SecurityProfile`); privileged containers get none.
     pub seccomp: SeccompProfile,
+    /// `appArmorProfile` (the CRI's `apparmor` `SecurityProfile`), resolved by
+    /// [`choose_apparmor`].
+    pub apparmor: AppArmorProfile,
+}
+
+/// The AppArmor profile a container asks for: the container's `appArmorProfile`, else the
+/// pod's (the kubelet's `GetProfile`, which hands the CRI its type and, for `Localhost`, the
+/// profile's name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AppArmorProfile {
+    /// Neither the pod nor the container names one: the kubelet passes none, and containerd
+    /// applies its default where the node has AppArmor (as for `RuntimeDefault`).
+    #[default]
+    Unset,
+    /// `Unconfined`.
+    Unconfined,
+    /// `RuntimeDefault`: the runtime's default profile
+    /// ([`crate::shim::apparmor::RUNTIME_DEFAULT_NAME`]).
+    RuntimeDefault,
+    /// `Localhost` with `localhostProfile`: a profile the node has loaded, by name.
+    Localhost(String),
+}
+
+/// What a container runs under, as containerd's `GenerateApparmorSpecOpts` decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppArmorChoice {
+    /// No profile: unconfined.
+    Unconfined,
+    /// This loaded profile (`process.apparmorProfile`).
+    Profile(String),
+    /// The default profile, which is not loaded yet and `apparmor_parser` is there to load.
+    LoadDefault,
+    /// A container that names no profile on a node where the default can neither be found
+    /// nor loaded (no `apparmor_parser`): unconfined, as with containerd, which turns AppArmor
+    /// off where the parser is missing (said once in the log).
+    UnconfinedWithoutDefault,
+}
+
+/// What the node offers, for [`choose_apparmor`]: AppArmor on, the kernel's loaded profiles,
+/// and whether `apparmor_parser` is there.
+pub struct AppArmorNode<'a> {
+    /// The kernel has AppArmor on ([`crate::shim::apparmor::enabled`]).
+    pub enabled: bool,
+    /// Whether a profile is loaded ([`crate::shim::apparmor::is_loaded`]).
+    pub loaded: &'a dyn Fn(&str) -> Result<bool, crate::shim::apparmor::AppArmorError>,
+    /// `apparmor_parser` can load the default profile.
+    pub parser: bool,
+}
+
+impl AppArmorNode<'static> {
+    /// This node. The crate's unit tests see a node without AppArmor, so that applying a
+    /// security context in a test never loads a profile into the developer's kernel (nor
+    /// fails as a non-root user, who may not read the profile list); the decisions are tested
+    /// on fake nodes, the real kernel by `tests/security_context.rs` and the VM.
+    pub fn current() -> Self {
+        AppArmorNode {
+            enabled: !cfg!(test) && crate::shim::apparmor::enabled(),
+            loaded: &crate::shim::apparmor::is_loaded,
+            parser: crate::shim::apparmor::parser().is_some(),
+        }
+    }
+}
+
+/// containerd's `GenerateApparmorSpecOpts`: on a node without AppArmor only `Unconfined` or
+/// nothing may be asked for; with it, `Localhost` must name a loaded profile (privileged or
+/// not, as with containerd), `RuntimeDefault` and nothing at all get the default profile
+/// except in a privileged container, which gets none.
+pub fn choose_apparmor(
+    sc: &LinuxContainerSecurityContext,
+    node: &AppArmorNode,
+) -> Result<AppArmorChoice, SecurityError> {
+    use crate::shim::apparmor::RUNTIME_DEFAULT_NAME;
+    let err = |message: String| SecurityError::AppArmor { message };
+    let loaded = |name: &str| (node.loaded)(name).map_err(|e| err(e.to_string()));
+    match &sc.apparmor {
+        AppArmorProfile::Unset | AppArmorProfile::Unconfined => {}
+        // The kubelet's admit handler refuses these first; this is the runtime's own check,
+        // in containerd's words (AppArmor turned off after the pod was admitted).
+        _ if !node.enabled => return Err(err("apparmor is not supported".into())),
+        _ => {}
+    }
+    let default = |unset: bool| {
+        if loaded(RUNTIME_DEFAULT_NAME)? {
+            Ok(AppArmorChoice::Profile(RUNTIME_DEFAULT_NAME.into()))
+        } else if node.parser {
+            Ok(AppArmorChoice::LoadDefault)
+        } else if unset {
+            Ok(AppArmorChoice::UnconfinedWithoutDefault)
+        } else {
+            Err(err(format!(
+                "the runtime default profile {RUNTIME_DEFAULT_NAME} is not loaded and there is no apparmor_parser to load it: install AppArmor's parser (Debian's apparmor package) or load the profile"
+            )))
+        }
+    };
+    match &sc.apparmor {
+        AppArmorProfile::Unconfined => Ok(AppArmorChoice::Unconfined),
+        AppArmorProfile::Unset if !node.enabled => Ok(AppArmorChoice::Unconfined),
+        AppArmorProfile::Unset | AppArmorProfile::RuntimeDefault if sc.privileged => {
+            Ok(AppArmorChoice::Unconfined)
+        }
+        AppArmorProfile::Unset => default(true),
+        AppArmorProfile::RuntimeDefault => default(false),
+        AppArmorProfile::Localhost(name) => {
+            if loaded(name)? {
+                Ok(AppArmorChoice::Profile(name.clone()))
+            } else {
+                Err(err(format!("apparmor profile not found {name}")))
+            }
+        }
+    }
+}
+
+/// The AppArmor check of container creation (the worker's, before it creates the container):
+/// what [`choose_apparmor`] refuses is the container's `CreateContainerError`. Loads nothing.
+pub fn check_apparmor(sc: &LinuxContainerSecurityContext) -> Result<(), SecurityError> {
+    choose_apparmor(sc, &AppArmorNode::current()).map(|_| ())
+}
+
+/// The profile `spec.process.apparmorProfile` gets for `sc` on this node, loading the default
+/// profile with `apparmor_parser` the first time it is needed (containerd's
+/// `WithDefaultProfile`).
+fn apparmor_profile(sc: &LinuxContainerSecurityContext) -> Result<Option<String>, SecurityError> {
+    use crate::shim::apparmor;
+    match choose_apparmor(sc, &AppArmorNode::current())? {
+        AppArmorChoice::Unconfined => Ok(None),
+        AppArmorChoice::Profile(name) => Ok(Some(name)),
+        AppArmorChoice::LoadDefault => {
+            let parser = apparmor::parser().ok_or_else(|| SecurityError::AppArmor {
+                message: "apparmor_parser is gone".into(),
+            })?;
+            apparmor::load(
+                &parser,
+                apparmor::RUNTIME_DEFAULT_NAME,
+                apparmor::RUNTIME_DEFAULT_PROFILE,
+            )
+            .map_err(|e| SecurityError::AppArmor {
+                message: e.to_string(),
+            })?;
+            Ok(Some(apparmor::RUNTIME_DEFAULT_NAME.into()))
+        }
+        AppArmorChoice::UnconfinedWithoutDefault => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    profile = apparmor::RUNTIME_DEFAULT_NAME,
+                    "the node has AppArmor but neither the default profile nor apparmor_parser to load it: containers that name no AppArmor profile run unconfined; RuntimeDefault is refused (docs/deviations.md)"
+                );
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// The seccomp profile of a container (the CRI's `SecurityProfile`: its type and, for
@@ -516,6 +668,9 @@ pub enum SecurityError {
     /// A `Localhost` seccomp profile that cannot be read, parsed or compiled.
     #[error("failed to generate seccomp spec opts: {message}")]
     SeccompProfile { path: PathBuf, message: String },
+    /// An AppArmor profile that is not loaded or cannot be (the message names it).
+    #[error("failed to generate apparmor spec opts: {message}")]
+    AppArmor { message: String },
 }
 
 /// The capability name containerd's CRI plugin makes of a pod's (`"CAP_" + upper`).
@@ -605,6 +760,8 @@ pub fn add_volume_mounts(spec: &mut Spec, mounts: &[BindMount]) {
 /// capability with a warning, an unknown name is an error (docs/deviations.md).
 /// A privileged container also gets the node's devices (containerd's `WithHostDevices`,
 /// [`host_devices`]) and may use all of them (the device cgroup: `crate::cgroup::devices`).
+/// The AppArmor profile is [`choose_apparmor`]'s, the default one loaded the first time it is
+/// needed.
 pub fn apply_security(
     spec: &mut Spec,
     sc: &LinuxContainerSecurityContext,
@@ -668,6 +825,7 @@ pub fn apply_security(
     }
     spec.process.no_new_privileges |= sc.no_new_privs;
     spec.root.readonly |= sc.readonly_rootfs;
+    spec.process.apparmor_profile = apparmor_profile(sc)?;
     // containerd gives a privileged container no seccomp filter.
     if sc.privileged {
         return Ok(());
@@ -976,5 +1134,116 @@ mod tests {
             e.contains("CAP_CAP_NET_ADMIN") && e.contains("without the CAP_ prefix"),
             "{e}"
         );
+    }
+
+    /// containerd's `GenerateApparmorSpecOpts`, case by case, on a fake node.
+    #[test]
+    fn apparmor_decisions_like_containerd() {
+        use crate::shim::apparmor::{AppArmorError, RUNTIME_DEFAULT_NAME, listed};
+        let profiles = "mkl-test (enforce)\nother (complain)\n";
+        let with_default = "mkl-test (enforce)\nminikubelet-default (enforce)\n";
+        type Lookup<'a> = &'a dyn Fn(&str) -> Result<bool, AppArmorError>;
+        let plain = |name: &str| Ok(listed(profiles, name));
+        let defaulted = |name: &str| Ok(listed(with_default, name));
+        let unreadable = |_: &str| {
+            Err(AppArmorError::Profiles {
+                path: crate::shim::apparmor::PROFILES.into(),
+                source: std::io::Error::from_raw_os_error(libc::EACCES),
+            })
+        };
+        let (plain, defaulted, unreadable): (Lookup, Lookup, Lookup) =
+            (&plain, &defaulted, &unreadable);
+        fn node(enabled: bool, loaded: Lookup<'_>, parser: bool) -> AppArmorNode<'_> {
+            AppArmorNode {
+                enabled,
+                loaded,
+                parser,
+            }
+        }
+        let sc = |apparmor: AppArmorProfile, privileged: bool| LinuxContainerSecurityContext {
+            apparmor,
+            privileged,
+            ..Default::default()
+        };
+        let local = |n: &str| AppArmorProfile::Localhost(n.into());
+        use AppArmorChoice::*;
+        use AppArmorProfile::{RuntimeDefault as Rd, Unconfined as Un, Unset};
+        let ok = |c: AppArmorChoice| Ok::<_, String>(c);
+        let err = |m: &str| {
+            Err::<AppArmorChoice, String>(format!("failed to generate apparmor spec opts: {m}"))
+        };
+        let no_parser = "the runtime default profile minikubelet-default is not loaded and there is no apparmor_parser to load it: install AppArmor's parser (Debian's apparmor package) or load the profile";
+        let cases = [
+            // AppArmor off: nothing or Unconfined only.
+            (sc(Unset, false), node(false, plain, true), ok(Unconfined)),
+            (sc(Un, false), node(false, plain, true), ok(Unconfined)),
+            (
+                sc(Rd, false),
+                node(false, plain, true),
+                err("apparmor is not supported"),
+            ),
+            (
+                sc(local("mkl-test"), false),
+                node(false, plain, true),
+                err("apparmor is not supported"),
+            ),
+            // Localhost: loaded (in any mode) or not; privileged too.
+            (
+                sc(local("mkl-test"), false),
+                node(true, plain, false),
+                ok(Profile("mkl-test".into())),
+            ),
+            (
+                sc(local("other"), false),
+                node(true, plain, false),
+                ok(Profile("other".into())),
+            ),
+            (
+                sc(local("mkl-test"), true),
+                node(true, plain, false),
+                ok(Profile("mkl-test".into())),
+            ),
+            (
+                sc(local("mkl"), false),
+                node(true, plain, true),
+                err("apparmor profile not found mkl"),
+            ),
+            (
+                sc(local("mkl-test"), false),
+                node(true, unreadable, true),
+                err("read /sys/kernel/security/apparmor/profiles: Permission denied (os error 13)"),
+            ),
+            // RuntimeDefault and nothing: the default profile, loaded or to load.
+            (
+                sc(Rd, false),
+                node(true, defaulted, false),
+                ok(Profile(RUNTIME_DEFAULT_NAME.into())),
+            ),
+            (
+                sc(Unset, false),
+                node(true, defaulted, false),
+                ok(Profile(RUNTIME_DEFAULT_NAME.into())),
+            ),
+            (sc(Rd, false), node(true, plain, true), ok(LoadDefault)),
+            (sc(Unset, false), node(true, plain, true), ok(LoadDefault)),
+            (sc(Rd, false), node(true, plain, false), err(no_parser)),
+            (
+                sc(Unset, false),
+                node(true, plain, false),
+                ok(UnconfinedWithoutDefault),
+            ),
+            // Privileged: no default profile; Unconfined is unconfined.
+            (sc(Rd, true), node(true, defaulted, true), ok(Unconfined)),
+            (sc(Unset, true), node(true, defaulted, true), ok(Unconfined)),
+            (sc(Un, false), node(true, defaulted, true), ok(Unconfined)),
+        ];
+        for (i, (sc, node, want)) in cases.into_iter().enumerate() {
+            let got = choose_apparmor(&sc, &node).map_err(|e| e.to_string());
+            assert_eq!(
+                got, want,
+                "case {i}: {:?} privileged={}",
+                sc.apparmor, sc.privileged
+            );
+        }
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Child steps, in order: `setsid` (own session and process group, so the shim can signal the
 //! whole group), join each cgroup (`"0"` into `cgroup.procs`, so the process starts inside its
-//! cgroup and everything it forks is charged there), `oom_score_adj`, `setgroups`/`setresgid`/
-//! `setresuid`, `chdir`, stdio onto 0/1/2, mark every other fd close-on-exec, reset the signal
+//! cgroup and everything it forks is charged there), `oom_score_adj`, the container's
+//! isolation (`isolate::enter`) and AppArmor profile (`exec <profile>` written to its
+//! `/proc/self/attr/apparmor/exec`, which the kernel applies at the `execve`, as runc does),
+//! seccomp and capabilities, `setgroups`/`setresgid`/`setresuid`, `chdir`, stdio onto 0/1/2, mark every other fd close-on-exec, reset the signal
 //! mask and dispositions (the shim ignores several and Rust ignores SIGPIPE: ignored
 //! dispositions survive exec), `execve` through the `PATH` candidates. A failing step writes
 //! `(step, index, errno)` to a close-on-exec pipe and `_exit`s; a successful exec closes the
@@ -61,6 +63,7 @@ enum Step {
     Exec = 9,
     NotFound = 10,
     Gate = 11,
+    AppArmor = 12,
 }
 
 impl Step {
@@ -78,6 +81,7 @@ impl Step {
             Exec,
             NotFound,
             Gate,
+            AppArmor,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -98,6 +102,9 @@ struct Prepared {
     cwd: Option<CString>,
     /// The container's isolation ([`ShimConfig::isolation`]).
     iso: Option<Plan>,
+    /// `exec <profile>` for the AppArmor attribute, when the spec names a profile
+    /// (`process.apparmorProfile`).
+    apparmor: Option<Vec<u8>>,
 }
 
 fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
@@ -214,6 +221,11 @@ impl Prepared {
             uid: ps.uid,
             cwd,
             iso,
+            apparmor: cfg
+                .isolation
+                .as_ref()
+                .and_then(|iso| iso.spec.process.apparmor_profile.as_deref())
+                .map(super::apparmor::change_onexec_command),
         })
     }
 
@@ -254,6 +266,18 @@ impl Prepared {
             Step::Exec => format!("exec {argv0:?}: {err}"),
             Step::NotFound => format!("exec {argv0:?}: executable file not found in $PATH"),
             Step::Gate => format!("wait for the shim before exec: {err}"),
+            Step::AppArmor => {
+                let attr = super::apparmor::EXEC_ATTRS
+                    .get(index)
+                    .map(|a| a.to_string_lossy())
+                    .unwrap_or_default();
+                let profile = (cfg.isolation.as_ref())
+                    .and_then(|iso| iso.spec.process.apparmor_profile.as_deref())
+                    .unwrap_or_default();
+                format!(
+                    "unable to apply apparmor profile {profile:?}: write \"exec {profile}\" to {attr}: {err}"
+                )
+            }
         }
     }
 }
@@ -473,6 +497,13 @@ unsafe fn exec_child(
                 fail_code(fds.report, step as u32, i, e);
             }
         }
+        // runc's order: the AppArmor profile is asked for inside the container's root (its
+        // /proc), still as root and before seccomp, to take effect at the execve.
+        if let Some(cmd) = &p.apparmor
+            && let Err((i, e)) = super::apparmor::change_onexec(cmd)
+        {
+            fail(fds.report, Step::AppArmor, i, e);
+        }
         // runc's order: without no_new_privs, installing a filter needs CAP_SYS_ADMIN, so it
         // goes in here, before the capabilities and the user change (and the profile must let
         // setgroups, setuid, capset, prctl, read and execve through); with no_new_privs, as
@@ -682,5 +713,32 @@ mod tests {
         for (step, errno, want) in cases {
             assert_eq!(p.describe(&c, step as u32, 0, errno), want);
         }
+    }
+
+    #[test]
+    fn apparmor_profile_is_asked_for_by_name() {
+        let mut c = cfg(&["sh"], &[]);
+        let mut spec = crate::runtime::spec::container_spec(
+            &crate::runtime::spec::ContainerProcess {
+                args: vec!["sh".into()],
+                ..Default::default()
+            },
+            &crate::runtime::spec::SandboxPaths::host(),
+            &[],
+        );
+        spec.process.apparmor_profile = Some("mkl-test".into());
+        c.isolation = Some(crate::shim::Isolation {
+            bundle: "/tmp/bundle".into(),
+            rootfs: crate::shim::Rootfs::Host,
+            spec,
+        });
+        let p = Prepared::new(&c).unwrap();
+        assert_eq!(p.apparmor.as_deref(), Some(&b"exec mkl-test"[..]));
+        assert_eq!(
+            p.describe(&c, Step::AppArmor as u32, 1, libc::EACCES),
+            "unable to apply apparmor profile \"mkl-test\": write \"exec mkl-test\" to /proc/self/attr/exec: Permission denied"
+        );
+        // No profile in the spec: nothing is written.
+        assert_eq!(Prepared::new(&cfg(&["sh"], &[])).unwrap().apparmor, None);
     }
 }

@@ -27,6 +27,7 @@
 //! The shim is single-threaded and synchronous (poll(2) over the pipes and a signalfd for
 //! SIGCHLD; no tokio, no tracing subscriber): it must be dispatched from `main` before anything
 //! else starts a thread, because it forks.
+pub mod apparmor;
 pub mod attach;
 mod child;
 pub(crate) mod isolate;

@@ -70,6 +70,10 @@ pub struct Process {
     /// Written to `/proc/self/oom_score_adj`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// The AppArmor profile the process execs under (a profile loaded in the kernel, by
+    /// name); none: the caller's (unconfined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apparmor_profile: Option<String>,
 }
 
 /// `process.user`.
@@ -408,6 +412,7 @@ mod tests {
                 args: vec!["sh".into()],
                 cwd: "/".into(),
                 no_new_privileges: true,
+                apparmor_profile: Some("mkl-test".into()),
                 ..Default::default()
             },
             root: Root {
@@ -434,6 +439,7 @@ mod tests {
         for want in [
             r#""ociVersion":"1.1.0""#,
             r#""noNewPrivileges":true"#,
+            r#""apparmorProfile":"mkl-test""#,
             r#""maskedPaths":["/proc/kcore"]"#,
             r#""namespaces":[{"type":"pid"}]"#,
             r#""type":"proc""#,

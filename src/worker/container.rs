@@ -478,6 +478,14 @@ impl PodWorker {
             self.config_error(i, status::reasons::CREATE_CONTAINER_ERROR, e.to_string());
             return false;
         }
+        // containerd looks for an AppArmor profile when it makes the spec: a Localhost one the
+        // kernel has not loaded (or a RuntimeDefault it cannot load) is the container's
+        // CreateContainerError, tried again later, so it starts once the profile is loaded.
+        if let Err(e) = crate::runtime::spec::check_apparmor(&security.linux) {
+            self.slots[i].config_error = true;
+            self.config_error(i, status::reasons::CREATE_CONTAINER_ERROR, e.to_string());
+            return false;
+        }
         // `makeMounts`: the volume mounts, a subPath prepared so that it cannot leave its
         // volume; a failure is the kubelet's CreateContainerConfigError.
         let mounts = match crate::volumes::container_mounts(&ctx.root_dir, &pod, &spec, &envs) {

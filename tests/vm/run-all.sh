@@ -40,7 +40,8 @@ result() { echo "$1 $2" | tee -a "$LOGS/host.log"; }
 
 step "host packages"
 declare -A pkg_of=([qemu-system-x86_64]=qemu-system-x86 [debootstrap]=debootstrap [zstd]=zstd [xz]=xz-utils
-  [mke2fs]=e2fsprogs [jq]=jq [gzip]=gzip [dpkg-deb]=dpkg [python3]=python3-minimal)
+  [mke2fs]=e2fsprogs [jq]=jq [gzip]=gzip [dpkg-deb]=dpkg [python3]=python3-minimal
+  [apparmor_parser]=apparmor)   # apparmor: compiles agent-cgroup2's AppArmor profile (the VM has no parser)
 need=()
 for c in "${!pkg_of[@]}"; do command -v "$c" >/dev/null || need+=("${pkg_of[$c]}"); done
 if [ ${#need[@]} -gt 0 ] || [ -z "$(apt-cache depends linux-image-amd64 2>/dev/null)" ]; then apt-get update -qq; fi
@@ -193,6 +194,14 @@ if [ -f "$CACHE/KVER" ]; then
   if [ "$agent_ready" = 1 ]; then
     mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh" "$HERE/scenarios/agent-cgroup2-eviction.sh" \
       "$HERE/scenarios/agent-cgroup2-api.sh"
+    # agent-cgroup2's Localhost AppArmor profile, compiled here (apparmor_parser -Q -S: no kernel
+    # needed) since the busybox VM has no parser; the guest loads the binary through securityfs.
+    # Without a parser the scenario skips its AppArmor checks and says why.
+    if command -v apparmor_parser >/dev/null; then
+      mkdir -p "$W/a2/apparmor"
+      apparmor_parser -Q -S "$HERE/scenarios/apparmor/mkl-vm-test" > "$W/a2/apparmor/mkl-vm-test.bin" 2>"$W/aa.log" \
+        || { cat "$W/aa.log"; rm -f "$W/a2/apparmor/mkl-vm-test.bin"; }
+    fi
     # the API scenario's kubectl and certificates (it fails without them)
     if k=$(kubectl_132); then cp "$k" "$W/a2/bin/kubectl"; else echo "run-all: no kubectl 1.32 (scripts/deps.sh)"; fi
     mkpki "$W/a2/pki" || { echo "run-all: openssl could not make the test certificates"; rm -rf "$W/a2/pki"; }

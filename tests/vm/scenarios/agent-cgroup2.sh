@@ -11,6 +11,11 @@
 #   its hostname the pod's name, its imageID the imported digest;
 # - the security context and volumes (vm-secure): user and groups with fsGroup, no capabilities,
 #   no_new_privs, a read-only root, a 4Mi memory emptyDir, a subPath, a downward API file;
+# - a Localhost seccomp profile from <root-dir>/seccomp/ and the v2 device cgroup (an eBPF
+#   filter) of a default and a privileged container (vm-confined); where the kernel has AppArmor
+#   (securityfs mounted here), a Localhost AppArmor profile compiled on the host and loaded
+#   through securityfs (vm-apparmor), RuntimeDefault without apparmor_parser refused
+#   (vm-aa-default), and a container that names no profile unconfined;
 # - deleting a manifest removes the pod's processes, cgroups and sandbox mounts;
 # - killing the agent leaves the pods running (shims supervise them);
 # - swap: with a real swap file on, the agent refuses to start with the kubelet's message, and
@@ -27,6 +32,21 @@ mkdir -p $MAN /var/lib/minikubelet /var/log/pods /etc/minikubelet $SVC
 cp test-manifests/*.yaml $MAN/
 printf '%s\n' 'apiVersion: kubelet.config.k8s.io/v1beta1' 'kind: KubeletConfiguration' 'podPidsLimit: 64' \
   > /etc/minikubelet/config.yaml
+# a Localhost seccomp profile (the kubelet's <root-dir>/seccomp/) for vm-confined's seccomp-probe
+mkdir -p /var/lib/minikubelet/seccomp/profiles
+echo '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13},{"names":["sync"],"action":"SCMP_ACT_KILL_PROCESS"}]}' \
+  > /var/lib/minikubelet/seccomp/profiles/vm-deny.json
+# AppArmor: Debian's kernel has it built in and on; securityfs is mounted as systemd mounts it.
+# mkl-vm-test was compiled on the host (run-all.sh: apparmor/mkl-vm-test.bin, where the host has
+# apparmor_parser); loading it is one write of the whole policy to .replace. Without any of
+# that the AppArmor pods are not started and their checks are skipped.
+AA_FS=/sys/kernel/security/apparmor; aa_why=
+grep -q ' /sys/kernel/security securityfs ' /proc/mounts || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" != Y ] || [ ! -d $AA_FS ]; then aa_why="the kernel has no AppArmor on"
+elif [ ! -s apparmor/mkl-vm-test.bin ]; then aa_why="no compiled profile in the payload (no apparmor_parser on the host)"
+elif ! dd if=apparmor/mkl-vm-test.bin of=$AA_FS/.replace bs=1M 2>/dev/null; then aa_why="the kernel refused the compiled profile"
+fi
+[ -z "$aa_why" ] || rm -f $MAN/apparmor.yaml $MAN/apparmor-default.yaml
 AGENT=
 # start_agent CGROUP-DIR ARGS...: runs the agent in that cgroup (as systemd would), in the background
 start_agent() {
@@ -134,6 +154,37 @@ check a2_secure_readonly_root 'echo "$s_out" | grep -qx "secure: root=ro"'
 check a2_secure_memory_empty_dir 'echo "$s_out" | grep -qx "secure: mem=tmpfs 4096k"'
 check a2_secure_sub_path_fs_group 'echo "$s_out" | grep -qx "secure: sub=data group=2000"'
 check a2_secure_downward_api 'echo "$s_out" | grep -qx "secure: labels=app=\"secure\""'
+
+# --- a Localhost seccomp profile (vm-confined/seccomp-probe): Seccomp 2, mkdir EACCES, sync killed
+c_log() { http "/containerLogs/default/$(pod_field vm-confined .metadata.name)/$1"; }
+check a2_seccomp_localhost_reported 'wait_for 60 "c_log seccomp-probe | grep -q \"seccomp: done\""'
+sc_out=$(c_log seccomp-probe); note "seccomp-probe: $(echo "$sc_out" | tr '\n' '|')"
+check a2_seccomp_localhost_filter 'echo "$sc_out" | grep -qx "seccomp: Seccomp:2"'
+check a2_seccomp_localhost_errno 'echo "$sc_out" | grep -q "seccomp: mkdir: .*Permission denied"'
+check a2_seccomp_localhost_kill 'echo "$sc_out" | grep -qx "seccomp: sync=159"'
+
+# --- the device cgroup on v2 (an eBPF filter): a node made in a default container stays closed;
+# a privileged container opens it and has the node's /dev/kmsg
+check a2_devices_reported 'wait_for 60 "c_log dev-default | grep -q \"dev: done\" && c_log dev-privileged | grep -q \"dev: done\""'
+dd_out=$(c_log dev-default); dp_out=$(c_log dev-privileged)
+note "dev-default: $(echo "$dd_out" | tr '\n' '|') dev-privileged: $(echo "$dp_out" | tr '\n' '|')"
+check a2_devices_default_refused 'echo "$dd_out" | grep -qx "dev: made=refused" && echo "$dd_out" | grep -qx "dev: node=none"'
+check a2_devices_privileged_open 'echo "$dp_out" | grep -qx "dev: made=open" && echo "$dp_out" | grep -qx "dev: node=open"'
+
+# --- AppArmor: a Localhost profile, RuntimeDefault without a parser, no profile at all
+if [ -z "$aa_why" ]; then
+  a_log() { http "/containerLogs/default/$(pod_field vm-apparmor .metadata.name)/aa-probe"; }
+  check a2_apparmor_reported 'wait_for 60 "a_log | grep -q \"aa: done\""'
+  aa_out=$(a_log); note "aa-probe: $(echo "$aa_out" | tr '\n' '|')"
+  check a2_apparmor_localhost_profile 'echo "$aa_out" | grep -qx "aa: current=mkl-vm-test (enforce)"'
+  check a2_apparmor_localhost_enforced 'echo "$aa_out" | grep -qx "aa: denied=refused" && echo "$aa_out" | grep -qx "aa: allowed=written"'
+  aa_default_msg() { pods_json | jq -r '.items[].status.containerStatuses[]? | select(.name == "aa-default") | .state.waiting.message // ""'; }
+  check a2_apparmor_runtime_default_refused 'wait_for 30 "[ \"\$(ctr_state aa-default)\" = waiting:CreateContainerError ]" && aa_default_msg | grep -q "^failed to generate apparmor spec opts: the runtime default profile minikubelet-default is not loaded and there is no apparmor_parser"'
+  note "aa-default: $(ctr_state aa-default): $(aa_default_msg)"
+  check a2_apparmor_unset_unconfined '[ -n "$i_pid" ] && [ "$(cat /proc/$i_pid/attr/current)" = unconfined ]'
+else
+  skip a2_apparmor "$aa_why"
+fi
 
 # --- OOM: 64 MB under a 32Mi limit, restartPolicy Never
 check a2_oom_killed_reported 'wait_for 90 "[ \"\$(ctr_state oom-eater)\" = terminated:OOMKilled ]"'
