@@ -124,14 +124,14 @@ fn config_file_unknown_field_warns_and_bad_value_stops() {
     drop(a);
     std::fs::write(
         &cfg,
-        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodCIDR: 10.244.0.0/24\nmaxPodz: 3\n",
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nrunOnce: true\nmaxPodz: 3\n",
     )
     .unwrap();
     let flag = format!("--config={}", cfg.display());
     let a = Agent::start(&[&flag]);
     assert!(a.log_contains("maxPodz"), "unknown field not named");
     assert!(
-        a.log_contains("podCIDR"),
+        a.log_contains("runOnce"),
         "unimplemented kubelet field not named"
     );
 }

@@ -55,8 +55,6 @@ const KUBELET_FIELDS_NOT_IMPLEMENTED: &[&str] = &[
     "topologyManagerPolicyOptions",
     "qosReserved",
     "runtimeRequestTimeout",
-    "hairpinMode",
-    "podCIDR",
     "runOnce",
     "cpuCFSQuota",
     "cpuCFSQuotaPeriod",

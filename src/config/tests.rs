@@ -518,14 +518,14 @@ fn authorization_settings_from_file_and_flags() {
 #[test]
 fn unknown_and_unimplemented_fields_are_warnings() {
     let Loaded { warnings, .. } = load_file(
-        "podCIDR: 10.244.0.0/24\nhairpinMode: hairpin-veth\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  webhook:\n    enabled: true\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",
+        "runOnce: true\nmaxOpenFiles: 5\nfooBar: 1\nmemorySwap:\n  bogus: x\nauthentication:\n  webhook:\n    enabled: true\nlogging:\n  flushFrequency: 5s\n  colour: true\nnodeLabels:\n  a: b\nrootDir: /x\n",
         &[],
     )
     .unwrap();
     let joined = warnings.join("\n");
     for want in [
-        "kubelet field \"podCIDR\" is not implemented by minikubelet; ignored",
-        "kubelet field \"hairpinMode\" is not implemented by minikubelet; ignored",
+        "kubelet field \"runOnce\" is not implemented by minikubelet; ignored",
+        "kubelet field \"maxOpenFiles\" is not implemented by minikubelet; ignored",
         "unknown field \"fooBar\" ignored",
         "unknown field \"memorySwap.bogus\" ignored",
         "kubelet field \"authentication.webhook\" is not implemented",
@@ -1228,4 +1228,38 @@ fn seccomp_default_from_the_file_or_the_flag() {
         .unwrap()
         .config;
     assert!(!c.seccomp_default);
+}
+
+#[test]
+fn pod_network_settings_from_the_file_or_the_flags() {
+    let c = load_args(&[]).unwrap().config;
+    assert_eq!(c.pod_cidr, None);
+    assert_eq!(c.hairpin_mode, crate::cni::HairpinMode::PromiscuousBridge);
+    assert_eq!(c.cni_conf_dir, PathBuf::from("/etc/cni/net.d"));
+    assert_eq!(
+        c.cni_bin_dirs,
+        [PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")]
+    );
+    let c = load_file("podCIDR: 10.244.0.0/24\nhairpinMode: hairpin-veth\n", &[])
+        .unwrap()
+        .config;
+    assert_eq!(c.pod_cidr.as_deref(), Some("10.244.0.0/24"));
+    assert_eq!(c.hairpin_mode, crate::cni::HairpinMode::HairpinVeth);
+    let c = load_args(&[
+        "--cni-bin-dir=/a,/b",
+        "--cni-conf-dir=/c",
+        "--hairpin-mode=none",
+    ])
+    .unwrap()
+    .config;
+    assert_eq!(c.cni_bin_dirs, [PathBuf::from("/a"), PathBuf::from("/b")]);
+    assert_eq!(c.cni_conf_dir, PathBuf::from("/c"));
+    assert_eq!(c.hairpin_mode, crate::cni::HairpinMode::None);
+    let e = err_of(&["--pod-cidr=10.0.0.1/24"]);
+    assert!(e.contains("podCIDR (--pod-cidr)"), "{e}");
+    let e = err_of(&["--hairpin-mode=sideways"]);
+    assert!(
+        e.contains("use hairpin-veth, promiscuous-bridge or none"),
+        "{e}"
+    );
 }

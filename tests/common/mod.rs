@@ -280,6 +280,16 @@ impl Agent {
                 v.push(arg.to_string());
             }
         }
+        // The CNI files stay in the test's own directory: an agent given a pod CIDR (or finding
+        // a config) must never write /etc/cni/net.d nor set up a bridge from the machine's
+        // config; network tests run their agent in a namespace of their own
+        // (tests/pod_network.rs).
+        let tmp = self.tmp.path();
+        for (flag, dir) in [("--cni-conf-dir", "net.d"), ("--cni-cache-dir", "cni")] {
+            if !self.has_flag(flag) {
+                v.push(format!("{flag}={}", tmp.join(dir).display()));
+            }
+        }
         v.extend(self.extra.iter().cloned());
         v
     }
