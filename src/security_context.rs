@@ -289,11 +289,34 @@ fn check_shared(
 /// `allowPrivilegeEscalation`, `readOnlyRootFilesystem`, seccomp, AppArmor where the kernel
 /// has it: `crate::runtime::spec::choose_apparmor`).
 pub fn admit(pod: &Pod) -> Result<(), NotEnforced> {
-    admit_on(pod, app_armor_enabled())
+    admit_on(
+        pod,
+        Lsm {
+            app_armor: app_armor_enabled(),
+            se_linux: se_linux_enabled(),
+        },
+    )
 }
 
-/// [`admit`] on a node with AppArmor on or off.
-fn admit_on(pod: &Pod, app_armor_on: bool) -> Result<(), NotEnforced> {
+/// The security modules the node's kernel has on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lsm {
+    app_armor: bool,
+    se_linux: bool,
+}
+
+/// Whether the kernel has SELinux on (go-selinux's `GetEnabled`: selinuxfs is mounted).
+pub fn se_linux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// [`admit`] on a node with the security modules of `lsm`.
+fn admit_on(pod: &Pod, lsm: Lsm) -> Result<(), NotEnforced> {
+    let app_armor_on = lsm.app_armor;
+    // Without SELinux, containerd does not apply SELinux labels (go-selinux's `InitLabels`
+    // returns none) and the kubelet does not relabel: the fields are accepted and have no
+    // effect, as there. With SELinux on they would be applied: minikubelet refuses them.
+    let se_linux_refused = lsm.se_linux;
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(());
     };
@@ -321,11 +344,11 @@ fn admit_on(pod: &Pod, app_armor_on: bool) -> Result<(), NotEnforced> {
         check_shared(
             at,
             sc.app_armor_profile.as_ref(),
-            sc.se_linux_options.is_some(),
+            sc.se_linux_options.is_some() && se_linux_refused,
             sc.windows_options.is_some(),
             app_armor_on,
         )?;
-        if sc.se_linux_change_policy.is_some() {
+        if sc.se_linux_change_policy.is_some() && se_linux_refused {
             return Err(not_enforced(
                 format!("{at}.seLinuxChangePolicy"),
                 "SELinux relabelling",
@@ -341,7 +364,7 @@ fn admit_on(pod: &Pod, app_armor_on: bool) -> Result<(), NotEnforced> {
         check_shared(
             &at,
             sc.app_armor_profile.as_ref(),
-            sc.se_linux_options.is_some(),
+            sc.se_linux_options.is_some() && se_linux_refused,
             sc.windows_options.is_some(),
             app_armor_on,
         )?;
@@ -403,6 +426,28 @@ mod tests {
                 &opts
             ),
             SeccompProfile::Localhost("/var/lib/kubelet/seccomp/profiles/audit.json".into())
+        );
+    }
+
+    /// Without SELinux on the node, its options are accepted and do nothing, as with
+    /// containerd; with it on, minikubelet (which does not label) refuses them.
+    #[test]
+    fn se_linux_options_only_matter_where_se_linux_is_on() {
+        let p = one(
+            json!({"seLinuxOptions": {"level": "s0:c1"}, "seLinuxChangePolicy": "Recursive"}),
+            json!({"seLinuxOptions": {"type": "spc_t"}}),
+        );
+        let lsm = |se_linux| Lsm {
+            app_armor: false,
+            se_linux,
+        };
+        assert_eq!(admit_on(&p, lsm(false)), Ok(()));
+        let e = admit_on(&p, lsm(true)).unwrap_err();
+        assert_eq!(e.reason, SECURITY_CONTEXT_NOT_ENFORCED);
+        assert!(
+            e.message.starts_with("spec.securityContext.seLinuxOptions"),
+            "{}",
+            e.message
         );
     }
 
@@ -514,7 +559,16 @@ mod tests {
     #[test]
     fn settings_that_are_not_enforced_refuse_the_pod() {
         // On a node without AppArmor (this table's AppArmor rows; the next test has the rest).
-        let refused = |psc, csc| admit_on(&one(psc, csc), false).err();
+        let refused = |psc, csc| {
+            admit_on(
+                &one(psc, csc),
+                Lsm {
+                    app_armor: false,
+                    se_linux: true,
+                },
+            )
+            .err()
+        };
         assert_eq!(
             refused(
                 json!({"fsGroup": 5, "runAsNonRoot": true}),
@@ -610,7 +664,16 @@ mod tests {
 
         // Where the kernel has AppArmor every type is admitted (the runtime looks for the
         // profile); a Localhost profile needs a name.
-        let on = |psc, csc| admit_on(&one(psc, csc), true).err();
+        let on = |psc, csc| {
+            admit_on(
+                &one(psc, csc),
+                Lsm {
+                    app_armor: true,
+                    se_linux: false,
+                },
+            )
+            .err()
+        };
         for t in ["RuntimeDefault", "Unconfined"] {
             assert_eq!(on(json!({"appArmorProfile": {"type": t}}), json!({})), None);
         }
@@ -643,14 +706,28 @@ mod tests {
             );
             p
         };
-        let e = admit_on(&annotated("localhost/mkl-test"), true).unwrap_err();
+        let e = admit_on(
+            &annotated("localhost/mkl-test"),
+            Lsm {
+                app_armor: true,
+                se_linux: false,
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.reason, SECURITY_CONTEXT_NOT_ENFORCED);
         assert!(
             e.message.starts_with("metadata.annotations[container.apparmor.security.beta.kubernetes.io/c]: minikubelet does not read the deprecated AppArmor annotations; set securityContext.appArmorProfile"),
             "{}",
             e.message
         );
-        let e = admit_on(&annotated("runtime/default"), false).unwrap_err();
+        let e = admit_on(
+            &annotated("runtime/default"),
+            Lsm {
+                app_armor: false,
+                se_linux: false,
+            },
+        )
+        .unwrap_err();
         assert_eq!(
             (e.reason, e.message.as_str()),
             (
@@ -658,7 +735,25 @@ mod tests {
                 "Cannot enforce AppArmor: AppArmor is not enabled on the host"
             )
         );
-        assert_eq!(admit_on(&annotated("unconfined"), false), Ok(()));
-        assert_eq!(admit_on(&annotated("unconfined"), true), Ok(()));
+        assert_eq!(
+            admit_on(
+                &annotated("unconfined"),
+                Lsm {
+                    app_armor: false,
+                    se_linux: false
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            admit_on(
+                &annotated("unconfined"),
+                Lsm {
+                    app_armor: true,
+                    se_linux: false
+                }
+            ),
+            Ok(())
+        );
     }
 }
