@@ -194,6 +194,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 hairpin_mode: config.hairpin_mode,
             },
         ));
+    // Pods that are not hostNetwork have their own network namespace: `net.*` sysctls are theirs.
+    let pod_network = crate::runtime::ContainerRuntime::node_network_reason(&runtime).is_none();
     // Sandboxes of pods that survived a restart are checked and kept; namespaces no record
     // names are removed (the pods gone are removed by the pod manager's orphan cleanup).
     runtime.adopt_pod_sandboxes();
@@ -329,7 +331,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let eviction = eviction.with_image_gc(image_gc);
     let (manager, done_rx) = PodManager::new(ctx.clone(), admission_node, adopted);
     // Validated with the configuration; the safe set alone if that ever failed here.
-    let sysctls = crate::sysctl::Allowlist::new(&config.allowed_unsafe_sysctls).unwrap_or_default();
+    let sysctls = crate::sysctl::Allowlist::new(&config.allowed_unsafe_sysctls)
+        .unwrap_or_default()
+        .with_pod_network(pod_network);
     let manager = manager
         .with_pressure(eviction_view.conditions.clone())
         .with_sysctls(sysctls);

@@ -75,6 +75,9 @@ pub fn namespaced_by(name: &str) -> Namespace {
 pub struct Allowlist {
     exact: Vec<(String, Namespace)>,
     prefixes: Vec<(String, Namespace)>,
+    /// Pods that are not `hostNetwork` get a network namespace of their own (the node has a
+    /// CNI network); otherwise every pod is on the node's network.
+    pod_network: bool,
 }
 
 impl Allowlist {
@@ -99,6 +102,13 @@ impl Allowlist {
         Ok(a)
     }
 
+    /// The same list on a node whose pods get their own network namespace (`pod_network`), or
+    /// not: then `net.*` sysctls are refused for every pod, as for a `hostNetwork` one.
+    pub fn with_pod_network(mut self, pod_network: bool) -> Allowlist {
+        self.pod_network = pod_network;
+        self
+    }
+
     /// `validateSysctl`: allowed, and not in a namespace the pod shares with the node.
     fn validate(&self, name: &str, host_net: bool, host_ipc: bool) -> Result<(), String> {
         let name = normalize_name(name);
@@ -117,26 +127,49 @@ impl Allowlist {
             Namespace::Ipc if host_ipc => {
                 Err(format!("{name:?} not allowed with host ipc enabled"))
             }
-            Namespace::Net if host_net => Err(format!(
-                "{name:?} not allowed with host net enabled (minikubelet pods share the node's network until pod networking lands)"
+            Namespace::Net if host_net && !self.pod_network => Err(format!(
+                "{name:?} not allowed with host net enabled (this node's pods share its network: it has no CNI network)"
             )),
+            Namespace::Net if host_net => {
+                Err(format!("{name:?} not allowed with host net enabled"))
+            }
             _ => Ok(()),
         }
     }
 
     /// The admit check: the first forbidden sysctl of `pod`, as the kubelet's message
-    /// (`forbidden sysctl: ...`). Every pod is on the node's network for now.
+    /// (`forbidden sysctl: ...`). A pod is on the node's network with `hostNetwork`, or when
+    /// the node gives pods no network of their own.
     pub fn admit(&self, pod: &k8s_openapi::api::core::v1::Pod) -> Result<(), String> {
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(());
         };
         let host_ipc = spec.host_ipc.unwrap_or(false);
+        let host_net = spec.host_network.unwrap_or(false) || !self.pod_network;
         for s in pod_sysctls(pod) {
-            self.validate(&s.0, true, host_ipc)
+            self.validate(&s.0, host_net, host_ipc)
                 .map_err(|e| format!("forbidden sysctl: {e}"))?;
         }
         Ok(())
     }
+}
+
+/// The file of sysctl `name` (dotted or slashed) under `/proc/sys`, as runc writes it: dots are
+/// directories, slashes dots. `None` for a name that is not plain segments (it could leave
+/// `/proc/sys`); validation refuses those before, this is the last guard.
+pub fn proc_sys_path(name: &str) -> Option<String> {
+    let path: String = name
+        .chars()
+        .map(|c| match c {
+            '.' => '/',
+            '/' => '.',
+            c => c,
+        })
+        .collect();
+    std::path::Path::new(&path)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+        .then(|| format!("/proc/sys/{path}"))
 }
 
 /// The pod's `securityContext.sysctls`, names normalized, in order.
@@ -207,6 +240,18 @@ mod tests {
             safe.admit(&pod(one("net.ipv4.tcp_syncookies"), false))
                 .unwrap_err()
                 .contains("not allowed with host net enabled")
+        );
+        // With pod networking, a pod's net.* sysctls are its own; a hostNetwork pod's are not.
+        let net = Allowlist::new(&[]).unwrap().with_pod_network(true);
+        assert_eq!(
+            net.admit(&pod(one("net.ipv4.tcp_syncookies"), false)),
+            Ok(())
+        );
+        let mut host = pod(one("net.ipv4.tcp_syncookies"), false);
+        host.spec.as_mut().unwrap().host_network = Some(true);
+        assert_eq!(
+            net.admit(&host).unwrap_err(),
+            "forbidden sysctl: \"net.ipv4.tcp_syncookies\" not allowed with host net enabled"
         );
         let with = Allowlist::new(&["kernel.msg*".into(), "kernel/sem".into()]).unwrap();
         assert_eq!(with.admit(&pod(one("kernel.msgmax"), false)), Ok(()));

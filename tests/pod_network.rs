@@ -191,6 +191,35 @@ fn pods_get_their_own_ips_and_reach_each_other() {
     );
     let addr = exec(&a, "a", "ip -4 -o addr show eth0");
     assert!(addr.contains(&format!("inet {ip_a}/24")), "{addr}");
+    // A pod's net.* sysctl is written in its own network namespace (after CNI, as with
+    // containerd), the node's stays as it was.
+    let node_range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    a.write_manifest(
+        "s.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: sysctl}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    sysctls: [{name: net.ipv4.ip_local_port_range, value: "40000 50000"}]
+  containers:
+  - name: web
+    image: localhost/busybox:test
+    command: [sh, -c, "exec sleep 3600"]
+"#,
+    );
+    pod_ip(&a, "sysctl");
+    let range = exec(&a, "sysctl", "cat /proc/sys/net/ipv4/ip_local_port_range");
+    assert_eq!(
+        range.split_whitespace().collect::<Vec<_>>(),
+        ["40000", "50000"]
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap(),
+        node_range
+    );
+    a.remove_manifest("s.yaml");
     // The hairpin flag on the pods' veths (--hairpin-mode=hairpin-veth).
     let links = run("bridge", &["-d", "link", "show"]);
     assert!(links.contains("hairpin on"), "{links}");

@@ -243,6 +243,39 @@ impl PodNetwork {
     }
 }
 
+/// Writes the pod's network sysctls in its namespace at `netns`, once its network is set up
+/// (containerd's runc writes them when the sandbox starts, after CNI, so that `eth0` exists),
+/// from a short-lived thread that enters the namespace: no thread of the agent stays there.
+pub fn write_sysctls(netns: &Path, sysctls: &[(String, String)]) -> Result<(), String> {
+    let net: Vec<(String, String)> = sysctls
+        .iter()
+        .filter(|(n, _)| crate::sysctl::namespaced_by(n) == crate::sysctl::Namespace::Net)
+        .cloned()
+        .collect();
+    if net.is_empty() {
+        return Ok(());
+    }
+    let netns = netns.to_path_buf();
+    std::thread::Builder::new()
+        .name("mkl-net-sysctls".into())
+        .spawn(move || -> Result<(), String> {
+            let f = std::fs::File::open(&netns)
+                .map_err(|e| format!("open {}: {e}", netns.display()))?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("enter {}: {e}", netns.display()))?;
+            for (name, value) in &net {
+                let path = crate::sysctl::proc_sys_path(name)
+                    .ok_or_else(|| format!("sysctl {name}: not a plain name"))?;
+                std::fs::write(&path, value.as_bytes())
+                    .map_err(|e| format!("sysctl {name}={value}: {e}"))?;
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("start a thread for the pod's sysctls: {e}"))?
+        .join()
+        .map_err(|_| "the sysctl thread panicked".to_string())?
+}
+
 /// IPv4 first, then IPv6 (the kubelet's `podIPs` order), as strings.
 fn order_ips(ips: &[IpAddr]) -> Vec<String> {
     let mut v: Vec<&IpAddr> = ips.iter().filter(|ip| ip.is_ipv4()).collect();

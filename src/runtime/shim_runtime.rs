@@ -607,22 +607,34 @@ impl ContainerRuntime for ShimRuntime {
                     (&config.pod_namespace, &config.pod_name, &config.pod_uid),
                     &config.port_mappings,
                 );
-                match set_up.and_then(|n| {
-                    ps.manager
-                        .write_hosts_file(&pod, &n.ips)
-                        .map(|()| n)
-                        .map_err(|e| e.to_string())
-                }) {
-                    Ok(n) => {
-                        tracing::info!(pod = %config.pod_name, podUID = %config.pod_uid, sandbox = %sandbox.id,
-                            network = %n.name, pod_ips = ?n.ips, "pod network set up");
-                        sandbox.network = Some(n);
-                    }
+                let sysctls: Vec<(String, String)> = config
+                    .sysctls
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let n = match set_up {
+                    Ok(n) => n,
                     Err(message) => {
                         let _ = ps.manager.remove(&config.pod_uid);
                         return Err(err(message));
                     }
+                };
+                // The network is there: what fails now tears it down before the namespace goes.
+                let finished = super::network::write_sysctls(netns, &sysctls).and_then(|()| {
+                    ps.manager
+                        .write_hosts_file(&pod, &n.ips)
+                        .map_err(|e| e.to_string())
+                });
+                if let Err(message) = finished {
+                    if let Err(e) = net.teardown(&sandbox.id, netns, &n) {
+                        tracing::warn!(podUID = %config.pod_uid, sandbox = %sandbox.id, error = %e, "tear down the pod's network");
+                    }
+                    let _ = ps.manager.remove(&config.pod_uid);
+                    return Err(err(message));
                 }
+                tracing::info!(pod = %config.pod_name, podUID = %config.pod_uid, sandbox = %sandbox.id,
+                    network = %n.name, pod_ips = ?n.ips, "pod network set up");
+                sandbox.network = Some(n);
             }
             if run.paths.pid_holder_needed {
                 match shim::start_pid_holder(&self.shim_exe) {

@@ -206,38 +206,29 @@ fn pin_on_this_thread(
             source,
         })?;
     }
-    // The pod's sysctls, written in its new namespaces before they are pinned (CRI-O's
-    // `pinns -s`). Admission let through only IPC-namespaced ones (pods share the node's
-    // network), and only for a pod with its own IPC namespace; this thread's /proc/sys shows
-    // the namespaces it just unshared.
+    // The pod's IPC sysctls, written in its new namespaces before they are pinned (CRI-O's
+    // `pinns -s`); this thread's /proc/sys shows the namespaces it just unshared. Network
+    // ones wait for the pod's network (`crate::runtime::network::write_sysctls`), as they are
+    // written after CNI with containerd. Admission let through only sysctls of the pod's own
+    // namespaces.
     for (name, value) in sysctls {
-        if crate::sysctl::namespaced_by(name) != crate::sysctl::Namespace::Ipc
-            || !kinds.contains(&NsKind::Ipc)
-        {
-            return Err(NsError::Sys {
-                op: format!("sysctl {name}: not in a namespace of the pod's own"),
-                source: nix::errno::Errno::EPERM,
-            });
+        match crate::sysctl::namespaced_by(name) {
+            crate::sysctl::Namespace::Ipc if kinds.contains(&NsKind::Ipc) => {}
+            crate::sysctl::Namespace::Net if kinds.contains(&NsKind::Net) => continue,
+            _ => {
+                return Err(NsError::Sys {
+                    op: format!("sysctl {name}: not in a namespace of the pod's own"),
+                    source: nix::errno::Errno::EPERM,
+                });
+            }
         }
-        let path: String = name
-            .chars()
-            .map(|c| match c {
-                '.' => '/',
-                '/' => '.',
-                c => c,
-            })
-            .collect();
-        // Validation allows only plain segments; a `..` here must never leave /proc/sys.
-        if std::path::Path::new(&path)
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
+        let Some(path) = crate::sysctl::proc_sys_path(name) else {
             return Err(NsError::Sys {
                 op: format!("sysctl {name}: not a plain name"),
                 source: nix::errno::Errno::EINVAL,
             });
-        }
-        if let Err(e) = std::fs::write(format!("/proc/sys/{path}"), value.as_bytes()) {
+        };
+        if let Err(e) = std::fs::write(path, value.as_bytes()) {
             return Err(NsError::Sys {
                 op: format!("sysctl {name}={value}"),
                 source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
