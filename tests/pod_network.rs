@@ -191,6 +191,30 @@ fn pods_get_their_own_ips_and_reach_each_other() {
     );
     let addr = exec(&a, "a", "ip -4 -o addr show eth0");
     assert!(addr.contains(&format!("inet {ip_a}/24")), "{addr}");
+    // /stats/summary: the pod's network is its eth0, with the bytes it moved.
+    let summary: Value = serde_json::from_str(&a.get("/stats/summary").unwrap()).unwrap();
+    let stats = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["podRef"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("a-"))
+        })
+        .cloned()
+        .unwrap();
+    assert_eq!(stats["network"]["name"], "eth0", "{}", stats["network"]);
+    assert!(
+        stats["network"]["rxBytes"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        stats["network"]
+    );
+    assert!(
+        stats["network"]["txBytes"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        stats["network"]
+    );
     // A pod's net.* sysctl is written in its own network namespace (after CNI, as with
     // containerd), the node's stays as it was.
     let node_range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();

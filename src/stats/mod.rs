@@ -24,6 +24,7 @@
 
 pub mod cpu;
 pub mod fs;
+pub mod network;
 pub mod types;
 
 use std::collections::{BTreeMap, HashSet};
@@ -349,6 +350,11 @@ impl StatsProvider {
             cpu,
             memory,
             swap: node_swap(&self.proc_root),
+            network: if only_cpu_and_memory {
+                None
+            } else {
+                network::read(&self.proc_root.join("self/net/dev"))
+            },
             ..Default::default()
         };
         if let Some(fs) = nodefs {
@@ -452,11 +458,26 @@ impl StatsProvider {
                 (ls.inodes.max(0) as u64).saturating_add(layer_inodes),
             ))));
             stats.volume_stats = self.empty_dirs(pod, &uid, fs);
+            stats.network = self.pod_network(&pod_cg);
             stats.process_stats = self.cm.cgroups().pids(&pod_cg).ok().map(|p| ProcessStats {
                 process_count: Some(p.len() as u64),
             });
         }
         Some(stats)
+    }
+
+    /// The pod's network, read through one of its processes, if the pod has a network namespace
+    /// of its own (not the node's: a `hostNetwork` pod, or every pod on a node without CNI).
+    fn pod_network(&self, pod_cg: &crate::cgroup::CgroupName) -> Option<NetworkStats> {
+        use std::os::unix::fs::MetadataExt;
+        let pid = *self.cm.cgroups().pids(pod_cg).ok()?.first()?;
+        let ns = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let own = ns(&self.proc_root.join("self/ns/net"))?;
+        let pods = ns(&self.proc_root.join(format!("{pid}/ns/net")))?;
+        if own == pods {
+            return None;
+        }
+        network::read(&self.proc_root.join(format!("{pid}/net/dev")))
     }
 
     /// Usage of each of the pod's emptyDir volumes that exists on disk

@@ -67,6 +67,9 @@ pub struct NodeStats {
     /// Swap of the whole machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<SwapStats>,
+    /// The node's network namespace (the agent's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkStats>,
     /// nodefs: the filesystem of `--root-dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs: Option<FsStats>,
@@ -76,6 +79,40 @@ pub struct NodeStats {
     /// PIDs: the limit and the processes now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rlimit: Option<RlimitStats>,
+}
+
+/// `NetworkStats`: the default interface's counters inline, and every interface.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkStats {
+    /// When read.
+    pub time: Time,
+    /// The default interface (`eth0`), flattened into this object as the kubelet's JSON has it.
+    #[serde(flatten)]
+    pub default: InterfaceStats,
+    /// Every interface but the loopback.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceStats>,
+}
+
+/// `InterfaceStats`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterfaceStats {
+    /// The interface's name.
+    pub name: String,
+    /// Bytes received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_bytes: Option<u64>,
+    /// Receive errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_errors: Option<u64>,
+    /// Bytes sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_bytes: Option<u64>,
+    /// Transmit errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_errors: Option<u64>,
 }
 
 /// `RuntimeStats`.
@@ -119,6 +156,9 @@ pub struct PodStats {
     /// The pod cgroup's swap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<SwapStats>,
+    /// The pod's own network namespace (none for a pod on the node's network).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkStats>,
     /// emptyDir volumes.
     #[serde(rename = "volume", skip_serializing_if = "Vec::is_empty")]
     pub volume_stats: Vec<VolumeStats>,
