@@ -145,6 +145,19 @@ fn node_get(ip: &str, port: u16) -> String {
     body(&String::from_utf8_lossy(&out.stdout)).to_string()
 }
 
+/// The cached CNI results in the agent's cache dir: each pod's DEL removes its entries last,
+/// after every plugin is done, so none left means every teardown has finished.
+fn cached_results(a: &Agent) -> Vec<String> {
+    std::fs::read_dir(a.tmp.path().join("cni/results"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn veths() -> Vec<String> {
     run("ip", &["-o", "link", "show", "type", "veth"])
         .lines()
@@ -258,7 +271,12 @@ spec:
     a.remove_manifest("a.yaml");
     a.remove_manifest("b.yaml");
     a.wait_for("pods gone", T, |a| a.pods().is_empty().then_some(()));
-    a.wait_for("veths gone", T, |_| veths().is_empty().then_some(()));
+    // The pod is gone from the API before its sandbox is torn down; the teardown is done when
+    // its cache entries are (the last step of each DEL).
+    a.wait_for("teardowns done", T, |a| {
+        cached_results(a).is_empty().then_some(())
+    });
+    assert!(veths().is_empty(), "{:?}", veths());
     let ipam = a.tmp.path().join("cni/networks/minikubelet");
     let left: Vec<_> = std::fs::read_dir(&ipam)
         .map(|d| {
@@ -390,5 +408,83 @@ fn a_broken_plugin_and_no_network_say_why() {
             .unwrap_or_default()
             .contains("no --pod-cidr"),
         "{ev}"
+    );
+}
+
+/// Churn: 100 pods added at once each get their own IP, and once removed leave no veth, no IP
+/// reservation and no per-pod iptables rule behind.
+#[test]
+fn a_hundred_pods_come_and_go_without_leftovers() {
+    let Some(_node) = Node::enter("churn") else {
+        return;
+    };
+    let a = agent(Some("10.93.0.0/24"), &[]);
+    const N: usize = 100;
+    for i in 0..N {
+        a.write_manifest(
+            &format!("p{i}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: localhost/busybox:test\n    ports: [{{containerPort: 80, hostPort: {}}}]\n    command: [sh, -c, \"exec sleep 3600\"]\n",
+                20000 + i
+            ),
+        );
+    }
+    let ips = a.wait_for("100 pods running with IPs", Duration::from_secs(240), |a| {
+        let pods = a.pods();
+        let ips: std::collections::BTreeSet<String> = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+            .filter(|ip| ip.starts_with("10.93.0."))
+            .collect();
+        (ips.len() == N).then_some(ips)
+    });
+    assert_eq!(ips.len(), N);
+    assert_eq!(veths().len(), N);
+    for i in 0..N {
+        a.remove_manifest(&format!("p{i}.yaml"));
+    }
+    a.wait_for("pods gone", Duration::from_secs(240), |a| {
+        a.pods().is_empty().then_some(())
+    });
+    // The pod is gone from the API before its sandbox is torn down; the teardown is done when
+    // its cache entries are (the last step of each DEL).
+    a.wait_for("teardowns done", T, |a| {
+        cached_results(a).is_empty().then_some(())
+    });
+    assert!(veths().is_empty(), "{:?}", veths());
+    let warnings: Vec<String> = a
+        .agent_log()
+        .lines()
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains("sandbox"))
+        .map(str::to_string)
+        .collect();
+    let ipam = a.tmp.path().join("cni/networks/minikubelet");
+    let left: Vec<String> = std::fs::read_dir(&ipam)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("10."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "IP reservations left: {left:?}\nagent warnings:\n{}",
+        warnings.join("\n")
+    );
+    let nat = run("iptables-save", &["-t", "nat"]);
+    let per_pod: Vec<&str> = nat
+        .lines()
+        .filter(|l| l.contains("CNI-") && !l.contains("CNI-HOSTPORT-"))
+        .chain(
+            nat.lines()
+                .filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT")),
+        )
+        .collect();
+    assert!(
+        per_pod.is_empty(),
+        "iptables rules left: {per_pod:?}\nagent warnings:\n{}",
+        warnings.join("\n")
     );
 }
