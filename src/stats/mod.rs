@@ -466,17 +466,22 @@ impl StatsProvider {
         Some(stats)
     }
 
-    /// The pod's network, read through one of its processes, if the pod has a network namespace
-    /// of its own (not the node's: a `hostNetwork` pod, or every pod on a node without CNI).
+    /// The pod's network, read through one of its processes in a network namespace other than
+    /// the node's (the pod's own; none for a `hostNetwork` pod, or every pod on a node without
+    /// CNI). The pod's cgroups may also hold processes of the node's namespace (a shim).
     fn pod_network(&self, pod_cg: &crate::cgroup::CgroupName) -> Option<NetworkStats> {
         use std::os::unix::fs::MetadataExt;
-        let pid = *self.cm.cgroups().pids(pod_cg).ok()?.first()?;
         let ns = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
         let own = ns(&self.proc_root.join("self/ns/net"))?;
-        let pods = ns(&self.proc_root.join(format!("{pid}/ns/net")))?;
-        if own == pods {
-            return None;
-        }
+        let pid = self
+            .cm
+            .cgroups()
+            .pids(pod_cg)
+            .ok()?
+            .into_iter()
+            .find(|pid| {
+                ns(&self.proc_root.join(format!("{pid}/ns/net"))).is_some_and(|n| n != own)
+            })?;
         network::read(&self.proc_root.join(format!("{pid}/net/dev")))
     }
 

@@ -8,7 +8,8 @@
 # statically into its own target dir, builds a Debian 12 + systemd 252 rootfs (cached), then boots:
 #   harness-cgroup2  busybox initramfs, pure cgroup v2: the harness proves itself (no agent needed)
 #   agent-cgroup2    busybox initramfs: the agent's cgroup v2 scenarios (scenarios/agent-cgroup2.sh,
-#                    then agent-cgroup2-eviction.sh: v2 eviction notifications, then agent-cgroup2-api.sh:
+#                    then agent-cgroup2-eviction.sh: v2 eviction notifications, then agent-cgroup2-api.sh
+#                    and agent-cgroup2-network.sh (pods' own network through CNI):
 #                    logs, probes, exec/attach/port-forward with kubectl over TLS, stats, disk eviction)
 #   harness-systemd  Debian 12 + systemd 252: install.sh + minikubelet.service with a stand-in agent
 #   agent-systemd    Debian 12 + systemd 252: the same with the real agent (scenarios/agent-systemd.sh)
@@ -193,7 +194,18 @@ if [ -f "$CACHE/KVER" ]; then
     -- -drive "file=$W/h2-disk.img,if=virtio,format=raw"
   if [ "$agent_ready" = 1 ]; then
     mkpayload "$W/a2" "$HERE/scenarios/agent-cgroup2.sh" "$HERE/scenarios/agent-cgroup2-eviction.sh" \
-      "$HERE/scenarios/agent-cgroup2-api.sh"
+      "$HERE/scenarios/agent-cgroup2-api.sh" "$HERE/scenarios/agent-cgroup2-network.sh"
+    # agent-cgroup2-network's CNI plugins: Debian's (dynamically linked), with their libraries,
+    # each run through the loader as jq is; without them the scenario skips and says why.
+    for p in bridge host-local loopback; do
+      [ -x "/usr/lib/cni/$p" ] || continue
+      mkdir -p "$W/a2/lib/cni" "$W/a2/cni"
+      cp "/usr/lib/cni/$p" "$W/a2/lib/cni/$p"
+      for l in $(ldd "/usr/lib/cni/$p" | awk '/=>/{print $3} /ld-linux/{print $1}'); do cp -L "$l" "$W/a2/lib/cni/"; done
+      printf '%s\n' '#!/bin/sh' 'd=$(cd "$(dirname "$0")/../lib/cni" && pwd)' \
+        "exec \"\$d/ld-linux-x86-64.so.2\" --library-path \"\$d\" \"\$d/$p\" \"\$@\"" > "$W/a2/cni/$p"
+      chmod 755 "$W/a2/cni/$p"
+    done
     # agent-cgroup2's Localhost AppArmor profile, compiled here (apparmor_parser -Q -S: no kernel
     # needed) since the busybox VM has no parser; the guest loads the binary through securityfs.
     # Without a parser the scenario skips its AppArmor checks and says why.

@@ -11,14 +11,17 @@ CACHE=$MKL_VM_CACHE; mkdir -p "$CACHE/debs" "$CACHE/kernel"; cd "$CACHE/debs"
 KPKG=$(apt-cache ${MKL_VM_APT_OPTS:-} depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$KPKG" ] || { echo "fetch: no linux-image-amd64 in the apt lists (apt-get update?)" >&2; exit 1; }
 KVER=${KPKG#linux-image-}; K=$CACHE/kernel/$KVER; M=./lib/modules/$KVER/kernel
-if [ ! -f "$K/tree/boot/vmlinuz-$KVER" ]; then
+# net/bridge, net/802, net/llc and drivers/net: the bridge and veth modules of the pod network
+# scenario (agent-cgroup2-network.sh); a tree unpacked before they were kept is unpacked again.
+if [ ! -f "$K/tree/boot/vmlinuz-$KVER" ] || [ ! -d "$K/tree/$M/net/bridge" ]; then
   # shellcheck disable=SC2086
   apt-get ${MKL_VM_APT_OPTS:-} download "$KPKG" 2>&1 | grep -v unsandboxed || true
   rm -rf "$K"; mkdir -p "$K/tree"
   keep=(./boot "./lib/modules/$KVER/modules.order" "./lib/modules/$KVER/modules.builtin")
-  for d in fs lib crypto arch net/9p net/vmw_vsock drivers/virtio drivers/block drivers/char \
-           drivers/ata drivers/scsi; do keep+=("$M/$d"); done
+  for d in fs lib crypto arch net/9p net/vmw_vsock net/bridge net/802 net/llc drivers/virtio \
+           drivers/block drivers/char drivers/ata drivers/scsi drivers/net/veth.ko; do keep+=("$M/$d"); done
   dpkg-deb --fsys-tarfile "$KPKG"_*.deb | tar -x -C "$K/tree" "${keep[@]}"
+  rm -f "$K/tree/lib/modules/$KVER/modules.dep"
 fi
 if [ ! -x "$CACHE/bb/bin/busybox" ]; then
   apt-get download busybox-static 2>&1 | grep -v unsandboxed || true

@@ -5,7 +5,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); . "$HERE/common.sh"
 CACHE=$MKL_VM_CACHE; KVER=$(cat "$CACHE/KVER"); BB=$CACHE/bb/bin/busybox
 OUT=${1:?usage: mkinitrd.sh OUT.cpio.gz}; MD=$(kernel_dir)/tree/lib/modules/$KVER
-MODULES=${MKL_VM_MODULES:-"virtio_pci virtio_blk virtio_console 9pnet_virtio 9p ext4 overlay crc32c_generic"}
+MODULES=${MKL_VM_MODULES:-"virtio_pci virtio_blk virtio_console 9pnet_virtio 9p ext4 overlay crc32c_generic bridge veth"}
 S=$(mktemp -d); trap 'rm -rf "$S"' EXIT
 mkdir -p "$S"/{bin,etc,proc,sys,dev,tmp,run,mnt,payload,lib/modules/$KVER}
 cp "$BB" "$S/bin/busybox"
