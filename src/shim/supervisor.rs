@@ -513,7 +513,7 @@ fn redirect(fd: i32, path: &Path, read: bool) -> bool {
 }
 
 /// A line in shim.log.
-fn diag(cfg: &ShimConfig, msg: &str) {
+pub(super) fn diag(cfg: &ShimConfig, msg: &str) {
     eprintln!(
         "{} shim[{}] container={}: {msg}",
         UnixTime::now().rfc3339_nano(),
