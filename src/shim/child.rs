@@ -55,6 +55,10 @@ pub(super) struct Container {
     /// The container is PID 1 of a PID namespace of its own: when it exits the kernel kills
     /// the rest, so the shim need not kill its process group.
     pub own_pid_ns: bool,
+    /// Why the child was forked and joined `cgroup.procs` instead of being cloned into its v2
+    /// cgroup (the kernel lacks `clone3(CLONE_INTO_CGROUP)`), for the shim's log: written once
+    /// the log exists (a prestarted shim has no stderr until its state dir is written).
+    pub clone3_fallback: Option<String>,
 }
 
 /// The child step that failed, sent over the error pipe.
@@ -407,18 +411,16 @@ pub(super) fn spawn<T>(
     let into = v2_cgroup_dir(&cfg.cgroup_procs);
     // SAFETY (both): the shim is single-threaded, and the child only makes async-signal-safe
     // calls on memory prepared above before exec or _exit.
+    let mut clone3_fallback = None;
     let cloned = match &into {
         Some((fd, dir)) => match unsafe { clone_into_cgroup(fd) } {
             Ok(r) => Some(r),
             Err(e) if clone3_unsupported(e) => {
-                super::supervisor::diag(
-                    cfg,
-                    &format!(
-                        "clone3(CLONE_INTO_CGROUP) unsupported ({}): fork and write \"0\" to {}/cgroup.procs instead",
-                        e.desc(),
-                        dir.display()
-                    ),
-                );
+                clone3_fallback = Some(format!(
+                    "clone3(CLONE_INTO_CGROUP) unsupported ({}): fork and write \"0\" to {}/cgroup.procs instead",
+                    e.desc(),
+                    dir.display()
+                ));
                 None
             }
             Err(e) => {
@@ -477,6 +479,7 @@ pub(super) fn spawn<T>(
                         stderr: err_r,
                         stdin: in_w,
                         own_pid_ns,
+                        clone3_fallback,
                     };
                     Ok((container, ready))
                 }
