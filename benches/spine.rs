@@ -16,8 +16,11 @@
 //! is killed and removed when the benchmark ends, also on panic or Ctrl-C.
 //!
 //! Every container is a tiny static helper that writes its own start time (CLOCK_MONOTONIC, as
-//! the first thing it does) into a file and then sleeps; the baseline starts the same helper
-//! directly in a fresh cgroup, so the helper's own exec cost is on both sides of the ratio.
+//! the first thing it does) into a file and then sleeps, or a dynamic `sh` that execs it; the
+//! baseline starts the same command directly in fresh cgroups by the kernel's fastest join
+//! (`tasks` on v1, `clone3(CLONE_INTO_CGROUP)` on v2), so the command's own exec cost is on both
+//! sides of the ratio. The one-at-a-time starts run cold ([`IDLE_GAP`] before every sample of
+//! either kind: a pod dropped onto an idle node) and warm (back to back), issue 14.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -83,7 +86,8 @@ int main(int argc, char **argv) {
 
 struct Settings {
     quick: bool,
-    /// Pods started one at a time (and as many baseline samples, interleaved).
+    /// Pods started one at a time per series (cold/warm × stamp/sh), and as many baseline
+    /// samples, interleaved.
     samples: usize,
     /// Samples of each kind run first and not counted (page cache, first cgroups).
     warmup: usize,
