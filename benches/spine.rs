@@ -179,25 +179,30 @@ fn main() {
         };
         for i in 0..s.warmup + s.samples {
             gap();
+            let stamp = stamps.join(format!("base-{label}-{i}"));
             let b = baseline_sample(
                 &base_cg,
-                &kind.argv(&helper, &stamps.join(format!("base-{label}-{i}"))),
+                &kind.argv(&helper, &stamp),
+                &stamp,
                 &format!("b{i}"),
                 Join::Fast,
             );
             // The old join through `cgroup.procs` on v1, cold only: what it costs, same run.
             let slow = (cold && kind == Kind::Stamp && !common::is_v2()).then(|| {
                 gap();
+                let stamp = stamps.join(format!("procs-{label}-{i}"));
                 baseline_sample(
                     &base_cg,
-                    &kind.argv(&helper, &stamps.join(format!("procs-{label}-{i}"))),
+                    &kind.argv(&helper, &stamp),
+                    &stamp,
                     &format!("p{i}"),
                     Join::Procs,
                 )
             });
             gap();
             let name = format!("{label}-{i}");
-            let (p, wall) = pod_sample(&agent, &kind.argv(&helper, &stamps.join(&name)), &name);
+            let stamp = stamps.join(&name);
+            let (p, wall) = pod_sample(&agent, &kind.argv(&helper, &stamp), &stamp, &name);
             trace.push_str(&format!("{name} {wall} {p:.0} {b:.0}\n"));
             if i >= s.warmup {
                 sr.base.push(b);
@@ -585,9 +590,14 @@ enum Join {
 }
 
 /// One baseline sample: mkdir a cgroup in each hierarchy, start `argv` in them (see [`Join`]);
-/// the time from before the mkdir to the helper's stamp (the last argument).
-fn baseline_sample(parent: &TestCgroup, argv: &[String], name: &str, join: Join) -> f64 {
-    let stamp = PathBuf::from(argv.last().expect("argv has the stamp"));
+/// the time from before the mkdir to the helper's `stamp`.
+fn baseline_sample(
+    parent: &TestCgroup,
+    argv: &[String],
+    stamp: &Path,
+    name: &str,
+    join: Join,
+) -> f64 {
     let (dirs, files) = sample_cgroups(parent, name, join);
     let t0 = mono_ns();
     create_sample_cgroups(&dirs);
@@ -607,7 +617,7 @@ fn baseline_sample(parent: &TestCgroup, argv: &[String], name: &str, join: Join)
             Spawned::Forked(cmd.spawn().expect("spawn baseline helper"))
         }
     };
-    let (t, _) = wait_stamp(&stamp, None);
+    let (t, _) = wait_stamp(stamp, None);
     child.kill();
     remove_sample_cgroups(&dirs);
     t - t0
@@ -696,15 +706,14 @@ fn manifest(name: &str, argv: &[String]) -> String {
 /// remove the manifest and wait until the pod is gone (so samples never overlap).
 /// Returns the latency in ns and the wall-clock time of the rename (to find the sample in the
 /// agent's log).
-fn pod_sample(agent: &Agent, argv: &[String], name: &str) -> (f64, jiff::Timestamp) {
-    let stamp = PathBuf::from(argv.last().expect("argv has the stamp"));
+fn pod_sample(agent: &Agent, argv: &[String], stamp: &Path, name: &str) -> (f64, jiff::Timestamp) {
     let file = format!("{name}.yaml");
     let tmp = agent.manifests.join(format!(".{file}.tmp"));
     std::fs::write(&tmp, manifest(name, argv)).expect("write manifest");
     let wall = jiff::Timestamp::now();
     let t0 = mono_ns();
     std::fs::rename(&tmp, agent.manifests.join(&file)).expect("rename manifest");
-    let (t, pid) = wait_stamp(&stamp, Some(agent));
+    let (t, pid) = wait_stamp(stamp, Some(agent));
     agent.remove_manifest(&file);
     wait_until(&format!("{name} gone"), agent, |a| {
         !common::alive(pid) && a.pods().is_empty()
@@ -969,7 +978,8 @@ fn image_starts(s: &Settings, helper: &[String], work: &Path, agent: &Agent, sta
         let m = image_pod_sample(&images, &format!("img-{i}"));
         sleep_checked(IDLE);
         let name = format!("proc-{i}");
-        let (p, _) = pod_sample(agent, &Kind::Stamp.argv(helper, &stamps.join(&name)), &name);
+        let stamp = stamps.join(&name);
+        let (p, _) = pod_sample(agent, &Kind::Stamp.argv(helper, &stamp), &stamp, &name);
         sleep_checked(IDLE);
         if i >= warm {
             floors.push(f);
