@@ -541,6 +541,149 @@ fn container_starts_inside_its_cgroup_with_its_oom_score_adj() {
     );
 }
 
+/// A unique cgroup in every hierarchy the agent uses, made and removed through the agent's own
+/// cgroup layer (relative root, as the agent with `--cgroup-root ""`).
+struct AgentCgroup {
+    fs: minikubelet::cgroup::CgroupFs,
+    name: minikubelet::cgroup::CgroupName,
+}
+
+impl AgentCgroup {
+    fn new(test: &str) -> Self {
+        let fs = minikubelet::cgroup::CgroupFs::detect()
+            .unwrap()
+            .with_root("", "agent")
+            .unwrap();
+        let name =
+            minikubelet::cgroup::CgroupName::new([format!("mkl-{test}-{}", std::process::id())])
+                .unwrap();
+        fs.create(&name).unwrap();
+        AgentCgroup { fs, name }
+    }
+}
+
+impl Drop for AgentCgroup {
+    fn drop(&mut self) {
+        let _ = self.fs.kill(&self.name);
+        if let Err(e) = self.fs.remove(&self.name) {
+            eprintln!("could not remove test cgroup {}: {e}", self.name);
+        }
+    }
+}
+
+/// The pids in `dir/cgroup.procs`, sorted.
+fn procs_of(dir: &Path) -> Vec<i32> {
+    let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    let mut pids: Vec<i32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+    pids.sort();
+    pids
+}
+
+#[test]
+fn container_and_its_children_land_in_every_cgroup_through_the_join_files() {
+    let cg = AgentCgroup::new("join-files");
+    let files = cg.fs.join_files(&cg.name);
+    // v1 (and hybrid) joins through `tasks`, which moves only the (single) calling thread;
+    // v2 through clone3 into the cgroup, or `cgroup.procs` where the kernel lacks it.
+    let want = if cg.fs.layout().is_v2() {
+        "cgroup.procs"
+    } else {
+        "tasks"
+    };
+    assert!(!files.is_empty());
+    assert!(files.iter().all(|f| f.ends_with(want)), "{files:?}");
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&["sh", "-c", "sleep 1001 & exec sleep 1000"]);
+    cfg.cgroup_procs = files.clone();
+    let (res, _guard) = fx.start(&cfg);
+    let pid = res.unwrap().pid;
+    let dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    // The container forks its child before it execs `sleep 1000`; wait until it has.
+    let until = Instant::now() + Duration::from_secs(20);
+    while procs_of(dirs[0]).len() < 2 {
+        assert!(Instant::now() < until, "no child of the container appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pids = procs_of(dirs[0]);
+    assert_eq!(pids.len(), 2, "the container and its child only: {pids:?}");
+    assert!(pids.contains(&pid), "{pids:?} lacks the container {pid}");
+    for d in &dirs {
+        assert_eq!(procs_of(d), pids, "{}", d.display());
+    }
+    // Seen from each process: one line per hierarchy names the container's cgroup.
+    let leaf = format!("/{}", cg.name.components().last().unwrap());
+    for p in &pids {
+        let own = std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+        let inside = own.lines().filter(|l| l.ends_with(&leaf)).count();
+        assert_eq!(inside, dirs.len(), "pid {p}: {own}");
+        // Every thread too (each process here has one).
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .unwrap()
+            .count();
+        assert_eq!(tasks, 1, "pid {p}");
+    }
+    let log = std::fs::read_to_string(fx.state_dir.join(shim::SHIM_LOG_FILE)).unwrap_or_default();
+    assert!(!log.contains("clone3"), "{log}");
+}
+
+/// The cgroup2 tree of this host (pure v2, or hybrid's `unified`), when it is mounted.
+fn cgroup2_own_dir() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|m| {
+            nix::sys::statfs::statfs(m)
+                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        })
+        .map(|m| m.join(path.trim_start_matches('/')))
+}
+
+#[test]
+fn a_cgroup2_child_is_cloned_into_its_cgroup() {
+    // On v1 hybrid the empty `unified` tree still takes clone3(CLONE_INTO_CGROUP), so the
+    // path is tested on every host that has a cgroup2 mount.
+    let Some(own) = cgroup2_own_dir() else {
+        eprintln!("no cgroup2 mount: skipped");
+        return;
+    };
+    let name = format!("mkl-clone3-{}", std::process::id());
+    let cg = TestCgroup {
+        dir: own.join(&name),
+    };
+    std::fs::create_dir(&cg.dir).unwrap();
+    let fx = Fixture::new();
+    let mut cfg = fx.config(&["sh", "-c", "sleep 1001 & exec sleep 1000"]);
+    cfg.cgroup_procs = vec![cg.dir.join("cgroup.procs")];
+    let (res, _guard) = fx.start(&cfg);
+    let pid = res.unwrap().pid;
+    let until = Instant::now() + Duration::from_secs(20);
+    while procs_of(&cg.dir).len() < 2 {
+        assert!(Instant::now() < until, "no child of the container appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pids = procs_of(&cg.dir);
+    assert!(pids.contains(&pid), "{pids:?} lacks the container {pid}");
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        own.lines()
+            .any(|l| l.starts_with("0::") && l.ends_with(&name)),
+        "{own}"
+    );
+    // Where the kernel has clone3 the shim says nothing; where it lacks it, it says why once.
+    let log = std::fs::read_to_string(fx.state_dir.join(shim::SHIM_LOG_FILE)).unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let (major, minor) = kernel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok())
+        .take(2)
+        .fold((0, 0), |(a, _), n| if a == 0 { (n, 0) } else { (a, n) });
+    if (major, minor) >= (5, 7) {
+        assert!(!log.contains("clone3"), "{log}");
+    }
+}
+
 #[test]
 fn shim_memory_and_start_latency() {
     const N: usize = 6;

@@ -7,14 +7,17 @@ use std::path::PathBuf;
 
 use super::Error;
 
-/// The `cgroup.procs` files of one cgroup, prepared so that joining needs no allocation.
+/// The join files of one cgroup (`tasks` on v1, `cgroup.procs` on v2), prepared so that
+/// joining needs no allocation.
 #[derive(Clone, Debug)]
 pub struct ProcsJoin {
     files: Vec<CString>,
 }
 
 impl ProcsJoin {
-    /// Prepares the given `cgroup.procs` paths (from [`super::CgroupFs::procs_files`]).
+    /// Prepares the given paths (from [`super::CgroupFs::join_files`]). Only for a process that
+    /// is single-threaded when it joins (as a child between fork and exec is): on v1 a `tasks`
+    /// write moves only the calling thread.
     pub fn new(files: &[PathBuf]) -> Result<Self, Error> {
         let files = files
             .iter()

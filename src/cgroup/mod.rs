@@ -37,6 +37,7 @@
 //! | [`CgroupFs::set_pids_max`] | `pids.max` | `pids.max` |
 //! | [`CgroupFs::set_memory_oom_group`] | nothing (no such file) | `memory.oom.group` |
 //! | [`CgroupFs::add_process`] | `cgroup.procs` in every hierarchy | `cgroup.procs` |
+//! | [`CgroupFs::join_files`] (a new child joins itself) | `tasks` in every hierarchy | `cgroup.procs` (the shim uses `clone3(CLONE_INTO_CGROUP)` first) |
 //! | [`CgroupFs::freeze`] | `freezer.state` `FROZEN` / `THAWED` | `cgroup.freeze` `1` / `0` |
 //! | [`CgroupFs::kill`] | freeze, SIGKILL each pid in the subtree's `cgroup.procs`, thaw, until empty | `cgroup.kill` `1` (kernel >= 5.14), else as v1 with `cgroup.freeze` |
 //!
@@ -204,6 +205,16 @@ impl Layout {
     /// Whether resource controllers live in the unified (v2) tree.
     pub fn is_v2(self) -> bool {
         self == Layout::V2
+    }
+
+    /// The file a single-threaded process writes "0" into to join a cgroup: `tasks` on v1 and
+    /// hybrid (no threadgroup lock, see [`CgroupFs::join_files`]), `cgroup.procs` on v2.
+    pub fn join_file(self) -> &'static str {
+        if self.is_v2() {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        }
     }
 }
 

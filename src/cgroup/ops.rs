@@ -279,8 +279,9 @@ impl CgroupFs {
         Ok(true)
     }
 
-    /// The `cgroup.procs` file of `name` in each hierarchy in use; a child joins by writing "0"
-    /// into each from `pre_exec` (see [`ProcsJoin`]).
+    /// The `cgroup.procs` file of `name` in each hierarchy in use: what moves a whole process
+    /// (all its threads) given its pid. A child joining itself before exec uses
+    /// [`Self::join_files`] instead.
     pub fn procs_files(&self, name: &CgroupName) -> Vec<PathBuf> {
         self.dirs(name)
             .into_iter()
@@ -288,9 +289,28 @@ impl CgroupFs {
             .collect()
     }
 
-    /// [`Self::procs_files`] prepared for an async-signal-safe `pre_exec` hook.
+    /// The file of `name` in each hierarchy in use that a freshly forked, single-threaded child
+    /// writes "0" into to join: `tasks` on v1 (and hybrid), `cgroup.procs` on v2 (which has no
+    /// `tasks`).
+    ///
+    /// Why not `cgroup.procs` on v1: a write there moves a whole thread group, so the kernel
+    /// takes the global `cgroup_threadgroup_rwsem` for writing, and taking that per-cpu rwsem
+    /// while it was idle waits for an RCU grace period (milliseconds: 11.5 ms measured for a
+    /// pod's first join on an idle node, issue 14). Writing "0" to `tasks` moves only the
+    /// calling thread, which the kernel does without that lock; for a child that has not
+    /// started any thread yet that is the whole process, and whatever it forks or spawns
+    /// later starts in the same cgroups. Callers moving *another* process, which may have
+    /// threads, keep [`Self::procs_files`] (see [`Self::add_process`]). On v2 the fast path
+    /// is `clone3(CLONE_INTO_CGROUP)` instead (see `shim::child`), and this file is its
+    /// fallback.
+    pub fn join_files(&self, name: &CgroupName) -> Vec<PathBuf> {
+        let file = self.layout.join_file();
+        self.dirs(name).into_iter().map(|d| d.join(file)).collect()
+    }
+
+    /// [`Self::join_files`] prepared for an async-signal-safe `pre_exec` hook.
     pub fn procs_join(&self, name: &CgroupName) -> Result<ProcsJoin, Error> {
-        ProcsJoin::new(&self.procs_files(name))
+        ProcsJoin::new(&self.join_files(name))
     }
 
     /// Moves process `pid` into `name` in every hierarchy in use.

@@ -1095,6 +1095,37 @@ fn procs_join_prepares_paths() {
     fs.procs_join(&n).unwrap();
 }
 
+#[test]
+fn a_new_child_joins_through_tasks_on_v1_and_hybrid_and_cgroup_procs_on_v2() {
+    for (kind, file, count) in [
+        (Kind::V1Split, "tasks", 6),
+        (Kind::V1Comounted, "tasks", 3),
+        (Kind::Hybrid, "tasks", 6),
+        (Kind::V2, "cgroup.procs", 1),
+    ] {
+        let fake = Fake::new(kind);
+        let fs = fake.detect(kind).unwrap();
+        let n = name(&["pod", "ctr"]);
+        let join = fs.join_files(&n);
+        assert_eq!(join.len(), count, "{kind:?}");
+        assert!(
+            join.iter().all(|f| f.ends_with(format!("pod/ctr/{file}"))),
+            "{kind:?}: {join:?}"
+        );
+        // Hybrid's empty unified tree holds no controller: it is not joined.
+        assert!(!join.iter().any(|f| f.starts_with(fake.cg.join("unified"))));
+        // Moving another (possibly multi-threaded) process still goes through cgroup.procs,
+        // in the same directories.
+        let procs = fs.procs_files(&n);
+        assert_eq!(
+            join.iter().map(|f| f.parent()).collect::<Vec<_>>(),
+            procs.iter().map(|f| f.parent()).collect::<Vec<_>>()
+        );
+        assert!(procs.iter().all(|f| f.ends_with("cgroup.procs")));
+        assert_eq!(fs.layout().join_file(), file);
+    }
+}
+
 mod parsers {
     use super::super::parse::*;
 

@@ -253,10 +253,12 @@ impl ContainerManager {
         Ok(())
     }
 
-    /// The `cgroup.procs` files a container's processes join (one per hierarchy in use): what
-    /// the runtime needs to start a process inside the container's cgroup.
-    pub fn container_procs_files(&self, name: &CgroupName) -> Vec<std::path::PathBuf> {
-        self.cgroups.procs_files(name)
+    /// The files a container's new processes write "0" into to join its cgroups (one per
+    /// hierarchy in use: `tasks` on v1, `cgroup.procs` on v2, see
+    /// [`crate::cgroup::CgroupFs::join_files`]): what the runtime needs to start a process
+    /// inside the container's cgroups.
+    pub fn container_join_files(&self, name: &CgroupName) -> Vec<std::path::PathBuf> {
+        self.cgroups.join_files(name)
     }
 
     /// Kill everything in a cgroup subtree and remove it (`Destroy`).

@@ -54,8 +54,12 @@ pub struct ExecContext {
     pub gid: Option<u32>,
     /// Supplementary groups; replaces the agent's whenever uid, gid or this list is set.
     pub supplemental_groups: Vec<u32>,
-    /// `cgroup.procs` files of the container's cgroups; the child writes "0" into each before
-    /// exec, so it is accounted and limited with the container from its first instruction.
+    /// The join files of the container's cgroups ([`crate::cgroup::CgroupFs::join_files`]:
+    /// `tasks` on v1, `cgroup.procs` on v2); the child, single-threaded between fork and exec,
+    /// writes "0" into each before exec, so it is accounted and limited with the container
+    /// from its first instruction. On v1 `tasks` spares the write the threadgroup lock and its
+    /// RCU grace period; a config recorded before that still names `cgroup.procs`, which works
+    /// the same, only slower.
     pub cgroup_procs: Vec<PathBuf>,
     /// The container's `oom_score_adj`, written to `/proc/self/oom_score_adj` in the child
     /// before it drops to the container's user (as the shim does for the container itself);
@@ -103,7 +107,7 @@ pub enum ExecError {
     /// `argv[0]` has no '/' and is not an executable file in any PATH directory.
     #[error("exec {program:?} (command {command:?}): executable file not found in $PATH")]
     NotFound { command: String, program: String },
-    /// A cgroup.procs file of the container could not be opened.
+    /// A cgroup join file (`tasks` or `cgroup.procs`) of the container could not be opened.
     #[error("open {path} to exec {command:?} in the container's cgroup: {source}")]
     Cgroup {
         command: String,
@@ -212,7 +216,7 @@ pub async fn exec_sync(
 }
 
 /// A command ready to spawn in a container's context: argv resolved with the container's PATH,
-/// environment, working directory, and the container's cgroup.procs files opened.
+/// environment, working directory, and the container's cgroup join files opened.
 struct Prepared {
     cmd: Command,
     command: String,

@@ -2,9 +2,18 @@
 //! between `fork` and `execve` the child makes only async-signal-safe calls (raw libc: no
 //! allocation, no locks), like runc's `nsexec` or std's `pre_exec` rules demand.
 //!
+//! How the child gets into its cgroups (so it is charged from its first page and everything it
+//! forks starts there too): on v2 the shim starts it there, with
+//! `clone3(CLONE_INTO_CGROUP)` and the cgroup's directory (kernel >= 5.7), so the child has
+//! nothing to write; where the kernel lacks that (`ENOSYS`, `E2BIG`, `EINVAL`) and on v1 it
+//! `fork`s, and the child writes `"0"` into each join file of [`ShimConfig::cgroup_procs`]:
+//! `tasks` on v1, which moves the single-threaded child without the threadgroup lock that makes
+//! a `cgroup.procs` write wait for an RCU grace period (see
+//! [`crate::cgroup::CgroupFs::join_files`]), `cgroup.procs` on v2. A raw `clone3` is no
+//! different from `fork` for the child: the same async-signal-safe steps follow.
+//!
 //! Child steps, in order: `setsid` (own session and process group, so the shim can signal the
-//! whole group), join each cgroup (`"0"` into `cgroup.procs`, so the process starts inside its
-//! cgroup and everything it forks is charged there), `oom_score_adj`, the container's
+//! whole group), join each cgroup unless `clone3` started it there, `oom_score_adj`, the container's
 //! isolation (`isolate::enter`) and AppArmor profile (`exec <profile>` written to its
 //! `/proc/self/attr/apparmor/exec`, which the kernel applies at the `execve`, as runc does),
 //! seccomp and capabilities, `setgroups`/`setresgid`/`setresuid`, `chdir`, stdio onto 0/1/2, mark every other fd close-on-exec, reset the signal
@@ -46,6 +55,10 @@ pub(super) struct Container {
     /// The container is PID 1 of a PID namespace of its own: when it exits the kernel kills
     /// the rest, so the shim need not kill its process group.
     pub own_pid_ns: bool,
+    /// Why the child was forked and joined `cgroup.procs` instead of being cloned into its v2
+    /// cgroup (the kernel lacks `clone3(CLONE_INTO_CGROUP)`), for the shim's log: written once
+    /// the log exists (a prestarted shim has no stderr until its state dir is written).
+    pub clone3_fallback: Option<String>,
 }
 
 /// The child step that failed, sent over the error pipe.
@@ -282,6 +295,85 @@ impl Prepared {
     }
 }
 
+/// `clone_args` of `clone3(2)` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`, kernel 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (kernel 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// The directory of the container's v2 cgroup, opened for `clone3(CLONE_INTO_CGROUP)`: when
+/// the join files are one `cgroup.procs` on a cgroup2 mount. `None` on v1 (a `tasks` file, or
+/// several hierarchies), or when it cannot be opened (the fallback write then reports the
+/// path).
+fn v2_cgroup_dir(join_files: &[std::path::PathBuf]) -> Option<(OwnedFd, &Path)> {
+    let [file] = join_files else {
+        return None;
+    };
+    if file.file_name()? != "cgroup.procs" {
+        return None;
+    }
+    let dir = file.parent()?;
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()?;
+    let on_cgroup2 = nix::sys::statfs::fstatfs(&fd)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    on_cgroup2.then_some((fd, dir))
+}
+
+/// Whether a `clone3` error means the kernel (or a seccomp profile around the agent) lacks
+/// `clone3` or `CLONE_INTO_CGROUP`, so `fork` and a `cgroup.procs` write must do.
+fn clone3_unsupported(e: Errno) -> bool {
+    matches!(e, Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL)
+}
+
+/// `clone3(CLONE_INTO_CGROUP)`: like `fork`, but the child starts in the cgroup of `dir`.
+///
+/// # Safety
+/// As `fork`: in the child only async-signal-safe calls until exec or `_exit`. No libc
+/// `atfork` handler runs, which is fine for a child that makes raw syscalls only.
+unsafe fn clone_into_cgroup(dir: &OwnedFd) -> Result<ForkResult, Errno> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed; without CLONE_VM the child gets
+    // its own copy of the address space, as with fork.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &raw const args,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        r if r < 0 => Err(Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as libc::pid_t),
+        }),
+    }
+}
+
 /// Forks and execs the container. Returns once it has exec'd (with what `before_exec`
 /// returned), or the start error's message. `before_exec` runs in the shim while the child
 /// takes its steps; the child execs only once it has returned `Ok` (its error is the start
@@ -315,9 +407,38 @@ pub(super) fn spawn<T>(
         None => false,
     };
 
-    // SAFETY: the shim is single-threaded, and the child only makes async-signal-safe calls
-    // on memory prepared above before exec or _exit.
-    match unsafe { fork() } {
+    // v2: start the child in its cgroup; else (or where the kernel cannot) fork and join.
+    let into = v2_cgroup_dir(&cfg.cgroup_procs);
+    // SAFETY (both): the shim is single-threaded, and the child only makes async-signal-safe
+    // calls on memory prepared above before exec or _exit.
+    let mut clone3_fallback = None;
+    let cloned = match &into {
+        Some((fd, dir)) => match unsafe { clone_into_cgroup(fd) } {
+            Ok(r) => Some(r),
+            Err(e) if clone3_unsupported(e) => {
+                clone3_fallback = Some(format!(
+                    "clone3(CLONE_INTO_CGROUP) unsupported ({}): fork and write \"0\" to {}/cgroup.procs instead",
+                    e.desc(),
+                    dir.display()
+                ));
+                None
+            }
+            Err(e) => {
+                return Err(format!(
+                    "clone3 into cgroup {}: {}",
+                    dir.display(),
+                    e.desc()
+                ));
+            }
+        },
+        None => None,
+    };
+    let in_cgroup = cloned.is_some();
+    let forked = match cloned {
+        Some(r) => Ok(r),
+        None => unsafe { fork() },
+    };
+    match forked {
         Err(e) => Err(format!("fork: {}", e.desc())),
         Ok(ForkResult::Child) => {
             let fds = ChildFds {
@@ -329,7 +450,7 @@ pub(super) fn spawn<T>(
                 gate_writer: gate_w.as_raw_fd(),
             };
             // SAFETY: see above; never returns.
-            unsafe { exec_child(&prep, &argv_ptrs, &envp_ptrs, fds) }
+            unsafe { exec_child(&prep, &argv_ptrs, &envp_ptrs, fds, in_cgroup) }
         }
         Ok(ForkResult::Parent { child }) => {
             drop((in_r, out_w, err_w, report_w, gate_r));
@@ -358,6 +479,7 @@ pub(super) fn spawn<T>(
                         stderr: err_r,
                         stdin: in_w,
                         own_pid_ns,
+                        clone3_fallback,
                     };
                     Ok((container, ready))
                 }
@@ -468,12 +590,14 @@ unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
     }
 }
 
-/// The child between fork and exec. Only async-signal-safe calls.
+/// The child between fork (or clone3) and exec. Only async-signal-safe calls. `in_cgroup`:
+/// `clone3` started it in its cgroup, there is nothing to join.
 unsafe fn exec_child(
     p: &Prepared,
     argv: &[*const c_char],
     envp: &[*const c_char],
     fds: ChildFds,
+    in_cgroup: bool,
 ) -> ! {
     // SAFETY: every call below is an async-signal-safe syscall wrapper on prepared memory.
     unsafe {
@@ -481,7 +605,12 @@ unsafe fn exec_child(
         if libc::setsid() < 0 {
             fail(fds.report, Step::Setsid, 0, errno());
         }
-        for (i, path) in p.cgroup_procs.iter().enumerate() {
+        let join = if in_cgroup {
+            &[][..]
+        } else {
+            &p.cgroup_procs[..]
+        };
+        for (i, path) in join.iter().enumerate() {
             if let Err(e) = write_file(path, b"0") {
                 fail(fds.report, Step::Cgroup, i, e);
             }
@@ -712,6 +841,43 @@ mod tests {
         ];
         for (step, errno, want) in cases {
             assert_eq!(p.describe(&c, step as u32, 0, errno), want);
+        }
+    }
+
+    #[test]
+    fn only_one_cgroup_procs_on_cgroup2_is_cloned_into() {
+        let tmp = tempfile::tempdir().unwrap();
+        let procs = tmp.path().join("cgroup.procs");
+        let tasks = tmp.path().join("tasks");
+        // v1: `tasks` files, several hierarchies, or a directory that is not on cgroup2.
+        for files in [
+            vec![],
+            vec![tasks.clone()],
+            vec![procs.clone(), procs.clone()],
+            vec![procs.clone()],
+            vec![tmp.path().join("absent/cgroup.procs")],
+        ] {
+            assert!(v2_cgroup_dir(&files).is_none(), "{files:?}");
+        }
+        // A cgroup2 mount (pure v2, or hybrid's `unified`) is.
+        let v2 = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|m| {
+                nix::sys::statfs::statfs(m)
+                    .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+            });
+        if let Some(root) = v2 {
+            let files = [root.join("cgroup.procs")];
+            let (_, dir) = v2_cgroup_dir(&files).unwrap();
+            assert_eq!(dir, root);
+            assert!(v2_cgroup_dir(&[root.join("tasks")]).is_none());
+        }
+        for e in [Errno::ENOSYS, Errno::E2BIG, Errno::EINVAL] {
+            assert!(clone3_unsupported(e));
+        }
+        for e in [Errno::EBADF, Errno::EBUSY, Errno::EACCES, Errno::EOPNOTSUPP] {
+            assert!(!clone3_unsupported(e), "{e}");
         }
     }
 

@@ -105,7 +105,11 @@ pub struct ShimConfig {
     pub gid: Option<u32>,
     /// Supplementary groups (`supplementalGroups`, `fsGroup`).
     pub supplemental_groups: Vec<u32>,
-    /// `cgroup.procs` files the child writes "0" into before exec (one per v1 hierarchy, one on v2).
+    /// The files the child writes "0" into before exec to join the container's cgroups (one
+    /// per v1 hierarchy, one on v2; from [`crate::cgroup::CgroupFs::join_files`]: `tasks` on
+    /// v1, which moves the single-threaded child without the threadgroup lock; `cgroup.procs`
+    /// on v2, where the shim starts the child in the cgroup with `clone3(CLONE_INTO_CGROUP)`
+    /// and this write is only the fallback). The name is kept for configs already written.
     pub cgroup_procs: Vec<PathBuf>,
     /// Written to `/proc/self/oom_score_adj` in the child before exec.
     pub oom_score_adj: Option<i32>,

@@ -151,6 +151,9 @@ fn run(state_dir: &Path, request: Option<StartRequest>) -> ExitCode {
     if let Some(meta) = unwritten.take() {
         write_state_dir(state_dir, &cfg, &meta);
     }
+    if let Some(note) = &container.clone3_fallback {
+        diag(&cfg, note);
+    }
     let state = ShimState {
         shim_pid: getpid().as_raw(),
         pid: container.pid.as_raw(),
@@ -207,6 +210,7 @@ fn supervise(
         stderr,
         stdin,
         own_pid_ns,
+        ..
     } = container;
     let output = |fd: OwnedFd, stream| {
         Some(Output {

@@ -528,7 +528,7 @@ impl PodWorker {
             &pod,
             &spec,
             envs,
-            ctx.cm.container_procs_files(&cgroup),
+            ctx.cm.container_join_files(&cgroup),
             &ctx,
         );
         // HTTP and TCP probes and hooks reach a pod with its own network on its IP.
@@ -924,7 +924,7 @@ impl PodWorker {
                 let spec = self.slots[i].spec.clone();
                 let envs =
                     env::make_environment(&self.pod, &spec, &self.node_env()).unwrap_or_default();
-                let procs = self.ctx.cm.container_procs_files(&cgroup);
+                let procs = self.ctx.cm.container_join_files(&cgroup);
                 // An isolated container is entered by its running process's namespaces, with
                 // the process it was started with (for an image container: the image's env,
                 // working dir and user merged with the spec), as the runtime recorded it.

@@ -885,8 +885,9 @@ spec:
     command: ["sh", "-c", "trap 'exit 0' TERM; (sleep 1; yes 'a line of log output that fills the disk quickly' | dd bs=64k count=60000000 iflag=fullblock,count_bytes 2>/dev/null; sleep 3600) & wait"]
 "#;
 
-/// Makes the child of `cmd` write "0" to each `cgroup.procs` file in `procs` between fork and
-/// exec, so that it runs in those cgroups from its first instruction.
+/// Makes the child of `cmd` write "0" to each file in `procs` (`cgroup.procs`, or on v1 `tasks`,
+/// which moves the single-threaded child without the threadgroup lock) between fork and exec,
+/// so that it runs in those cgroups from its first instruction.
 pub fn join_cgroups_before_exec(cmd: &mut Command, procs: Vec<std::ffi::CString>) {
     // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
     unsafe {

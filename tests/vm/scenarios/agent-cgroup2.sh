@@ -142,6 +142,9 @@ check a2_image_node_files_hidden '[ -n "$i_pid" ] && [ -e /etc/vmlab-modules ] &
 check a2_image_hostname '[ -n "$i_name" ] && echo "$i_log" | grep -q " hostname=$i_name "'
 check a2_image_id '[ -n "$i_pid" ] && [ "$(pod_field vm-image ".status.containerStatuses[0].imageID")" = "localhost/busybox@$(image_digest localhost/busybox:test)" ]'
 check a2_image_cgroup '[ -n "$i_pid" ] && [ "$(sed -n "s/^0:://p" /proc/$i_pid/cgroup)" = "${KP#$CG}/besteffort/pod$i_uid/image-probe" ]'
+# v2 (kernel >= 5.7): every shim cloned its container straight into its cgroup with
+# clone3(CLONE_INTO_CGROUP); a shim that had to fork and write cgroup.procs says so in its log
+check a2_clone3_into_cgroup 'ls /var/lib/minikubelet/containers/*/shim.log >/dev/null 2>&1 && ! grep -qs "clone3(CLONE_INTO_CGROUP) unsupported" /var/lib/minikubelet/containers/*/shim.log'
 
 # --- the security context and volumes (vm-secure): what its process reports
 s_log() { http "/containerLogs/default/$(pod_field vm-secure .metadata.name)/secure-probe"; }
