@@ -15,9 +15,20 @@
 //! and a profile is loaded by writing its compiled form to `.replace`; `apparmor_parser`
 //! compiles the text and does that write.
 use std::ffi::CStr;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long `apparmor_parser` may take to compile and load a profile. The default profile
+/// takes tens of milliseconds; a parser stuck on a lock or a hung filesystem must not hold a
+/// container's creation (and its pod worker) forever. Longer only delays the error.
+const PARSER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the parser is looked at while it runs: well under its usual run time, and 100
+/// wake-ups a second for the few milliseconds it runs.
+const PARSER_POLL: Duration = Duration::from_millis(10);
+/// The most of the parser's error output kept for the message.
+const MAX_PARSER_STDERR: u64 = 64 * 1024;
 
 /// Where securityfs shows AppArmor (runc's and the kubelet's `IsEnabled` look for it).
 pub const APPARMOR_FS: &str = "/sys/kernel/security/apparmor";
@@ -134,25 +145,42 @@ pub fn load(parser: &Path, name: &str, text: &str) -> Result<(), AppArmorError> 
     let mut child = Command::new(parser)
         .arg("-Kr")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| err(format!("run: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| err(format!("write the profile to its stdin: {e}")))?;
+    // Its error output is read beside it, so that a chatty parser never blocks on a full pipe.
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut said = String::new();
+        if let Some(e) = stderr {
+            let _ = e.take(MAX_PARSER_STDERR).read_to_string(&mut said);
+        }
+        said
+    });
+    if let Some(mut stdin) = child.stdin.take()
+        && let Err(e) = stdin.write_all(text.as_bytes())
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(err(format!("write the profile to its stdin: {e}")));
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| err(format!("wait: {e}")))?;
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr);
-        return Err(err(format!(
-            "parser error({:?}): {}",
-            said.trim(),
-            out.status
-        )));
+    let deadline = Instant::now() + PARSER_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(PARSER_POLL),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(err(format!("did not finish in {PARSER_TIMEOUT:?}; killed")));
+            }
+            Err(e) => return Err(err(format!("wait: {e}"))),
+        }
+    };
+    let said = reader.join().unwrap_or_default();
+    if !status.success() {
+        return Err(err(format!("parser error({:?}): {status}", said.trim())));
     }
     tracing::info!(profile = name, parser = %parser.display(), "apparmor profile loaded");
     Ok(())
@@ -217,6 +245,22 @@ mkl-test (complain)
 lxd-c1_</var/snap/lxd/common/lxd>://unconfined (enforce)
 /usr/bin/man (enforce)
 ";
+
+    /// `load` feeds the profile on stdin and reports the parser's complaint and status.
+    #[test]
+    fn a_parser_that_refuses_is_reported_with_its_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("apparmor_parser");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nwc -c >&2\necho 'syntax error' >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = load(&fake, "p", "profile p {}\n").unwrap_err().to_string();
+        assert!(e.contains("13") && e.contains("syntax error"), "{e}");
+    }
 
     #[test]
     fn profiles_are_found_by_their_whole_name() {
