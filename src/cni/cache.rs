@@ -12,8 +12,8 @@
 //! and ours read theirs. Unlike libcni (`os.WriteFile`), the file is written to a temporary
 //! name and renamed, so a crash mid-write never leaves half a file for DEL to trip on.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -98,29 +98,9 @@ impl CachedAttachment {
             .create(&dir)
             .map_err(err)?;
         let bytes = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let res = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(&bytes)?;
-            // The DEL after a power loss needs this file: the data reaches the disk before
-            // the name does. Once per pod start, about a millisecond.
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if res.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        res.map_err(err)?;
+        // The DEL after a power loss needs this file: synced, once per pod start (about a
+        // millisecond).
+        super::write_file_atomically(&path, &bytes, 0o600).map_err(err)?;
         Ok(path)
     }
 

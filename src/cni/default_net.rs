@@ -13,9 +13,8 @@
 //! The bridge plugin refuses both at once ("cannot set hairpin mode and promiscuous mode at
 //! the same time"), so exactly one mode is ever on.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -215,25 +214,8 @@ pub fn write_default_conflist(conf_dir: &Path, conflist: &Value) -> Result<PathB
     let mut bytes =
         serde_json::to_vec_pretty(conflist).map_err(|e| err(std::io::Error::other(e)))?;
     bytes.push(b'\n');
-    // Not a name libcni reads (`.tmp` is no config extension), so a concurrent load never
-    // picks it.
-    let tmp = conf_dir.join(format!(".{DEFAULT_CONFLIST_FILE}.tmp"));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(err)?;
+    // The temporary name is no config extension: a concurrent load never picks it.
+    super::write_file_atomically(&path, &bytes, 0o644).map_err(err)?;
     let bridge = &conflist["plugins"][0];
     tracing::info!(
         file = %path.display(),

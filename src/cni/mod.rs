@@ -134,6 +134,36 @@ pub enum CniError {
 }
 
 /// libcni's `pluginDescription`.
+/// Writes `bytes` to `path` so that a reader never sees half of it: a temporary `.<name>.tmp`
+/// beside it (not a name libcni reads as a config), `mode`, fsync, then `rename`. The fsync
+/// makes the data reach the disk before the name does: a cached result must still be there for
+/// the DEL after a power loss, and a config is written once per node.
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
 fn describe(plugin_type: &str, name: Option<&str>) -> String {
     match name {
         Some(n) if !n.is_empty() => format!("type={plugin_type:?} name={n:?}"),
