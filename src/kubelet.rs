@@ -184,16 +184,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .collect();
     let mut runtime = ShimRuntime::new(&config.root_dir, shim_exe)?
         .with_cgroups(cm.cgroups().clone())
-        .with_pod_sandboxes(sandboxes, pod_ips)
-        .with_pod_network(crate::runtime::network::PodNetwork::new(
-            &crate::runtime::network::NetworkOptions {
-                conf_dir: config.cni_conf_dir.clone(),
-                bin_dirs: config.cni_bin_dirs.clone(),
-                cache_dir: config.cni_cache_dir.clone(),
-                pod_cidr: config.pod_cidr.clone(),
-                hairpin_mode: config.hairpin_mode,
-            },
-        ));
+        .with_pod_sandboxes(
+            sandboxes,
+            pod_ips,
+            Some(crate::runtime::network::PodNetwork::new(
+                &crate::runtime::network::NetworkOptions {
+                    conf_dir: config.cni_conf_dir.clone(),
+                    bin_dirs: config.cni_bin_dirs.clone(),
+                    cache_dir: config.cni_cache_dir.clone(),
+                    pod_cidr: config.pod_cidr.clone(),
+                    hairpin_mode: config.hairpin_mode,
+                },
+            )),
+        );
     // Pods that are not hostNetwork have their own network namespace: `net.*` sysctls are theirs.
     let pod_network = crate::runtime::ContainerRuntime::node_network_reason(&runtime).is_none();
     // Sandboxes of pods that survived a restart are checked and kept; namespaces no record

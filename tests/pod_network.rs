@@ -158,6 +158,54 @@ fn cached_results(a: &Agent) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Once the pods are gone: every teardown finishes (the pod is gone from the API before its
+/// sandbox is torn down; a teardown is done when its cache entries are, the last step of each
+/// DEL), and no veth, no IP reservation and no chain or rule of a pod is left (only portmap's
+/// shared chains, which it keeps for the next pod as on a containerd node, with nothing of a pod
+/// in them). The agent's warnings about sandboxes come with a failure.
+fn assert_no_network_left(a: &Agent) {
+    a.wait_for("teardowns done", T, |a| {
+        cached_results(a).is_empty().then_some(())
+    });
+    let warnings: Vec<String> = a
+        .agent_log()
+        .lines()
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains("sandbox"))
+        .map(str::to_string)
+        .collect();
+    let warnings = warnings.join("\n");
+    assert!(
+        veths().is_empty(),
+        "{:?}\nagent warnings:\n{warnings}",
+        veths()
+    );
+    let left: Vec<String> = std::fs::read_dir(a.tmp.path().join("cni/networks/minikubelet"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("10."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "IP reservations left: {left:?}\nagent warnings:\n{warnings}"
+    );
+    let nat = run("iptables-save", &["-t", "nat"]);
+    let per_pod: Vec<&str> = nat
+        .lines()
+        .filter(|l| l.contains("CNI-") && !l.contains("CNI-HOSTPORT-"))
+        .chain(
+            nat.lines()
+                .filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT")),
+        )
+        .collect();
+    assert!(
+        per_pod.is_empty(),
+        "iptables rules left: {per_pod:?}\n{nat}\nagent warnings:\n{warnings}"
+    );
+}
+
 fn veths() -> Vec<String> {
     run("ip", &["-o", "link", "show", "type", "veth"])
         .lines()
@@ -271,37 +319,7 @@ spec:
     a.remove_manifest("a.yaml");
     a.remove_manifest("b.yaml");
     a.wait_for("pods gone", T, |a| a.pods().is_empty().then_some(()));
-    // The pod is gone from the API before its sandbox is torn down; the teardown is done when
-    // its cache entries are (the last step of each DEL).
-    a.wait_for("teardowns done", T, |a| {
-        cached_results(a).is_empty().then_some(())
-    });
-    assert!(veths().is_empty(), "{:?}", veths());
-    let ipam = a.tmp.path().join("cni/networks/minikubelet");
-    let left: Vec<_> = std::fs::read_dir(&ipam)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("10."))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "IP reservations left: {left:?}");
-    // No chain or rule of a pod is left: only portmap's shared chains, which it keeps for the
-    // next pod (as on a containerd node), with nothing of a pod in them.
-    let nat = run("iptables-save", &["-t", "nat"]);
-    let per_pod: Vec<&str> = nat
-        .lines()
-        .filter(|l| l.contains("CNI-") && !l.contains("CNI-HOSTPORT-"))
-        .chain(
-            nat.lines()
-                .filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT")),
-        )
-        .collect();
-    assert!(
-        per_pod.is_empty(),
-        "iptables rules left: {per_pod:?}\n{nat}"
-    );
+    assert_no_network_left(&a);
 }
 
 /// `kubectl port-forward` dials the pod's own loopback, not the node's.
@@ -447,44 +465,5 @@ fn a_hundred_pods_come_and_go_without_leftovers() {
     a.wait_for("pods gone", Duration::from_secs(240), |a| {
         a.pods().is_empty().then_some(())
     });
-    // The pod is gone from the API before its sandbox is torn down; the teardown is done when
-    // its cache entries are (the last step of each DEL).
-    a.wait_for("teardowns done", T, |a| {
-        cached_results(a).is_empty().then_some(())
-    });
-    assert!(veths().is_empty(), "{:?}", veths());
-    let warnings: Vec<String> = a
-        .agent_log()
-        .lines()
-        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && l.contains("sandbox"))
-        .map(str::to_string)
-        .collect();
-    let ipam = a.tmp.path().join("cni/networks/minikubelet");
-    let left: Vec<String> = std::fs::read_dir(&ipam)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("10."))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "IP reservations left: {left:?}\nagent warnings:\n{}",
-        warnings.join("\n")
-    );
-    let nat = run("iptables-save", &["-t", "nat"]);
-    let per_pod: Vec<&str> = nat
-        .lines()
-        .filter(|l| l.contains("CNI-") && !l.contains("CNI-HOSTPORT-"))
-        .chain(
-            nat.lines()
-                .filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT")),
-        )
-        .collect();
-    assert!(
-        per_pod.is_empty(),
-        "iptables rules left: {per_pod:?}\nagent warnings:\n{}",
-        warnings.join("\n")
-    );
+    assert_no_network_left(&a);
 }

@@ -18,8 +18,8 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, HTTPGetAction, LifecycleHandler, NodeSelectorRequirement, Pod, PodSpec,
-    Probe, Toleration, Volume,
+    AppArmorProfile, Container, EnvVar, HTTPGetAction, LifecycleHandler, NodeSelectorRequirement,
+    Pod, PodSpec, Probe, SeccompProfile, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -469,13 +469,21 @@ impl Validator {
     fn profiles(
         &mut self,
         at: &str,
-        seccomp: Option<(&str, Option<&str>)>,
-        app_armor: Option<(&str, Option<&str>)>,
+        seccomp: Option<&SeccompProfile>,
+        app_armor: Option<&AppArmorProfile>,
     ) {
         let types = ["Localhost", "RuntimeDefault", "Unconfined"];
         for (field, what, profile) in [
-            ("seccompProfile", "seccomp", seccomp),
-            ("appArmorProfile", "AppArmor", app_armor),
+            (
+                "seccompProfile",
+                "seccomp",
+                seccomp.map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            ),
+            (
+                "appArmorProfile",
+                "AppArmor",
+                app_armor.map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            ),
         ] {
             let Some((kind, local)) = profile else {
                 continue;
@@ -741,12 +749,8 @@ impl Validator {
         if let Some(sc) = spec.security_context.as_ref() {
             self.profiles(
                 "spec.securityContext",
-                sc.seccomp_profile
-                    .as_ref()
-                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
-                sc.app_armor_profile
-                    .as_ref()
-                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+                sc.seccomp_profile.as_ref(),
+                sc.app_armor_profile.as_ref(),
             );
             self.id("spec.securityContext.runAsUser", sc.run_as_user, "user");
             self.id("spec.securityContext.runAsGroup", sc.run_as_group, "group");
@@ -1250,12 +1254,8 @@ impl Validator {
         if let Some(sc) = c.security_context.as_ref() {
             self.profiles(
                 &format!("{path}.securityContext"),
-                sc.seccomp_profile
-                    .as_ref()
-                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
-                sc.app_armor_profile
-                    .as_ref()
-                    .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+                sc.seccomp_profile.as_ref(),
+                sc.app_armor_profile.as_ref(),
             );
             self.id(
                 &format!("{path}.securityContext.runAsUser"),

@@ -142,39 +142,28 @@ impl ShimRuntime {
     }
 
     /// Makes real sandboxes for isolated pods with `manager`; `pod_ips` go into the hosts files
-    /// of pods on the node's network.
+    /// of pods on the node's network. With a `network` that has a CNI network, pods that are
+    /// not `hostNetwork` get their own: the manager pins a network namespace for each, and the
+    /// sandbox is set up in it through CNI.
     pub fn with_pod_sandboxes(
         mut self,
         manager: crate::sandbox::SandboxManager,
         pod_ips: Vec<String>,
+        network: Option<super::network::PodNetwork>,
     ) -> Self {
+        let manager = match &network {
+            Some(n) => {
+                let mut opts = manager.options().clone();
+                opts.pod_network = n.node_network_reason().is_none();
+                crate::sandbox::SandboxManager::new(opts)
+            }
+            None => manager,
+        };
         self.pod_sandboxes = Some(Arc::new(PodSandboxes {
             manager,
             pod_ips,
-            network: None,
+            network: network.map(Arc::new),
         }));
-        self
-    }
-
-    /// Gives isolated pods that are not `hostNetwork` their own network (`network`): the
-    /// sandbox manager then pins a network namespace for each, and the sandbox is set up in it
-    /// through CNI. Call after [`Self::with_pod_sandboxes`]. A `network` without a CNI network
-    /// leaves pods on the node's.
-    pub fn with_pod_network(mut self, network: super::network::PodNetwork) -> Self {
-        if let Some(ps) = self.pod_sandboxes.take() {
-            let ps = Arc::try_unwrap(ps).unwrap_or_else(|arc| PodSandboxes {
-                manager: arc.manager.clone(),
-                pod_ips: arc.pod_ips.clone(),
-                network: arc.network.clone(),
-            });
-            let mut opts = ps.manager.options().clone();
-            opts.pod_network = network.node_network_reason().is_none();
-            self.pod_sandboxes = Some(Arc::new(PodSandboxes {
-                manager: crate::sandbox::SandboxManager::new(opts),
-                pod_ips: ps.pod_ips,
-                network: Some(Arc::new(network)),
-            }));
-        }
         self
     }
 
